@@ -1,0 +1,81 @@
+"""A case: one model on one runner, device, precision, batch, thread count and scenario.
+
+Cases cross the process boundary as JSON, so they hold plain data only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from bench.timing import TimingPolicy
+
+STATUSES = (
+    "ok",  # ran, timed, outputs checked
+    "error",  # the runner raised, or the worker exited non-zero
+    "crashed",  # the worker died from a signal
+    "timeout",  # the worker passed its deadline and its process group was killed
+    "bad_output",  # the worker exited but its result could not be read
+    "unsupported",  # the runner declares it cannot do this case
+    "unavailable",  # the runner's runtime is not installed, or the device is absent
+)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One model input: its shape at batch 1 (batch first), dtype, and the range of generated values."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    low: float
+    high: float
+
+    def shape_at(self, batch: int) -> tuple[int, ...]:
+        return (batch, *self.shape[1:]) if self.shape else ()
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model as a case sees it: where its ONNX file is and what to feed it."""
+
+    name: str
+    path: str
+    sha256: str
+    inputs: tuple[InputSpec, ...]
+    source: str = "built"
+
+
+@dataclass(frozen=True)
+class Case:
+    model: ModelRef
+    runner: str
+    implementation: str
+    device: str
+    precision: str
+    batch: int
+    threads: int
+    scenario: str
+    timing: TimingPolicy = field(default_factory=TimingPolicy)
+    timeout_s: float = 120.0
+    seed: int = 0
+    cache_dir: str = ""
+
+    @property
+    def key(self) -> str:
+        """Stable identity of the case across runs, used for resume and compare."""
+        return (
+            f"{self.model.name}/{self.runner}/{self.device}/{self.precision}"
+            f"/b{self.batch}/t{self.threads}/{self.scenario}"
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Case:
+        data = json.loads(text)
+        model = data.pop("model")
+        model["inputs"] = tuple(InputSpec(**{**i, "shape": tuple(i["shape"])}) for i in model["inputs"])
+        timing = TimingPolicy(**data.pop("timing"))
+        return cls(model=ModelRef(**model), timing=timing, **data)

@@ -1,0 +1,104 @@
+"""Command line: ``python -m bench run | list | models``. User errors are one line and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from bench.cache import default_cache_dir
+from bench.errors import UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not argparse's usage block
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _csv(text: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("expected a comma-separated list")
+    return items
+
+
+def _int_csv(text: str) -> list[int]:
+    try:
+        return [int(t) for t in _csv(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _add_run(sub) -> None:
+    p = sub.add_parser("run", help="run a suite and write results")
+    p.add_argument("--suite", default="smoke", help="suite name (see `list suites`) or path to a .toml file")
+    p.add_argument("--runners", type=_csv, help="comma-separated runner names, replacing the suite's")
+    p.add_argument("--models", type=_csv, help="comma-separated zoo model names, replacing the suite's")
+    p.add_argument("--model", type=Path, help="your own ONNX file, replacing the suite's models")
+    p.add_argument("--shape", action="append", default=[], help="NAME:1x3x224x224 for a dynamic input of --model")
+    p.add_argument("--threads", type=_int_csv, help="comma-separated thread counts, replacing the suite's")
+    p.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results/)")
+    p.add_argument("--cache-dir", type=Path, help="model cache (default: $BENCH_CACHE_DIR or ~/.cache/bench)")
+    p.add_argument("--timeout", type=float, help="per-case deadline in seconds, replacing the suite's")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and run nothing")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="bench", description="Benchmark ONNX inference runtimes honestly.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_run(sub)
+    lst = sub.add_parser("list", help="list runners, suites or models")
+    lst.add_argument("what", choices=["runners", "suites", "models"])
+    sub.add_parser("models", help="list the model zoo")
+    return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.models.user import parse_shapes
+    from bench.plan import Overrides, plan
+    from bench.registry import Registry
+    from bench.run import execute
+    from bench.suite import load_suite
+
+    if args.shape and not args.model:
+        raise UserError("--shape needs --model PATH")
+    if args.model and args.models:
+        raise UserError("--model and --models are exclusive: give your own file or zoo names, not both")
+    if args.timeout is not None and args.timeout <= 0:
+        raise UserError(f"--timeout must be positive, got {args.timeout:g}")
+    suite = load_suite(args.suite)
+    overrides = Overrides(
+        models=args.models, runners=args.runners, threads=args.threads, user_model=args.model,
+        shapes=parse_shapes(args.shape), timeout_s=args.timeout,
+    )
+    registry = Registry.default()
+    cache_dir = args.cache_dir or default_cache_dir()
+    planned = plan(suite, args.suite, overrides, registry, cache_dir, build_models=not args.dry_run)
+    if args.dry_run:
+        for p in planned:
+            note = f"  [{p.skip_status}: {p.skip_reason}]" if p.skip_status else ""
+            print(f"{p.case.key}{note}")
+        print(f"{len(planned)} cases ({sum(not p.skip_status for p in planned)} to run)")
+        return 0
+    command = shlex.join(["bench", *sys.argv[1:]])
+    execute(planned, args.results, suite.name, command, registry)
+    return 0
+
+
+def cmd_list(what: str) -> int:
+    from bench import listing
+
+    print(getattr(listing, what)())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        return cmd_list("models" if args.command == "models" else args.what)
+    except UserError as exc:
+        print(f"bench: error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,139 @@
+"""The environment a run ran in, captured once per run. Every probe says "unknown" rather than fail."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+import bench
+
+# Flags that change which kernels a runtime picks; the rest of /proc/cpuinfo's list is noise here.
+ISA_FLAGS = (
+    "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
+    "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8", "asimd", "asimdhp", "asimddp", "sve", "sve2",
+    "i8mm", "bf16", "fphp",
+)
+PACKAGES = (
+    "onnxruntime", "onnxruntime-gpu", "openvino", "ncnn", "MNN", "pnnx", "tensorrt", "torch", "onnx", "numpy",
+    "pyarrow", "duckdb",
+)
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+def _cpuinfo() -> dict[str, str]:
+    info: dict[str, str] = {}
+    for line in (_read("/proc/cpuinfo") or "").splitlines():
+        key, _, value = line.partition(":")
+        info.setdefault(key.strip(), value.strip())
+    return info
+
+
+def cpu_model() -> str:
+    info = _cpuinfo()
+    return info.get("model name") or info.get("Hardware") or platform.processor() or "unknown"
+
+
+def isa_flags() -> list[str]:
+    info = _cpuinfo()
+    present = set((info.get("flags") or info.get("Features") or "").split())
+    return [f for f in ISA_FLAGS if f in present]
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def git_commit() -> str | None:
+    source = Path(bench.__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def machine_id() -> str:
+    """A stable, non-reversible id: two machines of the same model differ, one machine stays the same."""
+    seed = _read("/etc/machine-id") or platform.node()
+    parts = [seed, cpu_model(), str(psutil.cpu_count()), str(psutil.virtual_memory().total)]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def gpus() -> list[dict[str, Any]]:
+    try:
+        import pynvml
+    except ImportError:
+        return []
+    try:
+        pynvml.nvmlInit()
+    except Exception:  # NVML raises its own error types when no driver is loaded
+        return []
+    try:
+        driver = pynvml.nvmlSystemGetDriverVersion()
+        return [_gpu(pynvml, i, driver) for i in range(pynvml.nvmlDeviceGetCount())]
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def _gpu(pynvml: Any, index: int, driver: str) -> dict[str, Any]:
+    handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+    return {
+        "index": index,
+        "name": pynvml.nvmlDeviceGetName(handle),
+        "memory_mb": pynvml.nvmlDeviceGetMemoryInfo(handle).total // 2**20,
+        "driver": driver,
+    }
+
+
+def cpus_allowed() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def capture() -> dict[str, Any]:
+    """One row for the runs table."""
+    uname = platform.uname()
+    return {
+        "bench_version": bench.__version__,
+        "git_commit": git_commit(),
+        "machine_id": machine_id(),
+        "cpu_model": cpu_model(),
+        "cpu_arch": uname.machine,
+        "cores_physical": psutil.cpu_count(logical=False),
+        "cores_logical": psutil.cpu_count(logical=True),
+        "cpus_allowed": cpus_allowed(),
+        "isa_flags": isa_flags(),
+        "memory_gb": psutil.virtual_memory().total / 2**30,
+        "os": platform.platform(),
+        "kernel": uname.release,
+        "python": sys.version.split()[0],
+        "packages": json.dumps(package_versions(), sort_keys=True),
+        "cpu_governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor") or "unknown",
+        "load_avg_1m": os.getloadavg()[0],
+        "gpus": json.dumps(gpus()),
+    }

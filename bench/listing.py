@@ -1,0 +1,47 @@
+"""Text for ``list runners | suites | models``. Reads declarations only: no runtime is imported."""
+
+from __future__ import annotations
+
+from bench.cache import default_cache_dir
+from bench.models.zoo import load_manifest
+from bench.registry import Registry
+from bench.suite import builtin_suites, parse_suite
+
+
+def _columns(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def runners() -> str:
+    rows = [["runner", "status", "version", "devices", "precisions", "reason"]]
+    for name, spec in sorted(Registry.default().specs.items()):
+        available = spec.available()
+        devices = spec.detect_devices() if available.ok else {}
+        present = [d for d, a in devices.items() if a.ok]
+        if not available.ok:
+            status, reason = "not installed", available.reason
+        elif not present:
+            status, reason = "no device", "; ".join(f"{d}: {a.reason}" for d, a in devices.items())
+        else:
+            status, reason = "available", ""
+        rows.append([name, status, spec.version() or "-", ",".join(present or spec.devices),
+                     ",".join(spec.precisions), reason])
+    return _columns(rows)
+
+
+def suites() -> str:
+    rows = [["suite", "models", "runners", "description"]]
+    for name, text in sorted(builtin_suites().items()):
+        suite = parse_suite(text, f"suites/{name}.toml")
+        rows.append([name, str(len(suite.models)), ",".join(suite.runners), suite.description])
+    return _columns(rows)
+
+
+def models() -> str:
+    cache = default_cache_dir()
+    rows = [["model", "task", "source", "inputs", "cached"]]
+    for name, m in sorted(load_manifest().items()):
+        inputs = " ".join(f"{i.name}:{'x'.join(map(str, i.shape))}:{i.dtype}" for i in m.inputs)
+        rows.append([name, m.task, m.source, inputs, "yes" if m.cache_path(cache).exists() else "no"])
+    return _columns(rows)

@@ -1,0 +1,125 @@
+"""Planning: suite x zoo x runners x devices x precisions x batches x threads x scenarios -> cases.
+
+Every name is validated before any model is built. A combination a runner cannot do stays in the
+plan as a skipped case, so it becomes a row with its status and reason instead of silence.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.case import Case, ModelRef
+from bench.envinfo import cpus_allowed
+from bench.errors import UserError
+from bench.models.user import user_model
+from bench.models.zoo import ZooModel, load_manifest, model_ref
+from bench.plugin import Availability, RunnerSpec
+from bench.registry import Registry
+from bench.suite import Suite
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Command-line choices that replace the suite's."""
+
+    models: list[str] | None = None
+    runners: list[str] | None = None
+    threads: list[int] | None = None
+    user_model: Path | None = None
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    timeout_s: float | None = None
+
+
+@dataclass(frozen=True)
+class PlannedCase:
+    case: Case
+    skip_status: str | None = None  # "unsupported" / "unavailable": written as a row, not run
+    skip_reason: str = ""
+
+
+def _check_names(kind: str, names: list[str], known: list[str], origin: str) -> None:
+    for name in names:
+        if name not in known:
+            raise UserError(f"{origin}: unknown {kind} {name!r}; known: {', '.join(known)}")
+
+
+def _runners(suite: Suite, overrides: Overrides, registry: Registry, origin: str) -> list[RunnerSpec]:
+    names = overrides.runners or suite.runners
+    known = list(registry.specs)
+    if names == ["*"]:
+        return list(registry.specs.values())
+    _check_names("runner", names, known, "--runners" if overrides.runners else origin)
+    return [registry.specs[n] for n in names]
+
+
+def _zoo_models(suite: Suite, overrides: Overrides, origin: str) -> list[ZooModel]:
+    zoo = load_manifest()
+    names = overrides.models or suite.models
+    _check_names("model", names, sorted(zoo), "--models" if overrides.models else origin)
+    return [zoo[n] for n in names]
+
+
+def _threads(suite: Suite, overrides: Overrides) -> list[int]:
+    values = overrides.threads or [cpus_allowed() if t == "all" else t for t in suite.threads]
+    for t in values:
+        if t < 1:
+            raise UserError(f"threads must be >= 1, got {t}")
+    return list(dict.fromkeys(values))
+
+
+def _skip(spec: RunnerSpec, case: Case, available: Availability, devices: dict[str, Availability]):
+    if not available.ok:
+        return "unavailable", available.reason
+    if case.device not in spec.devices:
+        return "unsupported", f"{spec.name} has no device {case.device!r} (it has {', '.join(spec.devices)})"
+    if not devices[case.device].ok:
+        return "unavailable", f"device {case.device!r}: {devices[case.device].reason}"
+    if case.precision not in spec.precisions:
+        return "unsupported", f"{spec.name} offers precisions {', '.join(spec.precisions)}, not {case.precision}"
+    if case.scenario not in spec.scenarios:
+        return "unsupported", f"{spec.name} has no {case.scenario} scenario yet"
+    reason = spec.unsupported_reason(case)
+    return ("unsupported", reason) if reason else (None, "")
+
+
+def _placeholder(model: ZooModel) -> ModelRef:
+    return ModelRef(model.name, "", model.sha256, model.inputs, model.source)
+
+
+def plan(
+    suite: Suite,
+    origin: str,
+    overrides: Overrides,
+    registry: Registry,
+    cache_dir: Path,
+    build_models: bool = True,
+) -> list[PlannedCase]:
+    """The cases to run, in order. With ``build_models=False`` (dry run) nothing is built or read."""
+    runners = _runners(suite, overrides, registry, origin)
+    known_devices = sorted({d for spec in registry.specs.values() for d in spec.devices})
+    _check_names("device", suite.devices, known_devices, origin)
+    threads = _threads(suite, overrides)
+    if overrides.user_model:
+        models = [user_model(overrides.user_model, overrides.shapes)]
+    else:
+        zoo_models = _zoo_models(suite, overrides, origin)
+        models = [model_ref(m, cache_dir) if build_models else _placeholder(m) for m in zoo_models]
+    availability = {spec.name: spec.available() for spec in runners}
+    devices = {spec.name: spec.detect_devices() for spec in runners}
+    timeout_s = overrides.timeout_s or suite.timeout_s
+    planned = []
+    axes = (models, runners, suite.devices, suite.precisions, suite.batch_sizes, threads, suite.scenarios)
+    for model, spec, device, precision, batch, n_threads, scenario in itertools.product(*axes):
+        case = Case(
+            model=model, runner=spec.name, implementation=spec.implementation, device=device,
+            precision=precision, batch=batch, threads=n_threads, scenario=scenario,
+            timing=suite.timing.policy(), timeout_s=timeout_s, seed=suite.seed, cache_dir=str(cache_dir),
+        )
+        status, reason = _skip(spec, case, availability[spec.name], devices[spec.name])
+        planned.append(PlannedCase(case, status, reason))
+    if not planned:
+        raise UserError(f"{origin}: the plan is empty")
+    return planned
+

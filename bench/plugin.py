@@ -1,0 +1,129 @@
+"""The runner plugin interface.
+
+A plugin has two halves:
+
+* a :class:`RunnerSpec`, imported by the parent process: what the runner can do, whether its runtime is
+  installed, its version. Importing a spec never imports the runtime, so listing runners stays cheap.
+* a :class:`Runner`, imported only inside the worker process that runs one case. The harness owns the
+  clock: a runner exposes phases (``convert``, ``load``, ``prepare``, ``bind``, ``infer``) and reports
+  facts about what actually ran; it never times itself.
+
+Example, a third-party runner registered through the ``bench.runners`` entry-point group::
+
+    # mypkg/bench_plugin.py
+    from bench.plugin import RunnerSpec
+
+    class MyRuntimeSpec(RunnerSpec):
+        name = "myruntime"
+        distribution = "myruntime"
+        module = "myruntime"
+        implementation = "mypkg.bench_runner:MyRuntimeRunner"
+        install_hint = "pip install myruntime"
+
+    SPEC = MyRuntimeSpec()
+
+    # pyproject.toml
+    # [project.entry-points."bench.runners"]
+    # myruntime = "mypkg.bench_plugin:SPEC"
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from bench.case import Case
+
+
+@dataclass(frozen=True)
+class Availability:
+    ok: bool
+    reason: str = ""
+
+
+class RunnerSpec:
+    """What a runner declares. Subclasses set the class attributes; the planner reads only these."""
+
+    name: ClassVar[str]
+    distribution: ClassVar[str]  # PyPI distribution providing the runtime, for the version
+    module: ClassVar[str]  # import name, probed without importing it
+    implementation: ClassVar[str]  # "package.module:RunnerClass", imported in the worker only
+    install_hint: ClassVar[str]
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    scenarios: ClassVar[tuple[str, ...]] = ("latency",)
+    model_format: ClassVar[str] = "onnx"
+    conversion: ClassVar[str] = "none: reads ONNX directly"
+
+    def version(self) -> str | None:
+        try:
+            return importlib.metadata.version(self.distribution)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    def available(self) -> Availability:
+        if importlib.util.find_spec(self.module) is None:
+            return Availability(False, f"not installed: {self.install_hint}")
+        return Availability(True)
+
+    def detect_devices(self) -> dict[str, Availability]:
+        """Which declared devices are present. CPU always is; runners with GPUs override this."""
+        return {d: Availability(d == "cpu", "" if d == "cpu" else "no device") for d in self.devices}
+
+    def unsupported_reason(self, case: Case) -> str | None:
+        """Why this runner cannot run ``case`` (beyond device/precision/scenario), or None if it can."""
+        return None
+
+
+class Runner(ABC):
+    """One runtime running one case inside the worker process."""
+
+    #: What the timed region contains, recorded on every row.
+    timed_region: ClassVar[str] = "infer call"
+
+    def __init__(self, case: Case) -> None:
+        self.case = case
+
+    def convert(self, onnx_path: Path) -> Path:
+        """Turn the ONNX file into this runtime's format (cached); the identity for ONNX runtimes."""
+        return onnx_path
+
+    @abstractmethod
+    def load(self, artifact: Path) -> None:
+        """Read and parse the model."""
+
+    @abstractmethod
+    def prepare(self) -> None:
+        """Create the session / compile the model for the case's device, precision and threads."""
+
+    @abstractmethod
+    def bind(self, inputs: dict[str, np.ndarray]) -> None:
+        """Hand inputs to the runtime before timing, wherever its API allows binding them once."""
+
+    @abstractmethod
+    def infer(self) -> None:
+        """One inference, and nothing else: this is what the harness times."""
+
+    @abstractmethod
+    def outputs(self) -> dict[str, np.ndarray]:
+        """The last inference's outputs, copied out of the runtime's buffers."""
+
+    def facts(self) -> dict[str, Any]:
+        """What really ran, read back from the runtime where it can tell: precision, threads, options."""
+        return {}
+
+    def close(self) -> None:
+        """Release the runtime's resources."""
+
+
+def load_object(path: str) -> Any:
+    """Resolve "package.module:attribute"."""
+    module_name, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module_name), attr)

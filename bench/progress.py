@@ -1,0 +1,78 @@
+"""What the user sees while a run goes: a live progress bar on a terminal, plain lines elsewhere.
+
+The bar refreshes only when a case starts or ends: no display thread wakes up beside a timed worker.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+
+def _latency(row: dict[str, Any]) -> str:
+    return f"{row['median_ms']:.3f} ms" if row.get("median_ms") is not None else ""
+
+
+def _accuracy(row: dict[str, Any]) -> str:
+    ok = row.get("accuracy_ok")
+    return "" if ok is None else ("ok" if ok else "WRONG")
+
+
+class Display:
+    def __init__(self, total: int, stream=None) -> None:
+        self.console = Console(file=stream or sys.stdout, highlight=False)
+        if not self.console.is_terminal:  # logs and CI: wide enough that the table never wraps
+            self.console = Console(file=stream or sys.stdout, highlight=False, width=200)
+        self.total = total
+        self.done = 0
+        self.live = self.console.is_terminal
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=self.console, auto_refresh=False,
+        )
+        self.task = self.progress.add_task("", total=total)
+        if self.live:
+            self.progress.start()
+
+    def started(self, key: str) -> None:
+        if self.live:
+            self.progress.update(self.task, description=key, refresh=True)
+
+    def finished(self, row: dict[str, Any]) -> None:
+        self.done += 1
+        line = f"[{self.done}/{self.total}] {row['case_key']}  {row['status']}  {_latency(row)}"
+        if row["status"] != "ok" and row.get("error"):
+            line += f"  ({row['error'][:160]})"
+        if self.live:
+            self.progress.console.print(line, markup=False)
+            self.progress.update(self.task, advance=1, refresh=True)
+        else:
+            self.console.print(line, markup=False, soft_wrap=True)
+
+    def close(self, rows: list[dict[str, Any]], run_id: str, results: str) -> None:
+        if self.live:
+            self.progress.stop()
+        self.console.print(summary_table(rows))
+        wrong = [r["case_key"] for r in rows if r.get("accuracy_ok") is False]
+        if wrong:
+            self.console.print(f"WRONG OUTPUTS (timings kept, flagged): {', '.join(wrong)}", markup=False)
+        self.console.print(f"run {run_id}: {len(rows)} rows written to {results}", markup=False)
+
+
+def summary_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="cases")
+    for name in ("model", "runner", "device", "precision", "batch", "threads", "status", "median", "p99",
+                 "items/s", "accuracy"):
+        table.add_column(name, justify="right" if name in ("median", "p99", "items/s", "batch", "threads") else "left")
+    for r in rows:
+        p99 = f"{r['p99_ms']:.3f}" if r.get("p99_ms") is not None else ""
+        tput = f"{r['throughput_per_s']:.1f}" if r.get("throughput_per_s") is not None else ""
+        table.add_row(
+            r["model"], r["runner"], r["device"], r["precision"], str(r["batch"]), str(r["threads"]),
+            r["status"], _latency(r), p99, tput, _accuracy(r),
+        )
+    return table

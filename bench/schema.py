@@ -1,0 +1,151 @@
+"""The results schema: one typed table of columns that makes the parquet schema and docs/RESULTS.md.
+
+Run ``python -m bench.schema > docs/RESULTS.md`` after changing it (a test checks the doc is current).
+Bump SCHEMA_VERSION when a column changes meaning or type; adding a column needs no bump.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: pa.DataType
+    unit: str
+    description: str
+
+
+def _c(name: str, type_: pa.DataType, unit: str, description: str) -> Column:
+    return Column(name, type_, unit, description)
+
+
+STR, F64, I64, I32, BOOL = pa.string(), pa.float64(), pa.int64(), pa.int32(), pa.bool_()
+TS = pa.timestamp("us", tz="UTC")
+
+CASE_COLUMNS: tuple[Column, ...] = (
+    _c("schema_version", I32, "", "version of this schema"),
+    _c("run_id", STR, "", "id of the run that wrote the row; joins the runs table"),
+    _c("timestamp", TS, "UTC", "when the case finished"),
+    _c("suite", STR, "", "suite name"),
+    _c("case_key", STR, "", "model/runner/device/precision/batch/threads/scenario: the case's identity"),
+    _c("model", STR, "", "zoo model name, or the user's file name"),
+    _c("model_sha256", STR, "", "sha256 of the ONNX bytes"),
+    _c("model_source", STR, "", "built / wheel / user"),
+    _c("runner", STR, "", "runner plugin name"),
+    _c("runner_version", STR, "", "version of the runtime's package"),
+    _c("device", STR, "", "device asked for (cpu, cuda, gpu, ...)"),
+    _c("precision", STR, "", "precision asked for (fp32, fp16, bf16, int8)"),
+    _c("precision_used", STR, "", "precision the runtime reports it ran"),
+    _c("batch", I32, "items", "batch size"),
+    _c("threads", I32, "threads", "compute threads asked for"),
+    _c("threads_used", I32, "threads", "compute threads the runtime reports"),
+    _c("scenario", STR, "", "latency (one request at a time) or throughput"),
+    _c("status", STR, "", "ok, error, crashed, timeout, bad_output, unsupported, unavailable"),
+    _c("error", STR, "", "why the case did not complete, or why it was not run"),
+    _c("exit_code", I32, "", "worker exit code, where it exited"),
+    _c("signal", STR, "", "signal that killed the worker, where one did"),
+    _c("stderr_tail", STR, "", "last 4000 bytes of the worker's stderr"),
+    _c("iterations", I64, "iterations", "timed iterations"),
+    _c("median_ms", F64, "ms", "median latency (p50)"),
+    _c("median_ci_low_ms", F64, "ms", "lower bound of the 95% distribution-free CI of the median"),
+    _c("median_ci_high_ms", F64, "ms", "upper bound of the 95% CI of the median"),
+    _c("mean_ms", F64, "ms", "mean latency"),
+    _c("std_ms", F64, "ms", "standard deviation of latency"),
+    _c("min_ms", F64, "ms", "fastest iteration"),
+    _c("max_ms", F64, "ms", "slowest iteration"),
+    _c("p90_ms", F64, "ms", "90th percentile latency"),
+    _c("p95_ms", F64, "ms", "95th percentile latency"),
+    _c("p99_ms", F64, "ms", "99th percentile latency"),
+    _c("cv", F64, "", "coefficient of variation of latency (std / mean)"),
+    _c("throughput_per_s", F64, "items/s", "batch x iterations / total timed time"),
+    _c("stop_reason", STR, "", "ci_reached, max_time or max_iterations"),
+    _c("warmup_iterations", I64, "iterations", "untimed iterations before measuring"),
+    _c("convert_ms", F64, "ms", "conversion from ONNX to the runtime's format (0 for ONNX runtimes)"),
+    _c("load_ms", F64, "ms", "reading the model (see runner_facts.phases for what it holds)"),
+    _c("prepare_ms", F64, "ms", "session creation / compilation"),
+    _c("first_inference_ms", F64, "ms", "first (cold) inference"),
+    _c("cold_start_ms", F64, "ms", "load + prepare + first inference (conversion excluded)"),
+    _c("peak_rss_mb", F64, "MiB", "peak resident memory of the worker process"),
+    _c("cpu_ms_per_inference", F64, "ms", "process CPU time over the timed loop / iterations"),
+    _c("cpu_utilization", F64, "cores", "process CPU time / wall time of the timed loop"),
+    _c("timed_region", STR, "", "what each timed iteration includes"),
+    _c("runner_facts", STR, "", "JSON: options, providers and phases as the runner reports them"),
+    _c("accuracy_ok", BOOL, "", "outputs within the precision's tolerance of the fp32 reference"),
+    _c("accuracy_reason", STR, "", "why accuracy_ok is false or null"),
+    _c("max_abs_error", F64, "", "max |output - reference|"),
+    _c("max_rel_error", F64, "", "max relative error, denominator floored at 1e-3 of the output scale"),
+    _c("normalized_error", F64, "", "max |output - reference| / max |reference|"),
+    _c("cosine", F64, "", "cosine similarity of all outputs with the reference"),
+    _c("wall_s", F64, "s", "wall time of the whole worker process"),
+    _c("samples_ns", pa.list_(I64), "ns", "every timed iteration, in order"),
+)
+
+RUN_COLUMNS: tuple[Column, ...] = (
+    _c("schema_version", I32, "", "version of this schema"),
+    _c("run_id", STR, "", "id of the run"),
+    _c("timestamp", TS, "UTC", "when the run started"),
+    _c("suite", STR, "", "suite name"),
+    _c("command", STR, "", "the command line"),
+    _c("bench_version", STR, "", "version of bench"),
+    _c("git_commit", STR, "", "git commit of the bench checkout, where it is one"),
+    _c("machine_id", STR, "", "stable hash of the machine's identity (not reversible)"),
+    _c("cpu_model", STR, "", "CPU model name"),
+    _c("cpu_arch", STR, "", "machine architecture (x86_64, aarch64, ...)"),
+    _c("cores_physical", I32, "cores", "physical cores"),
+    _c("cores_logical", I32, "cores", "logical CPUs"),
+    _c("cpus_allowed", I32, "cores", "CPUs this process may run on (affinity / cgroup)"),
+    _c("isa_flags", pa.list_(STR), "", "benchmark-relevant ISA flags: avx2, avx512f, amx, bf16, neon, ..."),
+    _c("memory_gb", F64, "GiB", "total memory"),
+    _c("os", STR, "", "operating system and release"),
+    _c("kernel", STR, "", "kernel version"),
+    _c("python", STR, "", "Python version"),
+    _c("packages", STR, "", "JSON: versions of the runtimes and libraries that matter"),
+    _c("cpu_governor", STR, "", "cpufreq governor, or unknown"),
+    _c("load_avg_1m", F64, "", "1-minute load average at the start"),
+    _c("gpus", STR, "", "JSON: GPUs and driver from NVML, where present"),
+)
+
+
+def arrow_schema(columns: tuple[Column, ...]) -> pa.Schema:
+    fields = [pa.field(c.name, c.type, metadata={"unit": c.unit, "description": c.description}) for c in columns]
+    return pa.schema(fields, metadata={"schema_version": str(SCHEMA_VERSION)})
+
+
+CASE_SCHEMA = arrow_schema(CASE_COLUMNS)
+RUN_SCHEMA = arrow_schema(RUN_COLUMNS)
+
+
+def _table(title: str, columns: tuple[Column, ...]) -> list[str]:
+    lines = [f"## {title}", "", "| column | type | unit | description |", "|---|---|---|---|"]
+    lines += [f"| `{c.name}` | {c.type} | {c.unit} | {c.description} |" for c in columns]
+    return lines + [""]
+
+
+def results_markdown() -> str:
+    from bench.accuracy import TOLERANCES
+
+    lines = [
+        "# Results schema",
+        "",
+        f"Generated by `python -m bench.schema` from `bench/schema.py`. Schema version {SCHEMA_VERSION}.",
+        "",
+        "Layout: `RESULTS/cases/date=YYYY-MM-DD/run_id=ID/NNNN-*.parquet`, one file per case, written",
+        "atomically (temp file, fsync, rename) as each case finishes, and `RESULTS/runs/run_id=ID/run.parquet`",
+        "with the environment, captured once per run and joined on `run_id`.",
+        "",
+    ]
+    lines += _table("Cases", CASE_COLUMNS) + _table("Runs", RUN_COLUMNS)
+    lines += ["## Accuracy tolerances", "", "| precision | min cosine | max normalized error |", "|---|---|---|"]
+    lines += [f"| {p} | {t.min_cosine} | {t.max_normalized_error} |" for p, t in TOLERANCES.items()]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(results_markdown())

@@ -1,0 +1,126 @@
+"""Suite files (TOML) parsed into a validated object at the edge; the core never sees raw strings.
+
+Example::
+
+    name = "smoke"
+    models = ["tiny_mlp", "tiny_cnn"]
+    runners = ["onnxruntime"]      # or ["*"]: every runner bench knows
+    devices = ["cpu"]
+    precisions = ["fp32"]
+    batch_sizes = [1]
+    threads = [1, "all"]           # "all": every CPU this process may use
+    scenarios = ["latency"]
+    timeout_s = 60
+
+    [timing]
+    min_time_s = 0.3
+    max_time_s = 2.0
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bench.errors import UserError
+from bench.timing import TimingPolicy
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+Precision = Literal["fp32", "fp16", "bf16", "int8"]
+Scenario = Literal["latency", "throughput"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class TimingConfig(_Strict):
+    warmup_time_s: float = Field(0.2, ge=0)
+    warmup_iterations: int = Field(3, ge=0)
+    min_iterations: int = Field(10, ge=1)
+    min_time_s: float = Field(1.0, ge=0)
+    max_time_s: float = Field(10.0, gt=0)
+    target_rel_ci: float = Field(0.01, gt=0, lt=1)
+
+    def policy(self) -> TimingPolicy:
+        return TimingPolicy(**self.model_dump())
+
+
+class Suite(_Strict):
+    name: str
+    description: str = ""
+    models: list[str] = Field(min_length=1)
+    runners: list[str] = Field(["*"], min_length=1)
+    devices: list[str] = Field(["cpu"], min_length=1)
+    precisions: list[Precision] = Field(["fp32"], min_length=1)
+    batch_sizes: list[int] = Field([1], min_length=1)
+    threads: list[int | Literal["all"]] = Field([1], min_length=1)
+    scenarios: list[Scenario] = Field(["latency"], min_length=1)
+    timeout_s: float = Field(300.0, gt=0)
+    seed: int = 0
+    timing: TimingConfig = TimingConfig()
+
+
+def _key_path(loc: tuple, data: object) -> str:
+    """The part of pydantic's error location that exists in the file (drops union tags like 'int')."""
+    parts, node = [], data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        elif isinstance(node, dict):  # a missing key: name it, then stop
+            parts.append(part)
+            break
+        else:
+            break
+        parts.append(part)
+    return ".".join(str(p) for p in parts) or "(top level)"
+
+
+def _describe(error: dict, data: object) -> str:
+    key = _key_path(error["loc"], data)
+    if error["type"] == "extra_forbidden":
+        return f"unknown key {key!r}"
+    if error["type"] == "missing":
+        return f"missing key {key!r}"
+    return f"key {key!r}: {error['msg']} (got {error.get('input')!r})"
+
+
+def parse_suite(text: str, origin: str) -> Suite:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{origin}: TOML syntax error: {exc}") from None
+    try:
+        return Suite.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(f"{origin}: {_describe(exc.errors()[0], data)}") from None
+
+
+def builtin_suites() -> dict[str, str]:
+    """Suite name -> TOML text of the suites shipped with bench."""
+    folder = resources.files("bench.suites")
+    return {p.name[:-5]: p.read_text() for p in folder.iterdir() if p.name.endswith(".toml")}
+
+
+def load_suite(name_or_path: str) -> Suite:
+    """A shipped suite by name, or a suite file by path."""
+    builtin = builtin_suites()
+    if name_or_path in builtin:
+        return parse_suite(builtin[name_or_path], f"suites/{name_or_path}.toml")
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        try:
+            return parse_suite(path.read_text(), str(path))
+        except OSError as exc:
+            raise UserError(f"{path}: cannot read suite file ({exc.strerror})") from None
+    raise UserError(f"unknown suite {name_or_path!r}; known suites: {', '.join(sorted(builtin))}, or a .toml path")

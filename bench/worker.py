@@ -1,0 +1,130 @@
+"""The worker: runs one case in a fresh process and writes a typed result into a folder, never to stdout.
+
+Usage (by the launcher only): ``python -m bench.worker case|reference CASE_JSON OUT_DIR``.
+
+Files written to OUT_DIR: ``samples.npy`` (int64 ns per timed iteration) and then ``result.json``,
+renamed into place last so that the parent never reads a half-written result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.accuracy import compare
+from bench.case import Case
+from bench.inputs import make_inputs
+from bench.plugin import Runner, load_object
+from bench.stats import LatencyStats
+from bench.timing import measure, warm_up
+
+
+def _timed_ms(fn: Callable[[], Any]) -> tuple[Any, float]:
+    start = time.perf_counter_ns()
+    value = fn()
+    return value, (time.perf_counter_ns() - start) / 1e6
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(data, f, default=str)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def reference_path(case: Case) -> Path:
+    """Where the fp32 reference outputs of (model, batch, seed) are cached."""
+    name = f"{case.model.sha256}-b{case.batch}-s{case.seed}.npz"
+    return Path(case.cache_dir) / "reference" / name
+
+
+def _check_outputs(case: Case, outputs: dict[str, np.ndarray]) -> dict[str, Any]:
+    ref_file = reference_path(case)
+    if not ref_file.exists():
+        return {"accuracy_ok": None, "reason": "no reference outputs"}
+    with np.load(ref_file) as ref:
+        reference = {k: ref[k] for k in ref.files}
+    return compare(outputs, reference, case.precision).as_dict()
+
+
+def run_case(case: Case, out_dir: Path) -> dict[str, Any]:
+    runner: Runner = load_object(case.implementation)(case)
+    model_path = Path(case.model.path)
+    artifact, convert_ms = _timed_ms(lambda: runner.convert(model_path))
+    _, load_ms = _timed_ms(lambda: runner.load(artifact))
+    _, prepare_ms = _timed_ms(runner.prepare)
+    inputs = make_inputs(case.model.inputs, case.batch, case.seed)
+    runner.bind(inputs)
+    _, first_ms = _timed_ms(runner.infer)
+    warmup_iterations = warm_up(runner.infer, case.timing)
+    m = measure(runner.infer, case.timing)
+    accuracy = _check_outputs(case, runner.outputs())
+    facts = runner.facts()
+    runner.close()
+    np.save(out_dir / "samples.npy", m.samples_ns)
+    return {
+        "status": "ok",
+        "phases": {
+            "convert_ms": convert_ms,
+            "load_ms": load_ms,
+            "prepare_ms": prepare_ms,
+            "first_inference_ms": first_ms,
+            "warmup_iterations": warmup_iterations,
+        },
+        "latency": asdict(LatencyStats.from_samples_ns(m.samples_ns)),
+        "wall_ns": m.wall_ns,
+        "cpu_ns": m.cpu_ns,
+        "stop_reason": m.stop_reason,
+        "timed_region": runner.timed_region,
+        "facts": facts,
+        "accuracy": accuracy,
+    }
+
+
+def run_reference(case: Case, out_dir: Path) -> dict[str, Any]:
+    """fp32 outputs from ONNX Runtime on CPU with graph optimizations off: the yardstick for every case."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 3
+    session = ort.InferenceSession(case.model.path, options, providers=["CPUExecutionProvider"])
+    inputs = make_inputs(case.model.inputs, case.batch, case.seed)
+    names = [o.name for o in session.get_outputs()]
+    outputs = dict(zip(names, session.run(names, inputs)))
+    target = reference_path(case)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, **outputs)
+    os.replace(tmp, target)
+    return {"status": "ok", "reference": str(target)}
+
+
+MODES = {"case": run_case, "reference": run_reference}
+
+
+def main(argv: list[str]) -> int:
+    mode, case_file, out_dir = argv[0], Path(argv[1]), Path(argv[2])
+    case = Case.from_json(case_file.read_text())
+    try:
+        result = MODES[mode](case, out_dir)
+    except Exception as exc:  # a runner failing is a result, not a crash of the worker
+        traceback.print_exc(limit=20)  # lands in the row's stderr_tail
+        result = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
+    write_json_atomic(out_dir / "result.json", result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,90 @@
+"""The user's own ONNX file: read its inputs from the graph, fix dynamic dimensions from ``--shape``.
+
+A symbolic first dimension is taken as the batch axis (set by the suite's batch sizes); any other
+dimension left unknown is an error naming the input. Generated values: floats in [-1, 1], integers in
+[0, 9], booleans at random.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+from onnx import TensorProto
+
+from bench.cache import sha256_file
+from bench.case import InputSpec, ModelRef
+from bench.errors import UserError
+
+RANGES = {"f": (-1.0, 1.0), "i": (0, 9), "u": (0, 9), "b": (0, 1)}
+
+
+def parse_shapes(texts: list[str]) -> dict[str, tuple[int, ...]]:
+    """``["input:1x3x224x224"]`` -> ``{"input": (1, 3, 224, 224)}``."""
+    shapes = {}
+    for text in texts:
+        name, sep, dims = text.rpartition(":")
+        try:
+            shape = tuple(int(d) for d in dims.lower().split("x"))
+        except ValueError:
+            shape = ()
+        if not sep or not name or not shape or min(shape) < 1:
+            raise UserError(f"--shape {text!r}: expected NAME:DxDx... with positive integers, e.g. input:1x3x224x224")
+        shapes[name] = shape
+    return shapes
+
+
+def _load_graph(path: Path) -> onnx.ModelProto:
+    if not path.is_file():
+        raise UserError(f"{path}: model file not found")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf raises its own DecodeError; any failure means "not ONNX"
+        raise UserError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from None
+    if not model.graph.node:
+        raise UserError(f"{path}: not an ONNX model (no graph nodes; truncated or another format?)")
+    _check_external_data(model, path.parent)
+    return model
+
+
+def _check_external_data(model: onnx.ModelProto, base: Path) -> None:
+    for tensor in model.graph.initializer:
+        if tensor.data_location != TensorProto.EXTERNAL:
+            continue
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        if not (base / location).is_file():
+            raise UserError(f"{base / location}: external data file of tensor {tensor.name!r} not found")
+
+
+def _dims(value: onnx.ValueInfoProto) -> list[int | str]:
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in value.type.tensor_type.shape.dim]
+
+
+def _input_spec(value: onnx.ValueInfoProto, given: tuple[int, ...] | None, path: Path) -> InputSpec:
+    dims = _dims(value)
+    if given is not None:
+        if len(given) != len(dims):
+            raise UserError(f"{path}: --shape for input {value.name!r} has {len(given)} dims, the model has {dims}")
+        dims = list(given)
+    elif dims and not isinstance(dims[0], int):
+        dims[0] = 1  # the batch axis
+    unknown = [i for i, d in enumerate(dims) if not isinstance(d, int) or d < 1]
+    if unknown:
+        raise UserError(
+            f"{path}: input {value.name!r} has unknown dimension(s) {dims}; give them with --shape {value.name}:..."
+        )
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)
+    low, high = RANGES.get(dtype.kind, (0, 1))
+    return InputSpec(value.name, tuple(dims), dtype.name, low, high)
+
+
+def user_model(path: Path, shapes: dict[str, tuple[int, ...]]) -> ModelRef:
+    model = _load_graph(path)
+    initializers = {t.name for t in model.graph.initializer}
+    inputs = [v for v in model.graph.input if v.name not in initializers]
+    unknown = set(shapes) - {v.name for v in inputs}
+    if unknown:
+        names = [v.name for v in inputs]
+        raise UserError(f"{path}: --shape names input(s) {sorted(unknown)} not in the model; its inputs are {names}")
+    specs = tuple(_input_spec(v, shapes.get(v.name), path) for v in inputs)
+    return ModelRef(path.stem, str(path.resolve()), sha256_file(path), specs, "user")

@@ -1,0 +1,85 @@
+"""The zoo: the manifest files in ``manifest/`` read into typed entries, and models put into the cache."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from bench.cache import verified, write_bytes_atomic
+from bench.case import InputSpec, ModelRef
+from bench.errors import UserError
+from bench.plugin import load_object
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class ZooModel:
+    name: str
+    task: str
+    family: str
+    source: str
+    sha256: str
+    inputs: tuple[InputSpec, ...]
+    outputs: tuple[dict[str, str], ...]
+    opset: int
+    license: str
+    provenance: str
+    builder: str = ""
+    wheel: dict[str, str] = field(default_factory=dict)
+
+    def cache_path(self, cache_dir: Path) -> Path:
+        return cache_dir / "onnx" / self.sha256 / f"{self.name}.onnx"
+
+
+def _entry(raw: dict[str, Any], origin: str) -> ZooModel:
+    try:
+        inputs = tuple(InputSpec(**{**i, "shape": tuple(i["shape"])}) for i in raw.pop("inputs"))
+        return ZooModel(inputs=inputs, outputs=tuple(raw.pop("outputs")), **raw)
+    except (KeyError, TypeError) as exc:
+        raise UserError(f"{origin}: bad [[model]] entry {raw.get('name', '?')!r}: {exc}") from None
+
+
+def load_manifest() -> dict[str, ZooModel]:
+    """Every model in every manifest file, by name."""
+    zoo: dict[str, ZooModel] = {}
+    folder = resources.files("bench.models") / "manifest"
+    for item in sorted(folder.iterdir(), key=lambda p: p.name):
+        if not item.name.endswith(".toml"):
+            continue
+        for raw in tomllib.loads(item.read_text())["model"]:
+            model = _entry(dict(raw), item.name)
+            if model.name in zoo:
+                raise UserError(f"{item.name}: model {model.name!r} is defined twice in the manifest")
+            zoo[model.name] = model
+    return zoo
+
+
+def _build_bytes(model: ZooModel) -> bytes:
+    if model.source != "built":
+        raise UserError(f"model {model.name!r}: source {model.source!r} is not supported yet")
+    return load_object(model.builder)().SerializeToString()
+
+
+def materialize(model: ZooModel, cache_dir: Path) -> Path:
+    """The model's ONNX file in the cache, built and hash-checked if absent or corrupt."""
+    path = model.cache_path(cache_dir)
+    if verified(path, model.sha256):
+        return path
+    data = _build_bytes(model)
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != model.sha256:
+        raise UserError(f"model {model.name!r}: built bytes have sha256 {actual}, manifest expects {model.sha256}")
+    return write_bytes_atomic(path, data)
+
+
+def model_ref(model: ZooModel, cache_dir: Path) -> ModelRef:
+    path = materialize(model, cache_dir)
+    return ModelRef(model.name, str(path), model.sha256, model.inputs, model.source)

@@ -1,0 +1,1 @@
+"""Suite definitions as data (TOML). Shipped inside the package as ``bench.suites``."""

@@ -1,0 +1,86 @@
+"""The command line as a user runs it: real ONNX Runtime, real parquet, read back through DuckDB."""
+
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+
+from bench import store
+
+FAST = str(__import__("pathlib").Path(__file__).parent / "fixtures" / "fast.toml")
+
+
+def test_smoke_suite_end_to_end(bench_cli, tmp_path):
+    done = bench_cli("run", "--suite", "smoke", "--results", "out")
+    assert done.returncode == 0, done.stderr
+    assert "[4/4]" in done.stdout and "cases" in done.stdout
+    rows = store.read_cases(tmp_path / "out").to_pylist()
+    assert [r["status"] for r in rows] == ["ok"] * 4
+    for r in rows:
+        assert r["median_ci_low_ms"] <= r["median_ms"] <= r["median_ci_high_ms"]
+        assert r["min_ms"] <= r["median_ms"] <= r["p99_ms"] <= r["max_ms"]
+        assert len(r["samples_ns"]) == r["iterations"] >= 10
+        assert r["accuracy_ok"] is True and r["cosine"] > 0.9999
+        assert r["threads_used"] == r["threads"] and r["precision_used"] == "fp32"
+        assert r["cold_start_ms"] >= r["first_inference_ms"] > 0
+        assert r["runner_version"] and r["timed_region"]
+    runs = store.query(tmp_path / "out", "SELECT * FROM runs").to_pylist()
+    assert len(runs) == 1 and runs[0]["run_id"] == rows[0]["run_id"] and runs[0]["cores_logical"] >= 1
+
+
+def test_rows_are_written_one_file_per_case(bench_cli, tmp_path):
+    assert bench_cli("run", "--suite", FAST, "--results", "out", "--threads", "1,2").returncode == 0
+    files = sorted((tmp_path / "out" / "cases").rglob("*"))
+    parquet = [f for f in files if f.is_file()]
+    assert len(parquet) == 2 and all(f.suffix == ".parquet" for f in parquet)  # no temp files left
+    assert pq.read_table(parquet[0]).schema.metadata[b"schema_version"] == b"1"
+
+
+def test_dry_run_prints_plan_and_writes_nothing(bench_cli, tmp_path):
+    done = bench_cli("run", "--suite", "smoke", "--dry-run", "--results", "out")
+    assert done.returncode == 0, done.stderr
+    assert "tiny_mlp/onnxruntime/cpu/fp32/b1/t1/latency" in done.stdout
+    assert "4 cases (4 to run)" in done.stdout
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_flag_is_one_line_exit_2(bench_cli):
+    done = bench_cli("run", "--no-such-flag")
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "--no-such-flag" in done.stderr
+
+
+def test_unknown_names_are_one_line_exit_2(bench_cli, tmp_path):
+    for args, needle in [
+        (["--suite", "nope"], "unknown suite 'nope'"),
+        (["--models", "nope"], "--models: unknown model 'nope'"),
+        (["--runners", "nope"], "--runners: unknown runner 'nope'"),
+        (["--threads", "0"], "threads must be >= 1"),
+        (["--shape", "x:1"], "--shape needs --model"),
+    ]:
+        done = bench_cli("run", *args, "--results", "out")
+        assert done.returncode == 2, (args, done.stderr)
+        assert needle in done.stderr and done.stderr.count("\n") == 1, done.stderr
+        assert "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_list_commands(bench_cli):
+    runners = bench_cli("list", "runners")
+    assert runners.returncode == 0 and "onnxruntime  available" in runners.stdout
+    suites = bench_cli("list", "suites")
+    assert "smoke" in suites.stdout and "mobile" in suites.stdout
+    models = bench_cli("models")
+    assert "tiny_mlp" in models.stdout and "input:1x64:float32" in models.stdout
+
+
+def test_listing_imports_no_runtime(bench_cli):
+    code = (
+        "import sys; from bench import listing; listing.runners(); listing.models(); listing.suites();"
+        "heavy = [m for m in ('onnxruntime', 'openvino', 'ncnn', 'MNN', 'tensorrt') if m in sys.modules];"
+        "print(heavy); sys.exit(1 if heavy else 0)"
+    )
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr

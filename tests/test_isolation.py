@@ -1,0 +1,89 @@
+"""Every way a worker can fail becomes a row, and the run goes on. Fake runners are the fixtures here."""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from bench import store
+from bench.launcher import _interpret
+from bench.plan import Overrides, plan
+from bench.registry import Registry
+from bench.run import execute
+from bench.runners.onnxruntime import SPEC as ORT
+from bench.suite import load_suite
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture
+def fakes(monkeypatch):
+    monkeypatch.syspath_prepend(str(FIXTURES))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")]))
+    import fake_runners
+
+    return fake_runners
+
+
+def run_with(specs, cache_dir: Path, results: Path, timeout_s: float = 60):
+    registry = Registry([ORT, *specs])
+    names = [s.name for s in specs] + ["onnxruntime"]
+    suite = load_suite(str(FIXTURES / "fast.toml"))
+    planned = plan(suite, "fast.toml", Overrides(runners=names, timeout_s=timeout_s), registry, cache_dir)
+    _, rows = execute(planned, results, "fast", "test", registry, stream=io.StringIO())
+    return {r["runner"]: r for r in rows}
+
+
+def test_crash_exit_and_bad_output_are_rows_and_the_run_goes_on(fakes, cache_dir, tmp_path):
+    rows = run_with([fakes.SEGFAULTS, fakes.EXITS, fakes.NO_RESULT, fakes.RAISES], cache_dir, tmp_path)
+    assert rows["segfaults"]["status"] == "crashed" and rows["segfaults"]["signal"] == "SIGSEGV"
+    assert rows["exits"]["status"] == "error" and rows["exits"]["exit_code"] == 3
+    assert "the runtime gave up" in rows["exits"]["stderr_tail"]
+    assert rows["no_result"]["status"] == "bad_output" and rows["no_result"].get("median_ms") is None
+    assert rows["raises"]["status"] == "error" and "FancyOp" in rows["raises"]["error"]
+    assert "RuntimeError" in rows["raises"]["stderr_tail"]
+    assert rows["onnxruntime"]["status"] == "ok"  # the good case after the bad ones still ran
+    stored = store.read_cases(tmp_path, ["runner", "status"]).to_pylist()
+    assert sorted(r["status"] for r in stored) == ["bad_output", "crashed", "error", "error", "ok"]
+
+
+def test_hang_with_grandchild_is_killed_whole(fakes, cache_dir, tmp_path, monkeypatch):
+    pid_file = tmp_path / "child.pid"
+    monkeypatch.setenv("BENCH_TEST_CHILD_PID_FILE", str(pid_file))
+    start = time.monotonic()
+    rows = run_with([fakes.HANGS], cache_dir, tmp_path / "out", timeout_s=3)
+    assert rows["hangs"]["status"] == "timeout" and "3 s" in rows["hangs"]["error"]
+    assert time.monotonic() - start < 30
+    child = int(pid_file.read_text())
+    time.sleep(0.2)
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
+    assert rows["onnxruntime"]["status"] == "ok"
+
+
+def test_wrong_outputs_are_flagged_but_keep_their_timing(fakes, cache_dir, tmp_path):
+    rows = run_with([fakes.ZEROS], cache_dir, tmp_path)
+    assert rows["zeros"]["status"] == "ok" and rows["zeros"]["median_ms"] > 0
+    assert rows["zeros"]["accuracy_ok"] is False and "tolerance" in rows["zeros"]["accuracy_reason"]
+    assert rows["onnxruntime"]["accuracy_ok"] is True
+
+
+def test_unavailable_and_unsupported_cases_are_rows(fakes, cache_dir, tmp_path):
+    rows = run_with([fakes.NotInstalledSpec(), fakes.GpuOnlySpec()], cache_dir, tmp_path)
+    assert rows["not_installed"]["status"] == "unavailable"
+    assert "pip install no-such-runtime" in rows["not_installed"]["error"]
+    assert rows["gpu_only"]["status"] == "unsupported" and "no device 'cpu'" in rows["gpu_only"]["error"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"\x00\xff garbage", b'{"no_status": 1}', b"[1, 2, 3]", b'{"status": "ok", "latency": {}}'],
+)
+def test_garbage_result_files_are_bad_output(tmp_path, content):
+    (tmp_path / "result.json").write_bytes(content)
+    outcome = _interpret(tmp_path, timed_out=False, returncode=0, timeout_s=1)
+    assert outcome.status == "bad_output" and outcome.samples_ns is None

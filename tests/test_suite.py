@@ -1,0 +1,50 @@
+"""Suite files are validated whole before anything runs; each error names the file and the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.errors import UserError
+from bench.suite import builtin_suites, load_suite, parse_suite
+
+GOOD = 'name = "x"\nmodels = ["tiny_mlp"]\n'
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (GOOD + "colour = 3\n", "unknown key 'colour'"),
+        (GOOD + "[timing]\nmin_tme_s = 1\n", "unknown key 'timing.min_tme_s'"),
+        (GOOD + 'batch_sizes = ["one"]\n', "key 'batch_sizes.0'"),
+        (GOOD + 'timeout_s = "soon"\n', "key 'timeout_s'"),
+        (GOOD + 'precisions = ["fp64"]\n', "key 'precisions.0'"),
+        (GOOD + "threads = [2.5]\n", "key 'threads.0'"),
+        ('name = "x"\n', "missing key 'models'"),
+        ('name = "x"\nmodels = []\n', "key 'models'"),
+        (GOOD + "models = [\n", "TOML syntax error"),
+        (GOOD + "[timing]\ntarget_rel_ci = 0\n", "key 'timing.target_rel_ci'"),
+    ],
+)
+def test_bad_suites_name_file_and_key(text, message):
+    with pytest.raises(UserError) as err:
+        parse_suite(text, "my.toml")
+    assert str(err.value).startswith("my.toml: ") and message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_toml_syntax_error_gives_the_line():
+    with pytest.raises(UserError, match=r"line 3"):
+        parse_suite(GOOD + "threads = [1,,2]\n", "my.toml")
+
+
+def test_every_shipped_suite_is_valid():
+    for name, text in builtin_suites().items():
+        assert parse_suite(text, name).name == name
+
+
+def test_suite_from_path_and_missing_file(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text(GOOD)
+    assert load_suite(str(path)).models == ["tiny_mlp"]
+    with pytest.raises(UserError, match="cannot read suite file"):
+        load_suite(str(tmp_path / "absent.toml"))
