@@ -18,6 +18,7 @@ STATUSES = (
     "bad_output",  # the worker exited but its result could not be read
     "unsupported",  # the runner declares it cannot do this case
     "unavailable",  # the runner's runtime is not installed, or the device is absent
+    "conversion_failed",  # the converter from ONNX to the runtime's format refused the model
 )
 
 

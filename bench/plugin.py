@@ -40,6 +40,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from bench.case import Case
+from bench.convert import Conversion
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,10 @@ class Runner(ABC):
 
     def __init__(self, case: Case) -> None:
         self.case = case
+        #: Set by ``convert`` when the runner converts (see ``bench.convert.cached_artifact``).
+        self.conversion: Conversion | None = None
+        #: Requests in flight per ``infer_concurrent`` call (throughput scenario); set in ``prepare``.
+        self.concurrent_requests = 1
 
     def convert(self, onnx_path: Path) -> Path:
         """Turn the ONNX file into this runtime's format (cached); the identity for ONNX runtimes."""
@@ -110,6 +115,11 @@ class Runner(ABC):
     @abstractmethod
     def infer(self) -> None:
         """One inference, and nothing else: this is what the harness times."""
+
+    def infer_concurrent(self) -> None:
+        """Throughput scenario: run ``concurrent_requests`` requests with the runtime's own concurrency
+        (streams, async queues, thread pools) and return when all have finished."""
+        raise NotImplementedError(f"{type(self).__name__} has no throughput scenario")
 
     @abstractmethod
     def outputs(self) -> dict[str, np.ndarray]:

@@ -12,7 +12,12 @@ from types import MappingProxyType
 
 from bench.plugin import RunnerSpec, load_object
 
-BUILTIN_RUNNERS = ("bench.runners.onnxruntime:SPEC",)
+BUILTIN_RUNNERS = (
+    "bench.runners.onnxruntime:SPEC",
+    "bench.runners.openvino:SPEC",
+    "bench.runners.ncnn:SPEC",
+    "bench.runners.mnn:SPEC",
+)
 ENTRY_POINT_GROUP = "bench.runners"
 
 

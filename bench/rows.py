@@ -9,6 +9,9 @@ from typing import Any
 from bench.case import Case
 from bench.launcher import WorkerOutcome
 
+# CPU time may exceed the thread limit a little: the Python loop and the runtime's housekeeping threads.
+THREADS_MARGIN = 0.3
+
 
 def _case_columns(case: Case, run_id: str, suite: str, runner_version: str | None) -> dict[str, Any]:
     return {
@@ -37,9 +40,12 @@ def _timing_columns(case: Case, result: dict[str, Any], samples_ns) -> dict[str,
     latency, phases, facts = result["latency"], result["phases"], result.get("facts", {})
     iterations = latency["iterations"]
     accuracy = result.get("accuracy", {})
+    items = result["items_per_iteration"]
+    cpu_utilization = result["cpu_ns"] / result["wall_ns"]
     return {
-        **{k: v for k, v in latency.items()},
-        "throughput_per_s": case.batch * len(samples_ns) / (float(samples_ns.sum()) / 1e9),
+        **latency,
+        "items_per_iteration": items,
+        "throughput_per_s": items * len(samples_ns) / (float(samples_ns.sum()) / 1e9),
         "stop_reason": result["stop_reason"],
         "warmup_iterations": phases["warmup_iterations"],
         "convert_ms": phases["convert_ms"],
@@ -48,11 +54,17 @@ def _timing_columns(case: Case, result: dict[str, Any], samples_ns) -> dict[str,
         "first_inference_ms": phases["first_inference_ms"],
         "cold_start_ms": phases["load_ms"] + phases["prepare_ms"] + phases["first_inference_ms"],
         "cpu_ms_per_inference": result["cpu_ns"] / iterations / 1e6,
-        "cpu_utilization": result["cpu_ns"] / result["wall_ns"],
+        "cpu_utilization": cpu_utilization,
+        "threads_ok": cpu_utilization <= case.threads + THREADS_MARGIN,
         "timed_region": result["timed_region"],
         "precision_used": facts.get("precision_used"),
         "threads_used": facts.get("threads_used"),
         "runner_facts": json.dumps(facts, sort_keys=True, default=str),
+        "converter": facts.get("converter"),
+        "converter_version": facts.get("converter_version"),
+        "conversion_options": json.dumps(facts["conversion_options"], sort_keys=True)
+        if "conversion_options" in facts else None,
+        "conversion_cached": facts.get("conversion_cached"),
         "accuracy_ok": accuracy.get("accuracy_ok"),
         "accuracy_reason": accuracy.get("reason"),
         "max_abs_error": accuracy.get("max_abs_error"),

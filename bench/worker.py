@@ -22,6 +22,7 @@ import numpy as np
 
 from bench.accuracy import compare
 from bench.case import Case
+from bench.convert import ConversionFailed
 from bench.inputs import make_inputs
 from bench.plugin import Runner, load_object
 from bench.stats import LatencyStats
@@ -67,10 +68,12 @@ def run_case(case: Case, out_dir: Path) -> dict[str, Any]:
     inputs = make_inputs(case.model.inputs, case.batch, case.seed)
     runner.bind(inputs)
     _, first_ms = _timed_ms(runner.infer)
-    warmup_iterations = warm_up(runner.infer, case.timing)
-    m = measure(runner.infer, case.timing)
+    throughput = case.scenario == "throughput"
+    infer = runner.infer_concurrent if throughput else runner.infer
+    warmup_iterations = warm_up(infer, case.timing)
+    m = measure(infer, case.timing)
     accuracy = _check_outputs(case, runner.outputs())
-    facts = runner.facts()
+    facts = {**runner.facts(), **(runner.conversion.facts() if runner.conversion else {})}
     runner.close()
     np.save(out_dir / "samples.npy", m.samples_ns)
     return {
@@ -86,6 +89,7 @@ def run_case(case: Case, out_dir: Path) -> dict[str, Any]:
         "wall_ns": m.wall_ns,
         "cpu_ns": m.cpu_ns,
         "stop_reason": m.stop_reason,
+        "items_per_iteration": case.batch * (runner.concurrent_requests if throughput else 1),
         "timed_region": runner.timed_region,
         "facts": facts,
         "accuracy": accuracy,
@@ -119,6 +123,9 @@ def main(argv: list[str]) -> int:
     case = Case.from_json(case_file.read_text())
     try:
         result = MODES[mode](case, out_dir)
+    except ConversionFailed as exc:
+        ops = f" (ops: {', '.join(exc.ops)})" if exc.ops else ""
+        result = {"status": "conversion_failed", "error": f"{exc}{ops}"}
     except Exception as exc:  # a runner failing is a result, not a crash of the worker
         traceback.print_exc(limit=20)  # lands in the row's stderr_tail
         result = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}

@@ -28,3 +28,33 @@ def bench_cli(cache_dir, tmp_path):
         )
 
     return run
+
+
+@pytest.fixture
+def run_cases(cache_dir, tmp_path):
+    """Plan and run real cases (each in its own worker) and return their rows; for runner tests.
+
+    Example: ``rows = run_cases(["openvino"], ["tiny_cnn"], precisions=["fp32", "bf16"])``
+    """
+    import io
+
+    from bench.plan import Overrides, plan
+    from bench.registry import Registry
+    from bench.run import execute
+    from bench.suite import Suite, TimingConfig
+
+    def run(runners, models, precisions=("fp32",), threads=(1,), scenarios=("latency",), batch_sizes=(1,),
+            timeout_s=300.0, max_time_s=0.5, extra_specs=()):
+        suite = Suite(
+            name="test", models=list(models), runners=list(runners), precisions=list(precisions),
+            threads=list(threads), scenarios=list(scenarios), batch_sizes=list(batch_sizes), timeout_s=timeout_s,
+            timing=TimingConfig(warmup_time_s=0.02, min_time_s=0.1, max_time_s=max_time_s),
+        )
+        registry = Registry.default()
+        for spec in extra_specs:
+            registry.register(spec)
+        planned = plan(suite, "test", Overrides(), registry, cache_dir)
+        _, rows = execute(planned, tmp_path / "results", "test", "test", registry, stream=io.StringIO())
+        return rows
+
+    return run

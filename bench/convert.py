@@ -1,0 +1,110 @@
+"""Conversion from ONNX to a runtime's own format: cached, deadline-bound, and a result when it fails.
+
+Artifacts live in the shared cache under ``artifacts/<runner>/<key>/``, where the key hashes the model's
+sha256, the converter's name and version, and the conversion options. A finished artifact folder holds a
+``MANIFEST.json`` with the sha256 of every file; a folder whose files no longer match is rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.cache import sha256_file
+from bench.case import Case
+
+MESSAGE_LINES = 12
+
+
+class ConversionFailed(Exception):
+    """The converter refused the model. The worker turns this into a ``conversion_failed`` row."""
+
+    def __init__(self, message: str, ops: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.ops = ops or []
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """What was converted, with what, and whether the cache had it already: recorded on the row."""
+
+    converter: str
+    converter_version: str
+    options: dict[str, Any] = field(default_factory=dict)
+    cached: bool = False
+
+    def facts(self) -> dict[str, Any]:
+        return {
+            "converter": self.converter,
+            "converter_version": self.converter_version,
+            "conversion_options": self.options,
+            "conversion_cached": self.cached,
+        }
+
+
+def artifact_key(case: Case, converter: str, version: str, options: dict[str, Any]) -> str:
+    blob = json.dumps([case.model.sha256, converter, version, options], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def _intact(folder: Path) -> bool:
+    manifest = folder / "MANIFEST.json"
+    if not manifest.is_file():
+        return False
+    try:
+        files = json.loads(manifest.read_text())
+        return all(sha256_file(folder / name) == digest for name, digest in files.items())
+    except (OSError, ValueError):
+        return False
+
+
+def cached_artifact(
+    case: Case, conversion: Conversion, produce: Callable[[Path], None]
+) -> tuple[Path, Conversion]:
+    """The artifact folder for ``case``; ``produce(tmp_folder)`` fills it when absent or corrupt."""
+    runner_dir = Path(case.cache_dir) / "artifacts" / case.runner
+    folder = runner_dir / artifact_key(case, conversion.converter, conversion.converter_version, conversion.options)
+    if _intact(folder):
+        return folder, Conversion(**{**conversion.__dict__, "cached": True})
+    runner_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=runner_dir))
+    try:
+        produce(tmp)
+        files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        if not files or any((tmp / n).stat().st_size == 0 for n in files):
+            raise ConversionFailed("the converter reported success but wrote no usable files")
+        (tmp / "MANIFEST.json").write_text(json.dumps(files, indent=1))
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder, conversion
+
+
+def run_converter(cmd: list[str], timeout_s: float, cwd: Path | None = None) -> str:
+    """Run a converter command (argument list, never a shell string) with a deadline; returns its output."""
+    try:
+        done = subprocess.run(
+            cmd, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
+            timeout=timeout_s, start_new_session=True,
+        )
+    except subprocess.TimeoutExpired:
+        raise ConversionFailed(f"converter passed its {timeout_s:g} s deadline: {cmd[0]}") from None
+    output = (done.stdout or "") + (done.stderr or "")
+    if done.returncode != 0:
+        how = f"signal {-done.returncode}" if done.returncode < 0 else f"exit code {done.returncode}"
+        raise ConversionFailed(f"{Path(cmd[0]).name} failed ({how}): {first_lines(output)}")
+    return output
+
+
+def first_lines(text: str, count: int = MESSAGE_LINES) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " | ".join(lines[:count])
