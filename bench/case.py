@@ -24,16 +24,22 @@ STATUSES = (
 
 @dataclass(frozen=True)
 class InputSpec:
-    """One model input: its shape at batch 1 (batch first), dtype, and the range of generated values."""
+    """One model input: its shape at batch 1, dtype, the range of generated values, and which axis is the
+    batch (None for inputs without one, such as a scalar sample rate)."""
 
     name: str
     shape: tuple[int, ...]
     dtype: str
     low: float
     high: float
+    batch_axis: int | None = 0
 
     def shape_at(self, batch: int) -> tuple[int, ...]:
-        return (batch, *self.shape[1:]) if self.shape else ()
+        if self.batch_axis is None:
+            return self.shape
+        shape = list(self.shape)
+        shape[self.batch_axis] = batch
+        return tuple(shape)
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,8 @@ def _threads(suite: Suite, overrides: Overrides) -> list[int]:
 
 
 def _skip(spec: RunnerSpec, case: Case, available: Availability, devices: dict[str, Availability]):
+    if case.batch != 1 and all(i.batch_axis is None for i in case.model.inputs):
+        return "unsupported", f"model {case.model.name!r} has no batch axis; it runs at batch 1 only"
     if not available.ok:
         return "unavailable", available.reason
     if case.device not in spec.devices:

@@ -1,7 +1,7 @@
 """The user's own ONNX file: read its inputs from the graph, fix dynamic dimensions from ``--shape``.
 
-A symbolic first dimension is taken as the batch axis (set by the suite's batch sizes); any other
-dimension left unknown is an error naming the input. Generated values: floats in [-1, 1], integers in
+A symbolic first dimension is taken as the batch axis (set by the suite's batch sizes, 1 when
+``--shape`` fixes it); any other dimension left unknown is an error naming the input. Generated values: floats in [-1, 1], integers in
 [0, 9], booleans at random.
 """
 
@@ -62,12 +62,13 @@ def _dims(value: onnx.ValueInfoProto) -> list[int | str]:
 
 def _input_spec(value: onnx.ValueInfoProto, given: tuple[int, ...] | None, path: Path) -> InputSpec:
     dims = _dims(value)
+    batch_axis = 0 if dims and not isinstance(dims[0], int) else None
     if given is not None:
         if len(given) != len(dims):
             raise UserError(f"{path}: --shape for input {value.name!r} has {len(given)} dims, the model has {dims}")
         dims = list(given)
-    elif dims and not isinstance(dims[0], int):
-        dims[0] = 1  # the batch axis
+    elif batch_axis == 0:
+        dims[0] = 1
     unknown = [i for i, d in enumerate(dims) if not isinstance(d, int) or d < 1]
     if unknown:
         raise UserError(
@@ -75,7 +76,7 @@ def _input_spec(value: onnx.ValueInfoProto, given: tuple[int, ...] | None, path:
         )
     dtype = onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)
     low, high = RANGES.get(dtype.kind, (0, 1))
-    return InputSpec(value.name, tuple(dims), dtype.name, low, high)
+    return InputSpec(value.name, tuple(dims), dtype.name, low, high, batch_axis)
 
 
 def user_model(path: Path, shapes: dict[str, tuple[int, ...]]) -> ModelRef:

