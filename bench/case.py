@@ -19,6 +19,7 @@ STATUSES = (
     "unsupported",  # the runner declares it cannot do this case
     "unavailable",  # the runner's runtime is not installed, or the device is absent
     "conversion_failed",  # the converter from ONNX to the runtime's format refused the model
+    "oom",  # the worker ran out of memory (its --max-memory cap, or the kernel's OOM killer)
 )
 
 
@@ -65,6 +66,7 @@ class Case:
     scenario: str
     timing: TimingPolicy = field(default_factory=TimingPolicy)
     timeout_s: float = 120.0
+    max_memory_mb: int | None = None
     seed: int = 0
     cache_dir: str = ""
 

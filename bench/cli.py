@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 
@@ -41,7 +40,9 @@ def _add_run(sub) -> None:
     p.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results/)")
     p.add_argument("--cache-dir", type=Path, help="model cache (default: $BENCH_CACHE_DIR or ~/.cache/bench)")
     p.add_argument("--timeout", type=float, help="per-case deadline in seconds, replacing the suite's")
+    p.add_argument("--max-memory", type=int, metavar="MB", help="per-case address-space cap; past it: status oom")
     p.add_argument("--dry-run", action="store_true", help="print the plan and run nothing")
+    p.add_argument("--resume", metavar="RUN_ID", help="finish an interrupted run: only its missing cases run")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,35 +55,70 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from bench.models.user import parse_shapes
-    from bench.plan import Overrides, plan
-    from bench.registry import Registry
-    from bench.run import execute
-    from bench.suite import load_suite
+PLAN_FLAGS = ("runners", "models", "model", "threads", "timeout", "max_memory", "cache_dir", "dry_run")
 
+
+def _check_run_flags(args: argparse.Namespace) -> None:
     if args.shape and not args.model:
         raise UserError("--shape needs --model PATH")
     if args.model and args.models:
         raise UserError("--model and --models are exclusive: give your own file or zoo names, not both")
     if args.timeout is not None and args.timeout <= 0:
         raise UserError(f"--timeout must be positive, got {args.timeout:g}")
+    if args.max_memory is not None and args.max_memory < 64:
+        raise UserError(f"--max-memory is in MB and must be at least 64, got {args.max_memory}")
+
+
+def _plan(args: argparse.Namespace):
+    from bench.models.user import parse_shapes
+    from bench.plan import Overrides, plan
+    from bench.registry import Registry
+    from bench.suite import load_suite
+
+    _check_run_flags(args)
     suite = load_suite(args.suite)
     overrides = Overrides(
         models=args.models, runners=args.runners, threads=args.threads, user_model=args.model,
-        shapes=parse_shapes(args.shape), timeout_s=args.timeout,
+        shapes=parse_shapes(args.shape), timeout_s=args.timeout, max_memory_mb=args.max_memory,
     )
     registry = Registry.default()
     cache_dir = args.cache_dir or default_cache_dir()
-    planned = plan(suite, args.suite, overrides, registry, cache_dir, build_models=not args.dry_run)
+    return suite, registry, plan(suite, args.suite, overrides, registry, cache_dir, build_models=not args.dry_run)
+
+
+def _resumed(args: argparse.Namespace):
+    from bench.run import load_run
+
+    given = [f for f in PLAN_FLAGS if getattr(args, f)] + (["suite"] if args.suite != "smoke" else [])
+    if given:
+        raise UserError(f"--resume replays the run's own flags; drop --{given[0].replace('_', '-')}")
+    run = load_run(args.results, args.resume)
+    replayed = build_parser().parse_args(["run", *run.argv])
+    replayed.results = args.results
+    return run, replayed
+
+
+def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
+    from bench.run import Interrupted, RunInfo, execute
+
+    if args.resume:
+        run, args = _resumed(args)
+    else:
+        run = None
+    suite, registry, planned = _plan(args)
     if args.dry_run:
         for p in planned:
             note = f"  [{p.skip_status}: {p.skip_reason}]" if p.skip_status else ""
             print(f"{p.case.key}{note}")
         print(f"{len(planned)} cases ({sum(not p.skip_status for p in planned)} to run)")
         return 0
-    command = shlex.join(["bench", *sys.argv[1:]])
-    execute(planned, args.results, suite.name, command, registry)
+    run = run or RunInfo.new(suite.name, argv[1:])
+    try:
+        execute(planned, args.results, run, registry)
+    except Interrupted as exc:
+        return exc.exit_code
+    except OSError as exc:
+        raise UserError(f"cannot write results to {args.results}: {exc.strerror or exc}") from None
     return 0
 
 
@@ -94,10 +130,11 @@ def cmd_list(what: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     try:
         if args.command == "run":
-            return cmd_run(args)
+            return cmd_run(args, argv)
         return cmd_list("models" if args.command == "models" else args.what)
     except UserError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)

@@ -7,8 +7,10 @@ killed whole.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import resource
 import select
 import signal
 import subprocess
@@ -56,30 +58,41 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
-def _wait(proc: subprocess.Popen, timeout_s: float) -> tuple[bool, int, Any]:
-    """Block until the worker exits or the deadline passes. Returns (timed_out, wait status, rusage)."""
+def _block_until_exit(proc: subprocess.Popen, timeout_s: float) -> bool:
+    """Sleep in select() on a pidfd until the worker exits or the deadline passes; True if it timed out."""
     try:
         fd = os.pidfd_open(proc.pid)
     except (AttributeError, OSError):
         fd = None
-    if fd is not None:
-        try:
-            ready, _, _ = select.select([fd], [], [], timeout_s)
-        finally:
-            os.close(fd)
-        timed_out = not ready
-    else:  # no pidfd (old kernel, macOS): Popen's wait sleeps between checks
+    if fd is None:  # no pidfd (old kernel, macOS): Popen's wait sleeps between checks
         try:
             proc.wait(timeout_s)
-            timed_out = False
+            return False
         except subprocess.TimeoutExpired:
-            timed_out = True
+            return True
+    try:
+        ready, _, _ = select.select([fd], [], [], timeout_s)
+    finally:
+        os.close(fd)
+    return not ready
+
+
+def _wait(proc: subprocess.Popen, timeout_s: float) -> tuple[bool, Any]:
+    """Wait for the worker; on timeout, or if the parent is interrupted while waiting, kill its whole group.
+
+    Returns (timed_out, rusage of the worker)."""
+    try:
+        timed_out = _block_until_exit(proc, timeout_s)
+    except BaseException:  # SIGTERM / Ctrl-C in the parent: leave no worker behind
+        _kill_group(proc.pid)
+        os.wait4(proc.pid, 0)
+        raise
     if timed_out:
         _kill_group(proc.pid)
     _, status, rusage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     _kill_group(proc.pid)  # grandchildren left behind by a worker that did exit
-    return timed_out, status, rusage
+    return timed_out, rusage
 
 
 def _read_result(out_dir: Path) -> dict[str, Any]:
@@ -104,12 +117,28 @@ def _read_samples(out_dir: Path) -> np.ndarray:
     return samples
 
 
-def _interpret(out_dir: Path, timed_out: bool, returncode: int, timeout_s: float) -> WorkerOutcome:
+OOM_MARKERS = ("MemoryError", "bad_alloc", "out of memory", "Cannot allocate memory", "failed to allocate")
+
+
+def _looks_like_oom(stderr_tail: str) -> bool:
+    lowered = stderr_tail.lower()
+    return any(marker.lower() in lowered for marker in OOM_MARKERS)
+
+
+def _interpret(
+    out_dir: Path, timed_out: bool, returncode: int, timeout_s: float, stderr_tail: str = ""
+) -> WorkerOutcome:
     if timed_out:
         return WorkerOutcome("timeout", error=f"no result within {timeout_s:g} s; process group killed")
     if returncode < 0:
         name = signal.Signals(-returncode).name
+        if name == "SIGKILL":  # nobody here sent it: the kernel's OOM killer is the usual sender
+            return WorkerOutcome("oom", error="worker killed by SIGKILL (likely the kernel OOM killer)", signal=name)
+        if _looks_like_oom(stderr_tail):
+            return WorkerOutcome("oom", error=f"worker died of {name} while out of memory", signal=name)
         return WorkerOutcome("crashed", error=f"worker killed by {name}", signal=name)
+    if returncode != 0 and _looks_like_oom(stderr_tail):
+        return WorkerOutcome("oom", error=f"worker ran out of memory (exit code {returncode})", exit_code=returncode)
     if returncode != 0:
         return WorkerOutcome("error", error=f"worker exited with code {returncode}", exit_code=returncode)
     try:
@@ -118,6 +147,30 @@ def _interpret(out_dir: Path, timed_out: bool, returncode: int, timeout_s: float
     except (ValueError, OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         return WorkerOutcome("bad_output", error=f"unreadable worker output: {exc}", exit_code=0)
     return WorkerOutcome(result["status"], result, samples, result.get("error", ""), exit_code=0)
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Linux: the worker gets SIGKILL if the parent dies (a killed run leaves no worker running on)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
+def _worker_setup(max_memory_mb: int | None):
+    """Runs in the child before exec: tie it to the parent, and cap its address space (RLIMIT_AS) so an
+    allocation past ``--max-memory`` fails inside the worker instead of swapping the machine."""
+    limit = max_memory_mb * 1024 * 1024 if max_memory_mb else None
+
+    def setup() -> None:
+        _die_with_parent()
+        if limit:
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    return setup
 
 
 def run_worker(case: Case, mode: str = "case") -> WorkerOutcome:
@@ -130,11 +183,15 @@ def run_worker(case: Case, mode: str = "case") -> WorkerOutcome:
         cmd = [sys.executable, "-m", "bench.worker", mode, str(case_file), str(out_dir)]
         with open(stdout_file, "wb") as out, open(stderr_file, "wb") as err:
             start = os.times().elapsed
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
-            timed_out, _, rusage = _wait(proc, case.timeout_s)
-        outcome = _interpret(out_dir, timed_out, proc.returncode, case.timeout_s)
+            proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
+                preexec_fn=_worker_setup(case.max_memory_mb),
+            )
+            timed_out, rusage = _wait(proc, case.timeout_s)
+        stderr_tail = _tail(stderr_file)
+        outcome = _interpret(out_dir, timed_out, proc.returncode, case.timeout_s, stderr_tail)
         outcome.wall_s = os.times().elapsed - start
-        outcome.stderr_tail = _tail(stderr_file)
+        outcome.stderr_tail = stderr_tail
         outcome.peak_rss_mb = rusage.ru_maxrss / 1024.0  # Linux reports KiB
         if outcome.exit_code is None and proc.returncode >= 0 and not timed_out:
             outcome.exit_code = proc.returncode

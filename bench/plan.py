@@ -30,6 +30,7 @@ class Overrides:
     user_model: Path | None = None
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     timeout_s: float | None = None
+    max_memory_mb: int | None = None
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,8 @@ def plan(
         case = Case(
             model=model, runner=spec.name, implementation=spec.implementation, device=device,
             precision=precision, batch=batch, threads=n_threads, scenario=scenario,
-            timing=suite.timing.policy(), timeout_s=timeout_s, seed=suite.seed, cache_dir=str(cache_dir),
+            timing=suite.timing.policy(), timeout_s=timeout_s, max_memory_mb=overrides.max_memory_mb,
+            seed=suite.seed, cache_dir=str(cache_dir),
         )
         status, reason = _skip(spec, case, availability[spec.name], devices[spec.name])
         planned.append(PlannedCase(case, status, reason))

@@ -129,7 +129,7 @@ class Runner(ABC):
         """What really ran, read back from the runtime where it can tell: precision, threads, options."""
         return {}
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most runtimes free on garbage collection
         """Release the runtime's resources."""
 
 

@@ -53,6 +53,14 @@ class Display:
         else:
             self.console.print(line, markup=False, soft_wrap=True)
 
+    def interrupted(self, run_id: str, results: str) -> None:
+        if self.live:
+            self.progress.stop()
+        self.console.print(
+            f"run {run_id} interrupted after {self.done} cases; finished rows are in {results}. "
+            f"Continue with: bench run --resume {run_id} --results {results}", markup=False,
+        )
+
     def close(self, rows: list[dict[str, Any]], run_id: str, results: str) -> None:
         if self.live:
             self.progress.stop()

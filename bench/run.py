@@ -1,13 +1,22 @@
-"""A run: environment captured once, fp32 references made, then each case in its own worker, one row each."""
+"""A run: environment captured once, fp32 references made, then each case in its own worker, one row each.
+
+A run survives being stopped: every finished case is already on disk, SIGTERM / Ctrl-C kill the current
+worker's process group and mark the run ``interrupted``, and ``--resume RUN_ID`` runs only the cases
+whose rows are missing, under the same run id.
+"""
 
 from __future__ import annotations
 
+import json
 import secrets
+import signal
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from bench import envinfo, store
+from bench.errors import UserError
 from bench.launcher import run_worker
 from bench.plan import PlannedCase
 from bench.progress import Display
@@ -16,45 +25,107 @@ from bench.rows import outcome_row, skipped_row
 from bench.worker import reference_path
 
 
-def new_run_id(now: datetime) -> str:
-    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+class Interrupted(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.exit_code = 128 + signum
 
 
-def ensure_references(planned: list[PlannedCase]) -> dict[str, str]:
-    """Compute missing fp32 references, each in its own worker; returns failures by case key."""
-    failures: dict[str, str] = {}
+@dataclass(frozen=True)
+class RunInfo:
+    """Identity of a run; a resumed run keeps its id, start time (and so its partition) and arguments."""
+
+    run_id: str
+    started: datetime
+    suite: str
+    argv: list[str]
+
+    @classmethod
+    def new(cls, suite: str, argv: list[str]) -> RunInfo:
+        started = datetime.now(timezone.utc)
+        return cls(f"{started:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}", started, suite, argv)
+
+
+def load_run(results: Path, run_id: str) -> RunInfo:
+    """The stored identity of ``run_id``, for ``--resume``."""
+    if not store.has_table(results, "runs"):
+        raise UserError(f"--resume {run_id}: no runs in {results}")
+    sql = "SELECT run_id, timestamp, suite, argv FROM runs WHERE run_id = ?"
+    rows = store.query(results, sql, [run_id]).to_pylist()
+    if not rows:
+        raise UserError(f"--resume {run_id}: no such run in {results}")
+    row = rows[0]
+    return RunInfo(row["run_id"], row["timestamp"], row["suite"], json.loads(row["argv"]))
+
+
+def finished_keys(results: Path, run_id: str) -> set[str]:
+    return set(store.read_cases(results, ["case_key"], run_id=run_id).column("case_key").to_pylist())
+
+
+def ensure_references(planned: list[PlannedCase]) -> None:
+    """Compute missing fp32 references, each in its own worker (a failure shows on the rows as no reference)."""
     seen: set[Path] = set()
     for p in planned:
         path = reference_path(p.case)
         if p.skip_status or path in seen or path.exists():
             continue
         seen.add(path)
-        outcome = run_worker(p.case, mode="reference")
-        if outcome.status != "ok":
-            failures[p.case.model.name] = outcome.error or outcome.status
-    return failures
+        run_worker(p.case, mode="reference")
+
+
+def _write_run(results: Path, run: RunInfo, env: dict[str, Any], status: str, planned: int, written: int) -> None:
+    row = {
+        "run_id": run.run_id, "timestamp": run.started, "suite": run.suite, "argv": json.dumps(run.argv),
+        "command": " ".join(["bench", "run", *run.argv]), "status": status, "cases_planned": planned,
+        "cases_written": written, **env,
+    }
+    store.write_run(results, run.run_id, row)
+
+
+def _raise_interrupted(signum: int, _frame: Any) -> None:
+    raise Interrupted(signum)
+
+
+def _run_one(p: PlannedCase, run: RunInfo, version: str | None) -> dict[str, Any]:
+    if p.skip_status:
+        return skipped_row(p.case, p.skip_status, p.skip_reason, run.run_id, run.suite, version)
+    return outcome_row(p.case, run_worker(p.case), run.run_id, run.suite, version)
+
+
+def _run_cases(planned, results, run, registry, display, done: set[str]) -> list[dict[str, Any]]:
+    versions = {name: spec.version() for name, spec in registry.specs.items()}
+    rows = []
+    for index, p in enumerate(planned):  # the plan index names the file, so a resumed run never collides
+        if p.case.key in done:
+            continue
+        display.started(p.case.key)
+        row = _run_one(p, run, versions.get(p.case.runner))
+        store.write_case(results, run.run_id, run.started, index, row)
+        rows.append(row)
+        display.finished(row)
+    return rows
 
 
 def execute(
-    planned: list[PlannedCase], results: Path, suite: str, command: str, registry: Registry, stream=None
-) -> tuple[str, list[dict[str, Any]]]:
-    started = datetime.now(timezone.utc)
-    run_id = new_run_id(started)
-    run_row = {"run_id": run_id, "timestamp": started, "suite": suite, "command": command, **envinfo.capture()}
-    store.write_run(results, run_id, run_row)
-    ensure_references(planned)
-    versions = {name: spec.version() for name, spec in registry.specs.items()}
-    display = Display(len(planned), stream)
-    rows = []
-    for index, p in enumerate(planned):
-        version = versions.get(p.case.runner)
-        if p.skip_status:
-            row = skipped_row(p.case, p.skip_status, p.skip_reason, run_id, suite, version)
-        else:
-            display.started(p.case.key)
-            row = outcome_row(p.case, run_worker(p.case), run_id, suite, version)
-        store.write_case(results, run_id, started, index, row)
-        rows.append(row)
-        display.finished(row)
-    display.close(rows, run_id, str(results))
-    return run_id, rows
+    planned: list[PlannedCase], results: Path, run: RunInfo, registry: Registry, stream=None
+) -> list[dict[str, Any]]:
+    """Run every planned case whose row is not yet in ``results``; returns the new rows."""
+    done = finished_keys(results, run.run_id) if store.has_table(results, "cases") else set()
+    env = envinfo.capture()
+    _write_run(results, run, env, "running", len(planned), len(done))  # fails early on an unwritable folder
+    display = Display(len(planned) - len(done), stream)
+    previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGTERM, signal.SIGINT)}
+    rows: list[dict[str, Any]] = []
+    try:
+        ensure_references(planned)
+        rows = _run_cases(planned, results, run, registry, display, done)
+    except Interrupted:
+        _write_run(results, run, env, "interrupted", len(planned), len(finished_keys(results, run.run_id)))
+        display.interrupted(run.run_id, str(results))
+        raise
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    _write_run(results, run, env, "complete", len(planned), len(done) + len(rows))
+    display.close(rows, run.run_id, str(results))
+    return rows

@@ -73,15 +73,13 @@ def _key_path(loc: tuple, data: object) -> str:
     """The part of pydantic's error location that exists in the file (drops union tags like 'int')."""
     parts, node = [], data
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            node = node[part]
-        elif isinstance(node, dict):  # a missing key: name it, then stop
-            parts.append(part)
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
+        if not (in_dict or in_list):
+            if isinstance(node, dict):  # a missing key: name it
+                parts.append(part)
             break
-        else:
-            break
+        node = node[part]
         parts.append(part)
     return ".".join(str(p) for p in parts) or "(top level)"
 

@@ -106,7 +106,7 @@ def run_reference(case: Case, out_dir: Path) -> dict[str, Any]:
     session = ort.InferenceSession(case.model.path, options, providers=["CPUExecutionProvider"])
     inputs = make_inputs(case.model.inputs, case.batch, case.seed)
     names = [o.name for o in session.get_outputs()]
-    outputs = dict(zip(names, session.run(names, inputs)))
+    outputs = dict(zip(names, session.run(names, inputs), strict=True))
     target = reference_path(case)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp.npz")
@@ -123,6 +123,9 @@ def main(argv: list[str]) -> int:
     case = Case.from_json(case_file.read_text())
     try:
         result = MODES[mode](case, out_dir)
+    except MemoryError:
+        traceback.print_exc(limit=5)
+        result = {"status": "oom", "error": "MemoryError: the worker ran out of memory"}
     except ConversionFailed as exc:
         ops = f" (ops: {', '.join(exc.ops)})" if exc.ops else ""
         result = {"status": "conversion_failed", "error": f"{exc}{ops}"}

@@ -1,8 +1,8 @@
 """The user's own ONNX file: read its inputs from the graph, fix dynamic dimensions from ``--shape``.
 
 A symbolic first dimension is taken as the batch axis (set by the suite's batch sizes, 1 when
-``--shape`` fixes it); any other dimension left unknown is an error naming the input. Generated values: floats in [-1, 1], integers in
-[0, 9], booleans at random.
+``--shape`` fixes it); any other dimension left unknown is an error naming the input.
+Generated values: floats in [-1, 1], integers in [0, 9], booleans at random.
 """
 
 from __future__ import annotations

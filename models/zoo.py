@@ -8,10 +8,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from bench.models.fetch import checked, wheel_member
+
 from bench.cache import verified, write_bytes_atomic
 from bench.case import InputSpec, ModelRef
 from bench.errors import UserError
-from bench.models.fetch import checked, wheel_member
 from bench.plugin import load_object
 
 if sys.version_info >= (3, 11):

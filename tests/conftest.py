@@ -40,7 +40,7 @@ def run_cases(cache_dir, tmp_path):
 
     from bench.plan import Overrides, plan
     from bench.registry import Registry
-    from bench.run import execute
+    from bench.run import RunInfo, execute
     from bench.suite import Suite, TimingConfig
 
     def run(runners, models, precisions=("fp32",), threads=(1,), scenarios=("latency",), batch_sizes=(1,),
@@ -54,7 +54,6 @@ def run_cases(cache_dir, tmp_path):
         for spec in extra_specs:
             registry.register(spec)
         planned = plan(suite, "test", Overrides(), registry, cache_dir)
-        _, rows = execute(planned, tmp_path / "results", "test", "test", registry, stream=io.StringIO())
-        return rows
+        return execute(planned, tmp_path / "results", RunInfo.new("test", []), registry, stream=io.StringIO())
 
     return run

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import psutil
 import pytest
+from bench.runners.onnxruntime import SPEC as ORT
 
 from bench import store
 from bench.launcher import _interpret
 from bench.plan import Overrides, plan
 from bench.registry import Registry
-from bench.run import execute
-from bench.runners.onnxruntime import SPEC as ORT
+from bench.run import RunInfo, execute
 from bench.suite import load_suite
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -35,7 +35,7 @@ def run_with(specs, cache_dir: Path, results: Path, timeout_s: float = 60):
     names = [s.name for s in specs] + ["onnxruntime"]
     suite = load_suite(str(FIXTURES / "fast.toml"))
     planned = plan(suite, "fast.toml", Overrides(runners=names, timeout_s=timeout_s), registry, cache_dir)
-    _, rows = execute(planned, results, "fast", "test", registry, stream=io.StringIO())
+    rows = execute(planned, results, RunInfo.new("fast", []), registry, stream=io.StringIO())
     return {r["runner"]: r for r in rows}
 
 
@@ -87,3 +87,13 @@ def test_garbage_result_files_are_bad_output(tmp_path, content):
     (tmp_path / "result.json").write_bytes(content)
     outcome = _interpret(tmp_path, timed_out=False, returncode=0, timeout_s=1)
     assert outcome.status == "bad_output" and outcome.samples_ns is None
+
+
+def test_memory_cap_makes_an_oom_row_not_a_timeout(fakes, cache_dir, tmp_path):
+    registry = Registry([ORT, fakes.HOGS])
+    suite = load_suite(str(FIXTURES / "fast.toml"))
+    overrides = Overrides(runners=["hogs", "onnxruntime"], max_memory_mb=2048, timeout_s=60)
+    planned = plan(suite, "fast.toml", overrides, registry, cache_dir)
+    rows = {r["runner"]: r for r in execute(planned, tmp_path, RunInfo.new("fast", []), registry, io.StringIO())}
+    assert rows["hogs"]["status"] == "oom", rows["hogs"]
+    assert rows["onnxruntime"]["status"] == "ok"  # the same cap leaves room for a real case

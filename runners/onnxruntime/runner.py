@@ -53,7 +53,7 @@ class OnnxRuntimeRunner(Runner):
 
     def outputs(self) -> dict[str, np.ndarray]:
         arrays = self.binding.copy_outputs_to_cpu()
-        return {name: np.array(a, copy=True) for name, a in zip(self.output_names, arrays)}
+        return {name: np.array(a, copy=True) for name, a in zip(self.output_names, arrays, strict=True)}
 
     def facts(self) -> dict[str, Any]:
         options = self.session.get_session_options()

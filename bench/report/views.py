@@ -1,0 +1,340 @@
+"""The tables behind the charts: pure functions from result rows to named tables, each also written as CSV.
+
+A case is *eligible* (may win, may sit on a Pareto front, may be called fastest) only when it ran
+(``status == "ok"``) AND its outputs matched the fp32 reference (``accuracy_ok is True``). A fast wrong
+answer is never a winner.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+Row = dict[str, Any]
+
+# Status -> what the coverage matrix calls it; ordered worst first, so a cell shows its worst case.
+CATEGORIES = (
+    ("wrong output", "wrong"), ("crashed", "crash"), ("out of memory", "oom"), ("timeout", "timeout"),
+    ("runtime error", "error"), ("bad worker output", "error"), ("conversion failed", "convert"),
+    ("unavailable", "na"), ("unsupported", "na"), ("ok (unchecked)", "unchecked"), ("ok", "ok"),
+)
+STATUS_CATEGORY = {
+    "error": "runtime error", "crashed": "crashed", "timeout": "timeout", "oom": "out of memory",
+    "bad_output": "bad worker output", "conversion_failed": "conversion failed",
+    "unsupported": "unsupported", "unavailable": "unavailable",
+}
+_RANK = {name: i for i, (name, _) in enumerate(CATEGORIES)}
+CATEGORY_CSS = dict(CATEGORIES)
+
+
+@dataclass
+class Table:
+    """One named table: ``name`` is its CSV file's stem; ``note`` says what was capped or left out."""
+
+    name: str
+    columns: tuple[str, ...]
+    rows: list[tuple]
+    note: str = ""
+
+    def records(self) -> list[Row]:
+        return [dict(zip(self.columns, r)) for r in self.rows]
+
+    def write_csv(self, folder: Path) -> Path:
+        path = folder / f"{self.name}.csv"
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(self.columns)
+            writer.writerows(self.rows)
+        return path
+
+
+def category(case: Row) -> str:
+    if case.get("status") == "ok":
+        return {True: "ok", False: "wrong output"}.get(case.get("accuracy_ok"), "ok (unchecked)")
+    return STATUS_CATEGORY.get(case.get("status") or "", case.get("status") or "unknown")
+
+
+def eligible(case: Row) -> bool:
+    return case.get("status") == "ok" and case.get("accuracy_ok") is True and _num(case.get("median_ms"))
+
+
+def timed(case: Row) -> bool:
+    return case.get("status") == "ok" and _num(case.get("median_ms"))
+
+
+def _num(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+def config(case: Row) -> tuple:
+    """The axes a comparison holds fixed: latencies at different batch sizes or thread counts never race."""
+    return (case.get("device"), case.get("batch"), case.get("threads"), case.get("scenario"))
+
+
+def config_label(cfg: tuple) -> str:
+    device, batch, threads, scenario = cfg
+    return f"{device or '?'} b{batch if batch is not None else '?'} t{threads if threads is not None else '?'} " \
+           f"{scenario or '?'}"
+
+
+def case_label(case: Row) -> str:
+    return f"{case.get('runner') or '?'} {case.get('precision') or '?'} · {config_label(config(case))}"
+
+
+def first_line(text: str | None, limit: int = 200) -> str:
+    line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _by_model(cases: list[Row]) -> dict[str, list[Row]]:
+    groups: dict[str, list[Row]] = defaultdict(list)
+    for c in cases:
+        groups[c.get("model") or "?"].append(c)
+    return dict(groups)
+
+
+def _ms(value: Any) -> float | None:
+    return round(value, 6) if isinstance(value, float) else value
+
+
+# --- latency, speedup, distributions ---------------------------------------------------------------------
+
+def latency(cases: list[Row]) -> Table:
+    cols = ("model", "runner", "precision", "device", "batch", "threads", "scenario", "median_ms",
+            "median_ci_low_ms", "median_ci_high_ms", "p99_ms", "accuracy_ok", "case_key")
+    rows = [tuple(_ms(c.get(k)) for k in cols) for c in cases if timed(c)]
+    return Table("latency", cols, rows)
+
+
+def _baseline_for(case: Row, base: dict[tuple, Row]) -> Row | None:
+    key = (case.get("model"), *config(case))
+    return base.get((*key, case.get("precision"))) or base.get((*key, "fp32"))
+
+
+def speedup(cases: list[Row], baseline: str) -> Table:
+    """Baseline median / case median, against the baseline runner's case with the same model, device, batch,
+    threads and scenario: at the same precision where the baseline ran it, else at fp32."""
+    base = {(c.get("model"), *config(c), c.get("precision")): c
+            for c in cases if c.get("runner") == baseline and timed(c)}
+    cols = ("model", "config", "runner", "precision", "median_ms", "baseline_median_ms", "speedup",
+            "accuracy_ok", "case_key", "baseline_case_key")
+    rows = []
+    for c in cases:
+        b = _baseline_for(c, base) if timed(c) else None
+        if b is not None:
+            rows.append((c.get("model"), config_label(config(c)), c.get("runner"), c.get("precision"),
+                         _ms(c["median_ms"]), _ms(b["median_ms"]), round(b["median_ms"] / c["median_ms"], 4),
+                         c.get("accuracy_ok"), c["case_key"], b["case_key"]))
+    return Table("speedup", cols, rows, "" if rows else f"baseline runner {baseline!r} has no timed cases")
+
+
+DISTRIBUTION_PROBS = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
+
+
+def distribution(cases: list[Row], quantiles: dict[str, list[float]]) -> Table:
+    from bench.report.data import ECDF_PROBS
+
+    index = [ECDF_PROBS.index(p) for p in DISTRIBUTION_PROBS]
+    cols = ("model", "runner", "precision", "config", "case_key", *(f"p{p * 100:g}_ms" for p in DISTRIBUTION_PROBS))
+    rows = [(c.get("model"), c.get("runner"), c.get("precision"), config_label(config(c)), c["case_key"],
+             *(round(quantiles[c["case_key"]][i], 6) for i in index))
+            for c in cases if c["case_key"] in quantiles]
+    return Table("distribution", cols, rows)
+
+
+# --- accuracy vs latency ---------------------------------------------------------------------------------
+
+def primary_config(cases: list[Row]) -> tuple | None:
+    """The configuration with the most timed cases (ties: the smallest batch and thread count)."""
+    counts: dict[tuple, int] = defaultdict(int)
+    for c in cases:
+        if timed(c):
+            counts[config(c)] += 1
+    if not counts:
+        return None
+    return min(counts, key=lambda k: (-counts[k], k[1] or 0, k[2] or 0, str(k)))
+
+
+def pareto(cases: list[Row]) -> Table:
+    """Per model, at its primary configuration: latency against the normalized error vs the fp32 reference.
+
+    ``on_front``: no other eligible case is at least as fast and at least as accurate (and better in one).
+    ``fastest``: the fastest eligible case. Wrong outputs are drawn but are never on the front or fastest.
+    """
+    cols = ("model", "config", "runner", "precision", "median_ms", "normalized_error", "cosine", "accuracy_ok",
+            "on_front", "fastest", "case_key")
+    rows = []
+    for model, group in _by_model(cases).items():
+        cfg = primary_config(group)
+        points = [c for c in group if timed(c) and config(c) == cfg]
+        ok = [c for c in points if eligible(c)]
+        fastest = min(ok, key=lambda c: c["median_ms"]) if ok else None
+        for c in sorted(points, key=lambda c: c["median_ms"]):
+            front = eligible(c) and not any(_dominates(o, c) for o in ok)
+            rows.append((model, config_label(cfg), c.get("runner"), c.get("precision"), _ms(c["median_ms"]),
+                         c.get("normalized_error"), c.get("cosine"), c.get("accuracy_ok"), front, c is fastest,
+                         c["case_key"]))
+    return Table("pareto", cols, rows)
+
+
+def _err(c: Row) -> float:
+    e = c.get("normalized_error")
+    return e if isinstance(e, (int, float)) else math.inf
+
+
+def _dominates(a: Row, b: Row) -> bool:
+    le = a["median_ms"] <= b["median_ms"] and _err(a) <= _err(b)
+    return le and (a["median_ms"] < b["median_ms"] or _err(a) < _err(b))
+
+
+# --- cold start, memory, coverage, throughput ------------------------------------------------------------
+
+def _group(cases: list[Row], keys: tuple[str, ...]) -> dict[tuple, list[Row]]:
+    groups: dict[tuple, list[Row]] = defaultdict(list)
+    for c in cases:
+        groups[tuple(c.get(k) for k in keys)].append(c)
+    return dict(groups)
+
+
+def resources(cases: list[Row]) -> Table:
+    """Per model, runner, precision and device: median cold start and largest peak RSS over its timed cases."""
+    keys = ("model", "runner", "precision", "device")
+    cols = (*keys, "cold_start_ms", "peak_rss_mb", "cases")
+    rows = []
+    for key, group in _group([c for c in cases if timed(c)], keys).items():
+        cold = [c["cold_start_ms"] for c in group if _num(c.get("cold_start_ms"))]
+        rss = [c["peak_rss_mb"] for c in group if _num(c.get("peak_rss_mb"))]
+        if cold or rss:
+            rows.append((*key, _ms(statistics.median(cold)) if cold else None, max(rss) if rss else None,
+                         len(group)))
+    return Table("cold_start_memory", cols, rows)
+
+
+def coverage(cases: list[Row]) -> Table:
+    """Model x runner x precision (x device): the worst category among its cases, and counts of each."""
+    keys = ("model", "runner", "precision", "device")
+    cols = (*keys, "category", "ok", "cases", "categories", "detail")
+    rows = []
+    for key, group in sorted(_group(cases, keys).items(), key=lambda kv: tuple(str(k) for k in kv[0])):
+        cats = [category(c) for c in group]
+        worst = min(cats, key=lambda k: _RANK.get(k, len(_RANK)))
+        counts = ", ".join(f"{k}: {cats.count(k)}" for k in sorted(set(cats), key=lambda k: _RANK.get(k, 99)))
+        detail = "; ".join(sorted({f"{category(c)}: {first_line(c.get('error') or c.get('accuracy_reason'), 160)}"
+                                   for c in group if category(c) not in ("ok", "ok (unchecked)")}))[:600]
+        rows.append((*key, worst, cats.count("ok"), len(group), counts, detail))
+    return Table("coverage", cols, rows)
+
+
+def throughput(cases: list[Row]) -> Table:
+    """Throughput at each batch size, for series (model, runner, precision, device, threads, scenario) that ran
+    at two batch sizes or more."""
+    keys = ("model", "runner", "precision", "device", "threads", "scenario")
+    cols = (*keys, "batch", "throughput_per_s", "accuracy_ok", "case_key")
+    rows = []
+    for key, group in _group([c for c in cases if timed(c) and _num(c.get("throughput_per_s"))], keys).items():
+        if len({c.get("batch") for c in group}) >= 2:
+            rows += [(*key, c.get("batch"), round(c["throughput_per_s"], 3), c.get("accuracy_ok"), c["case_key"])
+                     for c in sorted(group, key=lambda c: c.get("batch") or 0)]
+    return Table("throughput_batch", cols, rows)
+
+
+# --- environment and trends ------------------------------------------------------------------------------
+
+ENV_COLUMNS = ("machine_id", "cpu_model", "cpu_arch", "cores_physical", "cores_logical", "cpus_allowed",
+               "memory_gb", "os", "kernel", "python", "cpu_governor", "isa_flags", "packages", "gpus")
+
+
+def _packages(text: Any) -> str:
+    try:
+        versions = json.loads(text) if isinstance(text, str) else {}
+    except ValueError:
+        return str(text)
+    return ", ".join(f"{k} {v}" for k, v in sorted(versions.items()) if v) if isinstance(versions, dict) else ""
+
+
+def environment(runs: list[Row]) -> Table:
+    """One row per machine: its latest run's environment, how many runs, and their first and last dates."""
+    cols = (*ENV_COLUMNS, "runs", "commits", "first_run", "last_run")
+    rows = []
+    for (machine,), group in _group(runs, ("machine_id",)).items():
+        last = group[-1]
+        values = [last.get(k) for k in ENV_COLUMNS]
+        values[ENV_COLUMNS.index("isa_flags")] = " ".join(last.get("isa_flags") or [])
+        values[ENV_COLUMNS.index("packages")] = _packages(last.get("packages"))
+        stamps = [r["timestamp"] for r in group if r.get("timestamp")]
+        commits = {r.get("git_commit") for r in group if r.get("git_commit")}
+        rows.append((*values, len(group), len(commits), min(stamps, default=None), max(stamps, default=None)))
+    return Table("environment", cols, rows)
+
+
+def trends(history: list[Row]) -> Table:
+    """Median per case per run, for case keys measured in two runs or more."""
+    cols = ("model", "case_key", "run_id", "run_time", "git_commit", "median_ms")
+    counts: dict[str, set] = defaultdict(set)
+    for h in history:
+        counts[h["case_key"]].add(h["run_id"])
+    rows = [(h.get("model"), h["case_key"], h["run_id"], h.get("run_time"), h.get("git_commit"),
+             _ms(h["median_ms"])) for h in history if len(counts[h["case_key"]]) >= 2]
+    return Table("trends", cols, rows)
+
+
+# --- winners, wrong outputs, failures --------------------------------------------------------------------
+
+def winners(cases: list[Row]) -> Table:
+    """Per model and configuration: the fastest eligible case, and the fastest eligible case of another
+    runner. margin_pct = runner-up median / winner median - 1; within_noise when their median CIs overlap."""
+    cols = ("model", "config", "winner", "median_ms", "runner_up", "runner_up_median_ms", "margin_pct",
+            "within_noise", "wrong_but_faster")
+    rows = []
+    for (model, *cfg), group in sorted(_group(cases, ("model", "device", "batch", "threads", "scenario")).items(),
+                                       key=lambda kv: tuple(str(k) for k in kv[0])):
+        ok = sorted((c for c in group if eligible(c)), key=lambda c: c["median_ms"])
+        if not ok:
+            continue
+        win = ok[0]
+        up = next((c for c in ok if c.get("runner") != win.get("runner")), None)
+        faster_wrong = [c for c in group if timed(c) and not eligible(c) and c["median_ms"] < win["median_ms"]]
+        margin = round((up["median_ms"] / win["median_ms"] - 1) * 100, 2) if up else None
+        noise = bool(up) and (win.get("median_ci_high_ms") or win["median_ms"]) >= \
+            (up.get("median_ci_low_ms") or up["median_ms"])
+        rows.append((model, config_label(tuple(cfg)), _who(win), _ms(win["median_ms"]), _who(up) if up else None,
+                     _ms(up["median_ms"]) if up else None, margin, noise if up else None,
+                     ", ".join(_who(c) for c in faster_wrong)))
+    return Table("winners", cols, rows)
+
+
+def _who(case: Row) -> str:
+    return f"{case.get('runner') or '?'} {case.get('precision') or '?'}"
+
+
+def wrong_outputs(cases: list[Row]) -> Table:
+    cols = ("case_key", "median_ms", "cosine", "normalized_error", "reason")
+    rows = [(c["case_key"], _ms(c.get("median_ms")), c.get("cosine"), c.get("normalized_error"),
+             first_line(c.get("accuracy_reason"))) for c in cases if category(c) == "wrong output"]
+    return Table("wrong_outputs", cols, rows)
+
+
+def failures(cases: list[Row]) -> Table:
+    """Cases that did not run to completion, unsupported and unavailable ones excluded (they are coverage)."""
+    skip = {"ok", "ok (unchecked)", "wrong output", "unsupported", "unavailable"}
+    cols = ("case_key", "status", "category", "error")
+    rows = [(c["case_key"], c.get("status"), category(c), first_line(c.get("error")))
+            for c in cases if category(c) not in skip]
+    return Table("failures", cols, rows)
+
+
+CASE_TABLE_COLUMNS = ("model", "runner", "device", "precision", "batch", "threads", "scenario", "status",
+                      "median_ms", "median_ci_low_ms", "median_ci_high_ms", "p99_ms", "throughput_per_s",
+                      "accuracy_ok", "cosine", "cold_start_ms", "peak_rss_mb", "run_id", "case_key")
+
+
+def case_table(cases: list[Row]) -> Table:
+    rows = [(*(_ms(c.get(k)) for k in CASE_TABLE_COLUMNS), category(c), first_line(c.get("error"), 300))
+            for c in cases]
+    return Table("cases", (*CASE_TABLE_COLUMNS, "category", "error"), rows)
