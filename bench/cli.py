@@ -43,6 +43,8 @@ def _add_run(sub) -> None:
     p.add_argument("--max-memory", type=int, metavar="MB", help="per-case address-space cap; past it: status oom")
     p.add_argument("--dry-run", action="store_true", help="print the plan and run nothing")
     p.add_argument("--resume", metavar="RUN_ID", help="finish an interrupted run: only its missing cases run")
+    p.add_argument("--strict", action="store_true", help="refuse to run on a noisy machine (governor, load, ...)")
+    p.add_argument("--cooldown", type=float, default=0.0, metavar="S", help="idle seconds before each case")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +67,8 @@ def _check_run_flags(args: argparse.Namespace) -> None:
         raise UserError("--model and --models are exclusive: give your own file or zoo names, not both")
     if args.timeout is not None and args.timeout <= 0:
         raise UserError(f"--timeout must be positive, got {args.timeout:g}")
+    if args.cooldown < 0:
+        raise UserError(f"--cooldown must be >= 0, got {args.cooldown:g}")
     if args.max_memory is not None and args.max_memory < 64:
         raise UserError(f"--max-memory is in MB and must be at least 64, got {args.max_memory}")
 
@@ -99,7 +103,7 @@ def _resumed(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
-    from bench.run import Interrupted, RunInfo, execute
+    from bench.run import Interrupted, RunInfo, RunOptions, execute
 
     if args.resume:
         run, args = _resumed(args)
@@ -114,7 +118,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         return 0
     run = run or RunInfo.new(suite.name, argv[1:])
     try:
-        execute(planned, args.results, run, registry)
+        execute(planned, args.results, run, registry, options=RunOptions(args.strict, args.cooldown))
     except Interrupted as exc:
         return exc.exit_code
     except OSError as exc:

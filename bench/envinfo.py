@@ -133,7 +133,5 @@ def capture() -> dict[str, Any]:
         "kernel": uname.release,
         "python": sys.version.split()[0],
         "packages": json.dumps(package_versions(), sort_keys=True),
-        "cpu_governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor") or "unknown",
-        "load_avg_1m": os.getloadavg()[0],
         "gpus": json.dumps(gpus()),
     }

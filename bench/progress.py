@@ -38,6 +38,10 @@ class Display:
         if self.live:
             self.progress.start()
 
+    def warn(self, warnings: list[str]) -> None:
+        for warning in warnings:
+            self.console.print(f"warning: {warning} (numbers may be noisy; --strict refuses to run)", markup=False)
+
     def started(self, key: str) -> None:
         if self.live:
             self.progress.update(self.task, description=key, refresh=True)
@@ -68,6 +72,9 @@ class Display:
         wrong = [r["case_key"] for r in rows if r.get("accuracy_ok") is False]
         if wrong:
             self.console.print(f"WRONG OUTPUTS (timings kept, flagged): {', '.join(wrong)}", markup=False)
+        shaky = [r["case_key"] for r in rows if r.get("unstable")]
+        if shaky:
+            self.console.print(f"unstable timings (cv > 10% or CI not reached): {', '.join(shaky)}", markup=False)
         self.console.print(f"run {run_id}: {len(rows)} rows written to {results}", markup=False)
 
 

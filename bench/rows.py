@@ -8,6 +8,7 @@ from typing import Any
 
 from bench.case import Case
 from bench.launcher import WorkerOutcome
+from bench.noise import unstable
 
 # CPU time may exceed the thread limit a little: the Python loop and the runtime's housekeeping threads.
 THREADS_MARGIN = 0.3
@@ -47,6 +48,7 @@ def _timing_columns(case: Case, result: dict[str, Any], samples_ns) -> dict[str,
         "items_per_iteration": items,
         "throughput_per_s": items * len(samples_ns) / (float(samples_ns.sum()) / 1e9),
         "stop_reason": result["stop_reason"],
+        "unstable": unstable(latency["cv"], result["stop_reason"]),
         "warmup_iterations": phases["warmup_iterations"],
         "convert_ms": phases["convert_ms"],
         "load_ms": phases["load_ms"],

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import secrets
 import signal
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import envinfo, store
+from bench import envinfo, noise, store
 from bench.errors import UserError
 from bench.launcher import run_worker
 from bench.plan import PlannedCase
@@ -92,12 +93,32 @@ def _run_one(p: PlannedCase, run: RunInfo, version: str | None) -> dict[str, Any
     return outcome_row(p.case, run_worker(p.case), run.run_id, run.suite, version)
 
 
-def _run_cases(planned, results, run, registry, display, done: set[str]) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class RunOptions:
+    strict: bool = False  # a noisy machine is an error, not a warning
+    cooldown_s: float = 0.0  # idle time before each case, for machines that heat up
+
+
+def _environment(options: RunOptions) -> dict[str, Any]:
+    report = noise.check(envinfo.cpus_allowed())
+    if options.strict and report.warnings:
+        raise UserError(f"noisy machine (--strict): {'; '.join(report.warnings)}")
+    return {
+        **envinfo.capture(), "cpu_governor": ",".join(report.governors), "turbo": report.turbo,
+        "load_avg_1m": report.load_avg_1m, "busy_processes": report.busy_processes,
+        "max_temperature_c": report.max_temperature_c, "swap_used_mb": report.swap_used_mb,
+        "noise_warnings": report.warnings,
+    }
+
+
+def _run_cases(planned, results, run, registry, display, done: set[str], cooldown_s: float) -> list[dict[str, Any]]:
     versions = {name: spec.version() for name, spec in registry.specs.items()}
     rows = []
     for index, p in enumerate(planned):  # the plan index names the file, so a resumed run never collides
         if p.case.key in done:
             continue
+        if cooldown_s and not p.skip_status:
+            time.sleep(cooldown_s)
         display.started(p.case.key)
         row = _run_one(p, run, versions.get(p.case.runner))
         store.write_case(results, run.run_id, run.started, index, row)
@@ -107,18 +128,20 @@ def _run_cases(planned, results, run, registry, display, done: set[str]) -> list
 
 
 def execute(
-    planned: list[PlannedCase], results: Path, run: RunInfo, registry: Registry, stream=None
+    planned: list[PlannedCase], results: Path, run: RunInfo, registry: Registry, stream=None,
+    options: RunOptions = RunOptions(),
 ) -> list[dict[str, Any]]:
     """Run every planned case whose row is not yet in ``results``; returns the new rows."""
     done = finished_keys(results, run.run_id) if store.has_table(results, "cases") else set()
-    env = envinfo.capture()
+    env = _environment(options)
     _write_run(results, run, env, "running", len(planned), len(done))  # fails early on an unwritable folder
     display = Display(len(planned) - len(done), stream)
+    display.warn(env["noise_warnings"])
     previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGTERM, signal.SIGINT)}
     rows: list[dict[str, Any]] = []
     try:
         ensure_references(planned)
-        rows = _run_cases(planned, results, run, registry, display, done)
+        rows = _run_cases(planned, results, run, registry, display, done, options.cooldown_s)
     except Interrupted:
         _write_run(results, run, env, "interrupted", len(planned), len(finished_keys(results, run.run_id)))
         display.interrupted(run.run_id, str(results))

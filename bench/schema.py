@@ -64,6 +64,7 @@ CASE_COLUMNS: tuple[Column, ...] = (
     _c("p95_ms", F64, "ms", "95th percentile latency"),
     _c("p99_ms", F64, "ms", "99th percentile latency"),
     _c("cv", F64, "", "coefficient of variation of latency (std / mean)"),
+    _c("unstable", BOOL, "", "cv > 0.10, or the median's CI never reached its target before max_time"),
     _c("items_per_iteration", I64, "items", "batch x requests per timed call (requests > 1 in throughput)"),
     _c("throughput_per_s", F64, "items/s", "items_per_iteration x iterations / total timed time"),
     _c("stop_reason", STR, "", "ci_reached, max_time or max_iterations"),
@@ -117,8 +118,13 @@ RUN_COLUMNS: tuple[Column, ...] = (
     _c("kernel", STR, "", "kernel version"),
     _c("python", STR, "", "Python version"),
     _c("packages", STR, "", "JSON: versions of the runtimes and libraries that matter"),
-    _c("cpu_governor", STR, "", "cpufreq governor, or unknown"),
+    _c("cpu_governor", STR, "", "cpufreq governor(s), or unknown"),
+    _c("turbo", STR, "", "turbo boost on / off / unknown"),
     _c("load_avg_1m", F64, "", "1-minute load average at the start"),
+    _c("busy_processes", pa.list_(STR), "", "other processes using >= 20% of a CPU at the start"),
+    _c("max_temperature_c", F64, "C", "hottest thermal zone at the start, where readable"),
+    _c("swap_used_mb", F64, "MiB", "swap in use at the start"),
+    _c("noise_warnings", pa.list_(STR), "", "why this machine may give noisy numbers (empty when quiet)"),
     _c("gpus", STR, "", "JSON: GPUs and driver from NVML, where present"),
 )
 
