@@ -22,7 +22,7 @@ from __future__ import annotations
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -61,8 +61,8 @@ class Suite(_Strict):
     runners: list[str] = Field(["*"], min_length=1)
     devices: list[str] = Field(["cpu"], min_length=1)
     precisions: list[Precision] = Field(["fp32"], min_length=1)
-    batch_sizes: list[int] = Field([1], min_length=1)
-    threads: list[int | Literal["all"]] = Field([1], min_length=1)
+    batch_sizes: list[Annotated[int, Field(ge=1, le=65536)]] = Field([1], min_length=1)
+    threads: list[Annotated[int, Field(ge=1, le=4096)] | Literal["all"]] = Field([1], min_length=1)
     scenarios: list[Scenario] = Field(["latency"], min_length=1)
     timeout_s: float = Field(300.0, gt=0)
     seed: int = 0

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import onnx
 from onnx import TensorProto
 
 from bench.cache import sha256_file
 from bench.case import InputSpec, ModelRef
+from bench.inputs import DTYPES
 from bench.errors import UserError
 
 RANGES = {"f": (-1.0, 1.0), "i": (0, 9), "u": (0, 9), "b": (0, 1)}
@@ -60,7 +62,22 @@ def _dims(value: onnx.ValueInfoProto) -> list[int | str]:
     return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in value.type.tensor_type.shape.dim]
 
 
+def _dtype(value: onnx.ValueInfoProto, path: Path) -> np.dtype:
+    if value.type.WhichOneof("value") != "tensor_type":
+        raise UserError(f"{path}: input {value.name!r} is not a tensor; bench feeds tensor inputs only")
+    elem = value.type.tensor_type.elem_type
+    name = TensorProto.DataType.Name(elem) if elem in TensorProto.DataType.values() else str(elem)
+    try:
+        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem))
+    except (KeyError, TypeError, ValueError):
+        dtype = None
+    if dtype is None or dtype.name not in DTYPES:
+        raise UserError(f"{path}: input {value.name!r} has element type {name}; bench generates {', '.join(DTYPES)}")
+    return dtype
+
+
 def _input_spec(value: onnx.ValueInfoProto, given: tuple[int, ...] | None, path: Path) -> InputSpec:
+    dtype = _dtype(value, path)
     dims = _dims(value)
     batch_axis = 0 if dims and not isinstance(dims[0], int) else None
     if given is not None:
@@ -74,7 +91,6 @@ def _input_spec(value: onnx.ValueInfoProto, given: tuple[int, ...] | None, path:
         raise UserError(
             f"{path}: input {value.name!r} has unknown dimension(s) {dims}; give them with --shape {value.name}:..."
         )
-    dtype = onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)
     low, high = RANGES.get(dtype.kind, (0, 1))
     return InputSpec(value.name, tuple(dims), dtype.name, low, high, batch_axis)
 
