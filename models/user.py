@@ -15,8 +15,8 @@ from onnx import TensorProto
 
 from bench.cache import sha256_file
 from bench.case import InputSpec, ModelRef
-from bench.inputs import DTYPES
 from bench.errors import UserError
+from bench.inputs import DTYPES
 
 RANGES = {"f": (-1.0, 1.0), "i": (0, 9), "u": (0, 9), "b": (0, 1)}
 
