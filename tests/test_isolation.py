@@ -89,6 +89,18 @@ def test_garbage_result_files_are_bad_output(tmp_path, content):
     assert outcome.status == "bad_output" and outcome.samples_ns is None
 
 
+def test_enormous_or_zero_latency_output_is_bad_output(tmp_path):
+    import numpy as np
+
+    with open(tmp_path / "result.json", "wb") as f:  # sparse: 1 GiB on paper, read never
+        f.truncate(2**30)
+    assert _interpret(tmp_path, False, 0, 1).status == "bad_output"
+    (tmp_path / "result.json").write_text('{"status": "ok", "latency": {}}')
+    np.save(tmp_path / "samples.npy", np.zeros(10, dtype=np.int64))
+    outcome = _interpret(tmp_path, False, 0, 1)
+    assert outcome.status == "bad_output" and "positive" in outcome.error
+
+
 def test_memory_cap_makes_an_oom_row_not_a_timeout(fakes, cache_dir, tmp_path):
     registry = Registry([ORT, fakes.HOGS])
     suite = load_suite(str(FIXTURES / "fast.toml"))

@@ -84,3 +84,14 @@ def test_bad_model_file_through_the_cli(bench_cli, tmp_path):
     done = bench_cli("run", "--model", "bad.onnx", "--results", "out")
     assert done.returncode == 2 and "bad.onnx" in done.stderr and done.stderr.count("\n") == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_a_shape_the_model_rejects_is_an_error_row(bench_cli, tmp_path):
+    from bench import store
+
+    path = dynamic_model(tmp_path / "m.onnx")
+    done = bench_cli("run", "--suite", "smoke", "--model", str(path), "--shape", "x:1x3x5", "--threads", "1",
+                     "--results", "out")
+    assert done.returncode == 0, done.stderr
+    row = store.read_cases(tmp_path / "out", ["status", "error", "median_ms"]).to_pylist()[0]
+    assert row["status"] == "error" and row["median_ms"] is None and row["error"]
