@@ -52,6 +52,7 @@ class ModelRef:
     sha256: str
     inputs: tuple[InputSpec, ...]
     source: str = "built"
+    task: str = ""
 
 
 @dataclass(frozen=True)

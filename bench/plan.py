@@ -88,7 +88,7 @@ def _skip(spec: RunnerSpec, case: Case, available: Availability, devices: dict[s
 
 
 def _placeholder(model: ZooModel) -> ModelRef:
-    return ModelRef(model.name, "", model.sha256, model.inputs, model.source)
+    return ModelRef(model.name, "", model.sha256, model.inputs, model.source, model.task)
 
 
 def plan(

@@ -73,6 +73,8 @@ def _timing_columns(case: Case, result: dict[str, Any], samples_ns) -> dict[str,
         "max_rel_error": accuracy.get("max_rel_error"),
         "normalized_error": accuracy.get("normalized_error"),
         "cosine": accuracy.get("cosine"),
+        "top1_agreement": accuracy.get("top1_agreement"),
+        "parity_inputs": accuracy.get("parity_inputs"),
         "samples_ns": samples_ns.tolist(),
     }
 

@@ -23,7 +23,7 @@ from bench.plan import PlannedCase
 from bench.progress import Display
 from bench.registry import Registry
 from bench.rows import outcome_row, skipped_row
-from bench.worker import reference_path
+from bench.parity import reference_path
 
 
 class Interrupted(Exception):

@@ -20,10 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from bench.accuracy import compare
+from bench import parity
 from bench.case import Case
 from bench.convert import ConversionFailed
 from bench.inputs import make_inputs
+from bench.parity import parity_inputs
 from bench.plugin import Runner, load_object
 from bench.stats import LatencyStats
 from bench.timing import measure, warm_up
@@ -44,19 +45,14 @@ def write_json_atomic(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def reference_path(case: Case) -> Path:
-    """Where the fp32 reference outputs of (model, batch, seed) are cached."""
-    name = f"{case.model.sha256}-b{case.batch}-s{case.seed}.npz"
-    return Path(case.cache_dir) / "reference" / name
-
-
-def _check_outputs(case: Case, outputs: dict[str, np.ndarray]) -> dict[str, Any]:
-    ref_file = reference_path(case)
-    if not ref_file.exists():
-        return {"accuracy_ok": None, "reason": "no reference outputs"}
-    with np.load(ref_file) as ref:
-        reference = {k: ref[k] for k in ref.files}
-    return compare(outputs, reference, case.precision).as_dict()
+def _run_parity(runner: Runner, case: Case) -> dict[str, Any]:
+    """After timing: the K parity inputs through the same prepared runtime, compared with the reference."""
+    outputs = []
+    for inputs in parity_inputs(case):
+        runner.bind(inputs)
+        runner.infer()
+        outputs.append(runner.outputs())
+    return parity.check(case, outputs, classifier="classification" in case.model.task)
 
 
 def run_case(case: Case, out_dir: Path) -> dict[str, Any]:
@@ -72,7 +68,7 @@ def run_case(case: Case, out_dir: Path) -> dict[str, Any]:
     infer = runner.infer_concurrent if throughput else runner.infer
     warmup_iterations = warm_up(infer, case.timing)
     m = measure(infer, case.timing)
-    accuracy = _check_outputs(case, runner.outputs())
+    accuracy = _run_parity(runner, case)
     facts = {**runner.facts(), **(runner.conversion.facts() if runner.conversion else {})}
     runner.close()
     np.save(out_dir / "samples.npy", m.samples_ns)
@@ -104,15 +100,9 @@ def run_reference(case: Case, out_dir: Path) -> dict[str, Any]:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.log_severity_level = 3
     session = ort.InferenceSession(case.model.path, options, providers=["CPUExecutionProvider"])
-    inputs = make_inputs(case.model.inputs, case.batch, case.seed)
     names = [o.name for o in session.get_outputs()]
-    outputs = dict(zip(names, session.run(names, inputs), strict=True))
-    target = reference_path(case)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, **outputs)
-    os.replace(tmp, target)
-    return {"status": "ok", "reference": str(target)}
+    outputs = [dict(zip(names, session.run(names, inputs), strict=True)) for inputs in parity_inputs(case)]
+    return {"status": "ok", "reference": str(parity.save_reference(case, outputs))}
 
 
 MODES = {"case": run_case, "reference": run_reference}

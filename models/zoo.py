@@ -88,4 +88,4 @@ def materialize(model: ZooModel, cache_dir: Path) -> Path:
 
 def model_ref(model: ZooModel, cache_dir: Path) -> ModelRef:
     path = materialize(model, cache_dir)
-    return ModelRef(model.name, str(path), model.sha256, model.inputs, model.source)
+    return ModelRef(model.name, str(path), model.sha256, model.inputs, model.source, model.task)
