@@ -19,11 +19,11 @@ from typing import Any
 from bench import envinfo, noise, store
 from bench.errors import UserError
 from bench.launcher import run_worker
+from bench.parity import reference_path
 from bench.plan import PlannedCase
 from bench.progress import Display
 from bench.registry import Registry
 from bench.rows import outcome_row, skipped_row
-from bench.parity import reference_path
 
 
 class Interrupted(Exception):
