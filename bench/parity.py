@@ -54,7 +54,7 @@ def load_reference(case: Case) -> list[dict[str, np.ndarray]] | None:
 def _top1_agreement(outputs: list[dict], reference: list[dict]) -> float:
     """Share of samples whose argmax over the last axis of the first output matches the reference's."""
     name = sorted(reference[0])[0]
-    hits = [np.argmax(o[name], axis=-1) == np.argmax(r[name], axis=-1) for o, r in zip(outputs, reference)]
+    hits = [np.argmax(o[name], axis=-1) == np.argmax(r[name], axis=-1) for o, r in zip(outputs, reference, strict=True)]
     return float(np.mean(np.concatenate([h.ravel() for h in hits])))
 
 
