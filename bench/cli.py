@@ -47,13 +47,37 @@ def _add_run(sub) -> None:
     p.add_argument("--cooldown", type=float, default=0.0, metavar="S", help="idle seconds before each case")
 
 
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="write a static HTML report, summary.md and CSV tables")
+    p.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results/)")
+    p.add_argument("--out", type=Path, default=Path("reports/latest"), help="report folder (default: reports/latest)")
+    p.add_argument("--baseline", default="onnxruntime", help="runner that speedups are relative to")
+    p.add_argument("--run", dest="run_id", metavar="RUN_ID", help="only this run (default: latest row per case)")
+
+
+def _add_compare(sub) -> None:
+    p = sub.add_parser("compare", help="compare two runs case by case; exit code 1 on a regression")
+    p.add_argument("base", metavar="BASE", help="run id in --results, or a results folder (its latest run)")
+    p.add_argument("new", metavar="NEW", help="run id in --results, or a results folder (its latest run)")
+    p.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results/)")
+    p.add_argument("--threshold", default="5%", help="relative change of the median that counts (default: 5%%)")
+    p.add_argument("--markdown", type=Path, metavar="FILE", help="write the markdown table here, not to stdout")
+    p.add_argument("--json", type=Path, metavar="FILE", help="github-action-benchmark customSmallerIsBetter JSON")
+    p.add_argument("--allow-env-diff", action="store_true", help="compare cases whose machine or runtime differs")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="bench", description="Benchmark ONNX inference runtimes honestly.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_run(sub)
+    _add_report(sub)
+    _add_compare(sub)
     lst = sub.add_parser("list", help="list runners, suites or models")
     lst.add_argument("what", choices=["runners", "suites", "models"])
-    sub.add_parser("models", help="list the model zoo")
+    models = sub.add_parser("models", help="list the model zoo, or `models build` to fill the cache ahead of a run")
+    models.add_argument("action", nargs="?", choices=["list", "build"], default="list")
+    models.add_argument("--models", type=_csv, help="comma-separated zoo model names (default: all)")
+    models.add_argument("--cache-dir", type=Path, help="model cache (default: $BENCH_CACHE_DIR or ~/.cache/bench)")
     return parser
 
 
@@ -126,10 +150,31 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
+def cmd_models_build(args: argparse.Namespace) -> int:
+    from bench.models.zoo import compute_cost, load_manifest
+    from bench.plan import check_names
+
+    zoo = load_manifest()
+    names = args.models or sorted(zoo)
+    check_names("model", names, sorted(zoo), "--models")
+    cache = args.cache_dir or default_cache_dir()
+    for name in names:
+        cost = compute_cost(zoo[name], cache)
+        print(f"{name}: {zoo[name].cache_path(cache)}  params={cost['params']:,}  MACs={cost['macs']:,}", flush=True)
+    return 0
+
+
 def cmd_list(what: str) -> int:
     from bench import listing
 
     print(getattr(listing, what)())
+    return 0
+
+
+def _print_models(args: argparse.Namespace) -> int:
+    from bench import listing
+
+    print(listing.models(args.cache_dir))
     return 0
 
 
@@ -139,7 +184,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args, argv)
-        return cmd_list("models" if args.command == "models" else args.what)
+        if args.command == "report":
+            from bench.report import command as report_command
+
+            return report_command(args)
+        if args.command == "compare":
+            from bench.compare import command as compare_command
+
+            return compare_command(args)
+        if args.command == "models":
+            return cmd_models_build(args) if args.action == "build" else _print_models(args)
+        return cmd_list(args.what)
     except UserError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return 2

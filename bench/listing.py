@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bench.cache import default_cache_dir
-from bench.models.zoo import load_manifest
+from bench.models.zoo import cached_cost, load_manifest
 from bench.registry import Registry
 from bench.suite import builtin_suites, parse_suite
 
@@ -38,10 +40,22 @@ def suites() -> str:
     return _columns(rows)
 
 
-def models() -> str:
-    cache = default_cache_dir()
-    rows = [["model", "task", "source", "inputs", "cached"]]
+def _si(value: int | None) -> str:
+    if value is None:
+        return "-"
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= size:
+            return f"{value / size:.2f}{unit}"
+    return str(value)
+
+
+def models(cache: Path | None = None) -> str:
+    """The zoo; parameters and MACs show once `bench models build` has put a model in the cache."""
+    cache = cache or default_cache_dir()
+    rows = [["model", "task", "source", "params", "MACs", "inputs", "cached"]]
     for name, m in sorted(load_manifest().items()):
-        inputs = " ".join(f"{i.name}:{'x'.join(map(str, i.shape))}:{i.dtype}" for i in m.inputs)
-        rows.append([name, m.task, m.source, inputs, "yes" if m.cache_path(cache).exists() else "no"])
+        inputs = " ".join(f"{i.name}:{'x'.join(map(str, i.shape)) or 'scalar'}:{i.dtype}" for i in m.inputs)
+        cost = cached_cost(m, cache) or {}
+        cached = "yes" if m.cache_path(cache).exists() else "no"
+        rows.append([name, m.task, m.source, _si(cost.get("params")), _si(cost.get("macs")), inputs, cached])
     return _columns(rows)

@@ -40,7 +40,7 @@ class PlannedCase:
     skip_reason: str = ""
 
 
-def _check_names(kind: str, names: list[str], known: list[str], origin: str) -> None:
+def check_names(kind: str, names: list[str], known: list[str], origin: str) -> None:
     for name in names:
         if name not in known:
             raise UserError(f"{origin}: unknown {kind} {name!r}; known: {', '.join(known)}")
@@ -51,14 +51,14 @@ def _runners(suite: Suite, overrides: Overrides, registry: Registry, origin: str
     known = list(registry.specs)
     if names == ["*"]:
         return list(registry.specs.values())
-    _check_names("runner", names, known, "--runners" if overrides.runners else origin)
+    check_names("runner", names, known, "--runners" if overrides.runners else origin)
     return [registry.specs[n] for n in names]
 
 
 def _zoo_models(suite: Suite, overrides: Overrides, origin: str) -> list[ZooModel]:
     zoo = load_manifest()
     names = overrides.models or suite.models
-    _check_names("model", names, sorted(zoo), "--models" if overrides.models else origin)
+    check_names("model", names, sorted(zoo), "--models" if overrides.models else origin)
     return [zoo[n] for n in names]
 
 
@@ -102,7 +102,7 @@ def plan(
     """The cases to run, in order. With ``build_models=False`` (dry run) nothing is built or read."""
     runners = _runners(suite, overrides, registry, origin)
     known_devices = sorted({d for spec in registry.specs.values() for d in spec.devices})
-    _check_names("device", suite.devices, known_devices, origin)
+    check_names("device", suite.devices, known_devices, origin)
     threads = _threads(suite, overrides)
     if overrides.user_model:
         models = [user_model(overrides.user_model, overrides.shapes)]

@@ -89,3 +89,32 @@ def materialize(model: ZooModel, cache_dir: Path) -> Path:
 def model_ref(model: ZooModel, cache_dir: Path) -> ModelRef:
     path = materialize(model, cache_dir)
     return ModelRef(model.name, str(path), model.sha256, model.inputs, model.source, model.task)
+
+
+def cost_path(model: ZooModel, cache_dir: Path) -> Path:
+    return model.cache_path(cache_dir).with_name("cost.json")
+
+
+def compute_cost(model: ZooModel, cache_dir: Path) -> dict[str, int]:
+    """Parameters and MACs at the benchmark shapes, counted from the cached graph and stored beside it."""
+    import json
+
+    import onnx
+
+    from bench.models.macs import count_cost
+
+    path = materialize(model, cache_dir)
+    shapes = {i.name: list(i.shape) for i in model.inputs}
+    cost = count_cost(onnx.load(str(path)), shapes)
+    data = {"params": cost.params, "macs": cost.macs, "unknown_ops": cost.unknown_ops}
+    write_bytes_atomic(cost_path(model, cache_dir), json.dumps(data).encode())
+    return data
+
+
+def cached_cost(model: ZooModel, cache_dir: Path) -> dict[str, int] | None:
+    import json
+
+    try:
+        return json.loads(cost_path(model, cache_dir).read_text())
+    except (OSError, ValueError):
+        return None
