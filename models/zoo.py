@@ -100,7 +100,6 @@ def compute_cost(model: ZooModel, cache_dir: Path) -> dict[str, int]:
     import json
 
     import onnx
-
     from bench.models.macs import count_cost
 
     path = materialize(model, cache_dir)
