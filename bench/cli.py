@@ -45,6 +45,8 @@ def _add_run(sub) -> None:
     p.add_argument("--resume", metavar="RUN_ID", help="finish an interrupted run: only its missing cases run")
     p.add_argument("--strict", action="store_true", help="refuse to run on a noisy machine (governor, load, ...)")
     p.add_argument("--cooldown", type=float, default=0.0, metavar="S", help="idle seconds before each case")
+    p.add_argument("--shard", metavar="I/N", help="run only shard I of N (1-based), split by case key")
+    p.add_argument("--machine-label", default="", help="tag the run with this machine's hardware label")
 
 
 def _add_report(sub) -> None:
@@ -81,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-PLAN_FLAGS = ("runners", "models", "model", "threads", "timeout", "max_memory", "cache_dir", "dry_run")
+PLAN_FLAGS = ("runners", "models", "model", "threads", "timeout", "max_memory", "cache_dir", "dry_run", "shard")
 
 
 def _check_run_flags(args: argparse.Namespace) -> None:
@@ -99,15 +101,16 @@ def _check_run_flags(args: argparse.Namespace) -> None:
 
 def _plan(args: argparse.Namespace):
     from bench.models.user import parse_shapes
-    from bench.plan import Overrides, plan
+    from bench.plan import Overrides, Shard, plan
     from bench.registry import Registry
     from bench.suite import load_suite
 
     _check_run_flags(args)
+    shard = Shard.parse(args.shard) if args.shard else None
     suite = load_suite(args.suite)
     overrides = Overrides(
         models=args.models, runners=args.runners, threads=args.threads, user_model=args.model,
-        shapes=parse_shapes(args.shape), timeout_s=args.timeout, max_memory_mb=args.max_memory,
+        shapes=parse_shapes(args.shape), timeout_s=args.timeout, max_memory_mb=args.max_memory, shard=shard,
     )
     registry = Registry.default()
     cache_dir = args.cache_dir or default_cache_dir()
@@ -142,7 +145,8 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         return 0
     run = run or RunInfo.new(suite.name, argv[1:])
     try:
-        execute(planned, args.results, run, registry, options=RunOptions(args.strict, args.cooldown))
+        options = RunOptions(args.strict, args.cooldown, args.machine_label, args.shard or "")
+        execute(planned, args.results, run, registry, options=options)
     except Interrupted as exc:
         return exc.exit_code
     except OSError as exc:

@@ -6,6 +6,7 @@ plan as a skipped case, so it becomes a row with its status and reason instead o
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,30 @@ class Overrides:
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     timeout_s: float | None = None
     max_memory_mb: int | None = None
+    shard: Shard | None = None
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard ``index`` of ``count`` (1-based): a case belongs to exactly one shard, by the hash of its key,
+    so n machines of one kind split a suite disjointly and completely, whatever order they plan in."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        index, sep, count = text.partition("/")
+        if sep and index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count):
+            return cls(int(index), int(count))
+        raise UserError(f"--shard {text!r}: expected I/N with 1 <= I <= N, e.g. 2/4")
+
+    def owns(self, case_key: str) -> bool:
+        digest = int(hashlib.sha256(case_key.encode()).hexdigest()[:16], 16)
+        return digest % self.count == self.index - 1
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
 
 
 @dataclass(frozen=True)
@@ -38,6 +63,7 @@ class PlannedCase:
     case: Case
     skip_status: str | None = None  # "unsupported" / "unavailable": written as a row, not run
     skip_reason: str = ""
+    index: int = 0  # position in the whole (unsharded) plan: names the row's file
 
 
 def check_names(kind: str, names: list[str], known: list[str], origin: str) -> None:
@@ -122,8 +148,10 @@ def plan(
             seed=suite.seed, cache_dir=str(cache_dir),
         )
         status, reason = _skip(spec, case, availability[spec.name], devices[spec.name])
-        planned.append(PlannedCase(case, status, reason))
+        planned.append(PlannedCase(case, status, reason, len(planned)))
+    if overrides.shard:
+        planned = [p for p in planned if overrides.shard.owns(p.case.key)]
     if not planned:
-        raise UserError(f"{origin}: the plan is empty")
+        raise UserError(f"{origin}: the plan is empty" + (f" for shard {overrides.shard}" if overrides.shard else ""))
     return planned
 

@@ -97,6 +97,8 @@ def _run_one(p: PlannedCase, run: RunInfo, version: str | None) -> dict[str, Any
 class RunOptions:
     strict: bool = False  # a noisy machine is an error, not a warning
     cooldown_s: float = 0.0  # idle time before each case, for machines that heat up
+    machine_label: str = ""  # the CI runner's hardware label, e.g. "x86-avx512"
+    shard: str = ""
 
 
 def _environment(options: RunOptions) -> dict[str, Any]:
@@ -107,21 +109,23 @@ def _environment(options: RunOptions) -> dict[str, Any]:
         **envinfo.capture(), "cpu_governor": ",".join(report.governors), "turbo": report.turbo,
         "load_avg_1m": report.load_avg_1m, "busy_processes": report.busy_processes,
         "max_temperature_c": report.max_temperature_c, "swap_used_mb": report.swap_used_mb,
-        "noise_warnings": report.warnings,
+        "noise_warnings": report.warnings, "machine_label": options.machine_label or None,
+        "shard": options.shard or None,
     }
 
 
 def _run_cases(planned, results, run, registry, display, done: set[str], cooldown_s: float) -> list[dict[str, Any]]:
     versions = {name: spec.version() for name, spec in registry.specs.items()}
     rows = []
-    for index, p in enumerate(planned):  # the plan index names the file, so a resumed run never collides
+    for p in planned:
         if p.case.key in done:
             continue
         if cooldown_s and not p.skip_status:
             time.sleep(cooldown_s)
         display.started(p.case.key)
         row = _run_one(p, run, versions.get(p.case.runner))
-        store.write_case(results, run.run_id, run.started, index, row)
+        # the plan index names the file, so a resumed run or another shard never collides
+        store.write_case(results, run.run_id, run.started, p.index, row)
         rows.append(row)
         display.finished(row)
     return rows

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 import tomli_w
-from bench.models.user import parse_shapes, user_model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.errors import UserError
+from bench.models.user import parse_shapes, user_model
 from bench.suite import parse_suite
 
 FUZZ = Path(__file__).parent / "fixtures" / "fuzz"

@@ -12,6 +12,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+
 from bench.models.zoo import load_manifest
 
 if sys.version_info >= (3, 11):

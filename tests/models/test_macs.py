@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
+
 from bench.models.builders.mobilenet import build_mobilenet_v2
 from bench.models.builders.resnet import build_resnet50
 from bench.models.builders.tiny import build_tiny_cnn
 from bench.models.builders.transformer import build_vit_tiny_16_224
 from bench.models.macs import ModelCost, count_cost
-from onnx import TensorProto, helper, numpy_helper
 
 
 def _weight(name: str, *shape: int) -> onnx.TensorProto:

@@ -7,11 +7,11 @@ import dataclasses
 import numpy as np
 import onnxruntime as ort
 import pytest
-from bench.models.zoo import load_manifest, materialize
 
 from bench.cache import sha256_file
 from bench.errors import UserError
 from bench.inputs import make_inputs
+from bench.models.zoo import load_manifest, materialize
 
 ZOO = load_manifest()
 WHEEL_MODELS = [name for name, m in ZOO.items() if m.source == "wheel"]
