@@ -53,6 +53,7 @@ class ModelRef:
     inputs: tuple[InputSpec, ...]
     source: str = "built"
     task: str = ""
+    macs: int | None = None  # multiply-accumulates of one inference at batch 1, counted from the graph
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from bench import envinfo, noise, store
 from bench.errors import UserError
 from bench.launcher import run_worker
 from bench.parity import reference_path
+from bench.peak import peaks
 from bench.plan import PlannedCase
 from bench.progress import Display
 from bench.registry import Registry
@@ -101,12 +102,14 @@ class RunOptions:
     shard: str = ""
 
 
-def _environment(options: RunOptions) -> dict[str, Any]:
+def _environment(options: RunOptions, planned: list[PlannedCase]) -> dict[str, Any]:
     report = noise.check(envinfo.cpus_allowed())
     if options.strict and report.warnings:
         raise UserError(f"noisy machine (--strict): {'; '.join(report.warnings)}")
     return {
-        **envinfo.capture(), "cpu_governor": ",".join(report.governors), "turbo": report.turbo,
+        **envinfo.capture(),
+        "peak_gflops": peaks([p.case.threads for p in planned if not p.skip_status]),
+        "cpu_governor": ",".join(report.governors), "turbo": report.turbo,
         "load_avg_1m": report.load_avg_1m, "busy_processes": report.busy_processes,
         "max_temperature_c": report.max_temperature_c, "swap_used_mb": report.swap_used_mb,
         "noise_warnings": report.warnings, "machine_label": options.machine_label or None,
@@ -137,7 +140,7 @@ def execute(
 ) -> list[dict[str, Any]]:
     """Run every planned case whose row is not yet in ``results``; returns the new rows."""
     done = finished_keys(results, run.run_id) if store.has_table(results, "cases") else set()
-    env = _environment(options)
+    env = _environment(options, planned)
     _write_run(results, run, env, "running", len(planned), len(done))  # fails early on an unwritable folder
     display = Display(len(planned) - len(done), stream)
     display.warn(env["noise_warnings"])

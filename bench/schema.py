@@ -67,6 +67,8 @@ CASE_COLUMNS: tuple[Column, ...] = (
     _c("unstable", BOOL, "", "cv > 0.10, or the median's CI never reached its target before max_time"),
     _c("items_per_iteration", I64, "items", "batch x requests per timed call (requests > 1 in throughput)"),
     _c("throughput_per_s", F64, "items/s", "items_per_iteration x iterations / total timed time"),
+    _c("model_macs", I64, "MACs", "multiply-accumulates of one inference at batch 1, counted from the graph"),
+    _c("achieved_gflops", F64, "GFLOP/s", "2 x model_macs x items per iteration / median latency"),
     _c("stop_reason", STR, "", "ci_reached, max_time or max_iterations"),
     _c("warmup_iterations", I64, "iterations", "untimed iterations before measuring"),
     _c("convert_ms", F64, "ms", "conversion from ONNX to the runtime's format (0 for ONNX runtimes)"),
@@ -130,6 +132,7 @@ RUN_COLUMNS: tuple[Column, ...] = (
     _c("swap_used_mb", F64, "MiB", "swap in use at the start"),
     _c("noise_warnings", pa.list_(STR), "", "why this machine may give noisy numbers (empty when quiet)"),
     _c("gpus", STR, "", "JSON: GPUs and driver from NVML, where present"),
+    _c("peak_gflops", STR, "", "JSON {threads: GFLOP/s} of a 1024x1024 fp32 numpy matmul: the machine's yardstick"),
 )
 
 

@@ -17,6 +17,7 @@ from bench.cache import sha256_file
 from bench.case import InputSpec, ModelRef
 from bench.errors import UserError
 from bench.inputs import DTYPES
+from bench.models.macs import count_cost
 
 RANGES = {"f": (-1.0, 1.0), "i": (0, 9), "u": (0, 9), "b": (0, 1)}
 
@@ -104,4 +105,5 @@ def user_model(path: Path, shapes: dict[str, tuple[int, ...]]) -> ModelRef:
         names = [v.name for v in inputs]
         raise UserError(f"{path}: --shape names input(s) {sorted(unknown)} not in the model; its inputs are {names}")
     specs = tuple(_input_spec(v, shapes.get(v.name), path) for v in inputs)
-    return ModelRef(path.stem, str(path.resolve()), sha256_file(path), specs, "user")
+    macs = count_cost(model, {s.name: list(s.shape) for s in specs}).macs
+    return ModelRef(path.stem, str(path.resolve()), sha256_file(path), specs, "user", macs=macs)

@@ -8,11 +8,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from bench.models.fetch import checked, wheel_member
-
 from bench.cache import verified, write_bytes_atomic
 from bench.case import InputSpec, ModelRef
 from bench.errors import UserError
+from bench.models.fetch import checked, wheel_member
 from bench.plugin import load_object
 
 if sys.version_info >= (3, 11):
@@ -88,7 +87,8 @@ def materialize(model: ZooModel, cache_dir: Path) -> Path:
 
 def model_ref(model: ZooModel, cache_dir: Path) -> ModelRef:
     path = materialize(model, cache_dir)
-    return ModelRef(model.name, str(path), model.sha256, model.inputs, model.source, model.task)
+    cost = cached_cost(model, cache_dir) or compute_cost(model, cache_dir)
+    return ModelRef(model.name, str(path), model.sha256, model.inputs, model.source, model.task, cost["macs"])
 
 
 def cost_path(model: ZooModel, cache_dir: Path) -> Path:
@@ -100,6 +100,7 @@ def compute_cost(model: ZooModel, cache_dir: Path) -> dict[str, int]:
     import json
 
     import onnx
+
     from bench.models.macs import count_cost
 
     path = materialize(model, cache_dir)
