@@ -91,18 +91,26 @@ def cached_artifact(
 
 def run_converter(cmd: list[str], timeout_s: float, cwd: Path | None = None) -> str:
     """Run a converter command (argument list, never a shell string) with a deadline; returns its output."""
-    try:
+    try:  # same process group as the worker: killing the worker at its deadline kills the converter too
         done = subprocess.run(
             cmd, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
-            timeout=timeout_s, start_new_session=True,
+            timeout=timeout_s, check=False,
         )
     except subprocess.TimeoutExpired:
         raise ConversionFailed(f"converter passed its {timeout_s:g} s deadline: {cmd[0]}") from None
     output = (done.stdout or "") + (done.stderr or "")
     if done.returncode != 0:
         how = f"signal {-done.returncode}" if done.returncode < 0 else f"exit code {done.returncode}"
-        raise ConversionFailed(f"{Path(cmd[0]).name} failed ({how}): {first_lines(output)}")
+        raise ConversionFailed(f"{Path(cmd[0]).name} failed ({how}): {excerpt(output)}")
     return output
+
+
+def excerpt(text: str, count: int = MESSAGE_LINES) -> str:
+    """The first lines and the last: converters echo their options first and say what failed last."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) > count:
+        lines = [*lines[:3], "...", *lines[-(count - 3):]]
+    return " | ".join(lines)
 
 
 def first_lines(text: str, count: int = MESSAGE_LINES) -> str:
