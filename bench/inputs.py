@@ -31,4 +31,5 @@ def make_input(spec: InputSpec, batch: int, rng: np.random.RandomState) -> np.nd
 def make_inputs(specs: tuple[InputSpec, ...], batch: int, seed: int) -> dict[str, np.ndarray]:
     """Same seed, same specs -> same arrays on every machine (RandomState's stream is frozen)."""
     rng = np.random.RandomState(seed)
-    return {spec.name: np.ascontiguousarray(make_input(spec, batch, rng)) for spec in specs}
+    # np.require keeps 0-d inputs 0-d (ascontiguousarray would make a scalar sample rate shape (1,))
+    return {spec.name: np.require(make_input(spec, batch, rng), requirements="C") for spec in specs}

@@ -19,14 +19,35 @@ from bench.inputs import make_inputs
 
 PARITY_INPUTS = 3
 SEED_OFFSET = 1000  # parity inputs differ from the timing input, which is generated from the case's seed
+# Bump when the parity inputs change, so references cached from the old inputs are never compared with new ones.
+INPUTS_VERSION = 2
+
+
+def _stack(samples: list[dict[str, np.ndarray]], case: Case) -> dict[str, np.ndarray]:
+    """Batch-1 samples -> one batch, along each input's batch axis (inputs without one are shared)."""
+    axes = {i.name: i.batch_axis for i in case.model.inputs}
+    return {
+        name: samples[0][name] if axes[name] is None
+        else np.ascontiguousarray(np.concatenate([s[name] for s in samples], axis=axes[name]))
+        for name in samples[0]
+    }
 
 
 def parity_inputs(case: Case) -> list[dict[str, np.ndarray]]:
-    return [make_inputs(case.model.inputs, case.batch, case.seed + SEED_OFFSET + i) for i in range(PARITY_INPUTS)]
+    """K realistic inputs (rendered text for OCR, images, token ids with a mask, speech-like audio) for zoo
+    models; seeded uniform values within the declared ranges for the user's own models."""
+    seed = case.seed + SEED_OFFSET
+    if case.model.source == "user":
+        return [make_inputs(case.model.inputs, case.batch, seed + i) for i in range(PARITY_INPUTS)]
+    from bench.models.tasks import sample_inputs
+    from bench.models.zoo import load_manifest
+
+    samples = sample_inputs(load_manifest()[case.model.name], PARITY_INPUTS * case.batch, seed)
+    return [_stack(samples[i * case.batch:(i + 1) * case.batch], case) for i in range(PARITY_INPUTS)]
 
 
 def reference_path(case: Case) -> Path:
-    name = f"{case.model.sha256}-b{case.batch}-s{case.seed}-k{PARITY_INPUTS}.npz"
+    name = f"{case.model.sha256}-b{case.batch}-s{case.seed}-k{PARITY_INPUTS}-v{INPUTS_VERSION}.npz"
     return Path(case.cache_dir) / "reference" / name
 
 

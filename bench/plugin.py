@@ -43,6 +43,11 @@ from bench.case import Case
 from bench.convert import Conversion
 
 
+class Unsupported(Exception):
+    """Raised by a runner in the worker when it finds out only at run time that it cannot do a case
+    honestly (say, the runtime reports a different precision than asked); the row's status is unsupported."""
+
+
 @dataclass(frozen=True)
 class Availability:
     ok: bool

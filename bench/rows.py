@@ -77,6 +77,7 @@ def _timing_columns(case: Case, result: dict[str, Any], samples_ns) -> dict[str,
         "cosine": accuracy.get("cosine"),
         "top1_agreement": accuracy.get("top1_agreement"),
         "parity_inputs": accuracy.get("parity_inputs"),
+        **result.get("task", {}),
         "samples_ns": samples_ns.tolist(),
     }
 

@@ -94,6 +94,10 @@ CASE_COLUMNS: tuple[Column, ...] = (
     _c("cosine", F64, "", "cosine similarity of all outputs with the reference (worst of the parity inputs)"),
     _c("top1_agreement", F64, "", "classifiers: share of samples whose argmax matches the reference's"),
     _c("parity_inputs", I32, "inputs", "fixed inputs compared with the reference"),
+    _c("task_metric", STR, "", "task accuracy metric on the zoo's labelled data (real trained models only)"),
+    _c("task_value", F64, "", "its value, from this runner at this precision (batch 1)"),
+    _c("task_n", I32, "samples", "labelled samples scored"),
+    _c("task_metrics", STR, "", "JSON: every metric of the task"),
     _c("wall_s", F64, "s", "wall time of the whole worker process"),
     _c("samples_ns", pa.list_(I64), "ns", "every timed iteration, in order"),
 )

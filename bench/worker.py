@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from bench import parity
+from bench import parity, task_eval
 from bench.case import Case
 from bench.convert import ConversionFailed
 from bench.inputs import make_inputs
 from bench.parity import parity_inputs
-from bench.plugin import Runner, load_object
+from bench.plugin import Runner, Unsupported, load_object
 from bench.stats import LatencyStats
 from bench.timing import measure, warm_up
 
@@ -69,6 +69,7 @@ def run_case(case: Case, out_dir: Path) -> dict[str, Any]:
     warmup_iterations = warm_up(infer, case.timing)
     m = measure(infer, case.timing)
     accuracy = _run_parity(runner, case)
+    task = task_eval.evaluate(runner, case)
     facts = {**runner.facts(), **(runner.conversion.facts() if runner.conversion else {})}
     runner.close()
     np.save(out_dir / "samples.npy", m.samples_ns)
@@ -89,6 +90,7 @@ def run_case(case: Case, out_dir: Path) -> dict[str, Any]:
         "timed_region": runner.timed_region,
         "facts": facts,
         "accuracy": accuracy,
+        "task": task,
     }
 
 
@@ -116,6 +118,8 @@ def main(argv: list[str]) -> int:
     except MemoryError:
         traceback.print_exc(limit=5)
         result = {"status": "oom", "error": "MemoryError: the worker ran out of memory"}
+    except Unsupported as exc:
+        result = {"status": "unsupported", "error": str(exc)}
     except ConversionFailed as exc:
         ops = f" (ops: {', '.join(exc.ops)})" if exc.ops else ""
         result = {"status": "conversion_failed", "error": f"{exc}{ops}"}

@@ -73,3 +73,16 @@ def build_tiny_cnn() -> onnx.ModelProto:
         ],
     )
     return _model(graph)
+
+
+def build_tiny_add() -> onnx.ModelProto:
+    """One Add of a single element: the runtime's per-call overhead and nothing else."""
+    nodes = [helper.make_node("Add", ["input", "one"], ["output"])]
+    graph = helper.make_graph(
+        nodes,
+        "tiny_add",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 1])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 1])],
+        [_init("one", np.ones((1, 1)))],
+    )
+    return _model(graph)

@@ -1,0 +1,37 @@
+"""Task accuracy inside the worker, after timing: the zoo's labelled sets through the runtime under test.
+
+Only the real trained models have labelled data (``bench.models.tasks``); other models get None. Scored at
+batch 1, the shape every runner was prepared for at batch 1; other batch sizes are not scored.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bench.case import Case
+from bench.plugin import Runner
+
+
+def evaluate(runner: Runner, case: Case) -> dict[str, Any]:
+    if case.model.source == "user" or case.batch != 1:
+        return {}
+    from bench.models.tasks import DEFAULT_N, task_for
+    from bench.models.zoo import load_manifest
+
+    task = task_for(case.model.name)
+    if task is None:
+        return {}
+    data = task.dataset(load_manifest()[case.model.name], DEFAULT_N[case.model.name], seed=case.seed)
+    outputs = []
+    for inputs in data.inputs:
+        runner.bind(inputs)
+        runner.infer()
+        outputs.append(runner.outputs())
+    metrics = task.score(outputs, data.labels)
+    return {
+        "task_metric": task.primary_metric,
+        "task_value": metrics[task.primary_metric],
+        "task_n": len(data.inputs),
+        "task_metrics": json.dumps(metrics, sort_keys=True),
+    }

@@ -1,0 +1,232 @@
+"""OpenVINO on the CPU: the ONNX file read by OpenVINO's own ONNX frontend with static input shapes, compiled
+with an explicit inference precision, thread count and performance hint, each read back from the compiled model.
+
+Why the frontend and not ``Core.read_model`` + ``Model.reshape``: models with ``If`` (silero-vad) only convert
+when the input shapes are static *while converting*; ``read_model`` converts with the file's dynamic shapes and
+fails on them before ``reshape`` could help. ``read_model`` runs this same frontend, without the shapes.
+``openvino.convert_model`` / ``ovc`` would also take shapes, but they send telemetry (see below).
+
+Telemetry: ``import openvino`` imports ``openvino.tools.ovc``, whose ``__init__`` sends an "ov import" event to
+Google Analytics through ``openvino_telemetry`` and writes a client id to ``~/intel/openvino_ga_cid``, unless
+the user opted out or ``CI=true``. When ``openvino_telemetry`` cannot be imported, ovc falls back to its own
+no-op stub (``openvino.tools.ovc.telemetry_stub``); this module makes that import fail before importing openvino,
+so the worker neither sends nor writes anything. The runtime itself (Core, frontends, compile, infer) sends nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+
+# Must run before the first `import openvino` of the process (the worker imports nothing of OpenVINO before this).
+TELEMETRY_BLOCKED = "openvino" not in sys.modules and "openvino_telemetry" not in sys.modules
+if TELEMETRY_BLOCKED:
+    sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]  # import fails -> ovc uses its stub
+
+import importlib.metadata  # noqa: E402
+import re  # noqa: E402
+from collections import Counter  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+import openvino as ov  # noqa: E402
+import openvino.properties as props  # noqa: E402
+import openvino.properties.hint as hints  # noqa: E402
+from openvino.frontend import (  # noqa: E402
+    FrontEndManager,
+    GeneralFailure,
+    NotImplementedFailure,
+    OpConversionFailure,
+    OpValidationFailure,
+)
+
+from bench.convert import ConversionFailed, first_lines  # noqa: E402
+from bench.plugin import Runner, Unsupported  # noqa: E402
+
+DEVICE = "CPU"
+# bench precision -> OpenVINO element type for INFERENCE_PRECISION_HINT, and back.
+HINTS = {"fp32": ov.Type.f32, "bf16": ov.Type.bf16, "fp16": ov.Type.f16}
+PRECISION_NAMES = {t.get_type_name(): p for p, t in HINTS.items()}
+FRONTEND_FAILURES = (OpConversionFailure, OpValidationFailure, NotImplementedFailure, GeneralFailure)
+# "-- If-16 with a message:" / "Conversion is failed for: If-16, Conv-16": ONNX op type and opset version.
+FAILED_OP = re.compile(r"^-- ([A-Za-z_][\w.]*)-\d+ with a message", re.MULTILINE)
+TELEMETRY = (
+    "blocked: openvino_telemetry made unimportable before `import openvino`, so openvino.tools.ovc uses its no-op "
+    "stub (plain `import openvino` sends an event and writes ~/intel/openvino_ga_cid); the runtime sends nothing"
+)
+COMPUTE_NODE_SKIP = {"Input", "Output", "Const"}
+
+
+class PrecisionNotHonoured(Unsupported):
+    """The compiled model reports another inference precision than the one asked for: the row is
+    ``unsupported`` with both precisions named, never a row labelled with a precision that did not run."""
+
+
+def _failed_ops(message: str) -> list[str]:
+    return list(dict.fromkeys(FAILED_OP.findall(message)))
+
+
+def read_static(path: Path, shapes: dict[str, tuple[int, ...]]) -> ov.Model:
+    """ONNX file -> ov.Model through the ONNX frontend, with every input's shape fixed before converting."""
+    frontend = FrontEndManager().load_by_framework("onnx")
+    try:
+        input_model = frontend.load(str(path))
+        for name, shape in shapes.items():
+            place = input_model.get_place_by_tensor_name(name)
+            if place is None:
+                raise ValueError(f"the model has no input named {name!r}")
+            input_model.set_partial_shape(place, ov.PartialShape(list(shape)))
+        return frontend.convert(input_model)
+    except FRONTEND_FAILURES as exc:
+        text = str(exc)
+        raise ConversionFailed(f"OpenVINO ONNX frontend: {first_lines(text, 6)}", ops=_failed_ops(text)) from None
+
+
+def _node_precisions(compiled: ov.CompiledModel) -> dict[str, int]:
+    """How many executed nodes of the runtime graph ran in each precision (Input/Output/Const left out)."""
+    counts: Counter[str] = Counter()
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        if info["layerType"].astype(str) not in COMPUTE_NODE_SKIP:
+            counts[info["runtimePrecision"].astype(str)] += 1
+    return dict(sorted(counts.items()))
+
+
+class OpenVinoRunner(Runner):
+    timed_region = (
+        "latency: InferRequest.infer() on one request whose input tensors were set before timing, outputs left "
+        "in OpenVINO's buffers (share_outputs=True); throughput: AsyncInferQueue.start_async() on each of the "
+        "OPTIMAL_NUMBER_OF_INFER_REQUESTS requests (inputs set on each before timing), then wait_all()"
+    )
+
+    def load(self, artifact: Path) -> None:
+        self.core = ov.Core()
+        self.shapes = {spec.name: tuple(spec.shape_at(self.case.batch)) for spec in self.case.model.inputs}
+        self.model = read_static(artifact, self.shapes)
+
+    @property
+    def throughput(self) -> bool:
+        return self.case.scenario == "throughput"
+
+    def _config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            hints.inference_precision: HINTS[self.case.precision],
+            props.inference_num_threads: self.case.threads,
+            # Activations are quantized on the fly only for weight-compressed models; off, stated, for all cases.
+            "DYNAMIC_QUANTIZATION_GROUP_SIZE": 0,
+        }
+        if self.throughput:
+            config[hints.performance_mode] = hints.PerformanceMode.THROUGHPUT
+        else:
+            config[hints.performance_mode] = hints.PerformanceMode.LATENCY
+            config[props.num_streams] = 1
+        return config
+
+    def prepare(self) -> None:
+        self.config = self._config()
+        self.compiled = self.core.compile_model(self.model, DEVICE, self.config)
+        self.precision_used = self._check_precision()
+        self.output_names = [port.get_any_name() for port in self.compiled.outputs]
+        if self.throughput:
+            self.concurrent_requests = self.compiled.get_property(props.optimal_number_of_infer_requests)
+            self.queue = ov.AsyncInferQueue(self.compiled, self.concurrent_requests)
+            self.requests = list(self.queue)
+        else:
+            self.requests = [self.compiled.create_infer_request()]
+        self.request = self.requests[0]  # the harness's first (cold) inference is a single sync call
+
+    def _check_precision(self) -> str:
+        asked = HINTS[self.case.precision]
+        used = self.compiled.get_property(hints.inference_precision)
+        if used != asked:
+            capabilities = ", ".join(self.core.get_property(DEVICE, props.device.capabilities))
+            raise PrecisionNotHonoured(
+                f"asked INFERENCE_PRECISION_HINT={asked.get_type_name()} for {self.case.precision}, but the "
+                f"compiled model reports {used.get_type_name()}: OpenVINO's CPU plugin cannot do "
+                f"{self.case.precision} arithmetic on this CPU (capabilities: {capabilities}) and substitutes "
+                f"{used.get_type_name()} silently; not run, so that no {self.case.precision} row holds "
+                f"{used.get_type_name()} numbers"
+            )
+        return PRECISION_NAMES[used.get_type_name()]
+
+    def _as_static(self, name: str, array: np.ndarray) -> np.ndarray:
+        """The array in the static shape the model was converted with. bench.inputs hands scalar inputs over
+        as shape (1,) (np.ascontiguousarray makes 0-d arrays 1-d); OpenVINO refuses (1,) for a [] input."""
+        shape = self.shapes[name]
+        if array.shape != shape and array.size == int(np.prod(shape)):
+            self.reshaped_inputs[name] = [list(array.shape), list(shape)]
+            return array.reshape(shape)
+        return array
+
+    def bind(self, inputs: dict[str, np.ndarray]) -> None:
+        # Each request gets its own copy of the inputs, shared with its tensors (no copy per inference);
+        # self._arrays keeps that memory alive while the tensors point at it.
+        self._arrays = []
+        self.reshaped_inputs: dict[str, list[list[int]]] = {}
+        for index, request in enumerate(self.requests):
+            for name, array in inputs.items():
+                data = self._as_static(name, array if index == 0 else array.copy())
+                self._arrays.append(data)
+                request.set_tensor(name, ov.Tensor(data, shared_memory=True))
+
+    def infer(self) -> None:
+        self.request.infer(share_outputs=True)
+
+    def infer_concurrent(self) -> None:
+        start = self.queue.start_async
+        for _ in range(self.concurrent_requests):
+            start()
+        self.queue.wait_all()
+
+    def outputs(self) -> dict[str, np.ndarray]:
+        # The output tensors are the request's own buffers, overwritten by its next inference: copy them.
+        request = self.requests[0]
+        return {
+            name: np.array(request.get_output_tensor(i).data, copy=True)
+            for i, name in enumerate(self.output_names)
+        }
+
+    def _read_back(self) -> dict[str, Any]:
+        c = self.compiled
+        return {
+            "inference_precision_hint": c.get_property(hints.inference_precision).get_type_name(),
+            "performance_hint": str(c.get_property(hints.performance_mode)),
+            "execution_mode_hint": str(c.get_property(hints.execution_mode)),
+            "num_streams": int(c.get_property(props.num_streams)),
+            "inference_num_threads": c.get_property(props.inference_num_threads),
+            "optimal_number_of_infer_requests": c.get_property(props.optimal_number_of_infer_requests),
+            "infer_requests_used": len(self.requests),
+            "enable_cpu_pinning": c.get_property("ENABLE_CPU_PINNING"),
+            "enable_hyper_threading": c.get_property("ENABLE_HYPER_THREADING"),
+            "scheduling_core_type": str(c.get_property("SCHEDULING_CORE_TYPE")),
+            "dynamic_quantization_group_size": c.get_property("DYNAMIC_QUANTIZATION_GROUP_SIZE"),
+            "execution_devices": list(c.get_property("EXECUTION_DEVICES")),
+        }
+
+    def facts(self) -> dict[str, Any]:
+        asked = {str(k): v.get_type_name() if isinstance(v, ov.Type) else str(v) for k, v in self.config.items()}
+        return {
+            "runtime_version": importlib.metadata.version("openvino"),
+            "runtime_build": ov.get_version(),
+            "precision_used": self.precision_used,
+            "precision_source": "compiled_model.get_property(INFERENCE_PRECISION_HINT)",
+            "threads_used": self.compiled.get_property(props.inference_num_threads),
+            "phases": "load: Core() + ONNX frontend load with static input shapes + convert to ov.Model; "
+            "prepare: compile_model + infer request(s)",
+            "options": {
+                "device": DEVICE,
+                "asked": asked,
+                "read_back": self._read_back(),
+                "static_input_shapes": {k: list(v) for k, v in self.shapes.items()},
+                "inputs_reshaped": self.reshaped_inputs,  # name: [shape handed over, shape bound]
+                "cache_dir": None,  # no model cache: prepare_ms is a full compilation every time
+            },
+            "runtime_node_precisions": _node_precisions(self.compiled),
+            "device_capabilities": list(self.core.get_property(DEVICE, props.device.capabilities)),
+            "telemetry": TELEMETRY if TELEMETRY_BLOCKED else "NOT blocked: openvino was imported before the runner",
+            "openvino_telemetry_loaded": sys.modules.get("openvino_telemetry") is not None,
+        }
+
+    def close(self) -> None:
+        for name in ("queue", "request", "requests", "compiled", "model", "core"):
+            self.__dict__.pop(name, None)

@@ -1,0 +1,165 @@
+"""OpenVINO runner: real OpenVINO inference in worker processes, checked against the ORT fp32 reference.
+
+What it pins down: the precision asked is the precision read back from the compiled model (fp16, which this
+kind of CPU cannot do, is an unsupported row rather than a bf16 row labelled fp16), the thread limit holds, the
+throughput scenario runs several requests per timed call, models with ``If`` get static shapes or a clear row,
+and importing OpenVINO in the worker sends no telemetry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.models.zoo import load_manifest
+from bench.runners.openvino import SPEC
+
+pytestmark = pytest.mark.skipif(not SPEC.available().ok, reason=f"openvino unavailable: {SPEC.available().reason}")
+
+
+def cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return set(value.split())
+    return set()
+
+
+# OpenVINO's CPU plugin (src/plugins/intel_cpu/src/utils/precision_support.cpp): bf16 needs AVX-512 (avx512_core),
+# fp16 needs AVX512-FP16 (or AVX2-VNNI-2). Elsewhere the hint falls back silently, and the runner must refuse.
+HAS_BF16 = {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= cpu_flags()
+HAS_FP16 = "avx512_fp16" in cpu_flags()
+
+
+def need(*models: str) -> None:
+    zoo = load_manifest()
+    for name in models:
+        if name not in zoo:
+            pytest.skip(f"model {name} not in the zoo yet")
+
+
+def facts(row: dict) -> dict:
+    return json.loads(row["runner_facts"])
+
+
+def ok_row(row: dict, precision: str) -> None:
+    """A row that ran, reported the asked precision from the compiled model and matched the reference."""
+    assert row["status"] == "ok", row.get("error") or row.get("stderr_tail")
+    assert row["precision_used"] == precision
+    assert facts(row)["options"]["read_back"]["inference_precision_hint"] == {"fp32": "f32", "bf16": "bf16"}[precision]
+    assert row["accuracy_ok"] is True, (row["accuracy_reason"], row["cosine"], row["normalized_error"])
+    assert row["threads_used"] == row["threads"]
+    assert row["median_ms"] > 0 and row["convert_ms"] < 50  # reads ONNX directly: nothing to convert
+
+
+def ok_fp32(row: dict) -> None:
+    ok_row(row, "fp32")
+    assert row["cosine"] >= 0.9999, row["cosine"]
+    node_precisions = facts(row)["runtime_node_precisions"]
+    assert "bf16" not in node_precisions and "f16" not in node_precisions, node_precisions
+
+
+def test_spec_imports_nothing_from_openvino():
+    code = "import sys, bench.registry; bench.registry.Registry.default(); print('openvino' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
+def test_precisions_are_read_back_and_fp16_is_refused_and_no_telemetry(run_cases, tmp_path, monkeypatch):
+    # A fresh HOME: a plain `import openvino` writes ~/intel/openvino_ga_cid and sends an event; the worker must not.
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    rows = {r["precision"]: r for r in run_cases(["openvino"], ["tiny_cnn"], precisions=["fp32", "bf16", "fp16"])}
+
+    fp32 = rows["fp32"]
+    ok_fp32(fp32)
+    assert fp32["threads_ok"] is True, fp32["cpu_utilization"]
+    assert fp32["runner_version"] == facts(fp32)["runtime_version"] and fp32["runner_version"][0].isdigit()
+    read_back = facts(fp32)["options"]["read_back"]
+    assert read_back["performance_hint"] == "LATENCY" and read_back["num_streams"] == 1
+    assert read_back["inference_num_threads"] == 1 and fp32["items_per_iteration"] == 1
+    assert facts(fp32)["options"]["asked"]["INFERENCE_PRECISION_HINT"] == "f32"
+    assert fp32["timed_region"].startswith("latency: InferRequest.infer()")
+
+    for row in rows.values():
+        if row["status"] == "ok":
+            assert facts(row)["openvino_telemetry_loaded"] is False
+            assert facts(row)["telemetry"].startswith("blocked")
+    assert not (home / "intel").exists(), sorted(p.name for p in (home / "intel").iterdir())
+
+    bf16 = rows["bf16"]
+    if HAS_BF16:
+        ok_row(bf16, "bf16")
+        assert bf16["cosine"] >= 0.99 and bf16["threads_ok"] is True
+        assert facts(bf16)["runtime_node_precisions"].get("bf16", 0) > 0  # some nodes really ran in bf16
+    else:
+        assert bf16["status"] == "unsupported" and "bf16" in bf16["error"], bf16["error"]
+
+    fp16 = rows["fp16"]
+    if HAS_FP16:
+        ok_row(fp16, "fp16")
+    else:  # the f16 hint reads back as bf16 (or f32): an unsupported row, never an fp16 row with other numbers
+        assert fp16["status"] == "unsupported", fp16["status"]
+        assert "f16" in fp16["error"], fp16["error"]
+        assert "reports bf16" in fp16["error"] or "reports f32" in fp16["error"], fp16["error"]
+        assert fp16.get("median_ms") is None and fp16.get("precision_used") is None
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="the throughput scenario needs 2 cores for 2 streams")
+def test_throughput_runs_every_optimal_request_per_timed_call(run_cases):
+    row = run_cases(["openvino"], ["tiny_cnn"], threads=[2], scenarios=["throughput"])[0]
+    ok_fp32(row)
+    read_back = facts(row)["options"]["read_back"]
+    assert read_back["performance_hint"] == "THROUGHPUT"
+    assert read_back["infer_requests_used"] == read_back["optimal_number_of_infer_requests"]
+    assert row["items_per_iteration"] == row["batch"] * read_back["optimal_number_of_infer_requests"]
+    assert row["items_per_iteration"] > row["batch"] and read_back["num_streams"] > 1
+    assert row["throughput_per_s"] > 0 and row["threads_ok"] is True, row["cpu_utilization"]
+    assert "AsyncInferQueue" in row["timed_region"]
+
+
+@pytest.mark.slow
+def test_mobilenet_v2_fp32_and_bf16(run_cases):
+    need("mobilenet_v2")
+    rows = {r["precision"]: r for r in run_cases(["openvino"], ["mobilenet_v2"], precisions=["fp32", "bf16"])}
+    ok_fp32(rows["fp32"])
+    assert rows["fp32"]["threads_ok"] is True, rows["fp32"]["cpu_utilization"]
+    if HAS_BF16:
+        # Ran in bf16 for real (read back); whether it stays inside the bf16 tolerance is the row's finding.
+        assert rows["bf16"]["status"] == "ok" and rows["bf16"]["precision_used"] == "bf16"
+        assert rows["bf16"]["cosine"] >= 0.98, rows["bf16"]["cosine"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["ppocr_mobile_v2_cls", "ppocr_v4_rec", "ppocr_v4_det"])
+def test_ppocr_fp32_matches_reference(run_cases, model):
+    need(model)
+    row = run_cases(["openvino"], [model])[0]
+    ok_fp32(row)
+    assert row["threads_ok"] is True, row["cpu_utilization"]
+
+
+@pytest.mark.slow
+def test_silero_vad_gets_static_shapes_or_a_clear_row(run_cases):
+    need("silero_vad", "silero_vad_ifless")
+    rows = {r["model"]: r for r in run_cases(["openvino"], ["silero_vad", "silero_vad_ifless"])}
+    vad = rows["silero_vad"]
+    if vad["status"] == "ok":
+        ok_fp32(vad)
+    else:  # OpenVINO 2026.4's ONNX frontend cannot convert its If, even with static shapes: say so, and which op
+        assert vad["status"] == "conversion_failed", vad.get("error") or vad.get("stderr_tail")
+        assert vad["error"].startswith("OpenVINO ONNX frontend") and "(ops: If)" in vad["error"], vad["error"]
+    ifless = rows["silero_vad_ifless"]
+    ok_fp32(ifless)  # static shapes, and the scalar sample-rate input bound as shape []
+    options = facts(ifless)["options"]
+    assert options["static_input_shapes"]["sr"] == [] and options["static_input_shapes"]["state"] == [2, 1, 128]
