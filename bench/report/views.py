@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
@@ -43,14 +44,17 @@ class Table:
     note: str = ""
 
     def records(self) -> list[Row]:
-        return [dict(zip(self.columns, r)) for r in self.rows]
+        return [dict(zip(self.columns, r, strict=True)) for r in self.rows]
 
     def write_csv(self, folder: Path) -> Path:
+        """Write ``NAME.csv`` beside the page: to a temp name, then renamed, so no reader sees half a file."""
         path = folder / f"{self.name}.csv"
-        with open(path, "w", newline="", encoding="utf-8") as f:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(self.columns)
             writer.writerows(self.rows)
+        os.replace(tmp, path)
         return path
 
 
@@ -246,8 +250,9 @@ def throughput(cases: list[Row]) -> Table:
 
 # --- environment and trends ------------------------------------------------------------------------------
 
-ENV_COLUMNS = ("machine_id", "cpu_model", "cpu_arch", "cores_physical", "cores_logical", "cpus_allowed",
-               "memory_gb", "os", "kernel", "python", "cpu_governor", "isa_flags", "packages", "gpus")
+ENV_COLUMNS = ("machine_id", "machine_label", "cpu_model", "cpu_arch", "cores_physical", "cores_logical",
+               "cpus_allowed", "memory_gb", "os", "kernel", "python", "cpu_governor", "turbo", "noise_warnings",
+               "isa_flags", "packages", "gpus")
 
 
 def _packages(text: Any) -> str:
@@ -262,10 +267,11 @@ def environment(runs: list[Row]) -> Table:
     """One row per machine: its latest run's environment, how many runs, and their first and last dates."""
     cols = (*ENV_COLUMNS, "runs", "commits", "first_run", "last_run")
     rows = []
-    for (machine,), group in _group(runs, ("machine_id",)).items():
+    for _machine, group in _group(runs, ("machine_id",)).items():
         last = group[-1]
         values = [last.get(k) for k in ENV_COLUMNS]
         values[ENV_COLUMNS.index("isa_flags")] = " ".join(last.get("isa_flags") or [])
+        values[ENV_COLUMNS.index("noise_warnings")] = "; ".join(last.get("noise_warnings") or [])
         values[ENV_COLUMNS.index("packages")] = _packages(last.get("packages"))
         stamps = [r["timestamp"] for r in group if r.get("timestamp")]
         commits = {r.get("git_commit") for r in group if r.get("git_commit")}
@@ -274,13 +280,13 @@ def environment(runs: list[Row]) -> Table:
 
 
 def trends(history: list[Row]) -> Table:
-    """Median per case per run, for case keys measured in two runs or more."""
-    cols = ("model", "case_key", "run_id", "run_time", "git_commit", "median_ms")
-    counts: dict[str, set] = defaultdict(set)
+    """Median per case per run, for case keys measured in two runs or more on the same machine."""
+    cols = ("model", "case_key", "machine", "run_id", "run_time", "git_commit", "median_ms")
+    counts: dict[tuple, set] = defaultdict(set)
     for h in history:
-        counts[h["case_key"]].add(h["run_id"])
-    rows = [(h.get("model"), h["case_key"], h["run_id"], h.get("run_time"), h.get("git_commit"),
-             _ms(h["median_ms"])) for h in history if len(counts[h["case_key"]]) >= 2]
+        counts[(h["case_key"], h.get("machine"))].add(h["run_id"])
+    rows = [(h.get("model"), h["case_key"], h.get("machine"), h["run_id"], h.get("run_time"), h.get("git_commit"),
+             _ms(h["median_ms"])) for h in history if len(counts[(h["case_key"], h.get("machine"))]) >= 2]
     return Table("trends", cols, rows)
 
 
@@ -331,7 +337,8 @@ def failures(cases: list[Row]) -> Table:
 
 CASE_TABLE_COLUMNS = ("model", "runner", "device", "precision", "batch", "threads", "scenario", "status",
                       "median_ms", "median_ci_low_ms", "median_ci_high_ms", "p99_ms", "throughput_per_s",
-                      "accuracy_ok", "cosine", "cold_start_ms", "peak_rss_mb", "run_id", "case_key")
+                      "accuracy_ok", "cosine", "top1_agreement", "unstable", "cold_start_ms", "peak_rss_mb",
+                      "run_id", "case_key")
 
 
 def case_table(cases: list[Row]) -> Table:

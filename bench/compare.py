@@ -1,0 +1,360 @@
+"""``bench compare BASE NEW``: per case, did the median latency change, by how much, and is it real?
+
+For each case key in both runs, on the raw samples (each side subsampled in DuckDB to at most
+``MAX_SAMPLES`` evenly spaced iterations, and cut to an odd count):
+
+* ``change`` = median(NEW) / median(BASE) - 1 (positive: slower).
+* a 95% percentile-bootstrap CI of ``change`` from ``RESAMPLES`` seeded resamples of each side. The median
+  of a resample of n (odd) sorted values is their J-th value, with P(J <= j) = P(Binomial(n, j/n) >= (n+1)/2),
+  so each resample's median is drawn exactly from that distribution: the same result as resampling the
+  values, at O(n + resamples) cost instead of O(n x resamples).
+* ``p``: the two-sided Mann-Whitney U test (scipy.stats.mannwhitneyu) of the two sample sets.
+
+With threshold t (``--threshold 5%`` gives t = 0.05), a case is
+
+* **regressed** when change > t AND the CI's lower bound > t AND p < ALPHA (0.01): slower by more than
+  the threshold, and neither the interval nor the rank test leaves room for noise;
+* **improved** when change < -t AND the CI's upper bound < -t AND p < ALPHA;
+* **unchanged** otherwise (its note says "inconclusive" when |change| > t but the CI or p does not agree);
+* **broken** when BASE ran with correct outputs and NEW did not run, or gave wrong outputs;
+* **fixed** the other way round; **failing** when neither side ran; **no_samples** when a side has none;
+* **new** / **missing** when the case key is only in NEW / only in BASE;
+* **env_differs** when the machine (machine_id, cpu_model) or the case's runtime version differs between the
+  runs, unless ``allow_env_diff``; such cases are not compared and what differs is printed.
+
+The exit code is 1 when any case is regressed or broken, else 0.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+
+from bench import store
+from bench.errors import UserError
+from bench.report.data import columns, read
+
+MAX_SAMPLES = 2001  # per side; odd, so a median is one order statistic
+RESAMPLES = 10_000
+ALPHA = 0.01
+SEED = 20240601
+MAX_MARKDOWN_ROWS = 500
+FAILING_STATUSES = ("regressed", "broken")
+ORDER = ("regressed", "broken", "improved", "fixed", "new", "missing", "env_differs", "failing", "no_samples",
+         "unchanged")
+CASE_FIELDS = ("case_key", "run_id", "timestamp", "model", "runner", "runner_version", "status", "accuracy_ok",
+               "median_ms", "median_ci_low_ms", "median_ci_high_ms")
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A relative change, parsed once from "5%" (or "5", also percent)."""
+
+    fraction: float
+
+    @classmethod
+    def parse(cls, text: str) -> Threshold:
+        number = text.strip().removesuffix("%")
+        try:
+            value = float(number)
+        except ValueError:
+            raise UserError(f"--threshold: expected a percentage such as 5%, got {text!r}") from None
+        if not 0 <= value < 1000 or math.isnan(value):
+            raise UserError(f"--threshold: expected 0% to 1000%, got {text!r}")
+        return cls(value / 100)
+
+    def __str__(self) -> str:
+        return f"{self.fraction * 100:g}%"
+
+
+@dataclass
+class Side:
+    """One run's cases (samples subsampled, in ns) and environment."""
+
+    label: str
+    run_id: str
+    cases: dict[str, dict[str, Any]]
+    env: dict[str, Any]
+
+
+@dataclass
+class Change:
+    case_key: str
+    status: str
+    base_ms: float | None = None
+    new_ms: float | None = None
+    change: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    p_value: float | None = None
+    note: str = ""
+    new_row: dict[str, Any] | None = field(default=None, repr=False)
+
+
+@dataclass
+class Comparison:
+    base: Side
+    new: Side
+    threshold: Threshold
+    changes: list[Change]
+    env_notes: list[str]
+
+    @property
+    def failed(self) -> bool:
+        return any(c.status in FAILING_STATUSES for c in self.changes)
+
+    def counts(self) -> dict[str, int]:
+        return {s: n for s in ORDER if (n := sum(c.status == s for c in self.changes))}
+
+
+# --- reading ---------------------------------------------------------------------------------------------
+
+def _runs(results: Path) -> list[dict[str, Any]]:
+    """(run_id, timestamp) of every run, oldest first: from the small runs table, else from the cases."""
+    table = "runs" if store.has_table(results, "runs") else "cases"
+    if not store.has_table(results, table):
+        return []
+    sql = f"SELECT run_id, max(timestamp) AS timestamp FROM {table} GROUP BY run_id ORDER BY 2 NULLS FIRST, 1"
+    return store.query(results, sql).to_pylist()
+
+
+def resolve(spec: str, results: Path) -> tuple[Path, str]:
+    """BASE or NEW: a results folder (its latest run) or a run id in ``results``."""
+    folder = Path(spec)
+    if folder.is_dir() and ((folder / "cases").is_dir() or (folder / "runs").is_dir()):
+        runs = _runs(folder)
+        if not runs:
+            raise UserError(f"no runs in {folder}")
+        return folder, runs[-1]["run_id"]
+    if not results.is_dir():
+        raise UserError(f"{spec!r} is not a results folder, and there is no results folder at {results}")
+    known = [r["run_id"] for r in _runs(results)]
+    if spec not in known:
+        hint = f" (latest: {', '.join(known[-3:])})" if known else ""
+        raise UserError(f"{spec!r} is neither a results folder nor a run id in {results}{hint}")
+    return results, spec
+
+
+def _case_rows(folder: Path, run_id: str, max_samples: int) -> list[dict[str, Any]]:
+    """The run's rows, with ``samples``: at most ``max_samples`` evenly spaced raw samples, cut in DuckDB."""
+    step = f"greatest(1, ceil(len(samples_ns) / {max_samples}))::BIGINT"
+    samples = f"list_slice(samples_ns, 1, len(samples_ns), {step}) AS samples"
+    where = "WHERE run_id = ?"
+    try:
+        sql = f"SELECT {columns(CASE_FIELDS)}, {samples} FROM cases {where}"
+        rows = store.query(folder, sql, [run_id]).to_pylist()
+    except duckdb.BinderException:  # files from before samples_ns
+        rows = read(folder, "cases", CASE_FIELDS, where, [run_id]).to_pylist()
+    return [{**{f: None for f in (*CASE_FIELDS, "samples")}, **r} for r in rows]
+
+
+def load_side(spec: str, results: Path, max_samples: int = MAX_SAMPLES) -> Side:
+    folder, run_id = resolve(spec, results)
+    cases: dict[str, dict[str, Any]] = {}
+    for row in sorted(_case_rows(folder, run_id, max_samples), key=lambda r: str(r["timestamp"])):
+        cases[row["case_key"]] = row  # the latest row per case key
+    env = {}
+    if store.has_table(folder, "runs"):
+        rows = store.query(folder, "SELECT * FROM runs WHERE run_id = ?", [run_id]).to_pylist()
+        env = rows[0] if rows else {}
+    return Side(spec, run_id, cases, env)
+
+
+# --- environment -----------------------------------------------------------------------------------------
+
+def _packages(env: dict[str, Any]) -> dict[str, str]:
+    try:
+        packages = json.loads(env.get("packages") or "{}")
+    except ValueError:
+        return {}
+    return {str(k).lower(): str(v) for k, v in packages.items()} if isinstance(packages, dict) else {}
+
+
+def runtime_version(row: dict[str, Any], env: dict[str, Any]) -> str | None:
+    """The case's runtime version: the runs table's package entry named like the runner, else the row's."""
+    return _packages(env).get(str(row.get("runner")).lower()) or row.get("runner_version")
+
+
+def machine_differences(base: Side, new: Side) -> list[str]:
+    out = []
+    for key in ("machine_id", "cpu_model"):
+        b, n = base.env.get(key), new.env.get(key)
+        if b != n:
+            out.append(f"{key}: {b} → {n}")
+    return out
+
+
+def package_differences(base: Side, new: Side) -> list[str]:
+    b, n = _packages(base.env), _packages(new.env)
+    return [f"{k}: {b.get(k)} → {n.get(k)}" for k in sorted(set(b) | set(n)) if b.get(k) != n.get(k)]
+
+
+# --- statistics ------------------------------------------------------------------------------------------
+
+def _odd(x: np.ndarray) -> np.ndarray:
+    return x if len(x) % 2 else x[:-1]
+
+
+def bootstrap_medians(sorted_x: np.ndarray, rng: np.random.Generator, resamples: int) -> np.ndarray:
+    """Medians of ``resamples`` bootstrap resamples of ``sorted_x`` (odd length), drawn exactly (see module doc)."""
+    from scipy.stats import binom
+
+    n = len(sorted_x)
+    cdf = binom.sf((n - 1) // 2, n, np.arange(1, n + 1) / n)  # P(J <= j) = P(Bin(n, j/n) >= (n+1)/2)
+    cdf[-1] = 1.0
+    return sorted_x[np.searchsorted(cdf, rng.random(resamples), side="left")]
+
+
+def change_with_ci(base_ns, new_ns, rng: np.random.Generator, resamples: int = RESAMPLES) -> tuple[float, ...]:
+    """(change, ci_low, ci_high) of median(new) / median(base) - 1, 95% percentile bootstrap."""
+    b, n = np.sort(_odd(np.asarray(base_ns, dtype=np.float64))), np.sort(_odd(np.asarray(new_ns, dtype=np.float64)))
+    change = float(np.median(n) / np.median(b) - 1)
+    ratios = bootstrap_medians(n, rng, resamples) / bootstrap_medians(b, rng, resamples) - 1
+    low, high = np.percentile(ratios, [2.5, 97.5])
+    return change, float(low), float(high)
+
+
+def classify(change: float, low: float, high: float, p: float, t: float) -> tuple[str, str]:
+    if change > t and low > t and p < ALPHA:
+        return "regressed", ""
+    if change < -t and high < -t and p < ALPHA:
+        return "improved", ""
+    if abs(change) > t:
+        why = f"CI [{low:+.1%}, {high:+.1%}] includes ±{t:.1%}" if low <= t <= high or low <= -t <= high \
+            else f"p={p:.2g} >= {ALPHA}"
+        return "unchanged", f"inconclusive: {why}"
+    return "unchanged", ""
+
+
+def _good(row: dict[str, Any]) -> bool:
+    return row.get("status") == "ok" and row.get("accuracy_ok") is not False
+
+
+def compare_case(key: str, b: dict, n: dict, t: float, seed: int = SEED) -> Change:
+    base_ms, new_ms = b.get("median_ms"), n.get("median_ms")
+    if not _good(b) or not _good(n):
+        status = {(True, False): "broken", (False, True): "fixed"}.get((_good(b), _good(n)), "failing")
+        wrong = " (wrong output)" if n.get("status") == "ok" and n.get("accuracy_ok") is False else ""
+        return Change(key, status, base_ms, new_ms, note=f"{b.get('status')} → {n.get('status')}{wrong}", new_row=n)
+    if len(b.get("samples") or ()) < 3 or len(n.get("samples") or ()) < 3 or np.median(b["samples"]) <= 0:
+        return Change(key, "no_samples", base_ms, new_ms, note="raw samples missing or zero", new_row=n)
+    from scipy.stats import mannwhitneyu
+
+    rng = np.random.default_rng([seed, zlib.crc32(key.encode())])
+    change, low, high = change_with_ci(b["samples"], n["samples"], rng)
+    p = float(mannwhitneyu(b["samples"], n["samples"], alternative="two-sided").pvalue)
+    status, note = classify(change, low, high, p, t)
+    return Change(key, status, base_ms, new_ms, change, low, high, p, note, n)
+
+
+def compare(base: Side, new: Side, threshold: Threshold, allow_env_diff: bool = False) -> Comparison:
+    machine = machine_differences(base, new)
+    notes = machine + package_differences(base, new)
+    changes = []
+    for key in sorted(set(base.cases) | set(new.cases)):
+        b, n = base.cases.get(key), new.cases.get(key)
+        if b is None or n is None:
+            changes.append(Change(key, "new" if b is None else "missing", b and b.get("median_ms"),
+                                  n and n.get("median_ms"), new_row=n))
+            continue
+        rb, rn = runtime_version(b, base.env), runtime_version(n, new.env)
+        differs = machine + ([f"{b.get('runner')} {rb} → {rn}"] if rb != rn else [])
+        if differs and not allow_env_diff:
+            changes.append(Change(key, "env_differs", b.get("median_ms"), n.get("median_ms"),
+                                  note="; ".join(differs), new_row=n))
+            continue
+        change = compare_case(key, b, n, threshold.fraction)
+        if differs:
+            change.note = "; ".join(filter(None, [change.note, "env differs: " + "; ".join(differs)]))
+        changes.append(change)
+    changes.sort(key=lambda c: (ORDER.index(c.status), -(abs(c.change) if c.change is not None else 0), c.case_key))
+    return Comparison(base, new, threshold, changes, notes)
+
+
+# --- output ----------------------------------------------------------------------------------------------
+
+def _pct(x: float | None) -> str:
+    return "" if x is None else f"{x:+.1%}"
+
+
+def markdown(c: Comparison) -> str:
+    from bench.report.summary import cell
+
+    counts = ", ".join(f"{k} {v}" for k, v in c.counts().items()) or "no cases"
+    lines = [f"## bench compare: {cell(c.base.run_id)} → {cell(c.new.run_id)}", "",
+             f"Threshold {c.threshold}, 95% bootstrap CI of the median change, Mann-Whitney p < {ALPHA}. "
+             f"**{counts}**.", ""]
+    if c.env_notes:
+        lines += ["Environment differs: " + "; ".join(cell(n) for n in c.env_notes), ""]
+    lines += ["| case | status | base ms | new ms | change | 95% CI | p | note |", "|---|---|---|---|---|---|---|---|"]
+    for ch in c.changes[:MAX_MARKDOWN_ROWS]:
+        ci = f"[{_pct(ch.ci_low)}, {_pct(ch.ci_high)}]" if ch.ci_low is not None else ""
+        p = f"{ch.p_value:.2g}" if ch.p_value is not None else ""
+        values = (ch.case_key, f"**{ch.status}**" if ch.status in FAILING_STATUSES else ch.status,
+                  _ms(ch.base_ms), _ms(ch.new_ms), _pct(ch.change), ci, p, ch.note)
+        lines.append("| " + " | ".join(v if v.startswith("**") else cell(v) for v in values) + " |")
+    if len(c.changes) > MAX_MARKDOWN_ROWS:
+        lines.append(f"\n_…and {len(c.changes) - MAX_MARKDOWN_ROWS} more cases (the least changed)._")
+    return "\n".join(lines) + "\n"
+
+
+def _ms(x: float | None) -> str:
+    return "" if x is None else f"{x:.4g}"
+
+
+def benchmark_json(c: Comparison) -> list[dict[str, Any]]:
+    """NEW's medians in github-action-benchmark's ``customSmallerIsBetter`` format."""
+    out = []
+    for ch in c.changes:
+        row = ch.new_row or {}
+        if row.get("status") != "ok" or row.get("median_ms") is None:
+            continue
+        entry: dict[str, Any] = {"name": ch.case_key, "unit": "ms", "value": row["median_ms"]}
+        lo, hi = row.get("median_ci_low_ms"), row.get("median_ci_high_ms")
+        if lo is not None and hi is not None:
+            entry["range"] = f"±{(hi - lo) / 2:.4g}"
+        extra = [ch.status, f"change {_pct(ch.change)}" if ch.change is not None else "",
+                 f"CI [{_pct(ch.ci_low)}, {_pct(ch.ci_high)}]" if ch.ci_low is not None else "",
+                 f"p={ch.p_value:.2g}" if ch.p_value is not None else "", ch.note]
+        entry["extra"] = "; ".join(e for e in extra if e)
+        out.append(entry)
+    return out
+
+
+def run(base: str, new: str, results: Path, threshold: Threshold, markdown_file: Path | None = None,
+        json_file: Path | None = None, allow_env_diff: bool = False) -> int:
+    """The command: compare, print or write the table and the JSON; 1 if anything regressed or broke."""
+    c = compare(load_side(base, results), load_side(new, results), threshold, allow_env_diff)
+    if c.env_notes:
+        print("bench compare: environment differs between the runs:", file=sys.stderr)
+        for note in c.env_notes:
+            print(f"  {note}", file=sys.stderr)
+        skipped = c.counts().get("env_differs", 0)
+        if skipped:
+            print(f"  {skipped} cases not compared; pass --allow-env-diff to compare them anyway",
+                  file=sys.stderr)
+    text = markdown(c)
+    if markdown_file:
+        markdown_file.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    if json_file:
+        json_file.write_text(json.dumps(benchmark_json(c), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return 1 if c.failed else 0
+
+
+def command(args) -> int:
+    """``bench compare``: the parsed flags (see bench.cli) -> exit code 0, or 1 on a regression."""
+    threshold = Threshold.parse(args.threshold)
+    try:
+        return run(args.base, args.new, args.results, threshold, args.markdown, args.json, args.allow_env_diff)
+    except OSError as exc:
+        raise UserError(f"cannot write {exc.filename}: {exc.strerror or exc}") from None

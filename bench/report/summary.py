@@ -1,0 +1,61 @@
+"""summary.md: a compact markdown digest for a CI step summary, bounded by construction.
+
+Each section shows at most ``MAX_ROWS`` rows and says how many it left out, and every cell is cut to
+``MAX_CELL`` characters, so the whole file stays far below GitHub's 1 MiB step-summary limit
+(sections x rows x columns x cell: 4 x 40 x 9 x 160 < 240 kB, in practice a few kB).
+"""
+
+from __future__ import annotations
+
+import html
+from collections import Counter
+from typing import Any
+
+from bench.report.html import fmt
+from bench.report.views import Row, Table, category
+
+MAX_ROWS = 40
+MAX_CELL = 160
+LIMIT_BYTES = 256 * 1024
+
+
+def cell(value: Any) -> str:
+    """One markdown table cell: no newlines, no pipes, no HTML (GitHub renders some), at most MAX_CELL chars."""
+    text = " ".join(fmt(value).split())
+    text = text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
+    return html.escape(text, quote=False).replace("|", "\\|").replace("`", "'")
+
+
+def md_table(columns: tuple[str, ...], rows: list[tuple], what: str) -> list[str]:
+    if not rows:
+        return [f"_No {what}._", ""]
+    lines = ["| " + " | ".join(cell(c) for c in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows[:MAX_ROWS]]
+    if len(rows) > MAX_ROWS:
+        lines.append(f"\n_…and {len(rows) - MAX_ROWS} more {what} (first {MAX_ROWS} shown; see the report's CSV)._")
+    return lines + [""]
+
+
+def _margin(r: Row) -> str:
+    if r["runner_up"] is None:
+        return "only runner"
+    noise = " (within noise)" if r["within_noise"] else ""
+    return f"{r['margin_pct']:+.1f}%{noise}"
+
+
+def summary_markdown(cases: list[Row], winners: Table, wrong: Table, failed: Table, selection: str) -> str:
+    counts = Counter(category(c) for c in cases)
+    lines = ["## bench results", "", cell(selection), "",
+             f"**{len(cases)} cases**: " + ", ".join(f"{k} {v}" for k, v in counts.most_common()), ""]
+    lines += ["### Fastest per model and configuration", "",
+              "Fastest case that ran **and** matched the fp32 reference, against the fastest of another runner.",
+              ""]
+    rows = [(r["model"], r["config"], r["winner"], r["median_ms"], r["runner_up"], r["runner_up_median_ms"],
+             _margin(r), r["wrong_but_faster"]) for r in winners.records()]
+    lines += md_table(("model", "config", "winner", "median ms", "runner-up", "runner-up ms", "margin",
+                       "faster but wrong"), rows, "winners")
+    lines += ["### Wrong outputs", ""] + md_table(wrong.columns, wrong.rows, "wrong outputs")
+    lines += ["### Failed cases", ""] + md_table(failed.columns, failed.rows, "failed cases")
+    text = "\n".join(lines) + "\n"
+    assert len(text.encode()) < LIMIT_BYTES, "summary bound broken: raise MAX_ROWS/MAX_CELL arithmetic"
+    return text

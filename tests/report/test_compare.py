@@ -1,0 +1,179 @@
+"""`bench compare` on planted result sets: a 20% regression is flagged, a non-change is not, and nothing
+is compared across machines or runtime versions unless asked."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from report_fixtures import NOW, copy_results, planter, samples
+
+from bench import store
+from bench.cli import main
+from bench.compare import ALPHA, Threshold, bootstrap_medians, classify
+
+A = "tiny_mlp/onnxruntime/cpu/fp32/b1/t1/latency"
+B = "tiny_cnn/onnxruntime/cpu/fp32/b1/t1/latency"
+
+
+def make_set(folder: Path, real: Path, run_id: str, cases: dict[str, dict], days: int = 0, **env) -> Path:
+    """A results folder with one run: per model, samples around ``ms`` (seeded), or a failed row."""
+    p = planter(folder, run_id, NOW + timedelta(days=days), template_from=real, **env)
+    for model, spec in cases.items():
+        if "failed" in spec:
+            p.case(model=model, failed=spec["failed"])
+        else:
+            extra = {k: v for k, v in spec.items() if k not in ("ms", "seed", "n", "spread")}
+            ns = samples(spec["ms"], n=spec.get("n", 600), seed=spec["seed"], spread=spec.get("spread", 0.05))
+            p.case(model=model, samples_ns=ns, **extra)
+    return folder
+
+
+def statuses(markdown: str) -> dict[str, str]:
+    rows = [line.split(" | ") for line in markdown.splitlines() if line.startswith("| tiny")]
+    return {r[0].removeprefix("| "): r[1].strip("*") for r in rows}
+
+
+@pytest.fixture
+def sets(real_results, tmp_path):
+    def build(base: dict, new: dict, **new_env) -> tuple[Path, Path]:
+        return (make_set(tmp_path / "base", real_results, "base-run", base),
+                make_set(tmp_path / "new", real_results, "new-run", new, days=1, **new_env))
+
+    return build
+
+
+def test_planted_regression_is_flagged_and_nothing_else(sets, tmp_path):
+    base, new = sets({"tiny_mlp": {"ms": 1.0, "seed": 1}, "tiny_cnn": {"ms": 2.0, "seed": 2}},
+                     {"tiny_mlp": {"ms": 1.2, "seed": 3}, "tiny_cnn": {"ms": 2.0, "seed": 4}})
+    md, js = tmp_path / "cmp.md", tmp_path / "cmp.json"
+    done = subprocess.run([sys.executable, "-m", "bench", "compare", str(base), str(new), "--threshold", "5%",
+                           "--markdown", str(md), "--json", str(js)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == "" and done.stderr == ""  # the table went to the file; same machine, nothing to say
+    text = md.read_text()
+    assert statuses(text) == {A: "regressed", B: "unchanged"}
+    assert "regressed 1, unchanged 1" in text
+    row = next(line for line in text.splitlines() if line.startswith(f"| {A}"))
+    change = float(row.split(" | ")[4].rstrip("%"))
+    assert 15 < change < 25
+    entries = json.loads(js.read_text())
+    assert [e["name"] for e in entries] == [A, B]
+    assert all(e["unit"] == "ms" and isinstance(e["value"], float) and e["range"].startswith("±") for e in entries)
+    assert entries[0]["extra"].startswith("regressed; change +") and 1.1 < entries[0]["value"] < 1.3
+
+
+def test_no_change_alone_exits_0(sets, capsys):
+    base, new = sets({"tiny_cnn": {"ms": 2.0, "seed": 2}}, {"tiny_cnn": {"ms": 2.0, "seed": 4}})
+    assert main(["compare", str(base), str(new)]) == 0
+    assert statuses(capsys.readouterr().out) == {B: "unchanged"}
+
+
+def test_threshold_decides_what_counts(sets, capsys):
+    base, new = sets({"tiny_mlp": {"ms": 1.0, "seed": 1}, "tiny_cnn": {"ms": 2.0, "seed": 2}},
+                     {"tiny_mlp": {"ms": 1.03, "seed": 3}, "tiny_cnn": {"ms": 1.6, "seed": 4}})
+    assert main(["compare", str(base), str(new), "--threshold", "5%"]) == 0
+    assert statuses(capsys.readouterr().out) == {A: "unchanged", B: "improved"}
+    assert main(["compare", str(base), str(new), "--threshold", "1"]) == 1
+    assert statuses(capsys.readouterr().out) == {A: "regressed", B: "improved"}
+
+
+def test_few_noisy_samples_are_inconclusive_not_regressed(sets, capsys):
+    noisy = {"n": 7, "spread": 0.6}
+    base, new = sets({"tiny_mlp": {"ms": 1.0, "seed": 1, **noisy}}, {"tiny_mlp": {"ms": 1.3, "seed": 3, **noisy}})
+    assert main(["compare", str(base), str(new)]) == 0
+    out = capsys.readouterr().out
+    assert statuses(out) == {A: "unchanged"} and "inconclusive" in out
+
+
+def test_other_machine_is_not_compared_unless_allowed(sets, capsys):
+    base, new = sets({"tiny_mlp": {"ms": 1.0, "seed": 1}}, {"tiny_mlp": {"ms": 1.2, "seed": 3}},
+                     cpu_model="Some Other CPU")
+    assert main(["compare", str(base), str(new)]) == 0
+    captured = capsys.readouterr()
+    assert statuses(captured.out) == {A: "env_differs"}
+    assert "→ Some Other CPU" in captured.err and "--allow-env-diff" in captured.err
+    assert main(["compare", str(base), str(new), "--allow-env-diff"]) == 1
+    captured = capsys.readouterr()
+    assert statuses(captured.out) == {A: "regressed"} and "env differs" in captured.out
+    assert "cpu_model" in captured.err
+
+
+def test_runtime_version_change_holds_back_only_its_cases(sets, capsys):
+    base, new = sets({"tiny_mlp": {"ms": 1.0, "seed": 1}, "tiny_cnn": {"ms": 2.0, "seed": 2}},
+                     {"tiny_mlp": {"ms": 1.0, "seed": 3}, "tiny_cnn": {"ms": 2.0, "seed": 4}},
+                     packages=json.dumps({"onnxruntime": "0.0.1-other"}))
+    assert main(["compare", str(base), str(new)]) == 0
+    captured = capsys.readouterr()
+    assert set(statuses(captured.out).values()) == {"env_differs"}
+    assert "onnxruntime: " in captured.err and "→ 0.0.1-other" in captured.err
+
+
+def test_broken_and_fixed(sets, capsys):
+    base, new = sets({"tiny_mlp": {"ms": 1.0, "seed": 1}, "tiny_cnn": {"failed": ("crashed", "SIGSEGV")}},
+                     {"tiny_mlp": {"failed": ("error", "boom")}, "tiny_cnn": {"ms": 2.0, "seed": 2}})
+    assert main(["compare", str(base), str(new)]) == 1  # a case that stopped working fails the check
+    assert statuses(capsys.readouterr().out) == {A: "broken", B: "fixed"}
+
+
+def test_wrong_output_counts_as_broken(sets, capsys):
+    base, new = sets({"tiny_mlp": {"ms": 1.0, "seed": 1}}, {"tiny_mlp": {"ms": 0.5, "seed": 3, "accuracy_ok": False}})
+    assert main(["compare", str(base), str(new)]) == 1
+    out = capsys.readouterr().out
+    assert statuses(out) == {A: "broken"} and "(wrong output)" in out
+
+
+def test_new_and_missing_cases(real_results, tmp_path, capsys):
+    base = make_set(tmp_path / "b", real_results, "b", {"tiny_mlp": {"ms": 1.0, "seed": 1}})
+    new = make_set(tmp_path / "n", real_results, "n", {"tiny_cnn": {"ms": 1.0, "seed": 1}}, days=1)
+    assert main(["compare", str(base), str(new)]) == 0
+    assert statuses(capsys.readouterr().out) == {A: "missing", B: "new"}
+
+
+def test_run_ids_in_one_results_folder(real_results, tmp_path, capsys):
+    results = copy_results(real_results, tmp_path / "results")
+    real_run = store.query(results, "SELECT run_id FROM runs").to_pylist()[0]["run_id"]
+    make_set(results, real_results, "later", {"tiny_mlp": {"ms": 50.0, "seed": 1}}, days=30)
+    assert main(["compare", real_run, real_run, "--results", str(results)]) == 0
+    same = capsys.readouterr().out
+    assert "unchanged 4" in same and "| 1 |" in same  # a run against itself: p = 1
+    assert main(["compare", real_run, "later", "--results", str(results)]) == 1
+    assert statuses(capsys.readouterr().out)[A] == "regressed"
+    assert main(["compare", real_run, str(results), "--results", str(results)]) == 1  # folder: its latest run
+
+
+def test_user_errors_are_one_line(bench_cli, real_results, capsys):
+    for args, needle in [(["a", "b", "--results", str(real_results), "--threshold", "lots"], "--threshold"),
+                         (["a", "b", "--results", str(real_results), "--threshold=-5%"], "--threshold"),
+                         (["nope", "b", "--results", str(real_results)], "'nope' is neither")]:
+        assert main(["compare", *args]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and err.count("\n") == 1, err
+    done = bench_cli("compare", "a", "b", "--results", "nowhere")  # and as a user runs it
+    assert done.returncode == 2 and "no results folder" in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_exact_bootstrap_equals_resampling():
+    """The bootstrap draws each resample's median from its exact distribution; check it against doing it."""
+    rng = np.random.default_rng(0)
+    x = np.sort(rng.lognormal(0, 0.3, 101))
+    exact = bootstrap_medians(x, np.random.default_rng(1), 40_000)
+    brute = np.median(x[rng.integers(0, len(x), (40_000, len(x)))], axis=1)
+    grid = np.quantile(x, np.linspace(0.3, 0.7, 41))
+    gap = np.abs((exact[:, None] <= grid).mean(0) - (brute[:, None] <= grid).mean(0)).max()
+    assert gap < 0.015
+
+
+def test_classification_rules():
+    t = 0.05
+    assert classify(0.20, 0.15, 0.25, 1e-9, t) == ("regressed", "")
+    assert classify(0.20, 0.04, 0.30, 1e-9, t)[0] == "unchanged"  # CI reaches below the threshold
+    assert classify(0.20, 0.15, 0.25, ALPHA, t)[0] == "unchanged"  # not significant
+    assert classify(-0.20, -0.25, -0.15, 1e-9, t) == ("improved", "")
+    assert classify(0.03, 0.02, 0.04, 1e-9, t) == ("unchanged", "")  # real, but within the threshold
+    assert Threshold.parse("5%").fraction == Threshold.parse("5").fraction == 0.05

@@ -1,0 +1,269 @@
+"""`bench report` on real results plus planted rows: every chart, escaping, winners, bounds, degradation."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from datetime import timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from report_fixtures import NOW, copy_results, planter, samples, visit
+
+from bench.cli import main
+from bench.report import build_report, data, views
+from bench.report.summary import LIMIT_BYTES, MAX_ROWS, summary_markdown
+
+FIGURES = ("fig-latency", "fig-speedup", "fig-ecdf", "fig-pareto", "fig-resources", "fig-coverage",
+           "fig-throughput", "fig-trends", "fig-environment", "fig-problems", "fig-cases")
+XSS_MODEL = "<script>alert(1)</script>"
+XSS_RUNNER = '"><img src=x onerror=alert(2)>'
+XSS_ERROR = "bad op <img src=x onerror=alert(3)> & friends | `pipes`\nsecond line"
+
+
+@pytest.fixture(scope="module")
+def planted(real_results, tmp_path_factory) -> Path:
+    """The real run, plus: a fast wrong runner, a fast right one with a batch series (both faster than the
+    real run), failures of every kind, a hostile model name, and an earlier run of the real case keys."""
+    results = copy_results(real_results, tmp_path_factory.mktemp("report") / "results")
+    p = planter(results, "20261120T120000Z-plant1", NOW, template_from=real_results, machine_id="other-machine",
+                cpu_model="Other CPU <b>bold</b>")
+    p.case(runner="fastwrong", samples_ns=samples(0.0002, seed=1), accuracy_ok=False, cosine=0.4,
+           normalized_error=0.9, accuracy_reason="cosine 0.4 < 0.9999")
+    for batch in (1, 2, 4, 8):
+        ms = 0.0008 * batch ** 0.7
+        p.case(runner="right", batch=batch, samples_ns=samples(ms, seed=batch), throughput_per_s=batch / ms * 1e3,
+               accuracy_ok=True, normalized_error=1e-6, cosine=0.999999)
+    p.case(failed=("conversion_failed", "converter refused op Foo"), runner="right", precision="fp16")
+    p.case(failed=("crashed", "worker died: SIGSEGV"), runner="fastwrong", precision="fp16")
+    p.case(failed=("unsupported", "fastwrong does not do int8"), runner="fastwrong", precision="int8")
+    p.case(model=XSS_MODEL, runner=XSS_RUNNER, samples_ns=samples(0.5, seed=9), accuracy_ok=True)
+    p.case(failed=("error", XSS_ERROR), model=XSS_MODEL, runner=XSS_RUNNER, precision="fp16")
+    earlier = planter(results, "20261119T120000Z-plant0", NOW - timedelta(days=1), template_from=real_results,
+                      git_commit="abcdef0123")
+    for row in _real_rows(real_results):
+        earlier.case(model=row["model"], threads=row["threads"], samples_ns=samples(row["median_ms"] * 1.1, seed=3))
+    return results
+
+
+def _real_rows(results: Path) -> list[dict]:
+    from bench import store
+
+    return store.read_cases(results, ["model", "threads", "median_ms"]).to_pylist()
+
+
+@pytest.fixture(scope="module")
+def report(planted, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("out") / "site"
+    done = subprocess.run([sys.executable, "-m", "bench", "report", "--results", str(planted), "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"report: {out / 'index.html'}" in done.stdout
+    return out
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_every_chart_is_a_figure_with_content(report):
+    page = (report / "index.html").read_text()
+    ids = re.findall(r'<figure id="([^"]+)"', page)
+    assert sorted(ids) == sorted(FIGURES)
+    assert "no data for" not in page  # the planted set has something for every chart
+    for figure in FIGURES[:5] + ("fig-throughput", "fig-trends"):
+        body = page.split(f'<figure id="{figure}">')[1].split("</figure>")[0]
+        assert "<svg" in body, figure
+
+
+def test_page_is_self_contained(report):
+    page = (report / "index.html").read_text()
+    assert not re.search(r'(src|href)="(https?:)?//', page), "the page must not load anything"
+    assert "default-src 'none'" in page
+    assert page.count("<script") == 1  # ours, allowed by hash; nothing else
+
+
+def test_user_strings_are_text_never_tags(report):
+    page = (report / "index.html").read_text()
+    assert XSS_MODEL not in page and "<img src=x" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    svgs = re.findall(r"<svg.*?</svg>", page, flags=re.S)
+    texts = []
+    for svg in svgs:  # every chart is well-formed XML, and the hostile name is inside it as text
+        tree = ET.fromstring(svg)
+        assert not [e for e in tree.iter() if e.tag.split("}")[-1] in ("script", "foreignObject", "img")]
+        texts += [t for e in tree.iter() for t in (e.text, e.tail) if t]
+    assert any(XSS_MODEL in t for t in texts) and any(XSS_RUNNER in t for t in texts)
+    summary = (report / "summary.md").read_text()
+    assert "<script>" not in summary and "<img" not in summary
+
+
+def test_wrong_output_is_never_the_winner(report):
+    winners = {(w["model"], w["config"]): w for w in read_csv(report / "winners.csv")}
+    mlp = winners[("tiny_mlp", "cpu b1 t1 latency")]
+    assert mlp["winner"] == "right fp32" and mlp["runner_up"] == "onnxruntime fp32"
+    assert mlp["wrong_but_faster"] == "fastwrong fp32"
+    pareto = [r for r in read_csv(report / "pareto.csv") if r["runner"] == "fastwrong"]
+    assert pareto and all(r["fastest"] == "False" and r["on_front"] == "False" for r in pareto)
+    summary = (report / "summary.md").read_text()
+    assert "| tiny_mlp | cpu b1 t1 latency | right fp32 |" in summary
+    assert "### Wrong outputs" in summary and "fastwrong" in summary.split("### Wrong outputs")[1]
+
+
+def test_coverage_names_every_outcome(report):
+    cells = {(r["model"], r["runner"], r["precision"]): r["category"] for r in read_csv(report / "coverage.csv")}
+    assert cells[("tiny_mlp", "right", "fp16")] == "conversion failed"
+    assert cells[("tiny_mlp", "fastwrong", "fp16")] == "crashed"
+    assert cells[("tiny_mlp", "fastwrong", "int8")] == "unsupported"
+    assert cells[("tiny_mlp", "fastwrong", "fp32")] == "wrong output"
+    assert cells[("tiny_mlp", "onnxruntime", "fp32")] == "ok"
+    summary = (report / "summary.md").read_text()
+    failed = summary.split("### Failed cases")[1]
+    assert "crashed" in failed and "conversion_failed" in failed and "unsupported" not in failed
+
+
+def test_tables_behind_the_charts(report):
+    speedup = {(r["runner"], r["config"]): float(r["speedup"]) for r in read_csv(report / "speedup.csv")}
+    assert speedup[("onnxruntime", "cpu b1 t1 latency")] == 1.0
+    assert speedup[("fastwrong", "cpu b1 t1 latency")] > speedup[("right", "cpu b1 t1 latency")] > 1.0
+    batches = [int(r["batch"]) for r in read_csv(report / "throughput_batch.csv") if r["runner"] == "right"]
+    assert batches == [1, 2, 4, 8]
+    trends = read_csv(report / "trends.csv")
+    assert {r["run_id"] for r in trends} >= {"20261119T120000Z-plant0"} and len({r["run_id"] for r in trends}) == 2
+    machines = read_csv(report / "environment.csv")
+    assert len(machines) == 2 and any(m["cpu_model"] == "Other CPU <b>bold</b>" for m in machines)
+    dist = read_csv(report / "distribution.csv")
+    assert all(float(r["p0_ms"]) <= float(r["p50_ms"]) <= float(r["p100_ms"]) for r in dist)
+    assert len(read_csv(report / "cases.csv")) == 4 + 10  # the real keys (also in the earlier run) + planted
+    assert "Other CPU &lt;b&gt;bold&lt;/b&gt;" in (report / "index.html").read_text()
+
+
+def test_trend_lines_never_join_machines():
+    history = [{"case_key": "k", "model": "m", "run_id": f"r{i}", "run_time": i, "git_commit": None,
+                "machine": machine, "median_ms": 1.0} for i, machine in enumerate(["a", "b", "a", "c"])]
+    rows = views.trends(history).records()
+    assert [(r["run_id"], r["machine"]) for r in rows] == [("r0", "a"), ("r2", "a")]
+
+
+def test_one_run_only(planted):
+    cases = data.load(planted, run_id="20261119T120000Z-plant0").cases
+    assert len(cases) == 4 and {c["run_id"] for c in cases} == {"20261119T120000Z-plant0"}
+    assert len(data.load(planted).cases) == 14
+
+
+def test_missing_columns_and_empty_views_degrade_to_notes(tmp_path):
+    old = pa.table({"run_id": ["r0"], "case_key": ["m/x"], "median_ms": [2.0], "status": ["ok"],
+                    "timestamp": pa.array([NOW], pa.timestamp("us", tz="UTC"))})
+    (tmp_path / "old" / "cases" / "run_id=r0").mkdir(parents=True)
+    pq.write_table(old, tmp_path / "old" / "cases" / "run_id=r0" / "a.parquet")
+    (tmp_path / "empty").mkdir()
+    for name, empty in (("old", 7), ("empty", len(FIGURES))):
+        files = build_report(tmp_path / name, tmp_path / f"{name}-out")
+        page = files.index.read_text()
+        assert sorted(re.findall(r'<figure id="([^"]+)"', page)) == sorted(FIGURES)
+        assert page.count('<p class="nodata">no data for') == empty, name
+        assert files.summary.stat().st_size < 2000
+    old_page = (tmp_path / "old-out" / "index.html").read_text()
+    assert "no data for latency distributions: no raw samples" in old_page and "<svg" in old_page
+
+
+def test_user_errors_are_one_line(planted, tmp_path, capsys):
+    for args, needle in [(["--results", str(tmp_path / "nowhere")], "no results folder"),
+                         (["--results", str(planted), "--run", "nope"], "--run: no run 'nope'")]:
+        assert main(["report", *args, "--out", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()
+
+
+def _case(i: int) -> dict:
+    long = "x" * 50_000
+    return {"case_key": f"model{i}/r{i % 7}/cpu/fp32/b1/t1/latency/{long}", "model": f"model{i % 300}{long}",
+            "runner": f"r{i % 7}", "device": "cpu", "precision": "fp32", "batch": 1, "threads": 1,
+            "scenario": "latency", "status": ["ok", "ok", "error", "crashed"][i % 4], "error": long + "|\n<b>",
+            "median_ms": 1.0 + i % 13, "median_ci_low_ms": 0.9, "median_ci_high_ms": 1.1 + i % 13,
+            "accuracy_ok": i % 5 != 0, "accuracy_reason": long}
+
+
+def test_summary_is_bounded_by_construction():
+    cases = [_case(i) for i in range(5000)]
+    text = summary_markdown(cases, views.winners(cases), views.wrong_outputs(cases), views.failures(cases), "all")
+    assert len(text.encode()) < LIMIT_BYTES < 1 << 20
+    assert text.count("more winners") == text.count("more wrong outputs") == text.count("more failed cases") == 1
+    tables = [line for line in text.splitlines() if line.startswith("| ")]
+    assert len(tables) <= 3 * (MAX_ROWS + 1)
+    assert "<b>" not in text
+    pipes = {len(re.findall(r"(?<!\\)\|", line)) for line in tables}  # escaped pipes stay inside their cell
+    assert pipes == {9, 6, 5}  # winners: 8 columns, wrong outputs: 5, failed cases: 4
+
+
+def test_report_imports_no_runner(planted, tmp_path):
+    code = ("import sys; from pathlib import Path; from bench.report import build_report;"
+            f"build_report(Path({str(planted)!r}), Path({str(tmp_path / 'o')!r}));"
+            "bad = [m for m in sys.modules if m.startswith('bench.runners') or m in "
+            "('onnxruntime', 'openvino', 'ncnn', 'MNN')]; print(bad); sys.exit(1 if bad else 0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+SCRIPT = """
+(async () => {
+  const ids = [...document.querySelectorAll("figure[id]")].map(f => f.id);
+  const table = document.querySelector("#fig-cases table");
+  const column = [...table.tHead.rows[0].cells].findIndex(c => c.textContent === "median_ms");
+  const values = () => [...table.tBodies[0].rows].map(r => r.cells[column].textContent);
+  table.tHead.rows[0].cells[column].click();
+  const sorted = values();
+  const filter = document.getElementById("filter");
+  filter.value = "right";
+  filter.dispatchEvent(new Event("input"));
+  const shown = [...table.tBodies[0].rows].filter(r => !r.hidden).length;
+  const hostile = [...document.querySelectorAll("td, th, text")].filter(e => e.textContent.includes("<script>"));
+  return {ids, sorted, shown, hostile: hostile.length, scripts: document.scripts.length,
+          rows: table.tBodies[0].rows.length};
+})()
+"""
+
+
+@pytest.mark.slow
+def test_page_opens_in_a_real_browser_cleanly(report, tmp_path):
+    seen = visit(report / "index.html", SCRIPT, tmp_path / "profile")
+    assert seen.errors == [] and seen.dialogs == []
+    assert [u for u in seen.requests if not u.startswith(("file:", "data:"))] == []  # nothing from a network
+    assert sorted(seen.result["ids"]) == sorted(FIGURES)
+    numbers = [float(v) for v in seen.result["sorted"] if v]
+    assert numbers == sorted(numbers) and len(numbers) >= 10  # the header click sorted the column
+    assert 0 < seen.result["shown"] < seen.result["rows"]  # the filter hid rows
+    assert seen.result["hostile"] >= 2 and seen.result["scripts"] == 1  # shown as text, never run
+    shot = tmp_path / "report.png"
+    shot.write_bytes(seen.screenshot)
+    try:
+        from PIL import Image, ImageStat
+    except ImportError:
+        assert len(seen.screenshot) > 20_000, f"screenshot looks blank: {shot}"
+    else:
+        image = Image.open(io.BytesIO(seen.screenshot)).convert("L")
+        assert image.size == (1280, 2000)
+        assert ImageStat.Stat(image).stddev[0] > 10, f"screenshot looks blank: {shot}"
+
+
+@pytest.mark.slow
+def test_the_browser_check_catches_errors_dialogs_and_fetches(report, tmp_path):
+    """The check above is only worth something if it fails on a bad page: here, one without its CSP."""
+    page = (report / "index.html").read_text()
+    page = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page)
+    page = page.replace("var filter =", 'alert("planted"); null.x; var filter =')
+    page = page.replace("</main>", '<img src="http://example.invalid/x.png"></main>')
+    bad = tmp_path / "bad.html"
+    bad.write_text(page)
+    seen = visit(bad, "1", tmp_path / "profile")
+    assert seen.dialogs == ["planted"]
+    assert any("Cannot read properties of null" in e for e in seen.errors)
+    assert "http://example.invalid/x.png" in seen.requests
