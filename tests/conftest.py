@@ -44,9 +44,9 @@ def run_cases(cache_dir, tmp_path):
     from bench.suite import Suite, TimingConfig
 
     def run(runners, models, precisions=("fp32",), threads=(1,), scenarios=("latency",), batch_sizes=(1,),
-            timeout_s=300.0, max_time_s=0.5, extra_specs=()):
+            timeout_s=300.0, max_time_s=0.5, extra_specs=(), devices=("cpu",)):
         suite = Suite(
-            name="test", models=list(models), runners=list(runners), precisions=list(precisions),
+            name="test", models=list(models), runners=list(runners), precisions=list(precisions), devices=list(devices),
             threads=list(threads), scenarios=list(scenarios), batch_sizes=list(batch_sizes), timeout_s=timeout_s,
             timing=TimingConfig(warmup_time_s=0.02, min_time_s=0.1, max_time_s=max_time_s),
         )

@@ -1,31 +1,79 @@
-"""ONNX Runtime on the CPU execution provider, inputs bound once through IO binding."""
+"""ONNX Runtime: CPU (and CUDA with onnxruntime-gpu) execution providers, inputs bound once through IO binding.
+
+Latency: one request at a time with ``threads`` intra-op threads. Throughput: ``threads`` concurrent requests
+on one session, one intra-op thread each (the session is thread-safe; ORT releases the GIL while it runs).
+int8 and fp16 run model variants made by ORT's own tools (``variants.py``), cached like any conversion.
+"""
 
 from __future__ import annotations
 
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 
-from bench.plugin import Runner
+from bench.convert import Conversion, cached_artifact, run_converter
+from bench.plugin import Runner, Unsupported
+from bench.runners.onnxruntime.variants import FP16_OPTIONS, INT8_OPTIONS
 
 # ORT spins its intra-op pool between calls by default; that is what users run, so we keep it and record it.
 SPINNING = "1"
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+VARIANTS = {"int8": ("onnxruntime.quantization", INT8_OPTIONS), "fp16": ("onnxruntime.transformers.float16",
+                                                                        FP16_OPTIONS)}
+
+
+def _precision_of(path: Path) -> tuple[str, dict[str, int]]:
+    """What the model file really holds: QDQ nodes make it int8, float16 initializers fp16."""
+    graph = onnx.load(str(path), load_external_data=False).graph
+    counts = {op: sum(n.op_type == op for n in graph.node) for op in ("QuantizeLinear", "DequantizeLinear")}
+    fp16 = sum(t.data_type == onnx.TensorProto.FLOAT16 for t in graph.initializer)
+    counts["float16_initializers"] = fp16
+    if counts["DequantizeLinear"]:
+        return "int8", counts
+    return ("fp16" if fp16 else "fp32"), counts
 
 
 class OnnxRuntimeRunner(Runner):
-    timed_region = "run_with_iobinding: inputs bound before timing; outputs allocated by ORT in host memory"
+    timed_region = (
+        "run_with_iobinding (inputs bound before timing; outputs allocated by ORT on the device; on cuda also "
+        "synchronize_outputs); throughput: one such call per concurrent request, all awaited"
+    )
+
+    def convert(self, onnx_path: Path) -> Path:
+        if self.case.precision not in VARIANTS:
+            return onnx_path
+        converter, options = VARIANTS[self.case.precision]
+
+        def produce(folder: Path) -> None:
+            with tempfile.TemporaryDirectory() as work:  # the quantizer leaves scratch files in its cwd
+                case_file = Path(work) / "case.json"
+                case_file.write_text(self.case.to_json())
+                cmd = [sys.executable, "-m", "bench.runners.onnxruntime.variants", self.case.precision,
+                       str(case_file), str(onnx_path), str(folder / "model.onnx")]
+                run_converter(cmd, timeout_s=0.8 * self.case.timeout_s, cwd=Path(work))
+
+        folder, self.conversion = cached_artifact(self.case, Conversion(converter, ort.__version__, options), produce)
+        return folder / "model.onnx"
 
     def load(self, artifact: Path) -> None:
         # ORT parses inside session creation; here we only read the file, so "prepare" holds the parse.
         # The session is created from the path so that external-data files next to it are found.
         self._path = artifact
         artifact.read_bytes()
+        self._precision, self._node_counts = _precision_of(artifact)
+        if self._precision != self.case.precision:
+            raise Unsupported(f"the {self.case.precision} variant holds {self._precision} weights and no QDQ nodes")
 
     def _session_options(self) -> ort.SessionOptions:
         options = ort.SessionOptions()
-        options.intra_op_num_threads = self.case.threads
+        throughput = self.case.scenario == "throughput"
+        options.intra_op_num_threads = 1 if throughput else self.case.threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -34,34 +82,58 @@ class OnnxRuntimeRunner(Runner):
         return options
 
     def prepare(self) -> None:
-        self.session = ort.InferenceSession(
-            str(self._path), sess_options=self._session_options(), providers=["CPUExecutionProvider"]
-        )
+        provider = PROVIDERS[self.case.device]
+        self.session = ort.InferenceSession(str(self._path), sess_options=self._session_options(), providers=[provider])
+        if provider not in self.session.get_providers():
+            raise Unsupported(f"{provider} is not available in this onnxruntime build")
+        if self.case.scenario == "throughput":
+            self.concurrent_requests = self.case.threads
+            self._pool = ThreadPoolExecutor(self.concurrent_requests, thread_name_prefix="ort-request")
+
+    def _binding(self, inputs: dict[str, np.ndarray]) -> ort.IOBinding:
+        binding = self.session.io_binding()
+        for name, array in inputs.items():
+            if self.case.device == "cpu":
+                binding.bind_cpu_input(name, array)
+            else:  # copied to the device once, here, outside the timed region
+                binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, self.case.device, 0))
+        for name in self.output_names:
+            binding.bind_output(name, self.case.device)
+        return binding
 
     def bind(self, inputs: dict[str, np.ndarray]) -> None:
-        self._inputs = inputs  # keep the arrays alive: the binding points at their memory
-        self.binding = self.session.io_binding()
-        for name, array in inputs.items():
-            self.binding.bind_cpu_input(name, array)
+        self._inputs = inputs  # keep the arrays alive: CPU bindings point at their memory
         self.output_names = [o.name for o in self.session.get_outputs()]
-        for name in self.output_names:
-            self.binding.bind_output(name, "cpu")
+        self.bindings = [self._binding(inputs) for _ in range(self.concurrent_requests)]
         self._run = self.session.run_with_iobinding
+        self._sync = self.case.device != "cpu"
 
     def infer(self) -> None:
-        self._run(self.binding)
+        self._run(self.bindings[0])
+        if self._sync:
+            self.bindings[0].synchronize_outputs()
+
+    def infer_concurrent(self) -> None:
+        for _ in self._pool.map(self._run, self.bindings):
+            pass
 
     def outputs(self) -> dict[str, np.ndarray]:
-        arrays = self.binding.copy_outputs_to_cpu()
+        arrays = self.bindings[0].copy_outputs_to_cpu()
         return {name: np.array(a, copy=True) for name, a in zip(self.output_names, arrays, strict=True)}
+
+    def close(self) -> None:
+        if hasattr(self, "_pool"):
+            self._pool.shutdown()
 
     def facts(self) -> dict[str, Any]:
         options = self.session.get_session_options()
         return {
             "runtime_version": ort.__version__,
-            "precision_used": "fp32",
-            "threads_used": options.intra_op_num_threads,
+            "precision_used": self._precision,
+            "model_nodes": self._node_counts,
+            "threads_used": options.intra_op_num_threads * self.concurrent_requests,
             "providers_used": self.session.get_providers(),
+            "concurrent_requests": self.concurrent_requests,
             "phases": "load: read the file; prepare: InferenceSession(path) = parse + optimize + allocate",
             "options": {
                 "intra_op_num_threads": options.intra_op_num_threads,

@@ -1,0 +1,64 @@
+"""Reduced-precision model variants made with ONNX Runtime's own tools, run as a converter subprocess:
+
+    python -m bench.runners.onnxruntime.variants int8|fp16 CASE_JSON SRC DST
+
+int8: static quantization (QDQ format, per-channel int8 weights, uint8 activations) calibrated with MinMax on
+16 of the zoo's realistic sample inputs (other seeds than the parity inputs, so calibration never sees them).
+fp16: float16 conversion with fp32 model inputs and outputs kept (Cast nodes at the edges).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from bench.case import Case
+from bench.inputs import make_inputs
+
+CALIBRATION_SAMPLES = 16
+CALIBRATION_SEED_OFFSET = 2000
+INT8_OPTIONS = {"format": "QDQ", "per_channel": True, "weights": "int8", "activations": "uint8",
+                "calibration": f"MinMax over {CALIBRATION_SAMPLES} sample inputs"}
+FP16_OPTIONS = {"keep_io_types": True}
+
+
+def calibration_inputs(case: Case) -> list[dict[str, np.ndarray]]:
+    seed = case.seed + CALIBRATION_SEED_OFFSET
+    if case.model.source == "user":
+        return [make_inputs(case.model.inputs, 1, seed + i) for i in range(CALIBRATION_SAMPLES)]
+    from bench.models.tasks import sample_inputs
+    from bench.models.zoo import load_manifest
+
+    return sample_inputs(load_manifest()[case.model.name], CALIBRATION_SAMPLES, seed)
+
+
+def make_int8(case: Case, src: Path, dst: Path) -> None:
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.samples = iter(calibration_inputs(case))
+
+        def get_next(self):
+            return next(self.samples, None)
+
+    quantize_static(
+        str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+        weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
+    )
+
+
+def make_fp16(case: Case, src: Path, dst: Path) -> None:
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    onnx.save(convert_float_to_float16(onnx.load(str(src)), keep_io_types=True), str(dst))
+
+
+MAKERS = {"int8": make_int8, "fp16": make_fp16}
+
+if __name__ == "__main__":
+    kind, case_file, src, dst = sys.argv[1:5]
+    MAKERS[kind](Case.from_json(Path(case_file).read_text()), Path(src), Path(dst))
