@@ -29,6 +29,21 @@ def _int_csv(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
+RESULTS_HELP = "results folder or URI: s3://bucket/prefix, file://, gs://, ... (default: results/)"
+
+
+def _results(text: str):
+    """A folder stays a Path; a URI (bench.uri) is resolved here, once, so a bad one fails before anything runs."""
+    from bench.uri import Location, is_uri
+
+    if not is_uri(text):
+        return Path(text)
+    try:
+        return Location.resolve(text)
+    except UserError as exc:  # argparse prints it as one line, without echoing the raw value
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _add_run(sub) -> None:
     p = sub.add_parser("run", help="run a suite and write results")
     p.add_argument("--suite", default="smoke", help="suite name (see `list suites`) or path to a .toml file")
@@ -37,7 +52,7 @@ def _add_run(sub) -> None:
     p.add_argument("--model", type=Path, help="your own ONNX file, replacing the suite's models")
     p.add_argument("--shape", action="append", default=[], help="NAME:1x3x224x224 for a dynamic input of --model")
     p.add_argument("--threads", type=_int_csv, help="comma-separated thread counts, replacing the suite's")
-    p.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results/)")
+    p.add_argument("--results", type=_results, default=Path("results"), help=RESULTS_HELP)
     p.add_argument("--cache-dir", type=Path, help="model cache (default: $BENCH_CACHE_DIR or ~/.cache/bench)")
     p.add_argument("--timeout", type=float, help="per-case deadline in seconds, replacing the suite's")
     p.add_argument("--max-memory", type=int, metavar="MB", help="per-case address-space cap; past it: status oom")
@@ -51,7 +66,7 @@ def _add_run(sub) -> None:
 
 def _add_report(sub) -> None:
     p = sub.add_parser("report", help="write a static HTML report, summary.md and CSV tables")
-    p.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results/)")
+    p.add_argument("--results", type=_results, default=Path("results"), help=RESULTS_HELP)
     p.add_argument("--out", type=Path, default=Path("reports/latest"), help="report folder (default: reports/latest)")
     p.add_argument("--baseline", default="onnxruntime", help="runner that speedups are relative to")
     p.add_argument("--run", dest="run_id", metavar="RUN_ID", help="only this run (default: latest row per case)")
@@ -61,7 +76,7 @@ def _add_compare(sub) -> None:
     p = sub.add_parser("compare", help="compare two runs case by case; exit code 1 on a regression")
     p.add_argument("base", metavar="BASE", help="run id in --results, or a results folder (its latest run)")
     p.add_argument("new", metavar="NEW", help="run id in --results, or a results folder (its latest run)")
-    p.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results/)")
+    p.add_argument("--results", type=_results, default=Path("results"), help=RESULTS_HELP)
     p.add_argument("--threshold", default="5%", help="relative change of the median that counts (default: 5%%)")
     p.add_argument("--markdown", type=Path, metavar="FILE", help="write the markdown table here, not to stdout")
     p.add_argument("--json", type=Path, metavar="FILE", help="github-action-benchmark customSmallerIsBetter JSON")
@@ -74,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub)
     _add_report(sub)
     _add_compare(sub)
+    cov = sub.add_parser("coverage", help="model x runner x precision: what runs, what fails, what is wrong")
+    cov.add_argument("--results", type=_results, default=Path("results"), help=RESULTS_HELP)
+    cov.add_argument("--run", dest="run_id", metavar="RUN_ID", help="only this run (default: latest row per case)")
     lst = sub.add_parser("list", help="list runners, suites or models")
     lst.add_argument("what", choices=["runners", "suites", "models"])
     models = sub.add_parser("models", help="list the model zoo, or `models build` to fill the cache ahead of a run")
@@ -196,6 +214,11 @@ def main(argv: list[str] | None = None) -> int:
             from bench.compare import command as compare_command
 
             return compare_command(args)
+        if args.command == "coverage":
+            from bench.coverage import matrix
+
+            print(matrix(args.results, args.run_id))
+            return 0
         if args.command == "models":
             return cmd_models_build(args) if args.action == "build" else _print_models(args)
         return cmd_list(args.what)

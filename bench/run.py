@@ -48,7 +48,7 @@ class RunInfo:
         return cls(f"{started:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}", started, suite, argv)
 
 
-def load_run(results: Path, run_id: str) -> RunInfo:
+def load_run(results: store.Results, run_id: str) -> RunInfo:
     """The stored identity of ``run_id``, for ``--resume``."""
     if not store.has_table(results, "runs"):
         raise UserError(f"--resume {run_id}: no runs in {results}")
@@ -60,7 +60,7 @@ def load_run(results: Path, run_id: str) -> RunInfo:
     return RunInfo(row["run_id"], row["timestamp"], row["suite"], json.loads(row["argv"]))
 
 
-def finished_keys(results: Path, run_id: str) -> set[str]:
+def finished_keys(results: store.Results, run_id: str) -> set[str]:
     return set(store.read_cases(results, ["case_key"], run_id=run_id).column("case_key").to_pylist())
 
 
@@ -75,7 +75,9 @@ def ensure_references(planned: list[PlannedCase]) -> None:
         run_worker(p.case, mode="reference")
 
 
-def _write_run(results: Path, run: RunInfo, env: dict[str, Any], status: str, planned: int, written: int) -> None:
+def _write_run(
+    results: store.Results, run: RunInfo, env: dict[str, Any], status: str, planned: int, written: int,
+) -> None:
     row = {
         "run_id": run.run_id, "timestamp": run.started, "suite": run.suite, "argv": json.dumps(run.argv),
         "command": " ".join(["bench", "run", *run.argv]), "status": status, "cases_planned": planned,
@@ -135,10 +137,11 @@ def _run_cases(planned, results, run, registry, display, done: set[str], cooldow
 
 
 def execute(
-    planned: list[PlannedCase], results: Path, run: RunInfo, registry: Registry, stream=None,
+    planned: list[PlannedCase], results: store.Results, run: RunInfo, registry: Registry, stream=None,
     options: RunOptions = RunOptions(),
 ) -> list[dict[str, Any]]:
-    """Run every planned case whose row is not yet in ``results``; returns the new rows."""
+    """Run every planned case whose row is not yet in ``results`` (a folder or URI); returns the new rows."""
+    results = store.location(results)  # resolved once for the whole run
     done = finished_keys(results, run.run_id) if store.has_table(results, "cases") else set()
     env = _environment(options, planned)
     _write_run(results, run, env, "running", len(planned), len(done))  # fails early on an unwritable folder

@@ -62,7 +62,8 @@ def benchmark_app_median(model_path: Path, shape: str, threads: int, seconds: in
            "-hint", "none", "-nstreams", "1", "-nthreads", str(threads), "-infer_precision", "f32",
            "-t", str(seconds), "-shape", shape]
     # CI=true keeps OpenVINO's tools from sending telemetry (see runners/openvino)
-    done = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600, env={**os.environ, "CI": "true"})
+    env = {**os.environ, "CI": "true"}
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600, env=env)
     return float(re.search(r"Median:\s+([\d.]+) ms", done.stdout).group(1))
 
 

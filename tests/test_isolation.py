@@ -9,13 +9,13 @@ from pathlib import Path
 
 import psutil
 import pytest
-from bench.runners.onnxruntime import SPEC as ORT
 
 from bench import store
 from bench.launcher import _interpret
 from bench.plan import Overrides, plan
 from bench.registry import Registry
 from bench.run import RunInfo, execute
+from bench.runners.onnxruntime import SPEC as ORT
 from bench.suite import load_suite
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+import shutil
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
 from bench import store
 from bench.schema import CASE_COLUMNS
+from bench.uri import Location
 
 NOW = datetime(2026, 11, 26, tzinfo=timezone.utc)
 
@@ -71,3 +75,78 @@ def test_results_doc_is_current():
     doc = os.path.join(os.path.dirname(__file__), "..", "docs", "RESULTS.md")
     with open(doc) as f:
         assert f.read() == results_markdown(), "run: python -m bench.schema > docs/RESULTS.md"
+
+
+# --- many machines, many nights: one dataset ---------------------------------------------------------------
+
+def night(results, run_id: str, machine_id: str, label: str, when: datetime, median_ms: float) -> None:
+    store.write_run(results, run_id, {"run_id": run_id, "timestamp": when, "machine_id": machine_id, "suite": "server",
+                                      "machine_label": label, "cpu_model": "Same CPU @ 2.0GHz", "status": "complete"})
+    store.write_case(results, run_id, when, 0, row("m/cpu/fp32", run_id=run_id, timestamp=when, median_ms=median_ms))
+
+
+def test_results_of_two_machines_of_one_model_merge_and_stay_distinguishable(tmp_path):
+    later = NOW + timedelta(days=1)
+    # Each machine writes its own result set (as it would to the shared prefix); a sync copies them together.
+    night(tmp_path / "a", "a1", "machine-a", "x86-avx512", NOW, 1.0)
+    night(tmp_path / "a", "a2", "machine-a", "x86-avx512", later, 1.1)
+    night(tmp_path / "b", "b1", "machine-b", "x86-avx512", NOW, 2.0)
+    night(tmp_path / "c", "c1", "machine-c", "arm64", later, 3.0)
+    merged = tmp_path / "fleet"
+    for part in "abc":
+        shutil.copytree(tmp_path / part, merged, dirs_exist_ok=True)  # file names never collide: run_id is in them
+    trends = store.query(merged, """
+        SELECT r.machine_id, r.machine_label, list(c.median_ms ORDER BY c.date) AS medians
+        FROM cases c JOIN runs r USING (run_id) GROUP BY ALL ORDER BY r.machine_id""").to_pylist()
+    assert trends == [
+        {"machine_id": "machine-a", "machine_label": "x86-avx512", "medians": [1.0, 1.1]},
+        {"machine_id": "machine-b", "machine_label": "x86-avx512", "medians": [2.0]},
+        {"machine_id": "machine-c", "machine_label": "arm64", "medians": [3.0]},
+    ]
+    # what the nightly compares: each machine with its own previous night, never with its twin
+    pairs = store.previous_and_latest(merged)
+    assert pairs == [{"machine_id": "machine-a", "machine_label": "x86-avx512", "suite": "server", "base": "a1",
+                      "new": "a2"}]
+    one_night = store.read_cases(merged, ["run_id"], run_id="b1")  # partition pruning: only b1's file is read
+    assert one_night.column("run_id").to_pylist() == ["b1"]
+
+
+def test_machine_id_tells_two_machines_of_one_model_apart(monkeypatch):
+    from bench import envinfo
+
+    def machine(machine_id: str) -> str:
+        real = envinfo._read
+        monkeypatch.setattr(envinfo, "_read", lambda path: machine_id if path == "/etc/machine-id" else real(path))
+        try:
+            return envinfo.machine_id()
+        finally:
+            monkeypatch.setattr(envinfo, "_read", real)
+
+    first, again, other = machine("0" * 32), machine("0" * 32), machine("1" * 32)
+    assert first == again != other and len(first) == 16 and "0" * 8 not in first  # stable, distinct, hashed
+
+
+# --- where results live ------------------------------------------------------------------------------------
+
+def test_local_locations_keep_paths_and_everything_else_is_a_uri(tmp_path):
+    loc = Location.resolve("results")
+    assert loc.local == Path("results") and loc.join("runs/x.parquet") == Path("results/runs/x.parquet")
+    assert str(loc) == "results" and loc.root == str(Path("results").absolute())
+    expected = tmp_path / "cases" / "date=2026-11-26" / "run_id=r" / "00003-a_b_c.parquet"
+    assert store.case_file(tmp_path, "r", NOW, 3, "a/b c") == expected
+    s3 = Location.resolve("s3://bucket/prefix/?region=eu-west-1")
+    assert s3.root == "bucket/prefix" and not s3.local and s3.object_store
+    assert s3.join("runs/x.parquet") == "s3://bucket/prefix/runs/x.parquet?region=eu-west-1"
+    assert not store.exists(tmp_path / "nothing") and not store.has_table(tmp_path / "nothing", "cases")
+
+
+def test_a_remote_filesystem_with_folders_writes_a_temp_name_then_moves(tmp_path):
+    # HDFS-like: not local, not an object store (a SubTreeFileSystem stands in for it here)
+    loc = Location(pafs.SubTreeFileSystem(str(tmp_path), pafs.LocalFileSystem()), "res", "hdfs://namenode/res")
+    assert not loc.object_store and loc.local is None
+    written = store.write_case(loc, "r1", NOW, 0, row("a"))
+    assert written == "hdfs://namenode/res/cases/date=2026-11-26/run_id=r1/00000-a.parquet"
+    with pytest.raises(pa.ArrowInvalid):
+        store.write_case(loc, "r1", NOW, 1, row("b", batch="not an int"))
+    assert store.read_cases(loc, ["case_key"]).to_pylist() == [{"case_key": "a"}]
+    assert [f.name for f in (tmp_path / "res").rglob("*") if f.is_file()] == ["00000-a.parquet"]

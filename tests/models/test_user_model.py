@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from bench.models.user import parse_shapes, user_model
 from onnx import TensorProto, helper, numpy_helper
 
 from bench.errors import UserError
+from bench.models.user import parse_shapes, user_model
 
 
 def dynamic_model(path, external: bool = False):
