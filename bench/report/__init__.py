@@ -64,6 +64,15 @@ def sections(d: data.ReportData, t: dict[str, views.Table], baseline: str) -> li
                 "(conversion excluded); peak RSS of the worker process.",
                 charts.resources_chart(t["cold_start_memory"], colors),
                 csv=["cold_start_memory.csv"], nodata="no cold start or memory measurements"),
+        Section("fig-tasks", "Task accuracy", "Real trained models scored on labelled data rendered by bench "
+                "(OCR: exact match, accuracy, F1): what a runtime or precision costs in task terms.",
+                body=table_html(t["task_accuracy"]) if t["task_accuracy"].rows else "", csv=["task_accuracy.csv"],
+                nodata="no case with labelled data"),
+        Section("fig-efficiency", "Efficiency", "Achieved GFLOP/s (2 x MACs from the graph x items / median) next to "
+                "the machine's peak (a 1024x1024 fp32 numpy matmul at the same thread count). Nominal FLOPs: Winograd "
+                "convolutions multiply less, so a share above 100% is possible.",
+                body=table_html(t["efficiency"]) if t["efficiency"].rows else "", csv=["efficiency.csv"],
+                nodata="no MAC counts or peak measurements"),
         Section("fig-coverage", "Coverage", "What ran: each cell is the worst outcome over its batch/thread "
                 "settings; hover for details.", body=coverage_html(t["coverage"]) if t["coverage"].rows else "",
                 csv=["coverage.csv"], nodata="no cases"),
@@ -99,7 +108,8 @@ def tables(d: data.ReportData, baseline: str) -> dict[str, views.Table]:
         views.latency(d.cases), views.speedup(d.cases, baseline), views.distribution(d.cases, d.quantiles),
         views.pareto(d.cases), views.resources(d.cases), views.coverage(d.cases), views.throughput(d.cases),
         views.environment(d.runs), views.trends(d.history), views.winners(d.cases), views.wrong_outputs(d.cases),
-        views.failures(d.cases), views.case_table(d.cases),
+        views.failures(d.cases), views.case_table(d.cases), views.efficiency(d.cases, d.runs),
+        views.task_accuracy(d.cases),
     ]
     return {t.name: t for t in built}
 

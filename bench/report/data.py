@@ -26,11 +26,12 @@ CASE_FIELDS = (
     "precision_used", "batch", "threads", "scenario", "status", "error", "median_ms", "median_ci_low_ms",
     "median_ci_high_ms", "p99_ms", "throughput_per_s", "accuracy_ok", "accuracy_reason", "cosine",
     "normalized_error", "top1_agreement", "cold_start_ms", "peak_rss_mb", "iterations", "unstable",
+    "achieved_gflops", "task_metric", "task_value", "task_n",
 )
 RUN_FIELDS = (
     "run_id", "timestamp", "git_commit", "machine_id", "cpu_model", "cpu_arch", "cores_physical",
     "cores_logical", "cpus_allowed", "memory_gb", "os", "kernel", "python", "packages", "cpu_governor",
-    "isa_flags", "gpus", "bench_version", "machine_label", "turbo", "noise_warnings",
+    "isa_flags", "gpus", "bench_version", "machine_label", "turbo", "noise_warnings", "peak_gflops",
 )
 # Probabilities at which each drawn case's samples are summarised for its ECDF: 201 points, not 10^5 samples.
 ECDF_PROBS = tuple(i / 200 for i in range(201))

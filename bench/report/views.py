@@ -220,6 +220,35 @@ def resources(cases: list[Row]) -> Table:
     return Table("cold_start_memory", cols, rows)
 
 
+def _peak(run: Row | None, threads: Any) -> float | None:
+    try:
+        return json.loads(run["peak_gflops"]).get(str(threads)) if run and run.get("peak_gflops") else None
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def efficiency(cases: list[Row], runs: list[Row]) -> Table:
+    """Achieved GFLOP/s (2 x MACs x items / median) next to the machine's numpy matmul peak at those threads."""
+    by_run = {r.get("run_id"): r for r in runs}
+    cols = ("model", "runner", "precision", "threads", "batch", "achieved_gflops", "peak_gflops", "percent_of_peak")
+    rows = []
+    for c in sorted((c for c in cases if eligible(c) and _num(c.get("achieved_gflops"))), key=case_label):
+        peak = _peak(by_run.get(c.get("run_id")), c.get("threads"))
+        share = 100.0 * c["achieved_gflops"] / peak if peak else None
+        rows.append((c["model"], c["runner"], c["precision"], c["threads"], c["batch"],
+                     round(c["achieved_gflops"], 2), peak, round(share, 1) if share is not None else None))
+    return Table("efficiency", cols, rows)
+
+
+def task_accuracy(cases: list[Row]) -> Table:
+    """Task accuracy on the zoo's labelled data, per runner and precision: what a precision really costs."""
+    cols = ("model", "runner", "precision", "threads", "task_metric", "task_value", "task_n", "accuracy_ok")
+    rows = [(c["model"], c["runner"], c["precision"], c.get("threads"), c["task_metric"], round(c["task_value"], 4),
+             c.get("task_n"), c.get("accuracy_ok"))
+            for c in sorted(cases, key=case_label) if c.get("task_metric") and _num(c.get("task_value"))]
+    return Table("task_accuracy", cols, rows)
+
+
 def coverage(cases: list[Row]) -> Table:
     """Model x runner x precision (x device): the worst category among its cases, and counts of each."""
     keys = ("model", "runner", "precision", "device")

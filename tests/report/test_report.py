@@ -20,8 +20,8 @@ from bench.cli import main
 from bench.report import build_report, data, views
 from bench.report.summary import LIMIT_BYTES, MAX_ROWS, summary_markdown
 
-FIGURES = ("fig-latency", "fig-speedup", "fig-ecdf", "fig-pareto", "fig-resources", "fig-coverage",
-           "fig-throughput", "fig-trends", "fig-environment", "fig-problems", "fig-cases")
+FIGURES = ("fig-latency", "fig-speedup", "fig-ecdf", "fig-pareto", "fig-resources", "fig-tasks", "fig-efficiency",
+           "fig-coverage", "fig-throughput", "fig-trends", "fig-environment", "fig-problems", "fig-cases")
 XSS_MODEL = "<script>alert(1)</script>"
 XSS_RUNNER = '"><img src=x onerror=alert(2)>'
 XSS_ERROR = "bad op <img src=x onerror=alert(3)> & friends | `pipes`\nsecond line"
@@ -44,6 +44,8 @@ def planted(real_results, tmp_path_factory) -> Path:
     p.case(failed=("crashed", "worker died: SIGSEGV"), runner="fastwrong", precision="fp16")
     p.case(failed=("unsupported", "fastwrong does not do int8"), runner="fastwrong", precision="int8")
     p.case(model=XSS_MODEL, runner=XSS_RUNNER, samples_ns=samples(0.5, seed=9), accuracy_ok=True)
+    p.case(model="ocr", runner="right", samples_ns=samples(0.3, seed=4), accuracy_ok=True, task_metric="exact_match",
+           task_value=0.875, task_n=200)
     p.case(failed=("error", XSS_ERROR), model=XSS_MODEL, runner=XSS_RUNNER, precision="fp16")
     earlier = planter(results, "20261119T120000Z-plant0", NOW - timedelta(days=1), template_from=real_results,
                       git_commit="abcdef0123")
@@ -141,7 +143,11 @@ def test_tables_behind_the_charts(report):
     assert len(machines) == 2 and any(m["cpu_model"] == "Other CPU <b>bold</b>" for m in machines)
     dist = read_csv(report / "distribution.csv")
     assert all(float(r["p0_ms"]) <= float(r["p50_ms"]) <= float(r["p100_ms"]) for r in dist)
-    assert len(read_csv(report / "cases.csv")) == 4 + 10  # the real keys (also in the earlier run) + planted
+    assert len(read_csv(report / "cases.csv")) == 4 + 11  # the real keys (also in the earlier run) + planted
+    tasks = read_csv(report / "task_accuracy.csv")
+    assert [(t["model"], t["task_metric"], float(t["task_value"])) for t in tasks] == [("ocr", "exact_match", 0.875)]
+    real = [e for e in read_csv(report / "efficiency.csv") if e["runner"] == "onnxruntime"]
+    assert real and all(float(e["achieved_gflops"]) > 0 and float(e["peak_gflops"]) > 0 for e in real)
     assert "Other CPU &lt;b&gt;bold&lt;/b&gt;" in (report / "index.html").read_text()
 
 
@@ -155,7 +161,7 @@ def test_trend_lines_never_join_machines():
 def test_one_run_only(planted):
     cases = data.load(planted, run_id="20261119T120000Z-plant0").cases
     assert len(cases) == 4 and {c["run_id"] for c in cases} == {"20261119T120000Z-plant0"}
-    assert len(data.load(planted).cases) == 14
+    assert len(data.load(planted).cases) == 15
 
 
 def test_missing_columns_and_empty_views_degrade_to_notes(tmp_path):
@@ -164,7 +170,7 @@ def test_missing_columns_and_empty_views_degrade_to_notes(tmp_path):
     (tmp_path / "old" / "cases" / "run_id=r0").mkdir(parents=True)
     pq.write_table(old, tmp_path / "old" / "cases" / "run_id=r0" / "a.parquet")
     (tmp_path / "empty").mkdir()
-    for name, empty in (("old", 7), ("empty", len(FIGURES))):
+    for name, empty in (("old", 9), ("empty", len(FIGURES))):
         files = build_report(tmp_path / name, tmp_path / f"{name}-out")
         page = files.index.read_text()
         assert sorted(re.findall(r'<figure id="([^"]+)"', page)) == sorted(FIGURES)
