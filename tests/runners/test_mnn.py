@@ -25,12 +25,6 @@ from bench.suite import Suite
 pytestmark = pytest.mark.skipif(not SPEC.available().ok, reason=f"MNN runner unavailable: {SPEC.available().reason}")
 
 
-def need(*models: str) -> None:
-    zoo = load_manifest()
-    for name in models:
-        if name not in zoo:
-            pytest.skip(f"model {name} not in the zoo yet")
-
 
 def ran(row: dict) -> None:
     assert row["status"] == "ok", row.get("error") or row.get("stderr_tail")
@@ -201,14 +195,12 @@ def test_an_op_mnn_lacks_is_a_conversion_failure_naming_it(bench_cli, tmp_path):
 @pytest.mark.slow
 def test_ppocr_models_match_reference(run_cases):
     models = ["ppocr_v4_det", "ppocr_v4_rec", "ppocr_mobile_v2_cls"]
-    need(*models)
     for row in run_cases(["mnn"], models, max_time_s=2.0):
         ok_fp32(row)
 
 
 @pytest.mark.slow
 def test_mobilenet_v2_matches_reference_on_one_and_two_threads(run_cases):
-    need("mobilenet_v2")
     for row in run_cases(["mnn"], ["mobilenet_v2"], threads=(1, 2), max_time_s=1.0):
         ok_fp32(row)
 
@@ -217,7 +209,6 @@ def test_mobilenet_v2_matches_reference_on_one_and_two_threads(run_cases):
 def test_silero_vad_runs_its_control_flow_through_the_module_api(run_cases):
     # If and LSTM become subgraphs that MNN's Session API refuses; the Module API runs them, and they match.
     models = ["silero_vad", "silero_vad_ifless"]
-    need(*models)
     for row in run_cases(["mnn"], models):
         ok_fp32(row)
 
@@ -226,7 +217,6 @@ def test_silero_vad_runs_its_control_flow_through_the_module_api(run_cases):
 def test_silero_vad_sequence_variant_converts_but_is_flagged_wrong(bench_cli, cache_dir, tmp_path):
     # Known MNN 3.6 fault: this variant converts and runs, and its LSTM state output `hn` comes back with
     # wrong values (and shape [1,128,1,1] for ONNX's [1,?,128]). The row must keep its timing and say WRONG.
-    need("silero_vad")
     from bench.models.fetch import wheel_member
 
     wheel = load_manifest()["silero_vad"].wheel

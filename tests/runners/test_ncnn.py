@@ -11,17 +11,10 @@ import pytest
 from onnx import TensorProto, helper, save
 
 from bench import store
-from bench.models.zoo import load_manifest
 from bench.runners.ncnn import SPEC, X86_MACHINES
 
 pytestmark = pytest.mark.skipif(not SPEC.available().ok, reason=f"ncnn runner unavailable: {SPEC.available().reason}")
 
-
-def need(*models: str) -> None:
-    zoo = load_manifest()
-    for name in models:
-        if name not in zoo:
-            pytest.skip(f"model {name} not in the zoo yet")
 
 
 def ok_fp32(row: dict) -> None:
@@ -144,7 +137,6 @@ def test_an_in_place_first_layer_never_changes_the_bound_input(bench_cli, tmp_pa
 
 @pytest.mark.slow
 def test_a_model_pnnx_cannot_convert_is_a_row_and_the_run_goes_on(run_cases):
-    need("silero_vad")
     rows = {r["model"]: r for r in run_cases(["ncnn"], ["silero_vad", "tiny_cnn"])}
     failed = rows["silero_vad"]
     assert failed["status"] == "conversion_failed", failed.get("error")
@@ -155,7 +147,6 @@ def test_a_model_pnnx_cannot_convert_is_a_row_and_the_run_goes_on(run_cases):
 @pytest.mark.slow
 def test_ppocr_models_match_reference_with_fp32_weights(run_cases):
     models = ["ppocr_v4_det", "ppocr_v4_rec", "ppocr_mobile_v2_cls"]
-    need(*models)
     for row in run_cases(["ncnn"], models, max_time_s=2.0):
         ok_fp32(row)
         assert row["threads_ok"] is True, (row["model"], row["cpu_utilization"])
@@ -163,7 +154,6 @@ def test_ppocr_models_match_reference_with_fp32_weights(run_cases):
 
 @pytest.mark.slow
 def test_mobilenet_v2_matches_reference_on_one_and_two_threads(run_cases):
-    need("mobilenet_v2")
     for row in run_cases(["ncnn"], ["mobilenet_v2"], threads=(1, 2), max_time_s=1.0):
         ok_fp32(row)
         assert row["threads_ok"] is True, (row["threads"], row["cpu_utilization"])

@@ -12,26 +12,17 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from bench.models.zoo import load_manifest
+from bench.envinfo import isa_flags
 from bench.runners.openvino import SPEC
 
 pytestmark = pytest.mark.skipif(not SPEC.available().ok, reason=f"openvino unavailable: {SPEC.available().reason}")
 
 
 def cpu_flags() -> set[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            return set(value.split())
-    return set()
+    return set(isa_flags())
 
 
 # OpenVINO's CPU plugin (src/plugins/intel_cpu/src/utils/precision_support.cpp): bf16 needs AVX-512 (avx512_core),
@@ -39,12 +30,6 @@ def cpu_flags() -> set[str]:
 HAS_BF16 = {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= cpu_flags()
 HAS_FP16 = "avx512_fp16" in cpu_flags()
 
-
-def need(*models: str) -> None:
-    zoo = load_manifest()
-    for name in models:
-        if name not in zoo:
-            pytest.skip(f"model {name} not in the zoo yet")
 
 
 def facts(row: dict) -> dict:
@@ -130,7 +115,6 @@ def test_throughput_runs_every_optimal_request_per_timed_call(run_cases):
 
 @pytest.mark.slow
 def test_mobilenet_v2_fp32_and_bf16(run_cases):
-    need("mobilenet_v2")
     rows = {r["precision"]: r for r in run_cases(["openvino"], ["mobilenet_v2"], precisions=["fp32", "bf16"])}
     ok_fp32(rows["fp32"])
     assert rows["fp32"]["threads_ok"] is True, rows["fp32"]["cpu_utilization"]
@@ -143,7 +127,6 @@ def test_mobilenet_v2_fp32_and_bf16(run_cases):
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["ppocr_mobile_v2_cls", "ppocr_v4_rec", "ppocr_v4_det"])
 def test_ppocr_fp32_matches_reference(run_cases, model):
-    need(model)
     row = run_cases(["openvino"], [model])[0]
     ok_fp32(row)
     assert row["threads_ok"] is True, row["cpu_utilization"]
@@ -151,7 +134,6 @@ def test_ppocr_fp32_matches_reference(run_cases, model):
 
 @pytest.mark.slow
 def test_silero_vad_gets_static_shapes_or_a_clear_row(run_cases):
-    need("silero_vad", "silero_vad_ifless")
     rows = {r["model"]: r for r in run_cases(["openvino"], ["silero_vad", "silero_vad_ifless"])}
     vad = rows["silero_vad"]
     if vad["status"] == "ok":
