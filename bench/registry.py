@@ -17,6 +17,8 @@ BUILTIN_RUNNERS = (
     "bench.runners.openvino:SPEC",
     "bench.runners.ncnn:SPEC",
     "bench.runners.mnn:SPEC",
+    "bench.runners.tensorrt:SPEC",
+    "bench.runners.pytorch:SPEC",
 )
 ENTRY_POINT_GROUP = "bench.runners"
 

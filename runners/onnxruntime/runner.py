@@ -81,9 +81,15 @@ class OnnxRuntimeRunner(Runner):
         options.log_severity_level = 3
         return options
 
+    def _provider_options(self) -> dict[str, str]:
+        # CUDA EP may run fp32 convolutions and matmuls in TF32; fp32 must mean fp32.
+        return {"use_tf32": "0"} if self.case.device == "cuda" else {}
+
     def prepare(self) -> None:
         provider = PROVIDERS[self.case.device]
-        self.session = ort.InferenceSession(str(self._path), sess_options=self._session_options(), providers=[provider])
+        self.session = ort.InferenceSession(
+            str(self._path), sess_options=self._session_options(), providers=[(provider, self._provider_options())]
+        )
         if provider not in self.session.get_providers():
             raise Unsupported(f"{provider} is not available in this onnxruntime build")
         if self.case.scenario == "throughput":
@@ -133,6 +139,7 @@ class OnnxRuntimeRunner(Runner):
             "model_nodes": self._node_counts,
             "threads_used": options.intra_op_num_threads * self.concurrent_requests,
             "providers_used": self.session.get_providers(),
+            "provider_options": self._provider_options(),
             "concurrent_requests": self.concurrent_requests,
             "phases": "load: read the file; prepare: InferenceSession(path) = parse + optimize + allocate",
             "options": {

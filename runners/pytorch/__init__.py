@@ -1,0 +1,81 @@
+"""PyTorch runner declaration: the "why not just run it in PyTorch?" baseline. Imports nothing from torch.
+
+The ONNX file becomes a ``torch.fx.GraphModule`` with onnx2torch and runs in eager mode under
+``torch.inference_mode()``: what a PyTorch user gets without a compiler. ``torch.compile`` is left out for now.
+
+Precisions: fp32 everywhere (TF32 and implicit bf16 turned off, see ``runner.py``); bf16 and fp16 by casting the
+module and the float inputs (``module.to(dtype)``), offered on the CPU only where it has native arithmetic for
+that type (AVX512-BF16 / AMX-BF16, AVX512-FP16 / AMX-FP16; elsewhere PyTorch converts to fp32 inside each kernel,
+which would make the row a slow fp32 row labelled bf16), and on cuda where the GPU has it (checked in the worker).
+
+Devices: cpu; cuda when the driver lists a GPU and the installed torch is not a CPU build (checked here from
+/proc and torch's version string, without importing torch; the worker checks ``torch.cuda.is_available()``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from bench.case import Case
+from bench.nvidia import cuda_device
+from bench.plugin import Availability, RunnerSpec
+
+# cpuinfo flags that give PyTorch's oneDNN kernels native arithmetic in each reduced precision.
+NATIVE_CPU_FLAGS = {"bf16": ("avx512_bf16", "amx_bf16"), "fp16": ("avx512_fp16", "amx_fp16")}
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return set(value.split())
+    return set()
+
+
+def cpu_precision_reason(precision: str, flags: set[str]) -> str | None:
+    """Why PyTorch cannot compute in ``precision`` natively on a CPU with these flags, or None if it can."""
+    needed = NATIVE_CPU_FLAGS.get(precision)
+    if needed is None or flags & set(needed):
+        return None
+    return (f"this CPU has no native {precision} arithmetic (none of {', '.join(needed)}): PyTorch would convert "
+            f"to fp32 inside its kernels, so a {precision} row would time fp32 work plus conversions")
+
+
+class PyTorchSpec(RunnerSpec):
+    name = "pytorch"
+    distribution = "torch"
+    module = "torch"
+    implementation = "bench.runners.pytorch.runner:PyTorchRunner"
+    install_hint = "pip install 'bench[pytorch]'"
+    devices = ("cpu", "cuda")
+    precisions = ("fp32", "bf16", "fp16")
+    scenarios = ("latency",)
+    model_format = "onnx"
+    conversion = "ONNX -> torch.fx.GraphModule with onnx2torch, run eagerly (checked in a subprocess, not serialized)"
+
+    def available(self) -> Availability:
+        for module, what in (("torch", "torch"), ("onnx2torch", "the ONNX -> PyTorch converter onnx2torch")):
+            if importlib.util.find_spec(module) is None:
+                return Availability(False, f"not installed: {what} ({self.install_hint})")
+        return Availability(True)
+
+    def detect_devices(self) -> dict[str, Availability]:
+        version = self.version() or ""
+        if "+cpu" in version:
+            cuda = Availability(False, f"torch {version} is a CPU-only build")
+        else:
+            cuda = cuda_device()
+        return {"cpu": Availability(True), "cuda": cuda}
+
+    def unsupported_reason(self, case: Case) -> str | None:
+        if case.device == "cpu":
+            return cpu_precision_reason(case.precision, cpu_flags())
+        return None
+
+
+SPEC = PyTorchSpec()

@@ -1,0 +1,132 @@
+"""ONNX -> ``torch.fx.GraphModule`` with onnx2torch, and the deadline-bound check that runs it in a subprocess.
+
+Nothing is serialized: a converted module can only be saved whole with ``torch.save`` (pickle, which our threat
+model forbids loading), and ``torch.export``/TorchScript would run another program than the eager module a PyTorch
+user runs. onnx2torch takes about a second on ResNet-50, so the worker converts again in ``load``. The cached
+artifact is the subprocess's report (``conversion.json``): proof, keyed by model sha256 and versions, that this
+model converts, and the record of what it became.
+
+``python -m bench.runners.pytorch.conversion MODEL.onnx OUT_DIR`` writes ``OUT_DIR/conversion.json``, or
+``OUT_DIR/error.json`` (message and failed ops) and exits 1.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import sys
+import types
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bench.convert import ConversionFailed
+
+# onnx2torch imports torchvision at import time for two ops only (nms.py, roialign.py).
+TORCHVISION_OPS = ("NonMaxSuppression", "RoiAlign")
+
+
+def _torchvision_placeholder() -> None:
+    """Let ``import onnx2torch`` succeed without torchvision; models with its two ops are refused before
+    converting (``convert_model``), so the placeholder's functions are never reached by a converted model."""
+
+    def missing(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("torchvision is not installed")
+
+    package, ops = types.ModuleType("torchvision"), types.ModuleType("torchvision.ops")
+    ops.nms = ops.box_convert = ops.roi_align = missing  # type: ignore[attr-defined]
+    package.ops = ops  # type: ignore[attr-defined]
+    package.__bench_placeholder__ = True  # type: ignore[attr-defined]
+    sys.modules["torchvision"], sys.modules["torchvision.ops"] = package, ops
+
+
+def torchvision_state() -> str:
+    """The torchvision version, or why a placeholder stands in (call before importing onnx2torch)."""
+    why = ""
+    if "torchvision" not in sys.modules:
+        if importlib.util.find_spec("torchvision") is None:
+            why = "absent"
+        else:
+            try:
+                import torchvision  # noqa: F401
+            except Exception as exc:  # a build for another torch fails at import (e.g. "torchvision::nms does not
+                # exist" when a CUDA torchvision meets a CPU torch): onnx2torch would fail the same way
+                why = f"broken ({type(exc).__name__}: {str(exc)[:120]})"
+                for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+                    del sys.modules[name]
+        if why:
+            _torchvision_placeholder()
+    module = sys.modules["torchvision"]
+    if getattr(module, "__bench_placeholder__", False):
+        return f"{why or 'absent'}: placeholder module, models with {' or '.join(TORCHVISION_OPS)} are refused"
+    return importlib.metadata.version("torchvision")
+
+
+def _graph(path: Path) -> Any:
+    import onnx
+
+    return onnx.load(str(path), load_external_data=False).graph
+
+
+def _hint(exc: Exception, graph: Any) -> str:
+    """onnx2torch's KeyError names a tensor it expected among the initializers: say what makes it instead."""
+    if not isinstance(exc, KeyError) or not exc.args:
+        return ""
+    producers = [node.op_type for node in graph.node if exc.args[0] in node.output]
+    if not producers:
+        return ""
+    return (f" ({exc.args[0]!r} is the output of a {producers[0]} node; onnx2torch reads this input only from "
+            "the graph's initializers)")
+
+
+def _failed_node(tb: types.TracebackType | None) -> Any:
+    """onnx2torch's converter loop keeps the node it is converting in ``onnx_node``: the innermost one wins."""
+    node = None
+    while tb is not None:
+        candidate = tb.tb_frame.f_locals.get("onnx_node")
+        if candidate is not None and hasattr(candidate, "operation_type"):
+            node = candidate
+        tb = tb.tb_next
+    return node
+
+
+def convert_model(path: Path) -> tuple[Any, dict[str, Any]]:
+    """The eager module and a report of what was converted; ConversionFailed names the op that failed."""
+    torchvision = torchvision_state()
+    import onnx2torch
+
+    graph = _graph(path)
+    ops = dict(sorted(Counter(node.op_type for node in graph.node).items()))
+    if "placeholder" in torchvision:
+        needs = [op for op in TORCHVISION_OPS if op in ops]
+        if needs:
+            raise ConversionFailed(f"onnx2torch converts {', '.join(needs)} with torchvision, which is not "
+                                   "installed", ops=needs)
+    try:
+        module = onnx2torch.convert(str(path))
+    except Exception as exc:  # onnx2torch raises NotImplementedError, KeyError, ValueError... per op converter
+        node = _failed_node(exc.__traceback__)
+        where = f" at node {node.name!r} (op {node.operation_type})" if node is not None else ""
+        message = (f"onnx2torch {importlib.metadata.version('onnx2torch')} failed{where}: {type(exc).__name__}: "
+                   f"{exc}{_hint(exc, graph)}")
+        raise ConversionFailed(message, ops=[node.operation_type] if node is not None else []) from None
+    modules = Counter(type(m).__name__ for _, m in module.named_children())
+    report = {"onnx_ops": ops, "torch_modules": dict(sorted(modules.items())), "torchvision": torchvision}
+    return module, report
+
+
+def main(argv: list[str]) -> int:
+    path, out = Path(argv[0]), Path(argv[1])
+    try:
+        _, report = convert_model(path)
+    except ConversionFailed as exc:
+        (out / "error.json").write_text(json.dumps({"message": str(exc), "ops": exc.ops}))
+        print(exc, file=sys.stderr)
+        return 1
+    (out / "conversion.json").write_text(json.dumps(report, indent=1, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

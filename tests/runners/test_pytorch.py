@@ -1,0 +1,154 @@
+"""PyTorch runner: onnx2torch conversion and eager PyTorch in real worker processes, checked against ORT fp32.
+
+What it pins down: fp32 rows match the reference with every fp32-math switch read back as "ieee" (no TF32, no
+implicit bf16), one thread is one thread, bf16 runs only where the CPU has it natively and is read back from the
+module, a model onnx2torch cannot convert is a conversion_failed row naming the op, and cuda without a GPU or
+with a CPU-only torch is an unavailable row that says which.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from bench.models.zoo import load_manifest
+from bench.plan import Overrides, plan
+from bench.registry import Registry
+from bench.run import RunInfo, execute
+from bench.runners.pytorch import SPEC, cpu_flags, cpu_precision_reason
+from bench.suite import Suite, TimingConfig
+
+pytestmark = pytest.mark.skipif(not SPEC.available().ok, reason=f"pytorch unavailable: {SPEC.available().reason}")
+
+NATIVE_BF16 = cpu_precision_reason("bf16", cpu_flags()) is None
+
+
+def need(*models: str) -> None:
+    zoo = load_manifest()
+    for name in models:
+        if name not in zoo:
+            pytest.skip(f"model {name} not in the zoo yet")
+
+
+def specs() -> list:
+    """The spec, until bench.registry lists it among the built-in runners."""
+    return [] if "pytorch" in Registry.default().specs else [SPEC]
+
+
+def facts(row: dict) -> dict:
+    return json.loads(row["runner_facts"])
+
+
+def ok_row(row: dict, precision: str) -> None:
+    assert row["status"] == "ok", row.get("error") or row.get("stderr_tail")
+    assert row["precision_used"] == precision
+    assert row["accuracy_ok"] is True, (row["model"], row["accuracy_reason"], row["cosine"], row["normalized_error"])
+    assert row["threads_used"] == row["threads"] and row["threads_ok"] is True, row["cpu_utilization"]
+    options = facts(row)["options"]
+    assert options["num_interop_threads"] == 1 and options["inference_mode"] is True
+    assert set(options["fp32_math"].values()) <= {"ieee", False, "highest"}, options["fp32_math"]
+    assert row["converter"] == "onnx2torch" and row["runner_version"] == facts(row)["runtime_version"]
+    assert row["timed_region"].startswith("module(*inputs)")
+
+
+def test_spec_imports_nothing_from_torch():
+    code = ("import sys; from bench.runners.pytorch import SPEC; from bench.case import Case; SPEC.available(); "
+            "SPEC.detect_devices(); SPEC.version(); print(sorted({'torch', 'onnx2torch'} & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_tiny_cnn_fp32_matches_then_hits_the_cache_and_bf16_is_native_or_refused(run_cases):
+    rows = {r["precision"]: r for r in run_cases(["pytorch"], ["tiny_cnn"], precisions=["fp32", "bf16", "fp16"],
+                                                 extra_specs=specs())}
+    fp32 = rows["fp32"]
+    ok_row(fp32, "fp32")
+    assert fp32["cosine"] >= 0.9999 and facts(fp32)["parameter_dtypes"] == {"torch.float32": 7, "torch.int64": 1}
+    report = facts(fp32)["conversion_report"]
+    assert report["onnx_ops"]["Conv"] == 1 and report["torch_modules"]["Conv2d"] == 1, report
+    assert json.loads(fp32["conversion_options"])["torch"] == facts(fp32)["runtime_version"]
+
+    bf16 = rows["bf16"]
+    if NATIVE_BF16:
+        ok_row(bf16, "bf16")
+        assert bf16["conversion_cached"] is True  # the conversion check does not depend on the precision
+        assert facts(bf16)["parameter_dtypes"]["torch.bfloat16"] == 7 and 0.99 <= bf16["cosine"] < 1.0
+    else:
+        assert bf16["status"] == "unsupported" and "no native bf16" in bf16["error"], bf16["error"]
+
+    fp16 = rows["fp16"]
+    if cpu_precision_reason("fp16", cpu_flags()):
+        assert fp16["status"] == "unsupported" and "no native fp16" in fp16["error"], fp16["error"]
+    else:
+        ok_row(fp16, "fp16")
+
+
+def test_model_onnx2torch_cannot_convert_is_a_conversion_failed_row(run_cases):
+    need("silero_vad")
+    row = run_cases(["pytorch"], ["silero_vad"], extra_specs=specs())[0]
+    assert row["status"] == "conversion_failed", (row["status"], row.get("error"))
+    assert "(op If)" in row["error"] and row["error"].endswith("(ops: If)"), row["error"]
+    assert row.get("median_ms") is None
+
+
+def test_cuda_without_a_usable_gpu_is_an_unavailable_row(cache_dir, tmp_path):
+    cuda = SPEC.detect_devices()["cuda"]
+    if cuda.ok:
+        pytest.skip("this machine has a GPU and a CUDA build of torch")
+    suite = Suite(name="gpu-test", models=["tiny_cnn"], runners=["pytorch"], devices=["cuda"],
+                  timing=TimingConfig(min_time_s=0.1, max_time_s=0.5))
+    registry = Registry.default()
+    for spec in specs():
+        registry.register(spec)
+    planned = plan(suite, "test", Overrides(), registry, cache_dir)
+    [row] = execute(planned, tmp_path / "results", RunInfo.new("test", []), registry, stream=io.StringIO())
+    assert row["status"] == "unavailable" and row["error"] == f"device 'cuda': {cuda.reason}"
+    assert "CPU-only build" in cuda.reason or "NVIDIA" in cuda.reason
+
+
+@pytest.mark.slow
+def test_paddle_exported_model_names_the_constant_that_onnx2torch_wanted_as_an_initializer(run_cases):
+    need("ppocr_mobile_v2_cls")
+    row = run_cases(["pytorch"], ["ppocr_mobile_v2_cls"], extra_specs=specs())[0]
+    assert row["status"] == "conversion_failed", (row["status"], row.get("error"))
+    assert "(op Conv): KeyError" in row["error"] and "output of a Constant node" in row["error"], row["error"]
+
+
+@pytest.mark.slow
+def test_mobilenet_v2_fp32_matches_the_reference(run_cases):
+    need("mobilenet_v2")
+    row = run_cases(["pytorch"], ["mobilenet_v2"], extra_specs=specs())[0]
+    ok_row(row, "fp32")
+    assert row["cosine"] >= 0.9999 and row["top1_agreement"] == 1.0, (row["cosine"], row["top1_agreement"])
+
+
+@pytest.mark.slow
+def test_transformer_that_does_not_run_through_in_bf16_is_unsupported(run_cases):
+    need("minilm_l6_encoder")
+    if not NATIVE_BF16:
+        pytest.skip("this CPU has no native bf16")
+    row = run_cases(["pytorch"], ["minilm_l6_encoder"], precisions=["bf16"], extra_specs=specs())[0]
+    # onnx2torch keeps the attention mask's Cast(to=FLOAT) in fp32; it meets bf16 activations in a MatMul
+    assert row["status"] == "unsupported" and "does not run in bf16" in row["error"], (row["status"], row["error"])
+
+
+@pytest.mark.skipif(not SPEC.detect_devices()["cuda"].ok, reason="needs a CUDA build of torch and an NVIDIA GPU")
+def test_cuda_fp32_has_tf32_off_and_fp16_runs_in_fp16(cache_dir, tmp_path):
+    suite = Suite(name="gpu-test", models=["tiny_cnn"], runners=["pytorch"], devices=["cuda"],
+                  precisions=["fp32", "fp16"], timing=TimingConfig(min_time_s=0.2, max_time_s=1.0))
+    registry = Registry.default()
+    for spec in specs():
+        registry.register(spec)
+    planned = plan(suite, "test", Overrides(), registry, cache_dir)
+    rows = {r["precision"]: r for r in execute(planned, tmp_path / "results", RunInfo.new("test", []), registry,
+                                                  stream=io.StringIO())}
+    ok_row(rows["fp32"], "fp32")
+    fp32_math = facts(rows["fp32"])["options"]["fp32_math"]
+    assert fp32_math.get("cudnn.conv.fp32_precision", "ieee") == "ieee"  # PyTorch's default there is "tf32"
+    assert fp32_math.get("cudnn.allow_tf32", False) is False
+    ok_row(rows["fp16"], "fp16")
+    assert facts(rows["fp16"])["options"]["device"] != "cpu"
