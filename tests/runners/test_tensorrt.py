@@ -69,7 +69,8 @@ def test_list_runners_says_what_is_missing(monkeypatch):
     else:
         assert "not installed" in line and available.reason in line, line
     if importlib.util.find_spec("tensorrt") is None:
-        assert available.reason.startswith("not installed: tensorrt") and "NVIDIA's own package index" in available.reason
+        assert available.reason.startswith("not installed: tensorrt")
+        assert "NVIDIA's own package index" in available.reason
 
 
 def test_a_planned_case_without_the_stack_is_an_unavailable_row(cache_dir, tmp_path):
