@@ -48,9 +48,14 @@ def cpu_model() -> str:
     return info.get("model name") or info.get("Hardware") or platform.processor() or "unknown"
 
 
-def isa_flags() -> list[str]:
+def cpu_flags() -> set[str]:
+    """Every flag the CPU reports (x86 "flags", ARM "Features"); empty where /proc/cpuinfo is absent."""
     info = _cpuinfo()
-    present = set((info.get("flags") or info.get("Features") or "").split())
+    return set((info.get("flags") or info.get("Features") or "").split())
+
+
+def isa_flags() -> list[str]:
+    present = cpu_flags()
     return [f for f in ISA_FLAGS if f in present]
 
 

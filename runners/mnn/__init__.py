@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import platform
-from pathlib import Path
 
 from bench.case import Case
+from bench.envinfo import cpu_flags
 from bench.plugin import RunnerSpec
 
 
@@ -21,11 +21,7 @@ def cpu_fp16_arithmetic() -> bool:
         return False
     if platform.system() == "Darwin":
         return True
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return any(line.startswith("Features") and "asimdhp" in line.split() for line in cpuinfo.splitlines())
+    return "asimdhp" in cpu_flags()
 
 
 class MnnSpec(RunnerSpec):

@@ -15,26 +15,15 @@ Devices: cpu; cuda when the driver lists a GPU and the installed torch is not a 
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 from bench.case import Case
+from bench.envinfo import cpu_flags
 from bench.nvidia import cuda_device
 from bench.plugin import Availability, RunnerSpec
 
 # cpuinfo flags that give PyTorch's oneDNN kernels native arithmetic in each reduced precision.
 NATIVE_CPU_FLAGS = {"bf16": ("avx512_bf16", "amx_bf16"), "fp16": ("avx512_fp16", "amx_fp16")}
 
-
-def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            return set(value.split())
-    return set()
 
 
 def cpu_precision_reason(precision: str, flags: set[str]) -> str | None:

@@ -15,14 +15,12 @@ import sys
 
 import pytest
 
-from bench.envinfo import isa_flags
+from bench.envinfo import cpu_flags
 from bench.runners.openvino import SPEC
 
 pytestmark = pytest.mark.skipif(not SPEC.available().ok, reason=f"openvino unavailable: {SPEC.available().reason}")
 
 
-def cpu_flags() -> set[str]:
-    return set(isa_flags())
 
 
 # OpenVINO's CPU plugin (src/plugins/intel_cpu/src/utils/precision_support.cpp): bf16 needs AVX-512 (avx512_core),
