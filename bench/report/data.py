@@ -108,12 +108,16 @@ def quantiles(results: Path, cases: list[dict[str, Any]]) -> dict[str, list[floa
     if not cases:
         return {}
     pairs = ", ".join("(?, ?)" for _ in cases)
-    params: list[Any] = [v for c in cases for v in (c["case_key"], c["run_id"])]
+    run_ids = sorted({c["run_id"] for c in cases})
+    # The run_id filter sits on the scan itself, so only those runs' partitions are read (a join would not prune).
+    params: list[Any] = [v for c in cases for v in (c["case_key"], c["run_id"])] + run_ids
     probs = ", ".join(repr(p) for p in ECDF_PROBS)
+    in_runs = ", ".join("?" for _ in run_ids)
     sql = f"""
         WITH wanted(case_key, run_id) AS (VALUES {pairs}),
         picked AS (
-            SELECT c.case_key, c.samples_ns FROM (SELECT {columns(("case_key", "run_id", "samples_ns"))} FROM cases) c
+            SELECT c.case_key, c.samples_ns
+            FROM (SELECT {columns(("case_key", "run_id", "samples_ns"))} FROM cases WHERE run_id IN ({in_runs})) c
             JOIN wanted w ON c.case_key = w.case_key AND c.run_id = w.run_id
             WHERE len(c.samples_ns) > 0
         )
@@ -129,7 +133,7 @@ def quantiles(results: Path, cases: list[dict[str, Any]]) -> dict[str, list[floa
 
 def load(results: Path, run_id: str | None = None, max_ecdf_cases: int = 400) -> ReportData:
     """Read what the report needs. Raises UserError for a missing folder or an unknown run id."""
-    if not results.is_dir():
+    if not store.exists(results):
         raise UserError(f"no results folder at {results} (run `bench run --results {results}` first)")
     light = read(results, "cases", CASE_FIELDS)
     runs = read(results, "runs", RUN_FIELDS, "ORDER BY timestamp NULLS LAST").to_pylist()
