@@ -130,6 +130,15 @@ class Runner(ABC):
     def outputs(self) -> dict[str, np.ndarray]:
         """The last inference's outputs, copied out of the runtime's buffers."""
 
+    def run_each(self, inputs: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+        """Untimed, after the timed loop: each input through bind, infer and outputs (parity, task accuracy)."""
+        outputs = []
+        for one in inputs:
+            self.bind(one)
+            self.infer()
+            outputs.append(self.outputs())
+        return outputs
+
     def facts(self) -> dict[str, Any]:
         """What really ran, read back from the runtime where it can tell: precision, threads, options."""
         return {}

@@ -23,12 +23,7 @@ def evaluate(runner: Runner, case: Case) -> dict[str, Any]:
     if task is None:
         return {}
     data = task.dataset(load_manifest()[case.model.name], DEFAULT_N[case.model.name], seed=case.seed)
-    outputs = []
-    for inputs in data.inputs:
-        runner.bind(inputs)
-        runner.infer()
-        outputs.append(runner.outputs())
-    metrics = task.score(outputs, data.labels)
+    metrics = task.score(runner.run_each(data.inputs), data.labels)
     return {
         "task_metric": task.primary_metric,
         "task_value": metrics[task.primary_metric],

@@ -9,7 +9,6 @@ renamed into place last so that the parent never reads a half-written result.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 import traceback
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from bench import parity, task_eval
+from bench.cache import write_bytes_atomic
 from bench.case import Case
 from bench.convert import ConversionFailed
 from bench.inputs import make_inputs
@@ -36,22 +36,9 @@ def _timed_ms(fn: Callable[[], Any]) -> tuple[Any, float]:
     return value, (time.perf_counter_ns() - start) / 1e6
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, default=str)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _run_parity(runner: Runner, case: Case) -> dict[str, Any]:
     """After timing: the K parity inputs through the same prepared runtime, compared with the reference."""
-    outputs = []
-    for inputs in parity_inputs(case):
-        runner.bind(inputs)
-        runner.infer()
-        outputs.append(runner.outputs())
+    outputs = runner.run_each(parity_inputs(case))
     return parity.check(case, outputs, classifier="classification" in case.model.task)
 
 
@@ -126,7 +113,7 @@ def main(argv: list[str]) -> int:
     except Exception as exc:  # a runner failing is a result, not a crash of the worker
         traceback.print_exc(limit=20)  # lands in the row's stderr_tail
         result = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
-    write_json_atomic(out_dir / "result.json", result)
+    write_bytes_atomic(out_dir / "result.json", json.dumps(result, default=str).encode())
     return 0
 
 
