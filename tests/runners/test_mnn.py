@@ -11,9 +11,8 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from onnx import TensorProto, helper, save
+from onnx import TensorProto, helper
 
-from bench import store
 from bench.cache import sha256_file
 from bench.launcher import run_worker
 from bench.models.zoo import load_manifest, model_ref
@@ -104,7 +103,7 @@ def test_low_precision_is_bit_identical_to_high_on_this_cpu(cache_dir, tmp_path)
     assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
 
 
-def test_the_converter_process_cannot_load_mnns_python_tools(tmp_path):
+def test_the_converter_process_cannot_load_mnns_python_tools(tmp_path, save_graph):
     """The telemetry lives in MNN/tools/utils/log.py; the converter process must neither load it nor be able to."""
     from bench.runners.mnn.runner import CONVERT_SCRIPT, CONVERTER_ARGS
 
@@ -125,13 +124,6 @@ def test_the_converter_process_cannot_load_mnns_python_tools(tmp_path):
 
 # ---- models that cannot convert --------------------------------------------------------------------------
 
-
-def save_graph(path: Path, nodes, inputs, outputs) -> Path:
-    model = helper.make_model(helper.make_graph(nodes, path.stem, inputs, outputs),
-                              opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    save(model, str(path))
-    return path
 
 
 def tiny_cnn_case(cache_dir: Path):
@@ -154,37 +146,13 @@ def test_a_file_that_is_not_onnx_is_a_conversion_failure_not_a_crash(cache_dir, 
     assert not list((cache_dir / "artifacts" / "mnn").glob(".tmp-*")), "a failed conversion left a temp folder"
 
 
-USER_SUITE = """
-name = "mnn-user-model"
-models = ["tiny_cnn"]
-runners = ["mnn"]
-threads = [1]
-timeout_s = 120
-
-[timing]
-warmup_time_s = 0.02
-min_time_s = 0.1
-max_time_s = 0.5
-"""
 
 
-def run_user_model(bench_cli, path: Path, *args: str) -> dict:
-    """``bench run --model PATH`` for real, as a user would; the one row it stored."""
-    suite = path.with_name("suite.toml")
-    suite.write_text(USER_SUITE)
-    results = path.with_name("results")
-    done = bench_cli("run", "--suite", str(suite), "--model", str(path), "--results", str(results), *args)
-    assert done.returncode == 0, done.stderr
-    rows = store.read_cases(results).to_pylist()
-    assert len(rows) == 1
-    return rows[0]
-
-
-def test_an_op_mnn_lacks_is_a_conversion_failure_naming_it(bench_cli, tmp_path):
+def test_an_op_mnn_lacks_is_a_conversion_failure_naming_it(run_user_model, tmp_path, save_graph):
     f = TensorProto.FLOAT
     path = save_graph(tmp_path / "fancy.onnx", [helper.make_node("MyFancyOp", ["x"], ["y"])],
                       [helper.make_tensor_value_info("x", f, [1, 8])], [helper.make_tensor_value_info("y", f, [1, 8])])
-    row = run_user_model(bench_cli, path)
+    row = run_user_model("mnn", path)
     assert row["status"] == "conversion_failed"
     assert "Not Support" in row["error"] and "ops: MyFancyOp" in row["error"]
 
@@ -214,7 +182,7 @@ def test_silero_vad_runs_its_control_flow_through_the_module_api(run_cases):
 
 
 @pytest.mark.slow
-def test_silero_vad_sequence_variant_converts_but_is_flagged_wrong(bench_cli, cache_dir, tmp_path):
+def test_silero_vad_sequence_variant_converts_but_is_flagged_wrong(run_user_model, cache_dir, tmp_path):
     # Known MNN 3.6 fault: this variant converts and runs, and its LSTM state output `hn` comes back with
     # wrong values (and shape [1,128,1,1] for ONNX's [1,?,128]). The row must keep its timing and say WRONG.
     from bench.models.fetch import wheel_member
@@ -223,7 +191,7 @@ def test_silero_vad_sequence_variant_converts_but_is_flagged_wrong(bench_cli, ca
     member = wheel["member"].replace("silero_vad.onnx", "silero_vad_16k_sequence.onnx")
     path = tmp_path / "silero_vad_16k_sequence.onnx"
     path.write_bytes(wheel_member(wheel["package"], wheel["version"], member, cache_dir))
-    row = run_user_model(bench_cli, path, "--shape", "input:1x576")
+    row = run_user_model("mnn", path, "--shape", "input:1x576")
     ran(row)
     assert row["accuracy_ok"] is False and "tolerance" in row["accuracy_reason"], row["accuracy_reason"]
     assert json.loads(row["runner_facts"])["outputs_reshaped"] == {"hn": [[1, 128, 1, 1], [1, 1, 128]]}

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper, save
+from onnx import TensorProto, helper
 
-from bench import store
 from bench.runners.ncnn import SPEC, X86_MACHINES
 
 pytestmark = pytest.mark.skipif(not SPEC.available().ok, reason=f"ncnn runner unavailable: {SPEC.available().reason}")
@@ -72,51 +71,20 @@ def test_batch_above_one_is_declared_unsupported(run_cases):
 # ---- your own models: graphs built here, run through the real plan and workers ----------------------------
 
 
-USER_SUITE = """
-name = "ncnn-user-model"
-models = ["tiny_cnn"]
-runners = ["ncnn"]
-threads = [1]
-timeout_s = 120
-
-[timing]
-warmup_time_s = 0.02
-min_time_s = 0.1
-max_time_s = 0.5
-"""
 
 
-def run_user_model(bench_cli, path: Path) -> dict:
-    """``bench run --model PATH`` for real, as a user would; the one row it stored."""
-    suite = path.with_name("suite.toml")
-    suite.write_text(USER_SUITE)
-    results = path.with_name("results")
-    done = bench_cli("run", "--suite", str(suite), "--model", str(path), "--results", str(results))
-    assert done.returncode == 0, done.stderr
-    rows = store.read_cases(results).to_pylist()
-    assert len(rows) == 1
-    return rows[0]
 
-
-def save_graph(path: Path, nodes, inputs, outputs, initializers=()) -> Path:
-    graph = helper.make_graph(nodes, path.stem, inputs, outputs, initializer=list(initializers))
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    save(model, str(path))
-    return path
-
-
-def test_an_op_ncnn_lacks_is_a_conversion_failure_naming_it(bench_cli, tmp_path):
+def test_an_op_ncnn_lacks_is_a_conversion_failure_naming_it(run_user_model, tmp_path, save_graph):
     # pnnx exits 0 on Hardmax but writes it as a layer type that ncnn does not have.
     f = TensorProto.FLOAT
     path = save_graph(tmp_path / "hardmax.onnx", [helper.make_node("Hardmax", ["x"], ["y"])],
                       [helper.make_tensor_value_info("x", f, [1, 8])], [helper.make_tensor_value_info("y", f, [1, 8])])
-    row = run_user_model(bench_cli, path)
+    row = run_user_model("ncnn", path)
     assert row["status"] == "conversion_failed"
     assert "Hardmax" in row["error"] and "ops: Hardmax" in row["error"]
 
 
-def test_an_in_place_first_layer_never_changes_the_bound_input(bench_cli, tmp_path):
+def test_an_in_place_first_layer_never_changes_the_bound_input(run_user_model, tmp_path, save_graph):
     # x * 2 becomes an in-place BinaryOp: if it wrote into the bound input, each timed call would double the
     # input again and the outputs would drift far from the reference.
     f = TensorProto.FLOAT
@@ -127,7 +95,7 @@ def test_an_in_place_first_layer_never_changes_the_bound_input(bench_cli, tmp_pa
         [helper.make_tensor_value_info("x", f, [1, 4, 8, 8])], [helper.make_tensor_value_info("y", f, [1, 4, 8, 8])],
         [helper.make_tensor("two", f, [], [2.0]), helper.make_tensor("w", f, eye.shape, eye.ravel().tolist())],
     )
-    row = run_user_model(bench_cli, path)
+    row = run_user_model("ncnn", path)
     ok_fp32(row)
     assert row["iterations"] >= 10
 

@@ -8,7 +8,6 @@ with a CPU-only torch is an unavailable row that says which.
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
@@ -16,11 +15,7 @@ import sys
 import pytest
 
 from bench.models.zoo import load_manifest
-from bench.plan import Overrides, plan
-from bench.registry import Registry
-from bench.run import RunInfo, execute
 from bench.runners.pytorch import SPEC, cpu_flags, cpu_precision_reason
-from bench.suite import Suite, TimingConfig
 
 pytestmark = pytest.mark.skipif(not SPEC.available().ok, reason=f"pytorch unavailable: {SPEC.available().reason}")
 
@@ -32,11 +27,6 @@ def need(*models: str) -> None:
     for name in models:
         if name not in zoo:
             pytest.skip(f"model {name} not in the zoo yet")
-
-
-def specs() -> list:
-    """The spec, until bench.registry lists it among the built-in runners."""
-    return [] if "pytorch" in Registry.default().specs else [SPEC]
 
 
 def facts(row: dict) -> dict:
@@ -63,8 +53,7 @@ def test_spec_imports_nothing_from_torch():
 
 
 def test_tiny_cnn_fp32_matches_then_hits_the_cache_and_bf16_is_native_or_refused(run_cases):
-    rows = {r["precision"]: r for r in run_cases(["pytorch"], ["tiny_cnn"], precisions=["fp32", "bf16", "fp16"],
-                                                 extra_specs=specs())}
+    rows = {r["precision"]: r for r in run_cases(["pytorch"], ["tiny_cnn"], precisions=["fp32", "bf16", "fp16"])}
     fp32 = rows["fp32"]
     ok_row(fp32, "fp32")
     assert fp32["cosine"] >= 0.9999 and facts(fp32)["parameter_dtypes"] == {"torch.float32": 7, "torch.int64": 1}
@@ -89,23 +78,17 @@ def test_tiny_cnn_fp32_matches_then_hits_the_cache_and_bf16_is_native_or_refused
 
 def test_model_onnx2torch_cannot_convert_is_a_conversion_failed_row(run_cases):
     need("silero_vad")
-    row = run_cases(["pytorch"], ["silero_vad"], extra_specs=specs())[0]
+    row = run_cases(["pytorch"], ["silero_vad"])[0]
     assert row["status"] == "conversion_failed", (row["status"], row.get("error"))
     assert "(op If)" in row["error"] and row["error"].endswith("(ops: If)"), row["error"]
     assert row.get("median_ms") is None
 
 
-def test_cuda_without_a_usable_gpu_is_an_unavailable_row(cache_dir, tmp_path):
+def test_cuda_without_a_usable_gpu_is_an_unavailable_row(run_cases):
     cuda = SPEC.detect_devices()["cuda"]
     if cuda.ok:
         pytest.skip("this machine has a GPU and a CUDA build of torch")
-    suite = Suite(name="gpu-test", models=["tiny_cnn"], runners=["pytorch"], devices=["cuda"],
-                  timing=TimingConfig(min_time_s=0.1, max_time_s=0.5))
-    registry = Registry.default()
-    for spec in specs():
-        registry.register(spec)
-    planned = plan(suite, "test", Overrides(), registry, cache_dir)
-    [row] = execute(planned, tmp_path / "results", RunInfo.new("test", []), registry, stream=io.StringIO())
+    [row] = run_cases(["pytorch"], ["tiny_cnn"], devices=["cuda"])
     assert row["status"] == "unavailable" and row["error"] == f"device 'cuda': {cuda.reason}"
     assert "CPU-only build" in cuda.reason or "NVIDIA" in cuda.reason
 
@@ -113,7 +96,7 @@ def test_cuda_without_a_usable_gpu_is_an_unavailable_row(cache_dir, tmp_path):
 @pytest.mark.slow
 def test_paddle_exported_model_names_the_constant_that_onnx2torch_wanted_as_an_initializer(run_cases):
     need("ppocr_mobile_v2_cls")
-    row = run_cases(["pytorch"], ["ppocr_mobile_v2_cls"], extra_specs=specs())[0]
+    row = run_cases(["pytorch"], ["ppocr_mobile_v2_cls"])[0]
     assert row["status"] == "conversion_failed", (row["status"], row.get("error"))
     assert "(op Conv): KeyError" in row["error"] and "output of a Constant node" in row["error"], row["error"]
 
@@ -121,7 +104,7 @@ def test_paddle_exported_model_names_the_constant_that_onnx2torch_wanted_as_an_i
 @pytest.mark.slow
 def test_mobilenet_v2_fp32_matches_the_reference(run_cases):
     need("mobilenet_v2")
-    row = run_cases(["pytorch"], ["mobilenet_v2"], extra_specs=specs())[0]
+    row = run_cases(["pytorch"], ["mobilenet_v2"])[0]
     ok_row(row, "fp32")
     assert row["cosine"] >= 0.9999 and row["top1_agreement"] == 1.0, (row["cosine"], row["top1_agreement"])
 
@@ -131,21 +114,15 @@ def test_transformer_that_does_not_run_through_in_bf16_is_unsupported(run_cases)
     need("minilm_l6_encoder")
     if not NATIVE_BF16:
         pytest.skip("this CPU has no native bf16")
-    row = run_cases(["pytorch"], ["minilm_l6_encoder"], precisions=["bf16"], extra_specs=specs())[0]
+    row = run_cases(["pytorch"], ["minilm_l6_encoder"], precisions=["bf16"])[0]
     # onnx2torch keeps the attention mask's Cast(to=FLOAT) in fp32; it meets bf16 activations in a MatMul
     assert row["status"] == "unsupported" and "does not run in bf16" in row["error"], (row["status"], row["error"])
 
 
 @pytest.mark.skipif(not SPEC.detect_devices()["cuda"].ok, reason="needs a CUDA build of torch and an NVIDIA GPU")
-def test_cuda_fp32_has_tf32_off_and_fp16_runs_in_fp16(cache_dir, tmp_path):
-    suite = Suite(name="gpu-test", models=["tiny_cnn"], runners=["pytorch"], devices=["cuda"],
-                  precisions=["fp32", "fp16"], timing=TimingConfig(min_time_s=0.2, max_time_s=1.0))
-    registry = Registry.default()
-    for spec in specs():
-        registry.register(spec)
-    planned = plan(suite, "test", Overrides(), registry, cache_dir)
-    rows = {r["precision"]: r for r in execute(planned, tmp_path / "results", RunInfo.new("test", []), registry,
-                                                  stream=io.StringIO())}
+def test_cuda_fp32_has_tf32_off_and_fp16_runs_in_fp16(run_cases):
+    rows = {r["precision"]: r for r in run_cases(["pytorch"], ["tiny_cnn"], devices=["cuda"],
+                                                 precisions=["fp32", "fp16"], max_time_s=1.0)}
     ok_row(rows["fp32"], "fp32")
     fp32_math = facts(rows["fp32"])["options"]["fp32_math"]
     assert fp32_math.get("cudnn.conv.fp32_precision", "ieee") == "ieee"  # PyTorch's default there is "tf32"

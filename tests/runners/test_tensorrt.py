@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from bench import listing, registry
+from bench import listing
 from bench.case import Case, ModelRef
 from bench.models.zoo import load_manifest
 from bench.nvidia import cuda_device, gpu_models
@@ -25,14 +25,8 @@ from bench.runners.tensorrt import SPEC, strongly_typed_only
 from bench.runners.tensorrt.layers import layer_precisions, parser_failure, precision_problem
 from bench.suite import Suite, TimingConfig
 
-SPEC_PATH = "bench.runners.tensorrt:SPEC"
 HAS_GPU_STACK = importlib.util.find_spec("tensorrt") is not None and SPEC.available().ok
 needs_gpu = pytest.mark.skipif(not HAS_GPU_STACK, reason="needs tensorrt and an NVIDIA GPU")
-
-
-def specs() -> list:
-    """The spec, until bench.registry lists it among the built-in runners."""
-    return [] if "tensorrt" in Registry.default().specs else [SPEC]
 
 
 def facts(row: dict) -> dict:
@@ -43,8 +37,6 @@ def run_suite(cache_dir, tmp_path, **fields) -> list[dict]:
     suite = Suite(**{"name": "gpu-test", "runners": ["tensorrt"], "devices": ["cuda"],
                      "timing": TimingConfig(warmup_time_s=0.05, min_time_s=0.2, max_time_s=1.0), **fields})
     reg = Registry.default()
-    for spec in specs():
-        reg.register(spec)
     planned = plan(suite, "test", Overrides(), reg, cache_dir)
     return execute(planned, tmp_path / "results", RunInfo.new("test", []), reg, stream=io.StringIO())
 
@@ -59,9 +51,7 @@ def test_spec_imports_nothing_from_tensorrt_or_cuda():
     assert done.stdout.strip() == "[]"
 
 
-def test_list_runners_says_what_is_missing(monkeypatch):
-    if SPEC_PATH not in registry.BUILTIN_RUNNERS:
-        monkeypatch.setattr(registry, "BUILTIN_RUNNERS", (*registry.BUILTIN_RUNNERS, SPEC_PATH))
+def test_list_runners_says_what_is_missing():
     [line] = [line for line in listing.runners().splitlines() if line.startswith("tensorrt ")]
     available = SPEC.available()
     if available.ok:
