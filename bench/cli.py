@@ -1,4 +1,7 @@
-"""Command line: ``python -m bench run | list | models``. User errors are one line and exit code 2."""
+"""Command line: ``python -m bench run | report | compare | coverage | compact | list | models``.
+
+User errors are one line and exit code 2.
+"""
 
 from __future__ import annotations
 
@@ -92,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     cov = sub.add_parser("coverage", help="model x runner x precision: what runs, what fails, what is wrong")
     cov.add_argument("--results", type=_results, default=Path("results"), help=RESULTS_HELP)
     cov.add_argument("--run", dest="run_id", metavar="RUN_ID", help="only this run (default: latest row per case)")
+    compact = sub.add_parser("compact", help="merge each complete run's per-case files into one file per run")
+    compact.add_argument("--results", type=_results, default=Path("results"), help=RESULTS_HELP)
     lst = sub.add_parser("list", help="list runners, suites or models")
     lst.add_argument("what", choices=["runners", "suites", "models"])
     models = sub.add_parser("models", help="list the model zoo, or `models build` to fill the cache ahead of a run")
@@ -186,6 +191,18 @@ def cmd_models_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compact(args: argparse.Namespace) -> int:
+    from bench import store
+    from bench.compaction import compact_all
+
+    if not store.exists(args.results):
+        raise UserError(f"no results at {args.results}")
+    done = compact_all(args.results)
+    print(f"compacted {done.runs} runs: {done.files} case files merged into {done.runs}" if done.runs
+          else f"nothing to compact in {args.results}")
+    return 0
+
+
 def cmd_list(what: str) -> int:
     from bench import listing
 
@@ -219,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
 
             print(matrix(args.results, args.run_id))
             return 0
+        if args.command == "compact":
+            return cmd_compact(args)
         if args.command == "models":
             return cmd_models_build(args) if args.action == "build" else _print_models(args)
         return cmd_list(args.what)

@@ -35,12 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 
 from bench import store
 from bench.errors import UserError
-from bench.report.data import columns, read
+from bench.report.data import select
 
 MAX_SAMPLES = 2001  # per side; odd, so a median is one order statistic
 RESAMPLES = 10_000
@@ -147,13 +146,8 @@ def _case_rows(folder: Path, run_id: str, max_samples: int) -> list[dict[str, An
     """The run's rows, with ``samples``: at most ``max_samples`` evenly spaced raw samples, cut in DuckDB."""
     step = f"greatest(1, ceil(len(samples_ns) / {max_samples}))::BIGINT"
     samples = f"list_slice(samples_ns, 1, len(samples_ns), {step}) AS samples"
-    where = "WHERE run_id = ?"
-    try:
-        sql = f"SELECT {columns(CASE_FIELDS)}, {samples} FROM cases {where}"
-        rows = store.query(folder, sql, [run_id]).to_pylist()
-    except duckdb.BinderException:  # files from before samples_ns
-        rows = read(folder, "cases", CASE_FIELDS, where, [run_id]).to_pylist()
-    return [{**{f: None for f in (*CASE_FIELDS, "samples")}, **r} for r in rows]
+    return store.query(folder, f"SELECT {select(CASE_FIELDS)}, {samples} FROM cases WHERE run_id = ?",
+                       [run_id]).to_pylist()
 
 
 def load_side(spec: str, results: Path, max_samples: int = MAX_SAMPLES) -> Side:

@@ -12,6 +12,7 @@ import json
 import os
 import resource
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -173,9 +174,41 @@ def _worker_setup(max_memory_mb: int | None):
     return setup
 
 
+CASE_DIR_PREFIX = "bench-case-"  # then the parent's pid: a folder whose parent is gone is a leftover
+
+
+def remove_stale_case_dirs() -> int:
+    """Delete this user's case folders whose ``bench run`` died without cleaning up (SIGKILL, OOM killer);
+    returns how many. A pid reused since is taken as alive, which only delays the cleanup."""
+    removed = 0
+    for folder in Path(tempfile.gettempdir()).glob(f"{CASE_DIR_PREFIX}*-*"):
+        pid = folder.name[len(CASE_DIR_PREFIX):].partition("-")[0]
+        if pid.isdigit() and _owned(folder) and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def _owned(folder: Path) -> bool:
+    try:
+        return folder.stat().st_uid == os.getuid()
+    except OSError:  # gone meanwhile
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def run_worker(case: Case, mode: str = "case") -> WorkerOutcome:
     """Run ``case`` in a fresh ``python -m bench.worker`` process and collect its outcome."""
-    with tempfile.TemporaryDirectory(prefix="bench-case-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"{CASE_DIR_PREFIX}{os.getpid()}-") as tmp:
         out_dir = Path(tmp)
         case_file = out_dir / "case.json"
         case_file.write_text(case.to_json())

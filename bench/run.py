@@ -2,7 +2,8 @@
 
 A run survives being stopped: every finished case is already on disk, SIGTERM / Ctrl-C kill the current
 worker's process group and mark the run ``interrupted``, and ``--resume RUN_ID`` runs only the cases
-whose rows are missing, under the same run id.
+whose rows are missing, under the same run id. A run that completes is compacted into one file
+(:mod:`bench.compaction`).
 """
 
 from __future__ import annotations
@@ -16,15 +17,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from bench import envinfo, noise, store
+from bench.compaction import compact_run
 from bench.errors import UserError
-from bench.launcher import run_worker
+from bench.launcher import remove_stale_case_dirs, run_worker
 from bench.parity import reference_path
 from bench.peak import peaks
 from bench.plan import PlannedCase
 from bench.progress import Display
 from bench.registry import Registry
 from bench.rows import outcome_row, skipped_row
+from bench.uri import first_line
 
 
 class Interrupted(Exception):
@@ -142,6 +147,7 @@ def execute(
 ) -> list[dict[str, Any]]:
     """Run every planned case whose row is not yet in ``results`` (a folder or URI); returns the new rows."""
     results = store.location(results)  # resolved once for the whole run
+    remove_stale_case_dirs()
     done = finished_keys(results, run.run_id) if store.has_table(results, "cases") else set()
     env = _environment(options, planned)
     _write_run(results, run, env, "running", len(planned), len(done))  # fails early on an unwritable folder
@@ -160,5 +166,14 @@ def execute(
         for s, handler in previous.items():
             signal.signal(s, handler)
     _write_run(results, run, env, "complete", len(planned), len(done) + len(rows))
+    _compact(results, run, display)
     display.close(rows, run.run_id, str(results))
     return rows
+
+
+def _compact(results: store.Location, run: RunInfo, display: Display) -> None:
+    """One file for the complete run instead of one per case; a failure loses nothing, so it only warns."""
+    try:
+        compact_run(results, run.run_id, run.started)
+    except (OSError, pa.ArrowException) as exc:
+        display.warn([f"could not compact run {run.run_id} ({first_line(exc)}); `bench compact` retries"])

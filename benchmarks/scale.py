@@ -112,7 +112,7 @@ def write_history(results: Path, rows: int, seed: int = 0) -> History:
             run_id = f"{when:%Y%m%dT%H%M%SZ}-{machine_id[-4:]}"
             drift = 1.0 + 0.05 * math.sin(night / 30)
             table = _cases_table(ids, run_id, when, rng, base[machine_id] * drift, night >= nights - SAMPLED_NIGHTS)
-            target = results / "cases" / f"date={when:%Y-%m-%d}" / f"run_id={run_id}" / "00000-night.parquet"
+            target = results / store.run_folder(run_id, when) / store.COMPACTED
             target.parent.mkdir(parents=True, exist_ok=True)
             pq.write_table(table, target, compression="zstd")
             store.write_run(results, run_id, {
@@ -125,6 +125,16 @@ def write_history(results: Path, rows: int, seed: int = 0) -> History:
             files += 1
     first = [r for r in runs if r.endswith(MACHINES[0][0][-4:])]
     return History(results, nights * len(MACHINES) * ids.num_rows, files, runs, first[-2], first[-1])
+
+
+def write_one_night(results: Path, run_id: str, when: datetime, seed: int = 1) -> int:
+    """One machine's night as ``bench run`` writes it: one file per case through the store; returns the rows."""
+    rng = np.random.default_rng(seed)
+    ids = pa.Table.from_pylist(case_identities())
+    table = _cases_table(ids, run_id, when, rng, rng.lognormal(0.0, 1.0, ids.num_rows), sampled=True)
+    for index, row in enumerate(table.to_pylist()):
+        store.write_case(results, run_id, when, index, {k: v for k, v in row.items() if k != "schema_version"})
+    return table.num_rows
 
 
 # --- the operations, as a nightly runs them --------------------------------------------------------------

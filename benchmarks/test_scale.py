@@ -6,6 +6,7 @@ process by pytest-benchmark (3 rounds in full mode, warm file cache); peak RSS i
 Short mode (the default, 20,000 rows, what CI runs):  ``.venv/bin/python -m pytest benchmarks/test_scale.py -m slow``
 Full mode (1,000,000 rows in ~1,100 files):            ``BENCH_SCALE_ROWS=1000000 .venv/bin/python -m pytest
 benchmarks/test_scale.py -m slow --benchmark-columns=min,median,max`` (numbers in docs/PERFORMANCE.md, "Scale").
+Both modes also time compaction: one night of 913 per-case files, as ``bench run`` writes them, into one file.
 """
 
 from __future__ import annotations
@@ -14,10 +15,15 @@ import json
 import os
 import subprocess
 import sys
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from scale import OPERATIONS, History, write_history
+from scale import OPERATIONS, History, write_history, write_one_night
+
+from bench import store
+from bench.compaction import compact_run
 
 pytestmark = pytest.mark.slow
 ROWS = int(os.environ.get("BENCH_SCALE_ROWS", "20000"))
@@ -39,9 +45,6 @@ def peak_in_fresh_process(op: str, h: History, out: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-# A year of 913 cases per machine draws more bars than the report's charts lay out cleanly; that warning is
-# the report's to fix, not what this benchmark measures.
-@pytest.mark.filterwarnings("ignore:constrained_layout not applied:UserWarning")
 @pytest.mark.parametrize("op", list(OPERATIONS))
 def test_scale(op, history, benchmark, tmp_path):
     fn = OPERATIONS[op]
@@ -56,3 +59,26 @@ def test_scale(op, history, benchmark, tmp_path):
     print(f"\nscale {op}: {history.rows:,} rows in {history.files:,} case files: median {median:.2f} s "
           f"(fresh process {fresh['seconds']:.2f} s), peak RSS {fresh['peak_rss_mb']:.0f} MB; {verdict} the "
           f"target ({LIMIT_S:g} s, {LIMIT_RSS_MB} MB)")
+
+
+def test_compaction(benchmark, tmp_path):
+    """What compaction costs at the end of a run, and what it saves every later reader: one night of one machine
+    (913 cases) written as `bench run` writes it, one file per case, then compacted into one file."""
+    results = tmp_path / "results"
+    run_id, when = "20270101T020000Z-0001", datetime(2027, 1, 1, 2, tzinfo=timezone.utc)
+    rows = write_one_night(results, run_id, when)
+    store.write_run(results, run_id, {"run_id": run_id, "timestamp": when, "status": "complete"})
+    sql = "SELECT count(*) AS n, median(median_ms) AS m FROM cases"
+    per_case_s, before = timed(lambda: store.query(results, sql).to_pylist())
+    done = benchmark.pedantic(compact_run, args=(results, run_id, when), rounds=1, iterations=1)
+    compacted_s, after = timed(lambda: store.query(results, sql).to_pylist())
+    assert done.files == rows and before == after and before[0]["n"] == rows
+    benchmark.extra_info.update(rows=rows, read_per_case_s=per_case_s, read_compacted_s=compacted_s)
+    print(f"\ncompaction: {rows} case files -> 1 in {benchmark.stats.stats.median:.2f} s; reading the run took "
+          f"{per_case_s:.3f} s from {rows} files, {compacted_s:.3f} s from one")
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out

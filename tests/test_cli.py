@@ -27,12 +27,12 @@ def test_smoke_suite_end_to_end(bench_cli, tmp_path):
     assert len(runs) == 1 and runs[0]["run_id"] == rows[0]["run_id"] and runs[0]["cores_logical"] >= 1
 
 
-def test_rows_are_written_one_file_per_case(bench_cli, tmp_path):
+def test_a_complete_run_is_one_file(bench_cli, tmp_path):
     assert bench_cli("run", "--suite", FAST, "--results", "out", "--threads", "1,2").returncode == 0
-    files = sorted((tmp_path / "out" / "cases").rglob("*"))
-    parquet = [f for f in files if f.is_file()]
-    assert len(parquet) == 2 and all(f.suffix == ".parquet" for f in parquet)  # no temp files left
-    assert pq.read_table(parquet[0]).schema.metadata[b"schema_version"] == b"1"
+    files = [f for f in (tmp_path / "out" / "cases").rglob("*") if f.is_file()]
+    assert [f.name for f in files] == [store.COMPACTED]  # per-case files merged, no temp files left
+    table = pq.read_table(files[0])
+    assert table.num_rows == 2 and table.schema.metadata[b"schema_version"] == b"1"
 
 
 def test_dry_run_prints_plan_and_writes_nothing(bench_cli, tmp_path):

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from bench import store
+from bench.compaction import Compacted, compact_all
 from bench.errors import UserError
 from bench.uri import Location, check_no_credentials, redact
 
@@ -166,6 +167,7 @@ def test_run_report_and_compare_on_s3_keep_credentials_out(s3, s3_env, tmp_path,
     assert [c["status"] for c in cases] == ["ok", "ok"] and {c["run_id"] for c in cases} == {r["run_id"] for r in runs}
     stored = objects(results)
     assert all(name.endswith(".parquet") and not Path(name).name.startswith(".") for name in stored)
+    assert sorted(Path(name).name for name in stored if name.startswith("cases/")) == [store.COMPACTED] * 2
 
     report = bench_s3(s3_env, tmp_path, cache_dir, "report", "--results", results, "--out", "page")
     assert report.returncode == 0, report.stderr
@@ -237,3 +239,13 @@ def test_file_uri_is_the_local_store(tmp_path):
     assert store.read_cases(tmp_path / "out", ["case_key"]).to_pylist() == [{"case_key": "a"}]
     assert store.read_cases(uri, ["case_key"]).to_pylist() == [{"case_key": "a"}]
     assert Location.resolve(uri).local == tmp_path / "out"  # so writes take the temp file + fsync + rename path
+
+
+def test_a_complete_run_compacts_into_one_object(s3):
+    for index, key in enumerate(("a", "b")):
+        store.write_case(s3, "r1", NOW, index, row(key))
+    store.write_run(s3, "r1", {"run_id": "r1", "timestamp": NOW, "status": "complete"})
+    assert compact_all(s3) == Compacted(runs=1, files=2)
+    assert sorted(n for n in objects(s3) if n.startswith("cases/")) == [
+        f"cases/date=2026-11-26/run_id=r1/{store.COMPACTED}"]
+    assert store.read_cases(s3, ["case_key"]).column("case_key").to_pylist() == ["a", "b"]

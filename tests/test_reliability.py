@@ -6,12 +6,14 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import psutil
 
 from bench import store
+from bench.launcher import CASE_DIR_PREFIX, remove_stale_case_dirs
 
 FAST = str(Path(__file__).parent / "fixtures" / "fast.toml")
 FOUR_CASES = ["--suite", FAST, "--models", "tiny_mlp,tiny_cnn", "--threads", "1,2"]
@@ -53,6 +55,20 @@ def test_sigkill_keeps_finished_rows_and_resume_finishes_without_duplicates(tmp_
     assert len(keys) == 4 == len(set(keys))
     run = store.query(results, "SELECT status, cases_written FROM runs").to_pylist()[0]
     assert run == {"status": "complete", "cases_written": 4}
+    assert not list(Path(tempfile.gettempdir()).glob(f"{CASE_DIR_PREFIX}{proc.pid}-*"))  # the killed run's, swept
+
+
+def test_case_folders_of_dead_runs_are_swept_and_live_ones_kept(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = tmp_path / f"{CASE_DIR_PREFIX}{gone.stdout.strip()}-abc"
+    live = tmp_path / f"{CASE_DIR_PREFIX}{os.getpid()}-def"
+    other = tmp_path / f"{CASE_DIR_PREFIX}not-a-pid"
+    for folder in (dead, live, other):
+        (folder / "case.json").parent.mkdir()
+        (folder / "case.json").write_text("{}")
+    assert remove_stale_case_dirs() == 1
+    assert not dead.exists() and live.exists() and other.exists()
 
 
 def test_sigterm_reaps_the_worker_keeps_rows_and_marks_the_run(tmp_path, cache_dir):

@@ -150,3 +150,24 @@ def test_a_remote_filesystem_with_folders_writes_a_temp_name_then_moves(tmp_path
         store.write_case(loc, "r1", NOW, 1, row("b", batch="not an int"))
     assert store.read_cases(loc, ["case_key"]).to_pylist() == [{"case_key": "a"}]
     assert [f.name for f in (tmp_path / "res").rglob("*") if f.is_file()] == ["00000-a.parquet"]
+
+
+def test_duckdb_reads_the_standard_layout_itself_and_pyarrow_reads_the_rest(tmp_path):
+    glob_like = tmp_path / "nightly[1]*"  # DuckDB would expand these characters as a glob
+    for results in (tmp_path / "plain", glob_like):
+        store.write_case(results, "r1", NOW, 0, row("a"))
+        store.write_run(results, "r1", {"run_id": "r1", "timestamp": NOW, "status": "complete"})
+    stray = tmp_path / "plain" / "cases" / "run_id=r0"  # no date= folder: DuckDB refuses to mix partition layouts
+    stray.mkdir(parents=True)
+    pq.write_table(pa.table({"case_key": ["b"], "run_id": ["r0"], "timestamp": [NOW]}), stray / "b.parquet")
+
+    def native(results, table):
+        loc = store.location(results)
+        return store._readable_natively(loc, table, store._files(loc, table))
+
+    assert native(tmp_path / "plain", "runs")
+    assert not native(tmp_path / "plain", "cases") and not native(glob_like, "cases")
+    assert store.query(tmp_path / "plain", "SELECT case_key, date FROM cases ORDER BY case_key").to_pylist() == [
+        {"case_key": "a", "date": NOW.date()}, {"case_key": "b", "date": None}]
+    sql = "SELECT c.case_key, c.date, r.status FROM cases c JOIN runs r USING (run_id)"
+    assert store.query(glob_like, sql).to_pylist() == [{"case_key": "a", "date": NOW.date(), "status": "complete"}]

@@ -1,21 +1,18 @@
 """What a report reads from the results store: named columns only, raw samples only as bounded quantiles.
 
-Reading the dataset costs one pass over every parquet file's footer per reference to ``cases``, so a
-report makes two: one for the light columns of every row (then "latest row per case key" and the trend
-history are computed in memory by DuckDB), one for the quantiles of the cases it draws. Columns the dataset
-lacks (files from an older schema, a store with no ``runs`` table) come back as ``None`` rather than
-failing, so a report of old or partial results still builds and the charts that need them say "no data".
+A history can hold a million rows, and a report draws a few thousand of them, so it reads in steps: the keys
+(case key, run id, time, status) of every row, to find the runs holding each case key's latest row and the
+last runs with timings; then the drawn columns of those runs only, and the quantiles of the drawn cases'
+samples (a ``run_id IN (...)`` filter prunes every other run's files). The store's views always have the
+current schema, so files from an older schema read as nulls where they lack a column, and the charts that
+need one say "no data".
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import duckdb
-import pyarrow as pa
 
 from bench import store
 from bench.errors import UserError
@@ -48,51 +45,52 @@ class ReportData:
     quantiles: dict[str, list[float]] = field(default_factory=dict)  # case_key -> ms at ECDF_PROBS
 
 
-def columns(wanted: tuple[str, ...]) -> str:
-    """A select list of those of ``wanted`` that the dataset has (DuckDB's COLUMNS with a regex)."""
-    return "COLUMNS('^(" + "|".join(re.escape(w) for w in wanted) + ")$')"
+def select(wanted: tuple[str, ...]) -> str:
+    return ", ".join(f'"{w}"' for w in wanted)
 
 
-def read(results: Path, table: str, wanted: tuple[str, ...], where: str = "", params: list | None = None) -> pa.Table:
-    """``wanted`` columns of ``table``; the ones the dataset lacks are added as nulls."""
-    if not store.has_table(results, table):
-        return pa.table({w: pa.nulls(0) for w in wanted})
-    got = store.query(results, f"SELECT {columns(wanted)} FROM {table} {where}", params)
-    for w in wanted:
-        if w not in got.schema.names:
-            got = got.append_column(w, pa.nulls(got.num_rows))
-    return got.select(list(wanted))
+def _in(values: list[str]) -> tuple[str, list[str]]:
+    """``IN (?, ?, ...)`` and its parameters: a literal list that DuckDB prunes partitions with (a join does not)."""
+    return f"IN ({', '.join('?' for _ in values)})", list(values)
 
 
-def _rows(table: pa.Table, sql: str, params: list | None = None) -> list[dict[str, Any]]:
-    """Run ``sql`` over an in-memory table called ``t``: no file is read again."""
-    con = duckdb.connect()
-    try:
-        con.register("t", table)
-        cursor = con.execute(sql, params or [])
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-    finally:
-        con.close()
-
-
-def current(light: pa.Table, run_id: str | None = None) -> list[dict[str, Any]]:
-    """The latest row per case key: over all runs, or within ``run_id``."""
+def key_runs(results: Path, run_id: str | None, max_runs: int = MAX_TREND_RUNS) -> tuple[list[str], list[str]]:
+    """Runs holding the latest row of some case key (of ``run_id`` only, if given), and the last ``max_runs``
+    runs with ok timings (for trends, over every run); one scan of four light columns of every row."""
     where, params = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
-    return _rows(light, f"""
-        SELECT * FROM t {where}
+    rows = store.query(results, f"""
+        WITH latest AS (
+            SELECT DISTINCT coalesce(arg_max(run_id, timestamp), any_value(run_id)) AS run_id
+            FROM cases {where} GROUP BY case_key),
+        recent AS (
+            SELECT run_id FROM cases WHERE status = 'ok' AND median_ms IS NOT NULL AND run_id IS NOT NULL
+            GROUP BY run_id ORDER BY min(timestamp) DESC LIMIT ?)
+        SELECT 'latest' AS what, run_id FROM latest UNION ALL SELECT 'recent' AS what, run_id FROM recent""",
+                        [*params, max_runs]).to_pylist()
+    return ([r["run_id"] for r in rows if r["what"] == "latest"], [r["run_id"] for r in rows if r["what"] == "recent"])
+
+
+def current(results: Path, run_ids: list[str]) -> list[dict[str, Any]]:
+    """The latest row per case key among ``run_ids`` (the runs that hold them, from :func:`key_runs`)."""
+    if not run_ids:
+        return []
+    in_runs, params = _in(run_ids)
+    return store.query(results, f"""
+        SELECT {select(CASE_FIELDS)} FROM cases WHERE run_id {in_runs}
         QUALIFY row_number() OVER (PARTITION BY case_key ORDER BY timestamp DESC NULLS LAST) = 1
-        ORDER BY model NULLS LAST, runner NULLS LAST, precision NULLS LAST, batch, threads, case_key""", params)
+        ORDER BY model NULLS LAST, runner NULLS LAST, precision NULLS LAST, batch, threads, case_key""",
+                       params).to_pylist()
 
 
-def history(light: pa.Table, runs: list[dict[str, Any]], max_runs: int = MAX_TREND_RUNS) -> list[dict[str, Any]]:
-    """Median of every ok case in each of the last ``max_runs`` runs, with the run's time, commit and machine
-    (its --machine-label, else its machine_id): a trend line never joins two machines."""
-    rows = _rows(light, """
-        WITH h AS (SELECT case_key, model, run_id, timestamp, median_ms FROM t
-                   WHERE status = 'ok' AND median_ms IS NOT NULL AND run_id IS NOT NULL),
-        recent AS (SELECT run_id FROM h GROUP BY run_id ORDER BY min(timestamp) DESC LIMIT ?)
-        SELECT * FROM h WHERE run_id IN (SELECT run_id FROM recent) ORDER BY timestamp, case_key""", [max_runs])
+def history(results: Path, run_ids: list[str], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Median of every ok case in each of ``run_ids``, with the run's time, commit and machine (its
+    --machine-label, else its machine_id): a trend line never joins two machines."""
+    if not run_ids:
+        return []
+    in_runs, params = _in(run_ids)
+    rows = store.query(results, f"""
+        SELECT case_key, model, run_id, timestamp, median_ms FROM cases
+        WHERE run_id {in_runs} AND status = 'ok' AND median_ms IS NOT NULL""", params).to_pylist()
     by_id = {r["run_id"]: r for r in runs}
     for h in rows:
         run = by_id.get(h["run_id"], {})
@@ -108,26 +106,21 @@ def quantiles(results: Path, cases: list[dict[str, Any]]) -> dict[str, list[floa
     if not cases:
         return {}
     pairs = ", ".join("(?, ?)" for _ in cases)
-    run_ids = sorted({c["run_id"] for c in cases})
-    # The run_id filter sits on the scan itself, so only those runs' partitions are read (a join would not prune).
-    params: list[Any] = [v for c in cases for v in (c["case_key"], c["run_id"])] + run_ids
+    in_runs, run_params = _in(sorted({c["run_id"] for c in cases}))
+    params: list[Any] = [v for c in cases for v in (c["case_key"], c["run_id"])] + run_params
     probs = ", ".join(repr(p) for p in ECDF_PROBS)
-    in_runs = ", ".join("?" for _ in run_ids)
     sql = f"""
         WITH wanted(case_key, run_id) AS (VALUES {pairs}),
         picked AS (
             SELECT c.case_key, c.samples_ns
-            FROM (SELECT {columns(("case_key", "run_id", "samples_ns"))} FROM cases WHERE run_id IN ({in_runs})) c
+            FROM (SELECT case_key, run_id, samples_ns FROM cases WHERE run_id {in_runs}) c
             JOIN wanted w ON c.case_key = w.case_key AND c.run_id = w.run_id
             WHERE len(c.samples_ns) > 0
         )
         SELECT case_key, quantile_disc(s, [{probs}]) AS q
         FROM (SELECT case_key, unnest(samples_ns) AS s FROM picked) GROUP BY case_key
     """
-    try:
-        rows = store.query(results, sql, params).to_pylist()
-    except duckdb.BinderException:  # files from before samples_ns: no distributions to draw
-        return {}
+    rows = store.query(results, sql, params).to_pylist()
     return {r["case_key"]: [v / 1e6 for v in r["q"]] for r in rows}
 
 
@@ -135,10 +128,11 @@ def load(results: Path, run_id: str | None = None, max_ecdf_cases: int = 400) ->
     """Read what the report needs. Raises UserError for a missing folder or an unknown run id."""
     if not store.exists(results):
         raise UserError(f"no results folder at {results} (run `bench run --results {results}` first)")
-    light = read(results, "cases", CASE_FIELDS)
-    runs = read(results, "runs", RUN_FIELDS, "ORDER BY timestamp NULLS LAST").to_pylist()
-    cases = current(light, run_id)
+    runs = store.query(results, f"SELECT {select(RUN_FIELDS)} FROM runs ORDER BY timestamp NULLS LAST").to_pylist()
+    latest, recent = key_runs(results, run_id)
+    cases = current(results, latest)
     if run_id and not cases and run_id not in {r["run_id"] for r in runs}:
         raise UserError(f"--run: no run {run_id!r} in {results}")
     drawn = [c for c in cases if c["status"] == "ok" and c["run_id"]][:max_ecdf_cases]
-    return ReportData(cases=cases, runs=runs, history=history(light, runs), quantiles=quantiles(results, drawn))
+    return ReportData(cases=cases, runs=runs, history=history(results, recent, runs),
+                      quantiles=quantiles(results, drawn))

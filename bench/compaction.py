@@ -1,0 +1,114 @@
+"""Compaction: a complete run's per-case files merged into one file per run.
+
+``bench run`` writes one file per case, so that a run killed at any point keeps every finished case. Reading
+costs about a millisecond per file, so a year of a fleet's nightly runs (~1,000,000 cases) would take minutes
+to read as per-case files and a second as per-run files. Once a run is complete nothing more is written under
+its id, and its partition folder is rewritten as one ``compacted.parquet``:
+
+1. read the folder's files (a leftover compacted file included) with the current schema,
+2. write ``compacted.parquet`` whole (temp name + rename locally, one PUT on an object store),
+3. check its row count, then delete the per-case files.
+
+Readers never count a row twice: from the moment step 2's file exists, the store lists only it for that folder
+(``store._one_copy``). A compaction killed before step 3 leaves copies that the next ``bench compact`` merges
+and deletes; a reader that listed a file just deleted re-lists once (``store.query``). Interrupted runs are
+left alone, so ``--resume`` keeps adding per-case files that readers see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from bench import store
+from bench.schema import CASE_SCHEMA
+from bench.uri import Location
+
+
+@dataclass(frozen=True)
+class Compacted:
+    runs: int  # partition folders rewritten
+    files: int  # per-case files merged and deleted
+
+
+def _read(loc: Location, files: list[str]) -> pa.Table:
+    return ds.dataset(files, schema=CASE_SCHEMA, format="parquet", filesystem=loc.fs).to_table()
+
+
+def _identity(table: pa.Table) -> list[tuple]:
+    return list(zip(table.column("case_key").to_pylist(), table.column("timestamp").to_pylist(), strict=True))
+
+
+def _merged(loc: Location, per_case: list[str], compacted: list[str]) -> pa.Table:
+    """The folder's rows once each: per-case rows already in a leftover compacted file are its copies."""
+    table = _read(loc, per_case)
+    if compacted:
+        kept = _read(loc, compacted)
+        known = set(_identity(kept))
+        table = pa.concat_tables([kept, table.filter(pa.array([i not in known for i in _identity(table)]))])
+    return table.take(pc.sort_indices(table, [("timestamp", "ascending"), ("case_key", "ascending")]))
+
+
+def _rows_in(loc: Location, path: str) -> int:
+    with loc.fs.open_input_file(path) as f:
+        return pq.ParquetFile(f).metadata.num_rows
+
+
+def _is_compacted(path: str) -> bool:
+    return path.rpartition("/")[2] == store.COMPACTED
+
+
+def compact_folder(loc: Location, folder: str, files: list[str]) -> int:
+    """Merge ``files`` (paths inside ``loc.fs``, all in ``folder``) into the folder's compacted file and delete
+    the per-case ones; returns how many were deleted. A folder that is already one compacted file is left alone."""
+    per_case = [f for f in files if not _is_compacted(f)]
+    if not per_case:
+        return 0
+    table = _merged(loc, per_case, [f for f in files if _is_compacted(f)])
+    target = f"{folder}/{store.COMPACTED}"
+    store.write_at(loc, target, table)
+    written = _rows_in(loc, loc.path(target))
+    if written != table.num_rows:
+        raise OSError(f"{loc.join(target)} holds {written} rows, expected {table.num_rows}; per-case files kept")
+    for path in per_case:
+        loc.fs.delete_file(path)
+    return len(per_case)
+
+
+def _folders(loc: Location, files: list[str]) -> dict[str, list[str]]:
+    """Files grouped by partition folder, the folder relative to the results root."""
+    root = loc.path("")
+    folders: dict[str, list[str]] = {}
+    for path in files:
+        folders.setdefault(path.rpartition("/")[0][len(root):].strip("/"), []).append(path)
+    return folders
+
+
+def compact_run(results: store.Results, run_id: str, started: datetime) -> Compacted:
+    """Compact one complete run (``bench run`` calls this as a run completes)."""
+    loc = store.location(results)
+    folder = store.run_folder(run_id, started)
+    deleted = compact_folder(loc, folder, store.finished_files(loc, folder))
+    return Compacted(int(bool(deleted)), deleted)
+
+
+def _complete_runs(loc: Location) -> set[str]:
+    rows = store.query(loc, "SELECT run_id FROM runs WHERE status = 'complete'").to_pylist()
+    return {r["run_id"] for r in rows}
+
+
+def compact_all(results: store.Results) -> Compacted:
+    """Compact every complete run that still has per-case files (``bench compact``); other runs are left alone."""
+    loc = store.location(results)
+    complete = _complete_runs(loc)
+    runs = files = 0
+    for folder, paths in _folders(loc, store.finished_files(loc, "cases")).items():
+        if folder.rpartition("run_id=")[2] in complete:
+            deleted = compact_folder(loc, folder, paths)
+            runs, files = runs + int(bool(deleted)), files + deleted
+    return Compacted(runs, files)

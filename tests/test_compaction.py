@@ -1,0 +1,87 @@
+"""Compaction: one file per complete run, and no reader ever counts a row twice or misses one."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from bench import store
+from bench.compaction import Compacted, compact_all, compact_run
+
+NOW = datetime(2026, 11, 26, tzinfo=timezone.utc)
+FOLDER = "cases/date=2026-11-26/run_id=r1"
+
+
+def row(key: str, **extra):
+    return {"run_id": "r1", "timestamp": NOW, "case_key": key, "status": "ok", "median_ms": 1.0, **extra}
+
+
+def a_run(results, status: str, keys=("a", "b", "c")) -> None:
+    for index, key in enumerate(keys):
+        store.write_case(results, "r1", NOW, index, row(key, timestamp=NOW + timedelta(seconds=index)))
+    store.write_run(results, "r1", {"run_id": "r1", "timestamp": NOW, "status": status})
+
+
+def names(results) -> list[str]:
+    return sorted(f.name for f in (results / FOLDER).iterdir())
+
+
+def keys(results) -> list[str]:
+    return store.read_cases(results, ["case_key"]).column("case_key").to_pylist()
+
+
+def test_only_complete_runs_are_compacted(tmp_path):
+    a_run(tmp_path, "interrupted")  # --resume will add per-case files to it: leave it alone
+    assert compact_all(tmp_path) == Compacted(runs=0, files=0)
+    assert names(tmp_path) == ["00000-a.parquet", "00001-b.parquet", "00002-c.parquet"]
+    store.write_run(tmp_path, "r1", {"run_id": "r1", "timestamp": NOW, "status": "complete"})
+    assert compact_all(tmp_path) == Compacted(runs=1, files=3)
+    assert names(tmp_path) == [store.COMPACTED] and keys(tmp_path) == ["a", "b", "c"]
+    assert compact_all(tmp_path) == Compacted(runs=0, files=0)  # nothing left to do
+
+
+def test_a_compaction_killed_before_deleting_leaves_one_visible_copy(tmp_path):
+    a_run(tmp_path, "complete")
+    merged = store.read_cases(tmp_path).drop_columns(["date"])
+    store.write_at(store.location(tmp_path), f"{FOLDER}/{store.COMPACTED}", merged)  # step 2 done, then killed
+    assert len(names(tmp_path)) == 4 and keys(tmp_path) == ["a", "b", "c"]  # never six rows
+    assert compact_all(tmp_path) == Compacted(runs=1, files=3)  # the next compaction deletes the copies
+    assert names(tmp_path) == [store.COMPACTED] and keys(tmp_path) == ["a", "b", "c"]
+
+
+def test_a_reader_whose_files_were_compacted_away_reads_again(tmp_path, monkeypatch):
+    a_run(tmp_path, "complete")
+    real_sql = store._sql
+    calls = []
+
+    def compaction_between_listing_and_reading(*args, **kwargs):
+        if not calls:
+            compact_run(tmp_path, "r1", NOW)  # deletes the files this reader has just listed
+        calls.append(args[1])
+        return real_sql(*args, **kwargs)
+
+    monkeypatch.setattr(store, "_sql", compaction_between_listing_and_reading)
+    assert keys(tmp_path) == ["a", "b", "c"]
+    assert [len(listed["cases"]) for listed in calls] == [3, 1]  # failed on a gone file, then re-listed
+
+
+def test_older_schema_files_keep_their_values_and_rows_keep_their_order(tmp_path):
+    a_run(tmp_path, "complete", keys=("b", "c"))
+    old = pa.table({"run_id": ["r1"], "case_key": ["a"], "median_ms": [2.0], "timestamp": [NOW - timedelta(1)]})
+    pq.write_table(old, tmp_path / FOLDER / "00009-old.parquet")
+    compact_run(tmp_path, "r1", NOW)
+    got = pq.read_table(tmp_path / FOLDER / store.COMPACTED)
+    assert got.column("case_key").to_pylist() == ["a", "b", "c"]  # by timestamp
+    assert got.column("median_ms").to_pylist() == [2.0, 1.0, 1.0] and got.column("status").to_pylist()[0] is None
+
+
+def test_bench_compact_merges_what_earlier_versions_left_per_case(bench_cli, tmp_path):
+    results = tmp_path / "out"
+    missing = bench_cli("compact", "--results", "out")
+    assert missing.returncode == 2 and missing.stderr.strip() == "bench: error: no results at out"
+    a_run(results, "complete")
+    done = bench_cli("compact", "--results", "out")
+    assert done.returncode == 0 and "compacted 1 runs: 3 case files merged into 1" in done.stdout
+    assert names(results) == [store.COMPACTED] and keys(results) == ["a", "b", "c"]
