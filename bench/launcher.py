@@ -174,16 +174,30 @@ def _worker_setup(max_memory_mb: int | None):
     return setup
 
 
-CASE_DIR_PREFIX = "bench-case-"  # then the parent's pid: a folder whose parent is gone is a leftover
+CASE_DIR_PREFIX = "bench-case-"  # then "<pid namespace>.<parent pid>-": a folder whose parent is gone is a leftover
+
+
+def _pid_namespace() -> int:
+    """Tells this machine's processes from those of a container sharing /tmp, whose pids mean nothing here."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return 0
+
+
+def _case_dir_prefix() -> str:
+    return f"{CASE_DIR_PREFIX}{_pid_namespace()}.{os.getpid()}-"
 
 
 def remove_stale_case_dirs() -> int:
     """Delete this user's case folders whose ``bench run`` died without cleaning up (SIGKILL, OOM killer);
-    returns how many. A pid reused since is taken as alive, which only delays the cleanup."""
+    returns how many. Only folders of this pid namespace; a pid reused since is taken as alive, which only
+    delays the cleanup."""
     removed = 0
-    for folder in Path(tempfile.gettempdir()).glob(f"{CASE_DIR_PREFIX}*-*"):
-        pid = folder.name[len(CASE_DIR_PREFIX):].partition("-")[0]
-        if pid.isdigit() and _owned(folder) and not _alive(int(pid)):
+    here = str(_pid_namespace())
+    for folder in Path(tempfile.gettempdir()).glob(f"{CASE_DIR_PREFIX}*.*-*"):
+        namespace, _, pid = folder.name[len(CASE_DIR_PREFIX):].partition("-")[0].partition(".")
+        if namespace == here and pid.isdigit() and _owned(folder) and not _alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
             removed += 1
     return removed
@@ -208,7 +222,7 @@ def _alive(pid: int) -> bool:
 
 def run_worker(case: Case, mode: str = "case") -> WorkerOutcome:
     """Run ``case`` in a fresh ``python -m bench.worker`` process and collect its outcome."""
-    with tempfile.TemporaryDirectory(prefix=f"{CASE_DIR_PREFIX}{os.getpid()}-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=_case_dir_prefix()) as tmp:
         out_dir = Path(tmp)
         case_file = out_dir / "case.json"
         case_file.write_text(case.to_json())

@@ -55,20 +55,22 @@ def test_sigkill_keeps_finished_rows_and_resume_finishes_without_duplicates(tmp_
     assert len(keys) == 4 == len(set(keys))
     run = store.query(results, "SELECT status, cases_written FROM runs").to_pylist()[0]
     assert run == {"status": "complete", "cases_written": 4}
-    assert not list(Path(tempfile.gettempdir()).glob(f"{CASE_DIR_PREFIX}{proc.pid}-*"))  # the killed run's, swept
+    assert not list(Path(tempfile.gettempdir()).glob(f"{CASE_DIR_PREFIX}*.{proc.pid}-*"))  # the killed run's, swept
 
 
 def test_case_folders_of_dead_runs_are_swept_and_live_ones_kept(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    dead = tmp_path / f"{CASE_DIR_PREFIX}{gone.stdout.strip()}-abc"
-    live = tmp_path / f"{CASE_DIR_PREFIX}{os.getpid()}-def"
+    ns = os.stat("/proc/self/ns/pid").st_ino
+    dead = tmp_path / f"{CASE_DIR_PREFIX}{ns}.{gone.stdout.strip()}-abc"
+    live = tmp_path / f"{CASE_DIR_PREFIX}{ns}.{os.getpid()}-def"
+    container = tmp_path / f"{CASE_DIR_PREFIX}{ns + 1}.{gone.stdout.strip()}-ghi"  # pids of another namespace
     other = tmp_path / f"{CASE_DIR_PREFIX}not-a-pid"
-    for folder in (dead, live, other):
+    for folder in (dead, live, container, other):
         (folder / "case.json").parent.mkdir()
         (folder / "case.json").write_text("{}")
     assert remove_stale_case_dirs() == 1
-    assert not dead.exists() and live.exists() and other.exists()
+    assert not dead.exists() and live.exists() and container.exists() and other.exists()
 
 
 def test_sigterm_reaps_the_worker_keeps_rows_and_marks_the_run(tmp_path, cache_dir):
