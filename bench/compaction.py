@@ -59,17 +59,13 @@ def _rows_in(loc: Location, path: str) -> int:
         return pq.ParquetFile(f).metadata.num_rows
 
 
-def _is_compacted(path: str) -> bool:
-    return path.rpartition("/")[2] == store.COMPACTED
-
-
 def compact_folder(loc: Location, folder: str, files: list[str]) -> int:
     """Merge ``files`` (paths inside ``loc.fs``, all in ``folder``) into the folder's compacted file and delete
     the per-case ones; returns how many were deleted. A folder that is already one compacted file is left alone."""
-    per_case = [f for f in files if not _is_compacted(f)]
+    per_case = [f for f in files if not store.is_compacted(f)]
     if not per_case:
         return 0
-    table = _merged(loc, per_case, [f for f in files if _is_compacted(f)])
+    table = _merged(loc, per_case, [f for f in files if store.is_compacted(f)])
     target = f"{folder}/{store.COMPACTED}"
     store.write_at(loc, target, table)
     written = _rows_in(loc, loc.path(target))

@@ -39,7 +39,6 @@ import numpy as np
 
 from bench import store
 from bench.errors import UserError
-from bench.report.data import select
 
 MAX_SAMPLES = 2001  # per side; odd, so a median is one order statistic
 RESAMPLES = 10_000
@@ -146,7 +145,7 @@ def _case_rows(folder: Path, run_id: str, max_samples: int) -> list[dict[str, An
     """The run's rows, with ``samples``: at most ``max_samples`` evenly spaced raw samples, cut in DuckDB."""
     step = f"greatest(1, ceil(len(samples_ns) / {max_samples}))::BIGINT"
     samples = f"list_slice(samples_ns, 1, len(samples_ns), {step}) AS samples"
-    return store.query(folder, f"SELECT {select(CASE_FIELDS)}, {samples} FROM cases WHERE run_id = ?",
+    return store.query(folder, f"SELECT {store.column_list(CASE_FIELDS)}, {samples} FROM cases WHERE run_id = ?",
                        [run_id]).to_pylist()
 
 

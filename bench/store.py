@@ -21,6 +21,7 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -156,10 +157,14 @@ def _visible(relative: str) -> bool:
     return relative.endswith(".parquet") and not any(p.startswith(IGNORED_PREFIXES) for p in relative.split("/"))
 
 
+def is_compacted(path: str) -> bool:
+    return path.rpartition("/")[2] == COMPACTED
+
+
 def _one_copy(paths: list[str]) -> list[str]:
     """Where a folder holds a compacted file, only that file: its per-case files are copies awaiting deletion."""
-    compacted = {p.rpartition("/")[0] for p in paths if p.rpartition("/")[2] == COMPACTED}
-    return [p for p in paths if p.rpartition("/")[0] not in compacted or p.rpartition("/")[2] == COMPACTED]
+    compacted = {p.rpartition("/")[0] for p in paths if is_compacted(p)}
+    return [p for p in paths if p.rpartition("/")[0] not in compacted or is_compacted(p)]
 
 
 def finished_files(loc: Location, relative: str) -> list[str]:
@@ -190,12 +195,8 @@ def _full_schema(table: str) -> pa.Schema:
     return schema
 
 
-def dataset(results: Results, table: str, files: list[str] | None = None) -> ds.Dataset | None:
-    """The table's files as one pyarrow dataset with :func:`_full_schema`; None if there are none."""
-    loc = location(results)
-    files = _files(loc, table) if files is None else files
-    if not files:
-        return None
+def _dataset(loc: Location, table: str, files: list[str]) -> ds.Dataset:
+    """The table's files as one pyarrow dataset with :func:`_full_schema`."""
     return ds.dataset(
         files, schema=_full_schema(table), format="parquet", filesystem=loc.fs,
         partitioning=ds.partitioning(PARTITIONS[table], flavor="hive"), partition_base_dir=loc.path(table),
@@ -270,7 +271,7 @@ def _register(con: duckdb.DuckDBPyConnection, loc: Location, table: str, files: 
     elif _readable_natively(loc, table, files):
         _native_view(con, table, files, by_name)
     else:  # pyarrow reads through its filesystem, DuckDB scans the dataset (no DuckDB extension needed)
-        con.register(table, dataset(loc, table, files))
+        con.register(table, _dataset(loc, table, files))
 
 
 def _sql(loc: Location, listed: dict[str, list[str]], sql: str, params: list[Any] | None,
@@ -302,8 +303,13 @@ def query(results: Results, sql: str, params: list[Any] | None = None) -> pa.Tab
         return _sql(loc, {table: _files(loc, table) for table in tables}, sql, params, by_name=True)
 
 
+def column_list(columns: Iterable[str]) -> str:
+    """A SQL select list of quoted column names."""
+    return ", ".join(f'"{c}"' for c in columns)
+
+
 def read_cases(results: Results, columns: list[str] | None = None, run_id: str | None = None) -> pa.Table:
-    select = ", ".join(f'"{c}"' for c in columns) if columns else "*"
+    select = column_list(columns) if columns else "*"
     where, params = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
     return query(results, f"SELECT {select} FROM cases {where} ORDER BY timestamp", params)
 

@@ -45,10 +45,6 @@ class ReportData:
     quantiles: dict[str, list[float]] = field(default_factory=dict)  # case_key -> ms at ECDF_PROBS
 
 
-def select(wanted: tuple[str, ...]) -> str:
-    return ", ".join(f'"{w}"' for w in wanted)
-
-
 def _in(values: list[str]) -> tuple[str, list[str]]:
     """``IN (?, ?, ...)`` and its parameters: a literal list that DuckDB prunes partitions with (a join does not)."""
     return f"IN ({', '.join('?' for _ in values)})", list(values)
@@ -76,7 +72,7 @@ def current(results: Path, run_ids: list[str]) -> list[dict[str, Any]]:
         return []
     in_runs, params = _in(run_ids)
     return store.query(results, f"""
-        SELECT {select(CASE_FIELDS)} FROM cases WHERE run_id {in_runs}
+        SELECT {store.column_list(CASE_FIELDS)} FROM cases WHERE run_id {in_runs}
         QUALIFY row_number() OVER (PARTITION BY case_key ORDER BY timestamp DESC NULLS LAST) = 1
         ORDER BY model NULLS LAST, runner NULLS LAST, precision NULLS LAST, batch, threads, case_key""",
                        params).to_pylist()
@@ -128,7 +124,8 @@ def load(results: Path, run_id: str | None = None, max_ecdf_cases: int = 400) ->
     """Read what the report needs. Raises UserError for a missing folder or an unknown run id."""
     if not store.exists(results):
         raise UserError(f"no results folder at {results} (run `bench run --results {results}` first)")
-    runs = store.query(results, f"SELECT {select(RUN_FIELDS)} FROM runs ORDER BY timestamp NULLS LAST").to_pylist()
+    sql = f"SELECT {store.column_list(RUN_FIELDS)} FROM runs ORDER BY timestamp NULLS LAST"
+    runs = store.query(results, sql).to_pylist()
     latest, recent = key_runs(results, run_id)
     cases = current(results, latest)
     if run_id and not cases and run_id not in {r["run_id"] for r in runs}:
