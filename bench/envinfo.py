@@ -15,12 +15,13 @@ from typing import Any
 import psutil
 
 import bench
+from bench.cpu import Cpu, cpu_flags, cpuinfo
 
 # Flags that change which kernels a runtime picks; the rest of /proc/cpuinfo's list is noise here.
 ISA_FLAGS = (
     "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_vnni", "avx512_bf16",
-    "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8", "asimd", "asimdhp", "asimddp", "sve", "sve2",
-    "i8mm", "bf16", "fphp",
+    "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8", "amx_fp16", "asimd", "asimdhp", "asimddp", "sve",
+    "sve2", "i8mm", "bf16", "fphp",
 )
 PACKAGES = (
     "onnxruntime", "onnxruntime-gpu", "openvino", "ncnn", "MNN", "pnnx", "tensorrt", "torch", "onnx", "numpy",
@@ -35,23 +36,9 @@ def _read(path: str) -> str | None:
         return None
 
 
-def _cpuinfo() -> dict[str, str]:
-    info: dict[str, str] = {}
-    for line in (_read("/proc/cpuinfo") or "").splitlines():
-        key, _, value = line.partition(":")
-        info.setdefault(key.strip(), value.strip())
-    return info
-
-
 def cpu_model() -> str:
-    info = _cpuinfo()
+    info = cpuinfo()
     return info.get("model name") or info.get("Hardware") or platform.processor() or "unknown"
-
-
-def cpu_flags() -> set[str]:
-    """Every flag the CPU reports (x86 "flags", ARM "Features"); empty where /proc/cpuinfo is absent."""
-    info = _cpuinfo()
-    return set((info.get("flags") or info.get("Features") or "").split())
 
 
 def isa_flags() -> list[str]:
@@ -133,6 +120,7 @@ def capture() -> dict[str, Any]:
         "cores_logical": psutil.cpu_count(logical=True),
         "cpus_allowed": cpus_allowed(),
         "isa_flags": isa_flags(),
+        "cpu_precision_features": json.dumps(Cpu.here().features(), sort_keys=True),
         "memory_gb": psutil.virtual_memory().total / 2**30,
         "os": platform.platform(),
         "kernel": uname.release,

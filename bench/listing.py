@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.cache import default_cache_dir
+from bench.cpu import Cpu
 from bench.models.zoo import cached_cost, load_manifest
 from bench.registry import Registry
 from bench.suite import builtin_suites, parse_suite
@@ -15,8 +16,16 @@ def _columns(rows: list[list[str]]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
 
+def _on_this_cpu(spec, cpu: Cpu) -> str:
+    """The declared precisions the runner computes on this CPU (from its flags), or - for GPU-only runners."""
+    if "cpu" not in spec.devices:
+        return "-"
+    return ",".join(p for p in spec.precisions if spec.cpu_precision(p, cpu).ok)
+
+
 def runners() -> str:
-    rows = [["runner", "status", "version", "devices", "precisions", "reason"]]
+    cpu = Cpu.here()
+    rows = [["runner", "status", "version", "devices", "precisions", "on this cpu", "reason"]]
     for name, spec in sorted(Registry.default().specs.items()):
         available = spec.available()
         devices = spec.detect_devices() if available.ok else {}
@@ -28,7 +37,7 @@ def runners() -> str:
         else:
             status, reason = "available", ""
         rows.append([name, status, spec.version() or "-", ",".join(present or spec.devices),
-                     ",".join(spec.precisions), reason])
+                     ",".join(spec.precisions), _on_this_cpu(spec, cpu), reason])
     return _columns(rows)
 
 

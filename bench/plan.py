@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.case import Case, ModelRef
+from bench.cpu import Cpu
 from bench.envinfo import cpus_allowed
 from bench.errors import UserError
 from bench.models.user import user_model
 from bench.models.zoo import ZooModel, load_manifest, model_ref
-from bench.plugin import Availability, RunnerSpec
+from bench.plugin import Availability, PrecisionSupport, RunnerSpec
 from bench.registry import Registry
 from bench.suite import Suite
 
@@ -64,6 +65,7 @@ class PlannedCase:
     skip_status: str | None = None  # "unsupported" / "unavailable": written as a row, not run
     skip_reason: str = ""
     index: int = 0  # position in the whole (unsharded) plan: names the row's file
+    precision_feature: str | None = None  # the CPU feature the runner's declaration says lets the precision run
 
 
 def check_names(kind: str, names: list[str], known: list[str], origin: str) -> None:
@@ -96,7 +98,8 @@ def _threads(suite: Suite, overrides: Overrides) -> list[int]:
     return list(dict.fromkeys(values))
 
 
-def _skip(spec: RunnerSpec, case: Case, available: Availability, devices: dict[str, Availability]):
+def _skip(spec: RunnerSpec, case: Case, available: Availability, devices: dict[str, Availability],
+          support: PrecisionSupport):
     if case.batch != 1 and all(i.batch_axis is None for i in case.model.inputs):
         return "unsupported", f"model {case.model.name!r} has no batch axis; it runs at batch 1 only"
     if not available.ok:
@@ -109,6 +112,8 @@ def _skip(spec: RunnerSpec, case: Case, available: Availability, devices: dict[s
         return "unsupported", f"{spec.name} offers precisions {', '.join(spec.precisions)}, not {case.precision}"
     if case.scenario not in spec.scenarios:
         return "unsupported", f"{spec.name} has no {case.scenario} scenario yet"
+    if not support.ok:
+        return "unsupported", support.reason
     reason = spec.unsupported_reason(case)
     return ("unsupported", reason) if reason else (None, "")
 
@@ -124,8 +129,10 @@ def plan(
     registry: Registry,
     cache_dir: Path,
     build_models: bool = True,
+    cpu: Cpu | None = None,
 ) -> list[PlannedCase]:
-    """The cases to run, in order. With ``build_models=False`` (dry run) nothing is built or read."""
+    """The cases to run, in order. With ``build_models=False`` (dry run) nothing is built or read. ``cpu``:
+    the CPU the runners' declarations are asked about (default: this one; tests plan for others too)."""
     runners = _runners(suite, overrides, registry, origin)
     known_devices = sorted({d for spec in registry.specs.values() for d in spec.devices})
     check_names("device", suite.devices, known_devices, origin)
@@ -138,6 +145,7 @@ def plan(
     availability = {spec.name: spec.available() for spec in runners}
     devices = {spec.name: spec.detect_devices() for spec in runners}
     timeout_s = overrides.timeout_s or suite.timeout_s
+    cpu = cpu or Cpu.here()
     planned = []
     axes = (models, runners, suite.devices, suite.precisions, suite.batch_sizes, threads, suite.scenarios)
     for model, spec, device, precision, batch, n_threads, scenario in itertools.product(*axes):
@@ -147,8 +155,9 @@ def plan(
             timing=suite.timing.policy(), timeout_s=timeout_s, max_memory_mb=overrides.max_memory_mb,
             seed=suite.seed, cache_dir=str(cache_dir),
         )
-        status, reason = _skip(spec, case, availability[spec.name], devices[spec.name])
-        planned.append(PlannedCase(case, status, reason, len(planned)))
+        support = spec.cpu_precision(precision, cpu) if device == "cpu" else PrecisionSupport()
+        status, reason = _skip(spec, case, availability[spec.name], devices[spec.name], support)
+        planned.append(PlannedCase(case, status, reason, len(planned), support.feature))
     if overrides.shard:
         planned = [p for p in planned if overrides.shard.owns(p.case.key)]
     if not planned:

@@ -41,6 +41,7 @@ import numpy as np
 
 from bench.case import Case
 from bench.convert import Conversion
+from bench.cpu import Cpu
 
 
 class Unsupported(Exception):
@@ -52,6 +53,26 @@ class Unsupported(Exception):
 class Availability:
     ok: bool
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class PrecisionSupport:
+    """Whether a runtime computes a precision on a CPU: the feature that lets it (a flag and how the runtime
+    uses it; None for fp32), or why it cannot. Decided from the CPU's flags alone (see ``bench.cpu``)."""
+
+    feature: str | None = None
+    reason: str | None = None
+    tentative: bool = False  # the flags cannot tell (CPUID bits Linux does not show): the worker's read-back decides
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+    @classmethod
+    def needs(cls, cpu: Cpu, flags: tuple[str, ...], use: str, otherwise: str) -> PrecisionSupport:
+        """Supported where ``cpu`` has one of ``flags`` (the feature reads "FLAG: use"), else ``otherwise``."""
+        flag = cpu.first(*flags)
+        return cls(f"{flag}: {use}") if flag else cls(reason=otherwise)
 
 
 class RunnerSpec:
@@ -83,8 +104,15 @@ class RunnerSpec:
         """Which declared devices are present. CPU always is; runners with GPUs override this."""
         return {d: Availability(d == "cpu", "" if d == "cpu" else "no device") for d in self.devices}
 
+    def cpu_precision(self, precision: str, cpu: Cpu) -> PrecisionSupport:
+        """Whether this runtime computes ``precision`` (one of ``precisions``) on ``cpu``, and which CPU
+        feature lets it. It must depend on ``cpu`` alone, never on the machine it runs on: the planner asks about
+        the CPU at hand, the tests about every CPU in ``bench.cpu.REFERENCE_CPUS``. Where the runtime may still
+        substitute another precision silently, the runner reads the precision back in the worker as well."""
+        return PrecisionSupport()
+
     def unsupported_reason(self, case: Case) -> str | None:
-        """Why this runner cannot run ``case`` (beyond device/precision/scenario), or None if it can."""
+        """Why this runner cannot run ``case`` (beyond device/precision/scenario/CPU), or None if it can."""
         return None
 
 

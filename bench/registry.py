@@ -39,8 +39,13 @@ class Registry:
         return MappingProxyType(self._specs)
 
     @classmethod
+    def builtin(cls) -> Registry:
+        """bench's own runners, without the entry points."""
+        return cls(load_object(path) for path in BUILTIN_RUNNERS)
+
+    @classmethod
     def default(cls) -> Registry:
-        registry = cls(load_object(path) for path in BUILTIN_RUNNERS)
+        registry = cls.builtin()
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             try:
                 registry.register(ep.load())

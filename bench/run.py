@@ -98,7 +98,8 @@ def _raise_interrupted(signum: int, _frame: Any) -> None:
 def _run_one(p: PlannedCase, run: RunInfo, version: str | None) -> dict[str, Any]:
     if p.skip_status:
         return skipped_row(p.case, p.skip_status, p.skip_reason, run.run_id, run.suite, version)
-    return outcome_row(p.case, run_worker(p.case), run.run_id, run.suite, version)
+    row = outcome_row(p.case, run_worker(p.case), run.run_id, run.suite, version)
+    return {**row, "precision_feature": p.precision_feature}
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,8 @@ CASE_COLUMNS: tuple[Column, ...] = (
     _c("device", STR, "", "device asked for (cpu, cuda, gpu, ...)"),
     _c("precision", STR, "", "precision asked for (fp32, fp16, bf16, int8)"),
     _c("precision_used", STR, "", "precision the runtime reports it ran"),
+    _c("precision_feature", STR, "", "CPU feature that let a reduced precision run, from the runner's declaration "
+       "over the CPU's flags (bench.cpu): a flag such as avx512_fp16 or asimdhp, with how it is used"),
     _c("batch", I32, "items", "batch size"),
     _c("threads", I32, "threads", "compute threads asked for"),
     _c("threads_used", I32, "threads", "compute threads the runtime reports"),
@@ -123,6 +125,8 @@ RUN_COLUMNS: tuple[Column, ...] = (
     _c("cores_logical", I32, "cores", "logical CPUs"),
     _c("cpus_allowed", I32, "cores", "CPUs this process may run on (affinity / cgroup)"),
     _c("isa_flags", pa.list_(STR), "", "benchmark-relevant ISA flags: avx2, avx512f, amx, bf16, neon, ..."),
+    _c("cpu_precision_features", STR, "", "JSON {feature: [flags present]}: fp16, bf16, vnni, amx, avx512 on x86; "
+       "fp16 (asimdhp), dotprod, i8mm, bf16, sve on ARM"),
     _c("memory_gb", F64, "GiB", "total memory"),
     _c("os", STR, "", "operating system and release"),
     _c("kernel", STR, "", "kernel version"),
@@ -157,6 +161,8 @@ def _table(title: str, columns: tuple[Column, ...]) -> list[str]:
 
 def results_markdown() -> str:
     from bench.accuracy import TOLERANCES
+    from bench.capability import support_markdown
+    from bench.registry import Registry
 
     lines = [
         "# Results schema",
@@ -172,7 +178,8 @@ def results_markdown() -> str:
     lines += _table("Cases", CASE_COLUMNS) + _table("Runs", RUN_COLUMNS)
     lines += ["## Accuracy tolerances", "", "| precision | min cosine | max normalized error |", "|---|---|---|"]
     lines += [f"| {p} | {t.min_cosine} | {t.max_normalized_error} |" for p, t in TOLERANCES.items()]
-    return "\n".join(lines) + "\n"
+    lines += ["", *support_markdown(Registry.builtin().specs)]  # not third-party plugins installed here
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 if __name__ == "__main__":

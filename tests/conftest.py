@@ -34,7 +34,8 @@ def bench_cli(cache_dir, tmp_path):
 def run_cases(cache_dir, tmp_path):
     """Plan and run real cases (each in its own worker) and return their rows; for runner tests.
 
-    Example: ``rows = run_cases(["openvino"], ["tiny_cnn"], precisions=["fp32", "bf16"])``
+    Example: ``rows = run_cases(["openvino"], ["tiny_cnn"], precisions=["fp32", "bf16"])``. ``plan_cpu``: plan as
+    if on another CPU (a ``bench.cpu.Cpu``), so that the workers' own read-backs are what refuses a case.
     """
     import io
 
@@ -44,7 +45,7 @@ def run_cases(cache_dir, tmp_path):
     from bench.suite import Suite, TimingConfig
 
     def run(runners, models, precisions=("fp32",), threads=(1,), scenarios=("latency",), batch_sizes=(1,),
-            timeout_s=300.0, max_time_s=0.5, extra_specs=(), devices=("cpu",)):
+            timeout_s=300.0, max_time_s=0.5, extra_specs=(), devices=("cpu",), plan_cpu=None):
         suite = Suite(
             name="test", models=list(models), runners=list(runners), precisions=list(precisions), devices=list(devices),
             threads=list(threads), scenarios=list(scenarios), batch_sizes=list(batch_sizes), timeout_s=timeout_s,
@@ -53,7 +54,7 @@ def run_cases(cache_dir, tmp_path):
         registry = Registry.default()
         for spec in extra_specs:
             registry.register(spec)
-        planned = plan(suite, "test", Overrides(), registry, cache_dir)
+        planned = plan(suite, "test", Overrides(), registry, cache_dir, cpu=plan_cpu)
         return execute(planned, tmp_path / "results", RunInfo.new("test", []), registry, stream=io.StringIO())
 
     return run

@@ -65,8 +65,13 @@ def test_unknown_names_are_one_line_exit_2(bench_cli, tmp_path):
 
 
 def test_list_commands(bench_cli):
+    from bench.cpu import Cpu
+    from bench.runners.openvino import SPEC
+
     runners = bench_cli("list", "runners")
     assert runners.returncode == 0 and "onnxruntime  available" in runners.stdout
+    openvino = next(line.split() for line in runners.stdout.splitlines() if line.startswith("openvino"))
+    assert openvino[5] == ",".join(p for p in SPEC.precisions if SPEC.cpu_precision(p, Cpu.here()).ok), openvino
     suites = bench_cli("list", "suites")
     assert "smoke" in suites.stdout and "mobile" in suites.stdout
     models = bench_cli("models")

@@ -29,6 +29,7 @@ RUN_FIELDS = (
     "run_id", "timestamp", "git_commit", "machine_id", "cpu_model", "cpu_arch", "cores_physical",
     "cores_logical", "cpus_allowed", "memory_gb", "os", "kernel", "python", "packages", "cpu_governor",
     "isa_flags", "gpus", "bench_version", "machine_label", "turbo", "noise_warnings", "peak_gflops",
+    "cpu_precision_features",
 )
 # Probabilities at which each drawn case's samples are summarised for its ECDF: 201 points, not 10^5 samples.
 ECDF_PROBS = tuple(i / 200 for i in range(201))

@@ -281,7 +281,7 @@ def throughput(cases: list[Row]) -> Table:
 
 ENV_COLUMNS = ("machine_id", "machine_label", "cpu_model", "cpu_arch", "cores_physical", "cores_logical",
                "cpus_allowed", "memory_gb", "os", "kernel", "python", "cpu_governor", "turbo", "noise_warnings",
-               "isa_flags", "packages", "gpus")
+               "isa_flags", "cpu_precision_features", "packages", "gpus")
 
 
 def _packages(text: Any) -> str:
@@ -290,6 +290,17 @@ def _packages(text: Any) -> str:
     except ValueError:
         return str(text)
     return ", ".join(f"{k} {v}" for k, v in sorted(versions.items()) if v) if isinstance(versions, dict) else ""
+
+
+def _features(text: Any) -> str:
+    """{"fp16": [], "bf16": ["avx512_bf16"]} -> "bf16: avx512_bf16; no fp16" (runs before it was recorded: "")."""
+    try:
+        features = json.loads(text) if isinstance(text, str) else {}
+    except ValueError:
+        return str(text)
+    present = [f"{k}: {' '.join(v)}" for k, v in features.items() if v]
+    absent = [k for k, v in features.items() if not v]
+    return "; ".join(present + ([f"no {', '.join(absent)}"] if absent else []))
 
 
 def environment(runs: list[Row]) -> Table:
@@ -302,6 +313,7 @@ def environment(runs: list[Row]) -> Table:
         values[ENV_COLUMNS.index("isa_flags")] = " ".join(last.get("isa_flags") or [])
         values[ENV_COLUMNS.index("noise_warnings")] = "; ".join(last.get("noise_warnings") or [])
         values[ENV_COLUMNS.index("packages")] = _packages(last.get("packages"))
+        values[ENV_COLUMNS.index("cpu_precision_features")] = _features(last.get("cpu_precision_features"))
         stamps = [r["timestamp"] for r in group if r.get("timestamp")]
         commits = {r.get("git_commit") for r in group if r.get("git_commit")}
         rows.append((*values, len(group), len(commits), min(stamps, default=None), max(stamps, default=None)))

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import platform
+from bench.cpu import Cpu
+from bench.plugin import PrecisionSupport, RunnerSpec
 
-from bench.case import Case
-from bench.envinfo import cpu_flags
-from bench.plugin import RunnerSpec
-
-
-def cpu_fp16_arithmetic() -> bool:
-    """Whether MNN can compute in fp16 on this CPU, judged without importing MNN.
-
-    MNN's only CPU fp16 backend is its ARMv8.2 one (``Arm82Backend``, chosen for precision "low" when the core
-    has FP16 SIMD, the ``asimdhp`` flag on Linux; every Apple arm64 core has it). Elsewhere, x86 included,
-    "low" falls through to the fp32 kernels: on this x86 machine its outputs are bit-identical to "high".
-    """
-    machine = platform.machine().lower()
-    if machine not in ("aarch64", "arm64"):
-        return False
-    if platform.system() == "Darwin":
-        return True
-    return "asimdhp" in cpu_flags()
+# Measured on an AMD EPYC (Zen 5; avx512_bf16, no avx512_fp16), MNN 3.6.1: tests/runners/test_mnn.py keeps checking it.
+X86_FP16_EVIDENCE = (
+    "MNN's only CPU fp16 backend is its ARMv8.2 one (Arm82Backend, built for ARM only, chosen for precision 'low' "
+    "on cores with FP16 SIMD); on x86, AVX512-FP16 included, 'low' runs the AVX2/AVX-512 fp32 kernels (measured on "
+    "an AMD EPYC: outputs bit-identical to 'high'), so an fp16 row there would be an fp32 row"
+)
 
 
 class MnnSpec(RunnerSpec):
@@ -39,13 +28,16 @@ class MnnSpec(RunnerSpec):
         "fp32 weights, exact GELU"
     )
 
-    def unsupported_reason(self, case: Case) -> str | None:
-        if case.precision == "fp16" and not cpu_fp16_arithmetic():
-            return (
-                f"MNN computes fp16 only on ARMv8.2 cores with FP16 SIMD; on this {platform.machine()} CPU its "
-                "'low' precision runs the fp32 kernels (outputs bit-identical to fp32), so an fp16 row would be fp32"
-            )
-        return None
+    def cpu_precision(self, precision: str, cpu: Cpu) -> PrecisionSupport:
+        if precision != "fp16":
+            return PrecisionSupport()
+        if cpu.arch != "arm64":
+            return PrecisionSupport(reason=X86_FP16_EVIDENCE if cpu.arch == "x86" else
+                                    f"MNN computes fp16 only on ARMv8.2 cores with FP16 SIMD, not on {cpu.arch}")
+        if not cpu.has_all("fphp", "asimdhp"):  # MNN needs both (source/backend/cpu/CPURuntime.cpp)
+            return PrecisionSupport(reason="this ARM CPU lacks ARMv8.2 FP16 (fphp and asimdhp): MNN's 'low' "
+                                           "precision runs its fp32 kernels there")
+        return PrecisionSupport("asimdhp: MNN's Arm82Backend fp16 kernels (precision 'low')")
 
 
 SPEC = MnnSpec()

@@ -24,9 +24,10 @@ import MNN.nn as nn
 import numpy as np
 
 from bench.convert import Conversion, ConversionFailed, cached_artifact, first_lines, run_converter
-from bench.plugin import Runner
+from bench.cpu import Cpu
+from bench.plugin import Runner, Unsupported
 
-from . import cpu_fp16_arithmetic
+from . import SPEC
 
 MODEL_FILE = "model.mnn"
 OUTPUTS_FILE = "outputs.json"
@@ -147,8 +148,9 @@ class MnnRunner(Runner):
     def _runtime_config(self) -> dict[str, Any]:
         if self.case.precision not in PRECISION_MODES:
             raise ValueError(f"MNN runner has no precision {self.case.precision!r}")
-        if self.case.precision == "fp16" and not cpu_fp16_arithmetic():
-            raise RuntimeError("MNN has no fp16 arithmetic on this CPU: 'low' precision would run fp32 kernels")
+        declared = SPEC.cpu_precision(self.case.precision, Cpu.here())
+        if not declared.ok:
+            raise Unsupported(declared.reason)
         return {"backend": "CPU", "numThread": self.case.threads, "precision": PRECISION_MODES[self.case.precision][1]}
 
     def prepare(self) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import platform
 import re
 import shutil
 import sys
@@ -23,8 +22,9 @@ import onnx
 
 from bench.case import Case
 from bench.convert import Conversion, ConversionFailed, cached_artifact, first_lines, run_converter
-from bench.plugin import Runner
-from bench.runners.ncnn import PNNX_HINT, fp16_unsupported_reason, pnnx_binary
+from bench.cpu import Cpu
+from bench.plugin import Runner, Unsupported
+from bench.runners.ncnn import PNNX_HINT, SPEC, pnnx_binary
 
 PARAM, BIN, IO = "model.ncnn.param", "model.ncnn.bin", "io.json"
 ARTIFACT_LAYOUT = 1  # bump when io.json changes, so old cached artifacts are not read
@@ -245,9 +245,9 @@ class NcnnRunner(Runner):
         if self.case.precision not in ("fp32", "fp16"):
             raise RuntimeError(f"ncnn runner has no {self.case.precision} path")
         if self.case.precision == "fp16":
-            reason = fp16_unsupported_reason(platform.machine())
-            if reason or not ncnn.cpu_support_arm_asimdhp():
-                raise RuntimeError(reason or "this ARM CPU has no fp16 arithmetic (asimdhp)")
+            declared = SPEC.cpu_precision("fp16", Cpu.here())
+            if not declared.ok or not ncnn.cpu_support_arm_asimdhp():  # and ncnn's own probe must agree
+                raise Unsupported(declared.reason or "ncnn's cpu_support_arm_asimdhp() says no FP16 SIMD here")
         self.net = ncnn.Net()
         wanted = _set_options(self.net.opt, self.case.precision, self.case.threads)
         _check(self.net.load_param(str(self._artifact / PARAM)), "load_param")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,9 @@ SPINNING = "1"
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 VARIANTS = {"int8": ("onnxruntime.quantization", INT8_OPTIONS), "fp16": ("onnxruntime.transformers.float16",
                                                                         FP16_OPTIONS)}
+# Compute-heavy ops (core and contrib domains) whose weight's type in the optimized graph says what they run in.
+COMPUTE_OPS = frozenset({"Conv", "ConvTranspose", "FusedConv", "NhwcFusedConv", "MatMul", "FusedMatMul", "Gemm",
+                         "FusedGemm"})
 
 
 def _precision_of(path: Path) -> tuple[str, dict[str, int]]:
@@ -39,11 +43,24 @@ def _precision_of(path: Path) -> tuple[str, dict[str, int]]:
     return ("fp16" if fp16 else "fp32"), counts
 
 
+def optimized_weight_types(path: Path, options: ort.SessionOptions, provider: str) -> dict[str, int]:
+    """How many compute-heavy nodes of the graph ORT will really run hold weights of each type, read back from
+    the optimized model it writes: where its kernels lack fp16, it casts the fp16 weights back to fp32."""
+    with tempfile.TemporaryDirectory() as work:
+        options.optimized_model_filepath = str(Path(work) / "optimized.onnx")
+        ort.InferenceSession(str(path), sess_options=options, providers=[provider])
+        graph = onnx.load(options.optimized_model_filepath).graph
+    types = {t.name: onnx.TensorProto.DataType.Name(t.data_type).lower() for t in graph.initializer}
+    weights = [types.get(n.input[1]) for n in graph.node if n.op_type in COMPUTE_OPS and len(n.input) > 1]
+    return dict(Counter(w for w in weights if w))
+
+
 class OnnxRuntimeRunner(Runner):
     timed_region = (
         "run_with_iobinding (inputs bound before timing; outputs allocated by ORT on the device; on cuda also "
         "synchronize_outputs); throughput: one such call per concurrent request, all awaited"
     )
+    _weight_types: dict[str, int] | None = None  # fp16 on the CPU: compute weights by type in the optimized graph
 
     def convert(self, onnx_path: Path) -> Path:
         if self.case.precision not in VARIANTS:
@@ -59,7 +76,20 @@ class OnnxRuntimeRunner(Runner):
                 run_converter(cmd, timeout_s=0.8 * self.case.timeout_s, cwd=Path(work))
 
         folder, self.conversion = cached_artifact(self.case, Conversion(converter, ort.__version__, options), produce)
+        if self.case.precision == "fp16" and self.case.device == "cpu":
+            self._check_fp16_kernels(folder / "model.onnx")
         return folder / "model.onnx"
+
+    def _check_fp16_kernels(self, path: Path) -> None:
+        """fp16 on the CPU is a row only where ORT keeps most convolutions and matmuls in fp16 (convert_ms holds
+        this read-back; cold start does not)."""
+        self._weight_types = optimized_weight_types(path, self._session_options(), PROVIDERS["cpu"])
+        fp16, total = self._weight_types.get("float16", 0), sum(self._weight_types.values())
+        if total and 2 * fp16 < total:
+            raise Unsupported(
+                f"ONNX Runtime {ort.__version__} runs {total - fp16} of the fp16 model's {total} convolutions / "
+                "matmuls in fp32 on this CPU (optimized graph read back: fp16 weights cast to fp32), so an fp16 "
+                f"row would be an fp32 row; weight types {self._weight_types}")
 
     def load(self, artifact: Path) -> None:
         # ORT parses inside session creation; here we only read the file, so "prepare" holds the parse.
@@ -137,6 +167,7 @@ class OnnxRuntimeRunner(Runner):
             "runtime_version": ort.__version__,
             "precision_used": self._precision,
             "model_nodes": self._node_counts,
+            "optimized_weight_types": self._weight_types,
             "threads_used": options.intra_op_num_threads * self.concurrent_requests,
             "providers_used": self.session.get_providers(),
             "provider_options": self._provider_options(),

@@ -16,23 +16,27 @@ from __future__ import annotations
 
 import importlib.util
 
-from bench.case import Case
-from bench.envinfo import cpu_flags
+from bench.cpu import Cpu
 from bench.nvidia import cuda_device
-from bench.plugin import Availability, RunnerSpec
+from bench.plugin import Availability, PrecisionSupport, RunnerSpec
 
-# cpuinfo flags that give PyTorch's oneDNN kernels native arithmetic in each reduced precision.
-NATIVE_CPU_FLAGS = {"bf16": ("avx512_bf16", "amx_bf16"), "fp16": ("avx512_fp16", "amx_fp16")}
+# cpuinfo flags that give PyTorch's oneDNN kernels native arithmetic in each reduced precision, by architecture.
+NATIVE_CPU_FLAGS = {
+    "x86": {"bf16": ("amx_bf16", "avx512_bf16"), "fp16": ("amx_fp16", "avx512_fp16")},
+    "arm64": {"bf16": ("bf16",), "fp16": ("asimdhp",)},
+}
 
 
-
-def cpu_precision_reason(precision: str, flags: set[str]) -> str | None:
-    """Why PyTorch cannot compute in ``precision`` natively on a CPU with these flags, or None if it can."""
-    needed = NATIVE_CPU_FLAGS.get(precision)
-    if needed is None or flags & set(needed):
-        return None
-    return (f"this CPU has no native {precision} arithmetic (none of {', '.join(needed)}): PyTorch would convert "
-            f"to fp32 inside its kernels, so a {precision} row would time fp32 work plus conversions")
+def cpu_precision_support(precision: str, cpu: Cpu) -> PrecisionSupport:
+    """Whether PyTorch computes ``precision`` natively on ``cpu`` (the worker asks oneDNN as well)."""
+    if precision not in ("bf16", "fp16"):
+        return PrecisionSupport()
+    needed = NATIVE_CPU_FLAGS.get(cpu.arch, {}).get(precision, ())
+    flags = ", ".join(needed) or f"the flags known for {cpu.arch}"
+    return PrecisionSupport.needs(
+        cpu, needed, f"native {precision} arithmetic in PyTorch's CPU kernels (oneDNN)",
+        f"this CPU has no native {precision} arithmetic (none of {flags}): PyTorch would convert to fp32 inside its "
+        "kernels, so the row would time fp32 work plus conversions")
 
 
 class PyTorchSpec(RunnerSpec):
@@ -61,10 +65,8 @@ class PyTorchSpec(RunnerSpec):
             cuda = cuda_device()
         return {"cpu": Availability(True), "cuda": cuda}
 
-    def unsupported_reason(self, case: Case) -> str | None:
-        if case.device == "cpu":
-            return cpu_precision_reason(case.precision, cpu_flags())
-        return None
+    def cpu_precision(self, precision: str, cpu: Cpu) -> PrecisionSupport:
+        return cpu_precision_support(precision, cpu)
 
 
 SPEC = PyTorchSpec()

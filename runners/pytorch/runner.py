@@ -21,8 +21,9 @@ import onnx
 import torch
 
 from bench.convert import Conversion, ConversionFailed, cached_artifact, run_converter
+from bench.cpu import Cpu
 from bench.plugin import Runner, Unsupported
-from bench.runners.pytorch import cpu_flags, cpu_precision_reason
+from bench.runners.pytorch import cpu_precision_support
 from bench.runners.pytorch.conversion import convert_model
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -109,7 +110,7 @@ class PyTorchRunner(Runner):
 
     def _device(self) -> torch.device:
         if self.case.device == "cpu":
-            reason = cpu_precision_reason(self.case.precision, cpu_flags()) or self._onednn_reason()
+            reason = cpu_precision_support(self.case.precision, Cpu.here()).reason or self._onednn_reason()
             if reason:
                 raise Unsupported(reason)
             return torch.device("cpu")

@@ -141,6 +141,8 @@ def test_tables_behind_the_charts(report):
     assert {r["run_id"] for r in trends} >= {"20261119T120000Z-plant0"} and len({r["run_id"] for r in trends}) == 2
     machines = read_csv(report / "environment.csv")
     assert len(machines) == 2 and any(m["cpu_model"] == "Other CPU <b>bold</b>" for m in machines)
+    this_machine = next(m for m in machines if m["cpu_model"] != "Other CPU <b>bold</b>")
+    assert "fp16" in this_machine["cpu_precision_features"]  # "fp16: FLAG" or "no fp16, ...": recorded either way
     dist = read_csv(report / "distribution.csv")
     assert all(float(r["p0_ms"]) <= float(r["p50_ms"]) <= float(r["p100_ms"]) for r in dist)
     assert len(read_csv(report / "cases.csv")) == 4 + 11  # the real keys (also in the earlier run) + planted

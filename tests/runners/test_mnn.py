@@ -14,14 +14,17 @@ import pytest
 from onnx import TensorProto, helper
 
 from bench.cache import sha256_file
+from bench.cpu import REFERENCE_CPUS, Cpu
 from bench.launcher import run_worker
 from bench.models.zoo import load_manifest, model_ref
 from bench.plan import Overrides, plan
 from bench.registry import Registry
-from bench.runners.mnn import SPEC, cpu_fp16_arithmetic
+from bench.runners.mnn import SPEC
 from bench.suite import Suite
 
 pytestmark = pytest.mark.skipif(not SPEC.available().ok, reason=f"MNN runner unavailable: {SPEC.available().reason}")
+HERE = Cpu.here()
+FP16 = SPEC.cpu_precision("fp16", HERE)  # the planner's answer for this CPU, from its flags
 
 
 
@@ -56,19 +59,26 @@ def test_tiny_models_match_reference_then_hit_the_cache(run_cases):
     assert again["convert_ms"] < first["tiny_cnn"]["convert_ms"] or first["tiny_cnn"]["conversion_cached"]
 
 
-@pytest.mark.skipif(cpu_fp16_arithmetic(), reason="this CPU has fp16 arithmetic: the unsupported answer is for others")
+@pytest.mark.skipif(FP16.ok, reason="this CPU has fp16 arithmetic: the unsupported answer is for others")
 def test_fp16_without_fp16_arithmetic_is_declared_unsupported_not_run_as_fp32(run_cases):
     rows = {r["precision"]: r for r in run_cases(["mnn"], ["tiny_cnn"], precisions=["fp16", "fp32"])}
-    assert rows["fp16"]["status"] == "unsupported"
+    assert rows["fp16"]["status"] == "unsupported" and rows["fp16"]["error"] == FP16.reason
     assert "fp16" in rows["fp16"]["error"] and "fp32 kernels" in rows["fp16"]["error"]
     ok_fp32(rows["fp32"])
 
 
-@pytest.mark.skipif(not cpu_fp16_arithmetic(), reason="needs a CPU with fp16 arithmetic (ARMv8.2 FP16)")
+@pytest.mark.skipif(FP16.ok, reason="this CPU has fp16 arithmetic: nothing for the worker to refuse")
+def test_the_worker_refuses_fp16_when_the_plan_is_for_an_fp16_cpu(run_cases):
+    row = run_cases(["mnn"], ["tiny_cnn"], precisions=["fp16"], plan_cpu=REFERENCE_CPUS["arm-v8.2-fp16"])[0]
+    assert row["status"] == "unsupported" and row["error"] == FP16.reason and row.get("median_ms") is None
+
+
+@pytest.mark.skipif(not FP16.ok, reason="needs a CPU with ARMv8.2 FP16 arithmetic (fphp and asimdhp)")
 def test_fp16_runs_in_low_precision_where_the_cpu_has_it(run_cases):
     row = run_cases(["mnn"], ["tiny_cnn"], precisions=["fp16"])[0]
     ran(row)
     assert row["precision_used"] == "fp16" and row["accuracy_ok"] is True
+    assert row["precision_feature"] == FP16.feature
     assert json.loads(row["runner_facts"])["options"]["precision"] == "low"
 
 
@@ -91,7 +101,7 @@ sys.exit(0 if np.array_equal(outputs["high"], outputs["low"]) else 3)
 """
 
 
-@pytest.mark.skipif(cpu_fp16_arithmetic(), reason="this CPU has fp16 arithmetic")
+@pytest.mark.skipif(FP16.ok, reason="this CPU has fp16 arithmetic")
 def test_low_precision_is_bit_identical_to_high_on_this_cpu(cache_dir, tmp_path):
     from bench.runners.mnn.runner import CONVERT_SCRIPT, CONVERTER_ARGS
 

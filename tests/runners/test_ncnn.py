@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-import platform
 from pathlib import Path
 
 import numpy as np
 import pytest
 from onnx import TensorProto, helper
 
-from bench.runners.ncnn import SPEC, X86_MACHINES
+from bench.cpu import REFERENCE_CPUS, Cpu
+from bench.runners.ncnn import SPEC
 
 pytestmark = pytest.mark.skipif(not SPEC.available().ok, reason=f"ncnn runner unavailable: {SPEC.available().reason}")
+FP16 = SPEC.cpu_precision("fp16", Cpu.here())  # the planner's answer for this CPU, from its flags
 
 
 
@@ -55,12 +56,23 @@ def test_tiny_models_match_reference_then_hit_the_cache_and_rebuild_a_corrupt_on
     assert rebuilt["conversion_cached"] is False
 
 
-@pytest.mark.skipif(platform.machine().lower() not in X86_MACHINES, reason="the x86 answer for fp16")
-def test_fp16_on_x86_is_declared_unsupported_not_run_as_fp32(run_cases):
+def test_fp16_runs_where_declared_and_is_an_unsupported_row_elsewhere(run_cases):
     rows = {r["precision"]: r for r in run_cases(["ncnn"], ["tiny_cnn"], precisions=["fp16", "fp32"])}
-    assert rows["fp16"]["status"] == "unsupported"
-    assert "no fp16 arithmetic on x86" in rows["fp16"]["error"]
     ok_fp32(rows["fp32"])
+    fp16 = rows["fp16"]
+    if not FP16.ok:
+        assert fp16["status"] == "unsupported" and fp16["error"] == FP16.reason
+        return
+    assert fp16["status"] == "ok" and fp16["precision_used"] == "fp16", fp16.get("error")
+    assert fp16["accuracy_ok"] is True and fp16["precision_feature"] == FP16.feature
+    options = json.loads(fp16["runner_facts"])["options"]
+    assert options["use_fp16_arithmetic"] is True and options["use_fp16_storage"] is True
+
+
+@pytest.mark.skipif(FP16.ok, reason="this CPU has fp16 arithmetic: nothing for the worker to refuse")
+def test_the_worker_refuses_fp16_when_the_plan_is_for_an_fp16_cpu(run_cases):
+    row = run_cases(["ncnn"], ["tiny_cnn"], precisions=["fp16"], plan_cpu=REFERENCE_CPUS["arm-v8.2-fp16"])[0]
+    assert row["status"] == "unsupported" and row["error"] == FP16.reason and row.get("median_ms") is None
 
 
 def test_batch_above_one_is_declared_unsupported(run_cases):

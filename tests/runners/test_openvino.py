@@ -1,9 +1,11 @@
 """OpenVINO runner: real OpenVINO inference in worker processes, checked against the ORT fp32 reference.
 
-What it pins down: the precision asked is the precision read back from the compiled model (fp16, which this
-kind of CPU cannot do, is an unsupported row rather than a bf16 row labelled fp16), the thread limit holds, the
-throughput scenario runs several requests per timed call, models with ``If`` get static shapes or a clear row,
-and importing OpenVINO in the worker sends no telemetry.
+What it pins down: the precision asked is the precision read back from the compiled model; a precision the CPU
+cannot do is an unsupported row (declared from the CPU's flags, and refused by the read-back when the declaration is
+bypassed), never a bf16 row labelled fp16; the thread limit holds, the throughput scenario runs several requests
+per timed call, models with ``If`` get static shapes or a clear row, and importing OpenVINO sends no telemetry.
+Expectations come from the runner's own declaration over this CPU's flags (``SPEC.cpu_precision``), never from
+the machine the tests were written on.
 """
 
 from __future__ import annotations
@@ -15,19 +17,14 @@ import sys
 
 import pytest
 
-from bench.envinfo import cpu_flags
+from bench.cpu import REFERENCE_CPUS, Cpu
 from bench.runners.openvino import SPEC
 
 pytestmark = pytest.mark.skipif(not SPEC.available().ok, reason=f"openvino unavailable: {SPEC.available().reason}")
 
-
-
-
-# OpenVINO's CPU plugin (src/plugins/intel_cpu/src/utils/precision_support.cpp): bf16 needs AVX-512 (avx512_core),
-# fp16 needs AVX512-FP16 (or AVX2-VNNI-2). Elsewhere the hint falls back silently, and the runner must refuse.
-HAS_BF16 = {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= cpu_flags()
-HAS_FP16 = "avx512_fp16" in cpu_flags()
-
+HERE = Cpu.here()
+HAS_BF16 = SPEC.cpu_precision("bf16", HERE).ok
+OV_TYPES = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 
 
 def facts(row: dict) -> dict:
@@ -38,10 +35,28 @@ def ok_row(row: dict, precision: str) -> None:
     """A row that ran, reported the asked precision from the compiled model and matched the reference."""
     assert row["status"] == "ok", row.get("error") or row.get("stderr_tail")
     assert row["precision_used"] == precision
-    assert facts(row)["options"]["read_back"]["inference_precision_hint"] == {"fp32": "f32", "bf16": "bf16"}[precision]
+    assert facts(row)["options"]["read_back"]["inference_precision_hint"] == OV_TYPES[precision]
     assert row["accuracy_ok"] is True, (row["accuracy_reason"], row["cosine"], row["normalized_error"])
     assert row["threads_used"] == row["threads"]
     assert row["median_ms"] > 0 and row["convert_ms"] < 50  # reads ONNX directly: nothing to convert
+
+
+def refused_by_read_back(row: dict, precision: str) -> None:
+    """The hint read back as another precision: unsupported, both named, nothing timed."""
+    assert row["status"] == "unsupported", (row["status"], row.get("error"))
+    assert f"INFERENCE_PRECISION_HINT={OV_TYPES[precision]}" in row["error"], row["error"]
+    assert "compiled model reports" in row["error"] and row.get("median_ms") is None
+
+
+def ran_or_refused_by_read_back(row: dict, precision: str, tentative: bool) -> None:
+    """Declared possible here: it ran in that precision, or (only where the flags could not tell) the read-back
+    refused it."""
+    if tentative and row["status"] == "unsupported":
+        refused_by_read_back(row, precision)
+        return
+    ok_row(row, precision)
+    assert row["cosine"] >= 0.99 and row["threads_ok"] is True
+    assert facts(row)["runtime_node_precisions"].get(OV_TYPES[precision], 0) > 0  # some nodes really ran in it
 
 
 def ok_fp32(row: dict) -> None:
@@ -57,7 +72,7 @@ def test_spec_imports_nothing_from_openvino():
     assert done.stdout.strip() == "False"
 
 
-def test_precisions_are_read_back_and_fp16_is_refused_and_no_telemetry(run_cases, tmp_path, monkeypatch):
+def test_precisions_are_read_back_or_declared_unsupported_and_no_telemetry(run_cases, tmp_path, monkeypatch):
     # A fresh HOME: a plain `import openvino` writes ~/intel/openvino_ga_cid and sends an event; the worker must not.
     home = tmp_path / "home"
     home.mkdir()
@@ -80,22 +95,32 @@ def test_precisions_are_read_back_and_fp16_is_refused_and_no_telemetry(run_cases
             assert facts(row)["telemetry"].startswith("blocked")
     assert not (home / "intel").exists(), sorted(p.name for p in (home / "intel").iterdir())
 
-    bf16 = rows["bf16"]
-    if HAS_BF16:
-        ok_row(bf16, "bf16")
-        assert bf16["cosine"] >= 0.99 and bf16["threads_ok"] is True
-        assert facts(bf16)["runtime_node_precisions"].get("bf16", 0) > 0  # some nodes really ran in bf16
-    else:
-        assert bf16["status"] == "unsupported" and "bf16" in bf16["error"], bf16["error"]
+    assert fp32["precision_feature"] is None
+    for precision in ("bf16", "fp16"):
+        declared = SPEC.cpu_precision(precision, HERE)
+        row = rows[precision]
+        if declared.ok:
+            assert row["precision_feature"] == declared.feature
+            ran_or_refused_by_read_back(row, precision, declared.tentative)
+        else:  # declared from the flags, before OpenVINO is asked: no row holds another precision's numbers
+            assert row["status"] == "unsupported", row["status"]
+            assert row["error"] == declared.reason
+            assert row.get("median_ms") is None and row.get("precision_used") is None
 
-    fp16 = rows["fp16"]
-    if HAS_FP16:
-        ok_row(fp16, "fp16")
-    else:  # the f16 hint reads back as bf16 (or f32): an unsupported row, never an fp16 row with other numbers
-        assert fp16["status"] == "unsupported", fp16["status"]
-        assert "f16" in fp16["error"], fp16["error"]
-        assert "reports bf16" in fp16["error"] or "reports f32" in fp16["error"], fp16["error"]
-        assert fp16.get("median_ms") is None and fp16.get("precision_used") is None
+
+# A CPU with every reduced precision OpenVINO knows: planning for it lets the worker's read-back decide on this one.
+EVERYTHING = REFERENCE_CPUS["intel-xeon-sapphire-rapids"]
+
+
+def test_a_substituted_precision_is_refused_by_the_read_back_when_the_declaration_is_bypassed(run_cases):
+    rows = {r["precision"]: r for r in run_cases(["openvino"], ["tiny_cnn"], precisions=["bf16", "fp16"],
+                                                  plan_cpu=EVERYTHING)}
+    for precision, row in rows.items():
+        declared = SPEC.cpu_precision(precision, HERE)
+        if declared.ok:
+            ran_or_refused_by_read_back(row, precision, declared.tentative)
+        else:
+            refused_by_read_back(row, precision)
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="the throughput scenario needs 2 cores for 2 streams")
@@ -116,7 +141,7 @@ def test_mobilenet_v2_fp32_and_bf16(run_cases):
     rows = {r["precision"]: r for r in run_cases(["openvino"], ["mobilenet_v2"], precisions=["fp32", "bf16"])}
     ok_fp32(rows["fp32"])
     assert rows["fp32"]["threads_ok"] is True, rows["fp32"]["cpu_utilization"]
-    if HAS_BF16:
+    if HAS_BF16:  # declared from this CPU's flags
         # Ran in bf16 for real (read back); whether it stays inside the bf16 tolerance is the row's finding.
         assert rows["bf16"]["status"] == "ok" and rows["bf16"]["precision_used"] == "bf16"
         assert rows["bf16"]["cosine"] >= 0.98, rows["bf16"]["cosine"]

@@ -14,12 +14,14 @@ import sys
 
 import pytest
 
+from bench.cpu import Cpu
 from bench.models.zoo import load_manifest
-from bench.runners.pytorch import SPEC, cpu_flags, cpu_precision_reason
+from bench.runners.pytorch import SPEC
 
 pytestmark = pytest.mark.skipif(not SPEC.available().ok, reason=f"pytorch unavailable: {SPEC.available().reason}")
 
-NATIVE_BF16 = cpu_precision_reason("bf16", cpu_flags()) is None
+HERE = Cpu.here()
+NATIVE_BF16 = SPEC.cpu_precision("bf16", HERE).ok  # from this CPU's flags, as the planner decides
 
 
 def need(*models: str) -> None:
@@ -61,19 +63,26 @@ def test_tiny_cnn_fp32_matches_then_hits_the_cache_and_bf16_is_native_or_refused
     assert report["onnx_ops"]["Conv"] == 1 and report["torch_modules"]["Conv2d"] == 1, report
     assert json.loads(fp32["conversion_options"])["torch"] == facts(fp32)["runtime_version"]
 
-    bf16 = rows["bf16"]
-    if NATIVE_BF16:
-        ok_row(bf16, "bf16")
-        assert bf16["conversion_cached"] is True  # the conversion check does not depend on the precision
-        assert facts(bf16)["parameter_dtypes"]["torch.bfloat16"] == 7 and 0.99 <= bf16["cosine"] < 1.0
-    else:
-        assert bf16["status"] == "unsupported" and "no native bf16" in bf16["error"], bf16["error"]
+    for precision, dtype in (("bf16", "torch.bfloat16"), ("fp16", "torch.float16")):
+        row, declared = rows[precision], SPEC.cpu_precision(precision, HERE)
+        if declared.ok:
+            ok_row(row, precision)
+            assert row["precision_feature"] == declared.feature and "native" in declared.feature
+            assert row["conversion_cached"] is True  # the conversion check does not depend on the precision
+            assert facts(row)["parameter_dtypes"][dtype] == 7 and 0.99 <= row["cosine"] < 1.0
+        else:
+            assert row["status"] == "unsupported" and row["error"] == declared.reason, row["error"]
+            assert f"no native {precision}" in row["error"]
 
-    fp16 = rows["fp16"]
-    if cpu_precision_reason("fp16", cpu_flags()):
-        assert fp16["status"] == "unsupported" and "no native fp16" in fp16["error"], fp16["error"]
-    else:
-        ok_row(fp16, "fp16")
+
+def test_the_worker_refuses_a_precision_this_cpu_lacks_when_the_plan_is_for_another(run_cases):
+    lacking = [p for p in ("bf16", "fp16") if not SPEC.cpu_precision(p, HERE).ok]
+    if not lacking:
+        pytest.skip(f"{HERE.label()} computes bf16 and fp16 natively: nothing to refuse")
+    everything = Cpu(HERE.arch, HERE.flags | {"avx512_bf16", "avx512_fp16", "bf16", "asimdhp"})
+    for row in run_cases(["pytorch"], ["tiny_cnn"], precisions=lacking, plan_cpu=everything):
+        assert row["status"] == "unsupported", (row["status"], row.get("error"))
+        assert f"no native {row['precision']}" in row["error"] and row.get("median_ms") is None
 
 
 def test_model_onnx2torch_cannot_convert_is_a_conversion_failed_row(run_cases):

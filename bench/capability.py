@@ -1,0 +1,45 @@
+"""Which runner computes which reduced precision on which CPU: every declaration asked about the reference CPUs
+(``bench.cpu.REFERENCE_CPUS``), as the table in docs/RESULTS.md. Generated, so the doc cannot drift from the code."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from bench.cpu import REFERENCE_CPUS
+from bench.plugin import RunnerSpec
+
+
+def _cell(spec: RunnerSpec, precision: str, cpu_key: str) -> str:
+    answer = spec.cpu_precision(precision, REFERENCE_CPUS[cpu_key])
+    if not answer.ok:
+        return "no"
+    flag = (answer.feature or "").split(":")[0]
+    word = "maybe" if answer.tentative else "yes"
+    return f"{word} ({flag})" if flag and flag != "none" else word
+
+
+def _reduced(specs: Mapping[str, RunnerSpec]) -> list[tuple[RunnerSpec, str]]:
+    return [(s, p) for s in specs.values() if "cpu" in s.devices for p in s.precisions if p != "fp32"]
+
+
+def support_markdown(specs: Mapping[str, RunnerSpec]) -> list[str]:
+    keys = list(REFERENCE_CPUS)
+    lines = [
+        "## Reduced precision on CPUs",
+        "",
+        "What each runner's declaration (`cpu_precision`, from the CPU's flags: `bench/cpu.py`) answers for these",
+        "CPUs; `precision_feature` on a row is the feature named here, `cpu_precision_features` on the run the flags",
+        "seen. Where a runtime can substitute a precision silently, the worker reads it back as well. The reasons",
+        "say what was measured, and on which machine.",
+        "",
+        "| runner | precision | " + " | ".join(REFERENCE_CPUS[k].name for k in keys) + " |",
+        "|---|---|" + "---|" * len(keys),
+    ]
+    rows = _reduced(specs)
+    lines += [f"| {s.name} | {p} | " + " | ".join(_cell(s, p, k) for k in keys) + " |" for s, p in rows]
+    lines += ["", "Why not, where not:", ""]
+    for spec, precision in rows:
+        reasons = dict.fromkeys(
+            a.reason for a in (spec.cpu_precision(precision, REFERENCE_CPUS[k]) for k in keys) if a.reason)
+        lines += [f"- **{spec.name} {precision}**: {reason}" for reason in reasons]
+    return lines + [""]
