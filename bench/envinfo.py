@@ -16,6 +16,7 @@ import psutil
 
 import bench
 from bench.cpu import Cpu, cpu_flags, cpuinfo
+from bench.files import read_text
 
 # Flags that change which kernels a runtime picks; the rest of /proc/cpuinfo's list is noise here.
 ISA_FLAGS = (
@@ -27,13 +28,6 @@ PACKAGES = (
     "onnxruntime", "onnxruntime-gpu", "openvino", "ncnn", "MNN", "pnnx", "tensorrt", "torch", "onnx", "numpy",
     "pyarrow", "duckdb",
 )
-
-
-def _read(path: str) -> str | None:
-    try:
-        return Path(path).read_text().strip()
-    except OSError:
-        return None
 
 
 def cpu_model() -> str:
@@ -69,7 +63,7 @@ def git_commit() -> str | None:
 
 def machine_id() -> str:
     """A stable, non-reversible id: two machines of the same model differ, one machine stays the same."""
-    seed = _read("/etc/machine-id") or platform.node()
+    seed = read_text("/etc/machine-id") or platform.node()
     parts = [seed, cpu_model(), str(psutil.cpu_count()), str(psutil.virtual_memory().total)]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 

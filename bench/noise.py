@@ -9,9 +9,10 @@ from __future__ import annotations
 import glob
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import psutil
+
+from bench.files import read_text
 
 LOAD_PER_CPU_LIMIT = 0.5
 BUSY_PROCESS_CPU_PERCENT = 20.0
@@ -31,23 +32,16 @@ class NoiseReport:
     warnings: list[str] = field(default_factory=list)
 
 
-def _read(path: str) -> str | None:
-    try:
-        return Path(path).read_text().strip()
-    except OSError:
-        return None
-
-
 def governors() -> list[str]:
-    found = {_read(p) for p in glob.glob("/sys/devices/system/cpu/cpu*/cpufreq/scaling_governor")}
+    found = {read_text(p) for p in glob.glob("/sys/devices/system/cpu/cpu*/cpufreq/scaling_governor")}
     return sorted(g for g in found if g) or ["unknown"]
 
 
 def turbo() -> str:
-    no_turbo = _read("/sys/devices/system/cpu/intel_pstate/no_turbo")
+    no_turbo = read_text("/sys/devices/system/cpu/intel_pstate/no_turbo")
     if no_turbo is not None:
         return "off" if no_turbo == "1" else "on"
-    boost = _read("/sys/devices/system/cpu/cpufreq/boost")
+    boost = read_text("/sys/devices/system/cpu/cpufreq/boost")
     if boost is not None:
         return "on" if boost == "1" else "off"
     return "unknown"
@@ -56,7 +50,7 @@ def turbo() -> str:
 def max_temperature() -> float | None:
     temps = []
     for path in glob.glob("/sys/class/thermal/thermal_zone*/temp"):
-        value = _read(path)
+        value = read_text(path)
         if value and value.lstrip("-").isdigit():
             temps.append(int(value) / 1000.0)
     return max(temps) if temps else None

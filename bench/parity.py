@@ -7,7 +7,6 @@ seed and K. The case's worker runs the same K inputs through its runtime after t
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import numpy as np
 
 from bench.accuracy import Parity, compare
 from bench.case import Case
+from bench.files import write_atomic
 from bench.inputs import make_inputs
 
 PARITY_INPUTS = 3
@@ -52,12 +52,8 @@ def reference_path(case: Case) -> Path:
 
 
 def save_reference(case: Case, outputs: list[dict[str, np.ndarray]]) -> Path:
-    target = reference_path(case)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, **{f"{i}/{name}": array for i, out in enumerate(outputs) for name, array in out.items()})
-    os.replace(tmp, target)
-    return target
+    arrays = {f"{i}/{name}": array for i, out in enumerate(outputs) for name, array in out.items()}
+    return write_atomic(reference_path(case), lambda f: np.savez(f, **arrays))
 
 
 def load_reference(case: Case) -> list[dict[str, np.ndarray]] | None:

@@ -22,6 +22,7 @@ import pyarrow as pa
 from bench import envinfo, noise, store
 from bench.compaction import compact_run
 from bench.errors import UserError
+from bench.files import first_line
 from bench.launcher import remove_stale_case_dirs, run_worker
 from bench.parity import reference_path
 from bench.peak import peaks
@@ -29,7 +30,6 @@ from bench.plan import PlannedCase
 from bench.progress import Display
 from bench.registry import Registry
 from bench.rows import outcome_row, skipped_row
-from bench.uri import first_line
 
 
 class Interrupted(Exception):

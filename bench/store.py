@@ -33,8 +33,9 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from bench.errors import UserError
+from bench.files import first_line, write_atomic
 from bench.schema import CASE_SCHEMA, RUN_SCHEMA, SCHEMA_VERSION
-from bench.uri import Location, first_line
+from bench.uri import Location
 
 Results = str | Path | Location  # a folder, a URI, or one already resolved with Location.resolve
 
@@ -61,27 +62,8 @@ def exists(results: Results) -> bool:
 
 # --- writing ---------------------------------------------------------------------------------------------
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_local(table: pa.Table, target: Path) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            pq.write_table(table, f, compression="zstd")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_dir(target.parent)
-    return target
+    return write_atomic(target, lambda f: pq.write_table(table, f, compression="zstd"))
 
 
 def _write_remote(table: pa.Table, fs: pafs.FileSystem, path: str, object_store: bool) -> None:

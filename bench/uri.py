@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from bench.errors import UserError
+from bench.files import first_line
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # Query parameters that carry a secret (pyarrow refuses most of them anyway, but a message must not echo them).
@@ -63,12 +64,6 @@ def check_no_credentials(uri: str) -> None:
             "line); give them through the environment or config files instead, e.g. AWS_ACCESS_KEY_ID and "
             "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or GOOGLE_APPLICATION_CREDENTIALS"
         )
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an error message: library errors can run to several."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _with_single_put(uri: str) -> str:

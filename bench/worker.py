@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from bench import parity, task_eval
-from bench.cache import write_bytes_atomic
 from bench.case import Case
 from bench.convert import ConversionFailed
+from bench.files import write_bytes_atomic
 from bench.inputs import make_inputs
 from bench.parity import parity_inputs
 from bench.plugin import Runner, Unsupported, load_object

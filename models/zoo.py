@@ -8,9 +8,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from bench.cache import verified, write_bytes_atomic
+from bench.cache import verified
 from bench.case import InputSpec, ModelRef
 from bench.errors import UserError
+from bench.files import write_bytes_atomic
 from bench.models.fetch import checked, wheel_member
 from bench.plugin import load_object
 

@@ -115,12 +115,12 @@ def test_machine_id_tells_two_machines_of_one_model_apart(monkeypatch):
     from bench import envinfo
 
     def machine(machine_id: str) -> str:
-        real = envinfo._read
-        monkeypatch.setattr(envinfo, "_read", lambda path: machine_id if path == "/etc/machine-id" else real(path))
+        real = envinfo.read_text
+        monkeypatch.setattr(envinfo, "read_text", lambda path: machine_id if path == "/etc/machine-id" else real(path))
         try:
             return envinfo.machine_id()
         finally:
-            monkeypatch.setattr(envinfo, "_read", real)
+            monkeypatch.setattr(envinfo, "read_text", real)
 
     first, again, other = machine("0" * 32), machine("0" * 32), machine("1" * 32)
     assert first == again != other and len(first) == 16 and "0" * 8 not in first  # stable, distinct, hashed

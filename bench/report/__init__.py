@@ -9,13 +9,13 @@ Reads through :mod:`bench.store` only; never imports a runner. Example::
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from bench.errors import UserError
+from bench.files import write_text_atomic
 from bench.report import charts, data, views
 from bench.report.html import Section, coverage_html, esc, page, table_html
 from bench.report.summary import summary_markdown
@@ -114,13 +114,6 @@ def tables(d: data.ReportData, baseline: str) -> dict[str, views.Table]:
     return {t.name: t for t in built}
 
 
-def _write(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
 def build_report(results: Path, out: Path, baseline: str = "onnxruntime", run_id: str | None = None) -> ReportFiles:
     """Write index.html, summary.md and one CSV per table into ``out``; returns their paths."""
     d = data.load(results, run_id)
@@ -129,8 +122,8 @@ def build_report(results: Path, out: Path, baseline: str = "onnxruntime", run_id
     selection = _selection(d, run_id)
     now = datetime.now(timezone.utc)
     subtitle = f"{selection} {len(d.cases)} cases from {results}. Generated {now:%Y-%m-%d %H:%M} UTC.{_capped(d)}"
-    index = _write(out / "index.html", page("bench report", subtitle, sections(d, t, baseline)))
-    summary = _write(out / "summary.md", summary_markdown(d.cases, t["winners"], t["wrong_outputs"],
+    index = write_text_atomic(out / "index.html", page("bench report", subtitle, sections(d, t, baseline)))
+    summary = write_text_atomic(out / "summary.md", summary_markdown(d.cases, t["winners"], t["wrong_outputs"],
                                                           t["failures"], selection))
     return ReportFiles(index, summary, [table.write_csv(out) for table in t.values()])
 

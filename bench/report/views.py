@@ -8,14 +8,16 @@ answer is never a winner.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
-import os
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from bench.files import first_line, write_text_atomic
 
 Row = dict[str, Any]
 
@@ -48,14 +50,11 @@ class Table:
 
     def write_csv(self, folder: Path) -> Path:
         """Write ``NAME.csv`` beside the page: to a temp name, then renamed, so no reader sees half a file."""
-        path = folder / f"{self.name}.csv"
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(self.columns)
-            writer.writerows(self.rows)
-        os.replace(tmp, path)
-        return path
+        text = io.StringIO(newline="")
+        writer = csv.writer(text)
+        writer.writerow(self.columns)
+        writer.writerows(self.rows)
+        return write_text_atomic(folder / f"{self.name}.csv", text.getvalue())
 
 
 def category(case: Row) -> str:
@@ -89,11 +88,6 @@ def config_label(cfg: tuple) -> str:
 
 def case_label(case: Row) -> str:
     return f"{case.get('runner') or '?'} {case.get('precision') or '?'} · {config_label(config(case))}"
-
-
-def first_line(text: str | None, limit: int = 200) -> str:
-    line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _by_model(cases: list[Row]) -> dict[str, list[Row]]:
@@ -363,7 +357,7 @@ def _who(case: Row) -> str:
 def wrong_outputs(cases: list[Row]) -> Table:
     cols = ("case_key", "median_ms", "cosine", "normalized_error", "reason")
     rows = [(c["case_key"], _ms(c.get("median_ms")), c.get("cosine"), c.get("normalized_error"),
-             first_line(c.get("accuracy_reason"))) for c in cases if category(c) == "wrong output"]
+             first_line(c.get("accuracy_reason"), 200)) for c in cases if category(c) == "wrong output"]
     return Table("wrong_outputs", cols, rows)
 
 
@@ -371,7 +365,7 @@ def failures(cases: list[Row]) -> Table:
     """Cases that did not run to completion, unsupported and unavailable ones excluded (they are coverage)."""
     skip = {"ok", "ok (unchecked)", "wrong output", "unsupported", "unavailable"}
     cols = ("case_key", "status", "category", "error")
-    rows = [(c["case_key"], c.get("status"), category(c), first_line(c.get("error")))
+    rows = [(c["case_key"], c.get("status"), category(c), first_line(c.get("error"), 200))
             for c in cases if category(c) not in skip]
     return Table("failures", cols, rows)
 
