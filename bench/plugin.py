@@ -88,6 +88,7 @@ class RunnerSpec:
     scenarios: ClassVar[tuple[str, ...]] = ("latency",)
     model_format: ClassVar[str] = "onnx"
     conversion: ClassVar[str] = "none: reads ONNX directly"
+    notes: ClassVar[str] = ""  # what a user should know first; README's runner table shows it
 
     def version(self) -> str | None:
         try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -67,14 +66,6 @@ def test_failed_write_leaves_no_file_and_keeps_earlier_rows(tmp_path):
 def test_every_column_is_documented_with_a_unit_slot():
     assert len({c.name for c in CASE_COLUMNS}) == len(CASE_COLUMNS)
     assert all(c.description for c in CASE_COLUMNS)
-
-
-def test_results_doc_is_current():
-    from bench.schema import results_markdown
-
-    doc = os.path.join(os.path.dirname(__file__), "..", "docs", "RESULTS.md")
-    with open(doc) as f:
-        assert f.read() == results_markdown(), "run: python -m bench.schema > docs/RESULTS.md"
 
 
 # --- many machines, many nights: one dataset ---------------------------------------------------------------

@@ -23,6 +23,7 @@ class MnnSpec(RunnerSpec):
     precisions = ("fp32", "fp16")
     scenarios = ("latency",)
     model_format = "mnn"
+    notes = "Module API; never the mnnconvert script (it installs a package and sends the machine id)"
     conversion = (
         "ONNX -> MNN with the compiled converter module inside the MNN wheel (never the mnnconvert script), "
         "fp32 weights, exact GELU"

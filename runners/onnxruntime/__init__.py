@@ -37,6 +37,7 @@ class OnnxRuntimeSpec(RunnerSpec):
     precisions = ("fp32", "fp16", "int8")
     scenarios = ("latency", "throughput")
     model_format = "onnx"
+    notes = "the fp32 reference for every runner; cuda needs onnxruntime-gpu; IO binding, spinning recorded"
     conversion = "none for fp32; onnxruntime.quantization (static QDQ int8) and float16 conversion make variants"
 
     def version(self) -> str | None:

@@ -50,6 +50,7 @@ class OpenVinoSpec(RunnerSpec):
     precisions = ("fp32", "bf16", "fp16")
     scenarios = ("latency", "throughput")
     model_format = "onnx"
+    notes = "precision read back from the compiled model; throughput with an async queue"
     conversion = "none: OpenVINO's ONNX frontend reads the file at load, with the case's input shapes made static"
 
     def cpu_precision(self, precision: str, cpu: Cpu) -> PrecisionSupport:

@@ -1,0 +1,36 @@
+"""The docs that are made from the code stay current, and the one-page map names every module of the core."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from bench.docs import readme_with_runner_table, runner_table
+from bench.registry import Registry
+from bench.schema import results_markdown
+
+ROOT = Path(__file__).resolve().parent.parent
+STALE = "stale: run python -m bench.docs"
+
+
+def test_results_doc_is_current():
+    assert (ROOT / "docs" / "RESULTS.md").read_text() == results_markdown(), STALE
+
+
+def test_readme_runner_table_is_current_and_names_every_builtin_runner():
+    readme = (ROOT / "README.md").read_text()
+    specs = Registry.builtin().specs
+    assert readme == readme_with_runner_table(readme, specs), STALE
+    table = "\n".join(runner_table(specs))
+    for name, spec in specs.items():
+        assert f"| {name} | `{spec.install_hint}` |" in table
+        assert all(p in table for p in spec.precisions)
+
+
+def test_every_module_of_the_core_is_on_the_map():
+    architecture = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
+    named = set(re.findall(r"`(bench/[\w/]+\.py|bench/\w+/)`", architecture))
+    core = {f"bench/{p.name}" for p in (ROOT / "bench").glob("*.py") if p.stem not in ("__init__", "__main__")}
+    core |= {f"bench/{p.name}/" for p in (ROOT / "bench").iterdir() if (p / "__init__.py").is_file()}
+    assert not core - named, f"docs/ARCHITECTURE.md does not name {sorted(core - named)}"
+    assert not named - core, f"docs/ARCHITECTURE.md names modules that do not exist: {sorted(named - core)}"
