@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bench import extra_hint
 from bench.cpu import Cpu
 from bench.plugin import PrecisionSupport, RunnerSpec
 
@@ -18,7 +19,7 @@ class MnnSpec(RunnerSpec):
     distribution = "MNN"
     module = "MNN"
     implementation = "bench.runners.mnn.runner:MnnRunner"
-    install_hint = "pip install 'bench[mnn]'"
+    install_hint = extra_hint("mnn")
     devices = ("cpu",)
     precisions = ("fp32", "fp16")
     scenarios = ("latency",)

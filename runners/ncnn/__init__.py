@@ -11,6 +11,7 @@ import importlib.util
 import os
 from pathlib import Path
 
+from bench import extra_hint
 from bench.case import Case
 from bench.cpu import Cpu
 from bench.plugin import Availability, PrecisionSupport, RunnerSpec
@@ -39,7 +40,7 @@ class NcnnSpec(RunnerSpec):
     distribution = "ncnn"
     module = "ncnn"
     implementation = "bench.runners.ncnn.runner:NcnnRunner"
-    install_hint = "pip install 'bench[ncnn]'"
+    install_hint = extra_hint("ncnn")
     # Vulkan is left out: the wheel can drive a Vulkan GPU, but no such device was available to test it on.
     devices = ("cpu",)
     precisions = ("fp32", "fp16")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 from pathlib import Path
 
+from bench import extra_hint
 from bench.case import Case
 from bench.cpu import Cpu
 from bench.plugin import Availability, PrecisionSupport, RunnerSpec
@@ -32,7 +33,7 @@ class OnnxRuntimeSpec(RunnerSpec):
     distribution = "onnxruntime"
     module = "onnxruntime"
     implementation = "bench.runners.onnxruntime.runner:OnnxRuntimeRunner"
-    install_hint = "pip install 'bench[onnxruntime]'"
+    install_hint = extra_hint("onnxruntime")
     devices = ("cpu", "cuda")
     precisions = ("fp32", "fp16", "int8")
     scenarios = ("latency", "throughput")

@@ -13,6 +13,7 @@ here has either device to test them on.
 
 from __future__ import annotations
 
+from bench import extra_hint
 from bench.cpu import FEATURE_FLAGS, Cpu
 from bench.plugin import PrecisionSupport, RunnerSpec
 
@@ -45,7 +46,7 @@ class OpenVinoSpec(RunnerSpec):
     distribution = "openvino"
     module = "openvino"
     implementation = "bench.runners.openvino.runner:OpenVinoRunner"
-    install_hint = "pip install 'bench[openvino]'"
+    install_hint = extra_hint("openvino")
     devices = ("cpu",)
     precisions = ("fp32", "bf16", "fp16")
     scenarios = ("latency", "throughput")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 
+from bench import extra_hint
 from bench.cpu import Cpu
 from bench.nvidia import cuda_device
 from bench.plugin import Availability, PrecisionSupport, RunnerSpec
@@ -44,7 +45,7 @@ class PyTorchSpec(RunnerSpec):
     distribution = "torch"
     module = "torch"
     implementation = "bench.runners.pytorch.runner:PyTorchRunner"
-    install_hint = "pip install 'bench[pytorch]'"
+    install_hint = extra_hint("pytorch")
     devices = ("cpu", "cuda")
     precisions = ("fp32", "bf16", "fp16")
     scenarios = ("latency",)

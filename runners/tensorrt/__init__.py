@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 
+from bench import extra_hint
 from bench.case import Case
 from bench.nvidia import cuda_device
 from bench.plugin import Availability, RunnerSpec
@@ -28,7 +29,7 @@ from bench.plugin import Availability, RunnerSpec
 # The import name is always `tensorrt`; the distribution that provides it depends on the CUDA major version.
 DISTRIBUTIONS = ("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensorrt-cu11", "tensorrt-cu13-bindings",
                  "tensorrt-cu12-bindings", "tensorrt-cu11-bindings")
-INSTALL_HINT = "pip install 'bench[tensorrt]'"
+INSTALL_HINT = extra_hint("tensorrt")
 INDEX_NOTE = "TensorRT's -libs wheels download from NVIDIA's own package index, which pip must reach"
 CUDA_PYTHON_HINT = "pip install cuda-python (device buffers, streams and events; match the driver's CUDA major)"
 
