@@ -6,11 +6,14 @@ Entries are specs only (see ``bench.plugin``); no runtime is imported here.
 from __future__ import annotations
 
 import importlib.metadata
+import re
 import warnings
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
+from typing import get_args
 
 from bench.plugin import RunnerSpec, load_object
+from bench.suite import Precision, Scenario
 
 BUILTIN_RUNNERS = (
     "bench.runners.onnxruntime:SPEC",
@@ -21,6 +24,25 @@ BUILTIN_RUNNERS = (
     "bench.runners.pytorch:SPEC",
 )
 ENTRY_POINT_GROUP = "bench.runners"
+REQUIRED = ("name", "distribution", "module", "implementation", "install_hint")
+KNOWN_PRECISIONS = get_args(Precision)
+KNOWN_SCENARIOS = get_args(Scenario)
+
+
+def check_spec(spec: RunnerSpec) -> None:
+    """Refuse a spec that would fail later, mid-run: every declaration present and of a kind bench knows."""
+    label = f"runner spec {type(spec).__module__}.{type(spec).__qualname__}"
+    missing = [a for a in REQUIRED if not isinstance(getattr(spec, a, None), str) or not getattr(spec, a)]
+    if missing:
+        raise ValueError(f"{label}: missing {', '.join(missing)} (strings, see bench.plugin.RunnerSpec)")
+    if not re.fullmatch(r"[\w.]+:\w+", spec.implementation):
+        raise ValueError(f"{label}: implementation {spec.implementation!r} is not 'package.module:RunnerClass'")
+    for kind, values, known in (("precisions", spec.precisions, KNOWN_PRECISIONS),
+                                ("scenarios", spec.scenarios, KNOWN_SCENARIOS)):
+        if not values or set(values) - set(known):
+            raise ValueError(f"{label}: {kind} {values!r}: expected some of {', '.join(known)}")
+    if not spec.devices:
+        raise ValueError(f"{label}: devices is empty")
 
 
 class Registry:
@@ -30,6 +52,7 @@ class Registry:
             self.register(spec)
 
     def register(self, spec: RunnerSpec, clobber: bool = False) -> None:
+        check_spec(spec)
         if spec.name in self._specs and not clobber:
             raise ValueError(f"runner {spec.name!r} is already registered")
         self._specs[spec.name] = spec

@@ -24,9 +24,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
-from bench.errors import UserError
+from bench.errors import Strict, UserError, validated
 from bench.timing import TimingPolicy
 
 if sys.version_info >= (3, 11):
@@ -38,11 +38,7 @@ Precision = Literal["fp32", "fp16", "bf16", "int8"]
 Scenario = Literal["latency", "throughput"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
-class TimingConfig(_Strict):
+class TimingConfig(Strict):
     warmup_time_s: float = Field(0.2, ge=0)
     warmup_iterations: int = Field(3, ge=0)
     min_iterations: int = Field(10, ge=1)
@@ -54,7 +50,7 @@ class TimingConfig(_Strict):
         return TimingPolicy(**self.model_dump())
 
 
-class Suite(_Strict):
+class Suite(Strict):
     name: str
     description: str = ""
     models: list[str] = Field(min_length=1)
@@ -69,39 +65,12 @@ class Suite(_Strict):
     timing: TimingConfig = TimingConfig()
 
 
-def _key_path(loc: tuple, data: object) -> str:
-    """The part of pydantic's error location that exists in the file (drops union tags like 'int')."""
-    parts, node = [], data
-    for part in loc:
-        in_dict = isinstance(node, dict) and part in node
-        in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
-        if not (in_dict or in_list):
-            if isinstance(node, dict):  # a missing key: name it
-                parts.append(part)
-            break
-        node = node[part]
-        parts.append(part)
-    return ".".join(str(p) for p in parts) or "(top level)"
-
-
-def _describe(error: dict, data: object) -> str:
-    key = _key_path(error["loc"], data)
-    if error["type"] == "extra_forbidden":
-        return f"unknown key {key!r}"
-    if error["type"] == "missing":
-        return f"missing key {key!r}"
-    return f"key {key!r}: {error['msg']} (got {error.get('input')!r})"
-
-
 def parse_suite(text: str, origin: str) -> Suite:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{origin}: TOML syntax error: {exc}") from None
-    try:
-        return Suite.model_validate(data)
-    except ValidationError as exc:
-        raise UserError(f"{origin}: {_describe(exc.errors()[0], data)}") from None
+    return validated(Suite, data, origin)
 
 
 def builtin_suites() -> dict[str, str]:

@@ -6,12 +6,15 @@ import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
 
 from bench.cache import verified
 from bench.case import InputSpec, ModelRef
-from bench.errors import UserError
+from bench.errors import Strict, UserError, validated
 from bench.files import write_bytes_atomic
+from bench.inputs import DTYPES
 from bench.models.fetch import checked, wheel_member
 from bench.plugin import load_object
 
@@ -40,17 +43,65 @@ class ZooModel:
         return cache_dir / "onnx" / self.sha256 / f"{self.name}.onnx"
 
 
-def _input(raw: dict[str, Any]) -> InputSpec:
-    axis = raw.get("batch_axis", 0)
-    return InputSpec(**{**raw, "shape": tuple(raw["shape"]), "batch_axis": None if axis == "none" else axis})
+class _Input(Strict):
+    name: str
+    shape: list[Annotated[int, Field(ge=0)]]
+    dtype: Literal[tuple(DTYPES)]  # type: ignore[valid-type]
+    low: float
+    high: float
+    batch_axis: Annotated[int, Field(ge=0)] | Literal["none"] = 0
+
+    def spec(self) -> InputSpec:
+        axis = None if self.batch_axis == "none" else self.batch_axis
+        return InputSpec(self.name, tuple(self.shape), self.dtype, self.low, self.high, axis)
+
+
+class _Wheel(Strict):
+    package: str
+    version: str
+    member: str
+
+
+class _Output(Strict):
+    name: str
+    meaning: str
+
+
+class _Entry(Strict):
+    """One [[model]] table of a manifest file (models/manifest/README.md)."""
+
+    name: str = Field(pattern=r"^[a-z0-9_]+$")
+    task: str
+    family: str
+    source: Literal["built", "wheel"]
+    builder: str = Field("", pattern=r"^$|^[\w.]+:\w+$")
+    wheel: _Wheel | None = None
+    opset: Annotated[int, Field(ge=1)]
+    license: str
+    provenance: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    inputs: list[_Input] = Field(min_length=1)
+    outputs: list[_Output] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _source_has_its_origin(self) -> _Entry:
+        if self.source == "built" and not self.builder:
+            raise ValueError("a built model needs builder = 'module:function'")
+        if self.source == "wheel" and self.wheel is None:
+            raise ValueError("a wheel model needs wheel = { package, version, member }")
+        return self
+
+    def model(self) -> ZooModel:
+        return ZooModel(
+            name=self.name, task=self.task, family=self.family, source=self.source, sha256=self.sha256,
+            inputs=tuple(i.spec() for i in self.inputs), outputs=tuple(o.model_dump() for o in self.outputs),
+            opset=self.opset, license=self.license, provenance=self.provenance, builder=self.builder,
+            wheel=self.wheel.model_dump() if self.wheel else {},
+        )
 
 
 def _entry(raw: dict[str, Any], origin: str) -> ZooModel:
-    try:
-        inputs = tuple(_input(i) for i in raw.pop("inputs"))
-        return ZooModel(inputs=inputs, outputs=tuple(raw.pop("outputs")), **raw)
-    except (KeyError, TypeError) as exc:
-        raise UserError(f"{origin}: bad [[model]] entry {raw.get('name', '?')!r}: {exc}") from None
+    return validated(_Entry, raw, f"{origin}: [[model]] {raw.get('name', '?')!r}").model()
 
 
 def load_manifest() -> dict[str, ZooModel]:

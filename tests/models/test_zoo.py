@@ -36,6 +36,33 @@ def test_wheel_models_match_their_pinned_hash_and_run(name, cache_dir):
         assert np.all(np.isfinite(out)) and out.size > 0
 
 
+GOOD_ENTRY = {
+    "name": "m", "task": "t", "family": "f", "source": "built", "builder": "pkg.mod:build", "opset": 17,
+    "license": "MIT", "provenance": "here", "sha256": "a" * 64,
+    "inputs": [{"name": "x", "shape": [1, 4], "dtype": "float32", "low": -1, "high": 1}],
+    "outputs": [{"name": "y", "meaning": "out"}],
+}
+
+
+@pytest.mark.parametrize(("change", "needle"), [
+    ({"source": "buillt"}, "key 'source': Input should be 'built' or 'wheel'"),
+    ({"opset": "seventeen"}, "key 'opset': Input should be a valid integer"),
+    ({"inputs": [{**GOOD_ENTRY["inputs"][0], "dtype": "float33"}]}, "key 'inputs.0.dtype'"),
+    ({"colour": "red"}, "unknown key 'colour'"),
+    ({"sha256": "abc"}, "key 'sha256'"),
+    ({"source": "wheel"}, "a wheel model needs wheel = { package, version, member }"),
+    ({"builder": "no colon"}, "key 'builder'"),
+])
+def test_a_bad_manifest_entry_is_one_line_naming_the_file_model_and_key(change, needle):
+    from bench.models.zoo import _entry
+
+    _entry(dict(GOOD_ENTRY), "built.toml")  # the good one passes
+    with pytest.raises(UserError) as err:
+        _entry({**GOOD_ENTRY, **change}, "built.toml")
+    message = str(err.value)
+    assert message.startswith("built.toml: [[model]] 'm': ") and needle in message and "\n" not in message, message
+
+
 def test_wrong_hash_is_refused_with_both_hashes(cache_dir):
     model = dataclasses.replace(ZOO["tiny_mlp"], sha256="0" * 64)
     with pytest.raises(UserError) as err:

@@ -1,0 +1,41 @@
+"""The registry refuses a spec that would only fail mid-run, and never lets two runners share a name silently."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.plugin import RunnerSpec
+from bench.registry import Registry
+
+
+def spec(**overrides) -> RunnerSpec:
+    attrs = {"name": "mine", "distribution": "mine", "module": "mine", "implementation": "mine.runner:Runner",
+             "install_hint": "pip install mine"}
+    return type("MineSpec", (RunnerSpec,), {**attrs, **overrides})()
+
+
+def test_a_complete_spec_registers_once_and_clobbers_only_when_asked():
+    registry = Registry([spec()])
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register(spec())
+    registry.register(spec(devices=("cpu", "cuda")), clobber=True)
+    assert registry.specs["mine"].devices == ("cpu", "cuda")
+
+
+@pytest.mark.parametrize(("overrides", "needle"), [
+    ({"module": ""}, "missing module"),
+    ({"implementation": "mine.runner.Runner"}, "is not 'package.module:RunnerClass'"),
+    ({"precisions": ("fp32", "fp8")}, "precisions ('fp32', 'fp8'): expected some of fp32, fp16, bf16, int8"),
+    ({"scenarios": ()}, "scenarios"),
+    ({"devices": ()}, "devices is empty"),
+])
+def test_an_incomplete_spec_is_refused_naming_what_is_wrong(overrides, needle):
+    with pytest.raises(ValueError) as err:
+        Registry().register(spec(**overrides))
+    assert needle in str(err.value) and "MineSpec" in str(err.value), str(err.value)
+
+
+def test_a_spec_without_its_class_attributes_is_refused():
+    bare = type("BareSpec", (RunnerSpec,), {"name": "bare"})()
+    with pytest.raises(ValueError, match="missing distribution, module, implementation, install_hint"):
+        Registry().register(bare)
