@@ -49,6 +49,7 @@ def _results(text: str):
 
 def _add_run(sub) -> None:
     p = sub.add_parser("run", help="run a suite and write results")
+    p.set_defaults(handler=cmd_run)
     p.add_argument("--suite", default="smoke", help="suite name (see `list suites`) or path to a .toml file")
     p.add_argument("--runners", type=_csv, help="comma-separated runner names, replacing the suite's")
     p.add_argument("--models", type=_csv, help="comma-separated zoo model names, replacing the suite's")
@@ -69,6 +70,7 @@ def _add_run(sub) -> None:
 
 def _add_report(sub) -> None:
     p = sub.add_parser("report", help="write a static HTML report, summary.md and CSV tables")
+    p.set_defaults(handler=cmd_report)
     p.add_argument("--results", type=_results, default=Path("results"), help=RESULTS_HELP)
     p.add_argument("--out", type=Path, default=Path("reports/latest"), help="report folder (default: reports/latest)")
     p.add_argument("--baseline", default="onnxruntime", help="runner that speedups are relative to")
@@ -77,8 +79,13 @@ def _add_report(sub) -> None:
 
 def _add_compare(sub) -> None:
     p = sub.add_parser("compare", help="compare two runs case by case; exit code 1 on a regression")
-    p.add_argument("base", metavar="BASE", help="run id in --results, or a results folder (its latest run)")
-    p.add_argument("new", metavar="NEW", help="run id in --results, or a results folder (its latest run)")
+    p.set_defaults(handler=cmd_compare)
+    p.add_argument("base", metavar="BASE", nargs="?", help="run id in --results, or a results folder (its latest run)")
+    p.add_argument("new", metavar="NEW", nargs="?", help="run id in --results, or a results folder (its latest run)")
+    p.add_argument("--each-machine", action="store_true",
+                   help="instead of BASE NEW: every machine's latest run of each suite against its previous one")
+    p.add_argument("--markdown-dir", type=Path, default=Path("compare"), metavar="DIR",
+                   help="with --each-machine: one markdown table per machine and suite here (default: compare/)")
     p.add_argument("--results", type=_results, default=Path("results"), help=RESULTS_HELP)
     p.add_argument("--threshold", default="5%", help="relative change of the median that counts (default: 5%%)")
     p.add_argument("--markdown", type=Path, metavar="FILE", help="write the markdown table here, not to stdout")
@@ -93,13 +100,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report(sub)
     _add_compare(sub)
     cov = sub.add_parser("coverage", help="model x runner x precision: what runs, what fails, what is wrong")
+    cov.set_defaults(handler=cmd_coverage)
     cov.add_argument("--results", type=_results, default=Path("results"), help=RESULTS_HELP)
     cov.add_argument("--run", dest="run_id", metavar="RUN_ID", help="only this run (default: latest row per case)")
     compact = sub.add_parser("compact", help="merge each complete run's per-case files into one file per run")
+    compact.set_defaults(handler=cmd_compact)
     compact.add_argument("--results", type=_results, default=Path("results"), help=RESULTS_HELP)
     lst = sub.add_parser("list", help="list runners, suites or models")
+    lst.set_defaults(handler=cmd_list)
     lst.add_argument("what", choices=["runners", "suites", "models"])
     models = sub.add_parser("models", help="list the model zoo, or `models build` to fill the cache ahead of a run")
+    models.set_defaults(handler=cmd_models)
     models.add_argument("action", nargs="?", choices=["list", "build"], default="list")
     models.add_argument("--models", type=_csv, help="comma-separated zoo model names (default: all)")
     models.add_argument("--cache-dir", type=Path, help="model cache (default: $BENCH_CACHE_DIR or ~/.cache/bench)")
@@ -149,10 +160,11 @@ def _resumed(args: argparse.Namespace):
     run = load_run(args.results, args.resume)
     replayed = build_parser().parse_args(["run", *run.argv])
     replayed.results = args.results
+    replayed.argv = ["run", *run.argv]
     return run, replayed
 
 
-def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
+def cmd_run(args: argparse.Namespace) -> int:
     from bench.run import Interrupted, RunInfo, RunOptions, execute
 
     if args.resume:
@@ -166,7 +178,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
             print(f"{p.case.key}{note}")
         print(f"{len(planned)} cases ({sum(not p.skip_status for p in planned)} to run)")
         return 0
-    run = run or RunInfo.new(suite.name, argv[1:])
+    run = run or RunInfo.new(suite.name, args.argv[1:])
     try:
         options = RunOptions(args.strict, args.cooldown, args.machine_label, args.shard or "")
         execute(planned, args.results, run, registry, options=options)
@@ -177,7 +189,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
-def cmd_models_build(args: argparse.Namespace) -> int:
+def _build_models(args: argparse.Namespace) -> int:
     from bench.models.zoo import compute_cost, load_manifest
     from bench.plan import check_names
 
@@ -203,44 +215,47 @@ def cmd_compact(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_list(what: str) -> int:
+def cmd_models(args: argparse.Namespace) -> int:
     from bench import listing
 
-    print(getattr(listing, what)())
+    if args.action == "build":
+        return _build_models(args)
+    print(listing.models(args.cache_dir))
     return 0
 
 
-def _print_models(args: argparse.Namespace) -> int:
+def cmd_list(args: argparse.Namespace) -> int:
     from bench import listing
 
-    print(listing.models(args.cache_dir))
+    print(getattr(listing, args.what)())
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bench.report import command
+
+    return command(args)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from bench.compare import command
+
+    return command(args)
+
+
+def cmd_coverage(args: argparse.Namespace) -> int:
+    from bench.coverage import matrix
+
+    print(matrix(args.results, args.run_id))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = argv  # a run stores its own command line, for --resume
     try:
-        if args.command == "run":
-            return cmd_run(args, argv)
-        if args.command == "report":
-            from bench.report import command as report_command
-
-            return report_command(args)
-        if args.command == "compare":
-            from bench.compare import command as compare_command
-
-            return compare_command(args)
-        if args.command == "coverage":
-            from bench.coverage import matrix
-
-            print(matrix(args.results, args.run_id))
-            return 0
-        if args.command == "compact":
-            return cmd_compact(args)
-        if args.command == "models":
-            return cmd_models_build(args) if args.action == "build" else _print_models(args)
-        return cmd_list(args.what)
+        return args.handler(args)
     except UserError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return 2

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 import zlib
 from dataclasses import dataclass, field
@@ -344,10 +345,40 @@ def run(base: str, new: str, results: Path, threshold: Threshold, markdown_file:
     return 1 if c.failed else 0
 
 
+def _pair_file(folder: Path, pair: dict[str, Any]) -> Path:
+    name = f"{pair['machine_label'] or 'unlabelled'}-{pair['suite']}-{pair['machine_id']}"
+    return folder / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.md"
+
+
+def each_machine(results: Path, threshold: Threshold, folder: Path, allow_env_diff: bool = False) -> int:
+    """Every machine's latest complete run of each suite against its previous one (never another machine's), one
+    markdown file per pair in ``folder``; 1 if any pair regressed, else 2 if any could not be compared, else 0."""
+    pairs = store.previous_and_latest(results)
+    if not pairs:
+        print("bench compare: no machine has two complete runs of one suite yet: nothing to compare")
+        return 0
+    folder.mkdir(parents=True, exist_ok=True)
+    codes = []
+    for pair in pairs:
+        what = f"{pair['machine_label'] or 'unlabelled'} {pair['suite']} ({pair['machine_id']})"
+        try:
+            code = run(pair["base"], pair["new"], results, threshold, _pair_file(folder, pair), None, allow_env_diff)
+        except UserError as exc:
+            print(f"bench compare: {what}: {exc}", file=sys.stderr)
+            code = 2
+        print(f"{what}: {pair['base']} -> {pair['new']}: {('ok', 'REGRESSED', 'not compared')[code]}")
+        codes.append(code)
+    return 1 if 1 in codes else max(codes)
+
+
 def command(args) -> int:
     """``bench compare``: the parsed flags (see bench.cli) -> exit code 0, or 1 on a regression."""
     threshold = Threshold.parse(args.threshold)
+    if args.each_machine == bool(args.base or args.new) or bool(args.base) != bool(args.new):
+        raise UserError("bench compare takes BASE and NEW, or --each-machine without them")
     try:
+        if args.each_machine:
+            return each_machine(args.results, threshold, args.markdown_dir, args.allow_env_diff)
         return run(args.base, args.new, args.results, threshold, args.markdown, args.json, args.allow_env_diff)
     except OSError as exc:
         raise UserError(f"cannot write {exc.filename}: {exc.strerror or exc}") from None

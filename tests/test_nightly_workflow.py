@@ -61,7 +61,7 @@ def test_dashboard_compares_publishes_then_fails_on_regressions(workflow):
     jobs = workflow["jobs"]
     text = "\n".join(s.get("run", "") for s in jobs["dashboard"]["steps"])
     assert "bench report --results \"$BENCH_RESULTS\" --out reports/nightly" in text
-    assert "bench compare" in text and "store.previous_and_latest" in text
+    assert "bench compare --each-machine --results \"$BENCH_RESULTS\"" in text
     uses = [s.get("uses", "") for s in jobs["dashboard"]["steps"] + jobs["deploy"]["steps"]]
     assert any(u.startswith("actions/upload-pages-artifact@") for u in uses)
     assert any(u.startswith("actions/deploy-pages@") for u in uses)

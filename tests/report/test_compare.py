@@ -177,3 +177,26 @@ def test_classification_rules():
     assert classify(-0.20, -0.25, -0.15, 1e-9, t) == ("improved", "")
     assert classify(0.03, 0.02, 0.04, 1e-9, t) == ("unchanged", "")  # real, but within the threshold
     assert Threshold.parse("5%").fraction == Threshold.parse("5").fraction == 0.05
+
+
+def test_each_machine_is_compared_with_its_own_previous_run_only(real_results, tmp_path, capsys):
+    results = tmp_path / "fleet"
+    for run_id, machine, days, ms in [("a1", "machine-a", 1, 1.0), ("a2", "machine-a", 2, 1.2),
+                                      ("b1", "machine-b", 1, 5.0), ("b2", "machine-b", 2, 5.0),
+                                      ("c1", "machine-c", 2, 0.5)]:
+        make_set(results, real_results, run_id, {"tiny_mlp": {"ms": ms, "seed": days}}, days=days,
+                 machine_id=machine, machine_label=f"label/{machine[-1]}")
+    out = tmp_path / "compare"
+    assert main(["compare", "--each-machine", "--results", str(results), "--markdown-dir", str(out)]) == 1
+    printed = capsys.readouterr().out.splitlines()
+    assert any(line.endswith("a1 -> a2: REGRESSED") for line in printed), printed
+    assert any(line.endswith("b1 -> b2: ok") for line in printed) and not any("c1" in line for line in printed)
+    tables = sorted(p.name for p in out.iterdir())
+    assert len(tables) == 2 and all(name.startswith("label_") for name in tables), tables  # no "/" in a name
+    assert statuses(next(p for p in out.iterdir() if "machine-a" in p.name).read_text())[A] == "regressed"
+
+
+def test_each_machine_and_base_new_are_exclusive(real_results, capsys):
+    for args in (["compare", "--each-machine", "a", "b"], ["compare", "a"], ["compare"]):
+        assert main([*args, "--results", str(real_results)]) == 2
+        assert "BASE and NEW, or --each-machine" in capsys.readouterr().err
