@@ -16,6 +16,7 @@ from onnx import TensorProto
 from bench.cache import sha256_file
 from bench.case import InputSpec, ModelRef
 from bench.errors import UserError
+from bench.files import first_line
 from bench.inputs import DTYPES
 from bench.models.macs import count_cost
 
@@ -105,5 +106,8 @@ def user_model(path: Path, shapes: dict[str, tuple[int, ...]]) -> ModelRef:
         names = [v.name for v in inputs]
         raise UserError(f"{path}: --shape names input(s) {sorted(unknown)} not in the model; its inputs are {names}")
     specs = tuple(_input_spec(v, shapes.get(v.name), path) for v in inputs)
-    macs = count_cost(model, {s.name: list(s.shape) for s in specs}).macs
+    try:  # shape inference: the first place a graph that parsed but does not hold together fails
+        macs = count_cost(model, {s.name: list(s.shape) for s in specs}).macs
+    except onnx.shape_inference.InferenceError as exc:
+        raise UserError(f"{path}: not a valid ONNX graph ({first_line(exc, 200)})") from None
     return ModelRef(path.stem, str(path.resolve()), sha256_file(path), specs, "user", macs=macs)
