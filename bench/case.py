@@ -1,6 +1,7 @@
 """A case: one model on one runner, device, precision, batch, thread count and scenario.
 
-Cases cross the process boundary as JSON, so they hold plain data only.
+Cases cross the process boundary as JSON, so they hold plain data only. What became of one is a
+``bench.result.Status``.
 """
 
 from __future__ import annotations
@@ -9,18 +10,6 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from bench.timing import TimingPolicy
-
-STATUSES = (
-    "ok",  # ran, timed, outputs checked
-    "error",  # the runner raised, or the worker exited non-zero
-    "crashed",  # the worker died from a signal
-    "timeout",  # the worker passed its deadline and its process group was killed
-    "bad_output",  # the worker exited but its result could not be read
-    "unsupported",  # the runner declares it cannot do this case
-    "unavailable",  # the runner's runtime is not installed, or the device is absent
-    "conversion_failed",  # the converter from ONNX to the runtime's format refused the model
-    "oom",  # the worker ran out of memory (its --max-memory cap, or the kernel's OOM killer)
-)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ import numpy as np
 
 from bench import store
 from bench.errors import UserError
+from bench.result import Status
 
 MAX_SAMPLES = 2001  # per side; odd, so a median is one order statistic
 RESAMPLES = 10_000
@@ -229,14 +230,14 @@ def classify(change: float, low: float, high: float, p: float, t: float) -> tupl
 
 
 def _good(row: dict[str, Any]) -> bool:
-    return row.get("status") == "ok" and row.get("accuracy_ok") is not False
+    return row.get("status") == Status.OK and row.get("accuracy_ok") is not False
 
 
 def compare_case(key: str, b: dict, n: dict, t: float, seed: int = SEED) -> Change:
     base_ms, new_ms = b.get("median_ms"), n.get("median_ms")
     if not _good(b) or not _good(n):
         status = {(True, False): "broken", (False, True): "fixed"}.get((_good(b), _good(n)), "failing")
-        wrong = " (wrong output)" if n.get("status") == "ok" and n.get("accuracy_ok") is False else ""
+        wrong = " (wrong output)" if n.get("status") == Status.OK and n.get("accuracy_ok") is False else ""
         return Change(key, status, base_ms, new_ms, note=f"{b.get('status')} → {n.get('status')}{wrong}", new_row=n)
     if len(b.get("samples") or ()) < 3 or len(n.get("samples") or ()) < 3 or np.median(b["samples"]) <= 0:
         return Change(key, "no_samples", base_ms, new_ms, note="raw samples missing or zero", new_row=n)
@@ -309,7 +310,7 @@ def benchmark_json(c: Comparison) -> list[dict[str, Any]]:
     out = []
     for ch in c.changes:
         row = ch.new_row or {}
-        if row.get("status") != "ok" or row.get("median_ms") is None:
+        if row.get("status") != Status.OK or row.get("median_ms") is None:
             continue
         entry: dict[str, Any] = {"name": ch.case_key, "unit": "ms", "value": row["median_ms"]}
         lo, hi = row.get("median_ci_low_ms"), row.get("median_ci_high_ms")

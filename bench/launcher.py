@@ -8,7 +8,6 @@ killed whole.
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import resource
 import select
@@ -17,13 +16,14 @@ import signal
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bench.case import Case
+from bench.result import Status, WorkerResult
 
 MAX_RESULT_BYTES = 16 * 1024 * 1024
 MAX_SAMPLES_BYTES = 256 * 1024 * 1024
@@ -34,8 +34,8 @@ TAIL_BYTES = 4000
 class WorkerOutcome:
     """What the parent learned about one worker run."""
 
-    status: str
-    result: dict[str, Any] = field(default_factory=dict)
+    status: Status
+    result: WorkerResult | None = None
     samples_ns: np.ndarray | None = None
     error: str = ""
     exit_code: int | None = None
@@ -96,16 +96,13 @@ def _wait(proc: subprocess.Popen, timeout_s: float) -> tuple[bool, Any]:
     return timed_out, rusage
 
 
-def _read_result(out_dir: Path) -> dict[str, Any]:
+def _read_result(out_dir: Path) -> WorkerResult:
     path = out_dir / "result.json"
     if not path.exists():
         raise ValueError("the worker wrote no result")
     if path.stat().st_size > MAX_RESULT_BYTES:
         raise ValueError(f"result is {path.stat().st_size} bytes, over the {MAX_RESULT_BYTES} limit")
-    result = json.loads(path.read_text())
-    if not isinstance(result, dict) or not isinstance(result.get("status"), str):
-        raise ValueError("result has no status")
-    return result
+    return WorkerResult.from_json(path.read_bytes())
 
 
 def _read_samples(out_dir: Path) -> np.ndarray:
@@ -130,24 +127,26 @@ def _interpret(
     out_dir: Path, timed_out: bool, returncode: int, timeout_s: float, stderr_tail: str = ""
 ) -> WorkerOutcome:
     if timed_out:
-        return WorkerOutcome("timeout", error=f"no result within {timeout_s:g} s; process group killed")
+        return WorkerOutcome(Status.TIMEOUT, error=f"no result within {timeout_s:g} s; process group killed")
     if returncode < 0:
         name = signal.Signals(-returncode).name
         if name == "SIGKILL":  # nobody here sent it: the kernel's OOM killer is the usual sender
-            return WorkerOutcome("oom", error="worker killed by SIGKILL (likely the kernel OOM killer)", signal=name)
+            return WorkerOutcome(Status.OOM, error="worker killed by SIGKILL (likely the kernel OOM killer)",
+                                 signal=name)
         if _looks_like_oom(stderr_tail):
-            return WorkerOutcome("oom", error=f"worker died of {name} while out of memory", signal=name)
-        return WorkerOutcome("crashed", error=f"worker killed by {name}", signal=name)
+            return WorkerOutcome(Status.OOM, error=f"worker died of {name} while out of memory", signal=name)
+        return WorkerOutcome(Status.CRASHED, error=f"worker killed by {name}", signal=name)
     if returncode != 0 and _looks_like_oom(stderr_tail):
-        return WorkerOutcome("oom", error=f"worker ran out of memory (exit code {returncode})", exit_code=returncode)
+        return WorkerOutcome(Status.OOM, error=f"worker ran out of memory (exit code {returncode})",
+                             exit_code=returncode)
     if returncode != 0:
-        return WorkerOutcome("error", error=f"worker exited with code {returncode}", exit_code=returncode)
+        return WorkerOutcome(Status.ERROR, error=f"worker exited with code {returncode}", exit_code=returncode)
     try:
         result = _read_result(out_dir)
-        samples = _read_samples(out_dir) if result["status"] == "ok" and "latency" in result else None
-    except (ValueError, OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return WorkerOutcome("bad_output", error=f"unreadable worker output: {exc}", exit_code=0)
-    return WorkerOutcome(result["status"], result, samples, result.get("error", ""), exit_code=0)
+        samples = _read_samples(out_dir) if result.status == Status.OK and result.timing else None
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        return WorkerOutcome(Status.BAD_OUTPUT, error=f"unreadable worker output: {exc}", exit_code=0)
+    return WorkerOutcome(result.status, result, samples, result.error, exit_code=0)
 
 
 PR_SET_PDEATHSIG = 1

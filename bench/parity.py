@@ -8,7 +8,6 @@ seed and K. The case's worker runs the same K inputs through its runtime after t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -16,6 +15,7 @@ from bench.accuracy import Parity, compare
 from bench.case import Case
 from bench.files import write_atomic
 from bench.inputs import make_inputs
+from bench.result import Accuracy
 
 PARITY_INPUTS = 3
 SEED_OFFSET = 1000  # parity inputs differ from the timing input, which is generated from the case's seed
@@ -75,25 +75,25 @@ def _top1_agreement(outputs: list[dict], reference: list[dict]) -> float:
     return float(np.mean(np.concatenate([h.ravel() for h in hits])))
 
 
-def summarize(results: list[Parity], top1: float | None) -> dict[str, Any]:
+def summarize(results: list[Parity], top1: float | None) -> Accuracy:
     """Worst case over the K inputs: the largest errors, the smallest cosine, the first failure's reason."""
     failed = [p for p in results if not p.accuracy_ok]
-    return {
-        "max_abs_error": max(p.max_abs_error for p in results),
-        "max_rel_error": max(p.max_rel_error for p in results),
-        "normalized_error": max(p.normalized_error for p in results),
-        "cosine": min(p.cosine for p in results),
-        "accuracy_ok": not failed,
-        "reason": failed[0].reason if failed else "",
-        "top1_agreement": top1,
-        "parity_inputs": len(results),
-    }
+    return Accuracy(
+        max_abs_error=max(p.max_abs_error for p in results),
+        max_rel_error=max(p.max_rel_error for p in results),
+        normalized_error=max(p.normalized_error for p in results),
+        cosine=min(p.cosine for p in results),
+        accuracy_ok=not failed,
+        reason=failed[0].reason if failed else "",
+        top1_agreement=top1,
+        parity_inputs=len(results),
+    )
 
 
-def check(case: Case, outputs: list[dict[str, np.ndarray]], classifier: bool) -> dict[str, Any]:
+def check(case: Case, outputs: list[dict[str, np.ndarray]], classifier: bool) -> Accuracy:
     reference = load_reference(case)
     if reference is None:
-        return {"accuracy_ok": None, "reason": "no reference outputs (the reference worker failed)"}
+        return Accuracy(accuracy_ok=None, reason="no reference outputs (the reference worker failed)")
     results = [compare(o, r, case.precision) for o, r in zip(outputs, reference, strict=True)]
     top1 = _top1_agreement(outputs, reference) if classifier and all(p.reason == "" or "tolerance" in p.reason
                                                                     for p in results) else None

@@ -19,6 +19,7 @@ from bench.models.user import user_model
 from bench.models.zoo import ZooModel, load_manifest, model_ref
 from bench.plugin import Availability, PrecisionSupport, RunnerSpec
 from bench.registry import Registry
+from bench.result import Status
 from bench.suite import Suite
 
 
@@ -62,7 +63,7 @@ class Shard:
 @dataclass(frozen=True)
 class PlannedCase:
     case: Case
-    skip_status: str | None = None  # "unsupported" / "unavailable": written as a row, not run
+    skip_status: Status | None = None  # UNSUPPORTED / UNAVAILABLE: written as a row, not run
     skip_reason: str = ""
     index: int = 0  # position in the whole (unsharded) plan: names the row's file
     precision_feature: str | None = None  # the CPU feature the runner's declaration says lets the precision run
@@ -101,21 +102,21 @@ def _threads(suite: Suite, overrides: Overrides) -> list[int]:
 def _skip(spec: RunnerSpec, case: Case, available: Availability, devices: dict[str, Availability],
           support: PrecisionSupport):
     if case.batch != 1 and all(i.batch_axis is None for i in case.model.inputs):
-        return "unsupported", f"model {case.model.name!r} has no batch axis; it runs at batch 1 only"
+        return Status.UNSUPPORTED, f"model {case.model.name!r} has no batch axis; it runs at batch 1 only"
     if not available.ok:
-        return "unavailable", available.reason
+        return Status.UNAVAILABLE, available.reason
     if case.device not in spec.devices:
-        return "unsupported", f"{spec.name} has no device {case.device!r} (it has {', '.join(spec.devices)})"
+        return Status.UNSUPPORTED, f"{spec.name} has no device {case.device!r} (it has {', '.join(spec.devices)})"
     if not devices[case.device].ok:
-        return "unavailable", f"device {case.device!r}: {devices[case.device].reason}"
+        return Status.UNAVAILABLE, f"device {case.device!r}: {devices[case.device].reason}"
     if case.precision not in spec.precisions:
-        return "unsupported", f"{spec.name} offers precisions {', '.join(spec.precisions)}, not {case.precision}"
+        return Status.UNSUPPORTED, f"{spec.name} offers precisions {', '.join(spec.precisions)}, not {case.precision}"
     if case.scenario not in spec.scenarios:
-        return "unsupported", f"{spec.name} has no {case.scenario} scenario yet"
+        return Status.UNSUPPORTED, f"{spec.name} has no {case.scenario} scenario yet"
     if not support.ok:
-        return "unsupported", support.reason
+        return Status.UNSUPPORTED, support.reason
     reason = spec.unsupported_reason(case)
-    return ("unsupported", reason) if reason else (None, "")
+    return (Status.UNSUPPORTED, reason) if reason else (None, "")
 
 
 def _placeholder(model: ZooModel) -> ModelRef:

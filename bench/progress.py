@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from bench.result import Status
+
 
 def _latency(row: dict[str, Any]) -> str:
     return f"{row['median_ms']:.3f} ms" if row.get("median_ms") is not None else ""
@@ -49,7 +51,7 @@ class Display:
     def finished(self, row: dict[str, Any]) -> None:
         self.done += 1
         line = f"[{self.done}/{self.total}] {row['case_key']}  {row['status']}  {_latency(row)}"
-        if row["status"] != "ok" and row.get("error"):
+        if row["status"] != Status.OK and row.get("error"):
             line += f"  ({row['error'][:160]})"
         if self.live:
             self.progress.console.print(line, markup=False)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Any
+
+import numpy as np
 
 from bench.case import Case
 from bench.launcher import WorkerOutcome
 from bench.noise import unstable
+from bench.result import Accuracy, RunnerFacts, Status, Timing
 
 # CPU time may exceed the thread limit a little: the Python loop and the runtime's housekeeping threads.
 THREADS_MARGIN = 0.3
@@ -33,59 +37,56 @@ def _case_columns(case: Case, run_id: str, suite: str, runner_version: str | Non
     }
 
 
-def skipped_row(case: Case, status: str, reason: str, run_id: str, suite: str, version: str | None) -> dict:
+def skipped_row(case: Case, status: Status, reason: str, run_id: str, suite: str, version: str | None) -> dict:
     return {**_case_columns(case, run_id, suite, version), "status": status, "error": reason}
 
 
-def _timing_columns(case: Case, result: dict[str, Any], samples_ns) -> dict[str, Any]:
-    latency, phases, facts = result["latency"], result["phases"], result.get("facts", {})
-    iterations = latency["iterations"]
-    accuracy = result.get("accuracy", {})
-    items = result["items_per_iteration"]
-    cpu_utilization = result["cpu_ns"] / result["wall_ns"]
+def _timing_columns(case: Case, t: Timing, samples_ns: np.ndarray) -> dict[str, Any]:
+    latency, phases = t.latency, t.phases
+    cpu_utilization = t.cpu_ns / t.wall_ns
     return {
-        **latency,
-        "items_per_iteration": items,
-        "throughput_per_s": items * len(samples_ns) / (float(samples_ns.sum()) / 1e9),
+        **asdict(latency),
+        **asdict(phases),
+        "items_per_iteration": t.items_per_iteration,
+        "throughput_per_s": t.items_per_iteration * len(samples_ns) / (float(samples_ns.sum()) / 1e9),
         "model_macs": case.model.macs,
-        "achieved_gflops": 2 * case.model.macs * items / (latency["median_ms"] * 1e6) if case.model.macs else None,
-        "stop_reason": result["stop_reason"],
-        "unstable": unstable(latency["cv"], result["stop_reason"]),
-        "warmup_iterations": phases["warmup_iterations"],
-        "convert_ms": phases["convert_ms"],
-        "load_ms": phases["load_ms"],
-        "prepare_ms": phases["prepare_ms"],
-        "first_inference_ms": phases["first_inference_ms"],
-        "cold_start_ms": phases["load_ms"] + phases["prepare_ms"] + phases["first_inference_ms"],
-        "cpu_ms_per_inference": result["cpu_ns"] / iterations / 1e6,
+        "achieved_gflops": (2 * case.model.macs * t.items_per_iteration / (latency.median_ms * 1e6)
+                            if case.model.macs else None),
+        "stop_reason": t.stop_reason,
+        "unstable": unstable(latency.cv, t.stop_reason),
+        "cold_start_ms": phases.load_ms + phases.prepare_ms + phases.first_inference_ms,
+        "cpu_ms_per_inference": t.cpu_ns / latency.iterations / 1e6,
         "cpu_utilization": cpu_utilization,
         "threads_ok": cpu_utilization <= case.threads + THREADS_MARGIN,
-        "timed_region": result["timed_region"],
-        "precision_used": facts.get("precision_used"),
-        "threads_used": facts.get("threads_used"),
-        "runner_facts": json.dumps(facts, sort_keys=True, default=str),
-        "converter": facts.get("converter"),
-        "converter_version": facts.get("converter_version"),
-        "conversion_options": json.dumps(facts["conversion_options"], sort_keys=True)
-        if "conversion_options" in facts else None,
-        "conversion_cached": facts.get("conversion_cached"),
-        "accuracy_ok": accuracy.get("accuracy_ok"),
-        "accuracy_reason": accuracy.get("reason"),
-        "max_abs_error": accuracy.get("max_abs_error"),
-        "max_rel_error": accuracy.get("max_rel_error"),
-        "normalized_error": accuracy.get("normalized_error"),
-        "cosine": accuracy.get("cosine"),
-        "top1_agreement": accuracy.get("top1_agreement"),
-        "parity_inputs": accuracy.get("parity_inputs"),
-        **result.get("task", {}),
+        "timed_region": t.timed_region,
         "samples_ns": samples_ns.tolist(),
     }
 
 
+def _facts_columns(facts: RunnerFacts) -> dict[str, Any]:
+    return {
+        "precision_used": facts.precision_used,
+        "threads_used": facts.threads_used,
+        "runner_facts": json.dumps(facts.details, sort_keys=True, default=str),
+        "converter": facts.converter,
+        "converter_version": facts.converter_version,
+        "conversion_options": json.dumps(facts.conversion_options, sort_keys=True)
+        if facts.conversion_options is not None else None,
+        "conversion_cached": facts.conversion_cached,
+    }
+
+
+def _accuracy_columns(accuracy: Accuracy) -> dict[str, Any]:
+    columns = asdict(accuracy)
+    columns["accuracy_reason"] = columns.pop("reason")
+    return columns
+
+
 def outcome_row(case: Case, outcome: WorkerOutcome, run_id: str, suite: str, version: str | None) -> dict:
-    facts = outcome.result.get("facts", {})
+    result = outcome.result
+    facts = result.facts if result and result.facts else RunnerFacts()
     row = {
-        **_case_columns(case, run_id, suite, facts.get("runtime_version") or version),
+        **_case_columns(case, run_id, suite, facts.runtime_version or version),
         "status": outcome.status,
         "error": outcome.error or None,
         "exit_code": outcome.exit_code,
@@ -94,6 +95,10 @@ def outcome_row(case: Case, outcome: WorkerOutcome, run_id: str, suite: str, ver
         "peak_rss_mb": outcome.peak_rss_mb,
         "wall_s": outcome.wall_s,
     }
-    if outcome.samples_ns is not None:
-        row.update(_timing_columns(case, outcome.result, outcome.samples_ns))
+    if result is None or outcome.samples_ns is None or result.timing is None:
+        return row
+    row.update(_timing_columns(case, result.timing, outcome.samples_ns))
+    row.update(_facts_columns(facts))
+    row.update(_accuracy_columns(result.accuracy or Accuracy(accuracy_ok=None, reason="parity not checked")))
+    row.update(asdict(result.task) if result.task else {})
     return row

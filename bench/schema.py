@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from bench.result import Status
+
 SCHEMA_VERSION = 1
 
 
@@ -48,7 +50,7 @@ CASE_COLUMNS: tuple[Column, ...] = (
     _c("threads", I32, "threads", "compute threads asked for"),
     _c("threads_used", I32, "threads", "compute threads the runtime reports"),
     _c("scenario", STR, "", "latency (one request at a time) or throughput"),
-    _c("status", STR, "", "ok, error, crashed, timeout, oom, bad_output, unsupported, unavailable, conversion_failed"),
+    _c("status", STR, "", ", ".join(s.value for s in Status) + " (bench.result.Status)"),
     _c("error", STR, "", "why the case did not complete, or why it was not run"),
     _c("exit_code", I32, "", "worker exit code, where it exited"),
     _c("signal", STR, "", "signal that killed the worker, where one did"),

@@ -7,26 +7,22 @@ batch 1, the shape every runner was prepared for at batch 1; other batch sizes a
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from bench.case import Case
 from bench.plugin import Runner
+from bench.result import TaskScore
 
 
-def evaluate(runner: Runner, case: Case) -> dict[str, Any]:
+def evaluate(runner: Runner, case: Case) -> TaskScore | None:
     if case.model.source == "user" or case.batch != 1:
-        return {}
+        return None
     from bench.models.tasks import DEFAULT_N, task_for
     from bench.models.zoo import load_manifest
 
     task = task_for(case.model.name)
     if task is None:
-        return {}
+        return None
     data = task.dataset(load_manifest()[case.model.name], DEFAULT_N[case.model.name], seed=case.seed)
     metrics = task.score(runner.run_each(data.inputs), data.labels)
-    return {
-        "task_metric": task.primary_metric,
-        "task_value": metrics[task.primary_metric],
-        "task_n": len(data.inputs),
-        "task_metrics": json.dumps(metrics, sort_keys=True),
-    }
+    return TaskScore(task.primary_metric, float(metrics[task.primary_metric]), len(data.inputs),
+                     json.dumps(metrics, sort_keys=True))

@@ -8,12 +8,10 @@ renamed into place last so that the parent never reads a half-written result.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ from bench.files import write_bytes_atomic
 from bench.inputs import make_inputs
 from bench.parity import parity_inputs
 from bench.plugin import Runner, Unsupported, load_object
+from bench.result import Accuracy, Phases, RunnerFacts, Status, Timing, WorkerResult
 from bench.stats import LatencyStats
 from bench.timing import measure, warm_up
 
@@ -36,13 +35,13 @@ def _timed_ms(fn: Callable[[], Any]) -> tuple[Any, float]:
     return value, (time.perf_counter_ns() - start) / 1e6
 
 
-def _run_parity(runner: Runner, case: Case) -> dict[str, Any]:
+def _run_parity(runner: Runner, case: Case) -> Accuracy:
     """After timing: the K parity inputs through the same prepared runtime, compared with the reference."""
     outputs = runner.run_each(parity_inputs(case))
     return parity.check(case, outputs, classifier="classification" in case.model.task)
 
 
-def run_case(case: Case, out_dir: Path) -> dict[str, Any]:
+def run_case(case: Case, out_dir: Path) -> WorkerResult:
     runner: Runner = load_object(case.implementation)(case)
     model_path = Path(case.model.path)
     artifact, convert_ms = _timed_ms(lambda: runner.convert(model_path))
@@ -57,31 +56,20 @@ def run_case(case: Case, out_dir: Path) -> dict[str, Any]:
     m = measure(infer, case.timing)
     accuracy = _run_parity(runner, case)
     task = task_eval.evaluate(runner, case)
-    facts = {**runner.facts(), **(runner.conversion.facts() if runner.conversion else {})}
+    facts = RunnerFacts.of({**runner.facts(), **(runner.conversion.facts() if runner.conversion else {})})
     runner.close()
     np.save(out_dir / "samples.npy", m.samples_ns)
-    return {
-        "status": "ok",
-        "phases": {
-            "convert_ms": convert_ms,
-            "load_ms": load_ms,
-            "prepare_ms": prepare_ms,
-            "first_inference_ms": first_ms,
-            "warmup_iterations": warmup_iterations,
-        },
-        "latency": asdict(LatencyStats.from_samples_ns(m.samples_ns)),
-        "wall_ns": m.wall_ns,
-        "cpu_ns": m.cpu_ns,
-        "stop_reason": m.stop_reason,
-        "items_per_iteration": case.batch * (runner.concurrent_requests if throughput else 1),
-        "timed_region": runner.timed_region,
-        "facts": facts,
-        "accuracy": accuracy,
-        "task": task,
-    }
+    timing = Timing(
+        latency=LatencyStats.from_samples_ns(m.samples_ns),
+        phases=Phases(convert_ms, load_ms, prepare_ms, first_ms, warmup_iterations),
+        wall_ns=m.wall_ns, cpu_ns=m.cpu_ns, stop_reason=m.stop_reason,
+        items_per_iteration=case.batch * (runner.concurrent_requests if throughput else 1),
+        timed_region=runner.timed_region,
+    )
+    return WorkerResult(Status.OK, timing=timing, facts=facts, accuracy=accuracy, task=task)
 
 
-def run_reference(case: Case, out_dir: Path) -> dict[str, Any]:
+def run_reference(case: Case, out_dir: Path) -> WorkerResult:
     """fp32 outputs from ONNX Runtime on CPU with graph optimizations off: the yardstick for every case."""
     import onnxruntime as ort
 
@@ -91,7 +79,7 @@ def run_reference(case: Case, out_dir: Path) -> dict[str, Any]:
     session = ort.InferenceSession(case.model.path, options, providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     outputs = [dict(zip(names, session.run(names, inputs), strict=True)) for inputs in parity_inputs(case)]
-    return {"status": "ok", "reference": str(parity.save_reference(case, outputs))}
+    return WorkerResult(Status.OK, reference=str(parity.save_reference(case, outputs)))
 
 
 MODES = {"case": run_case, "reference": run_reference}
@@ -104,16 +92,16 @@ def main(argv: list[str]) -> int:
         result = MODES[mode](case, out_dir)
     except MemoryError:
         traceback.print_exc(limit=5)
-        result = {"status": "oom", "error": "MemoryError: the worker ran out of memory"}
+        result = WorkerResult(Status.OOM, "MemoryError: the worker ran out of memory")
     except Unsupported as exc:
-        result = {"status": "unsupported", "error": str(exc)}
+        result = WorkerResult(Status.UNSUPPORTED, str(exc))
     except ConversionFailed as exc:
         ops = f" (ops: {', '.join(exc.ops)})" if exc.ops else ""
-        result = {"status": "conversion_failed", "error": f"{exc}{ops}"}
+        result = WorkerResult(Status.CONVERSION_FAILED, f"{exc}{ops}")
     except Exception as exc:  # a runner failing is a result, not a crash of the worker
         traceback.print_exc(limit=20)  # lands in the row's stderr_tail
-        result = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
-    write_bytes_atomic(out_dir / "result.json", json.dumps(result, default=str).encode())
+        result = WorkerResult(Status.ERROR, f"{type(exc).__name__}: {exc}")
+    write_bytes_atomic(out_dir / "result.json", result.to_json().encode())
     return 0
 
 

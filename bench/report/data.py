@@ -16,6 +16,7 @@ from typing import Any
 
 from bench import store
 from bench.errors import UserError
+from bench.result import Status
 
 # The columns behind the charts and tables; samples_ns is never among them (see quantiles()).
 CASE_FIELDS = (
@@ -131,6 +132,6 @@ def load(results: Path, run_id: str | None = None, max_ecdf_cases: int = 400) ->
     cases = current(results, latest)
     if run_id and not cases and run_id not in {r["run_id"] for r in runs}:
         raise UserError(f"--run: no run {run_id!r} in {results}")
-    drawn = [c for c in cases if c["status"] == "ok" and c["run_id"]][:max_ecdf_cases]
+    drawn = [c for c in cases if c["status"] == Status.OK and c["run_id"]][:max_ecdf_cases]
     return ReportData(cases=cases, runs=runs, history=history(results, recent, runs),
                       quantiles=quantiles(results, drawn))

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.files import first_line, write_text_atomic
+from bench.result import Status
 
 Row = dict[str, Any]
 
@@ -28,9 +29,9 @@ CATEGORIES = (
     ("unavailable", "na"), ("unsupported", "na"), ("ok (unchecked)", "unchecked"), ("ok", "ok"),
 )
 STATUS_CATEGORY = {
-    "error": "runtime error", "crashed": "crashed", "timeout": "timeout", "oom": "out of memory",
-    "bad_output": "bad worker output", "conversion_failed": "conversion failed",
-    "unsupported": "unsupported", "unavailable": "unavailable",
+    Status.ERROR: "runtime error", Status.CRASHED: "crashed", Status.TIMEOUT: "timeout", Status.OOM: "out of memory",
+    Status.BAD_OUTPUT: "bad worker output", Status.CONVERSION_FAILED: "conversion failed",
+    Status.UNSUPPORTED: "unsupported", Status.UNAVAILABLE: "unavailable",
 }
 _RANK = {name: i for i, (name, _) in enumerate(CATEGORIES)}
 CATEGORY_CSS = dict(CATEGORIES)
@@ -58,17 +59,17 @@ class Table:
 
 
 def category(case: Row) -> str:
-    if case.get("status") == "ok":
+    if case.get("status") == Status.OK:
         return {True: "ok", False: "wrong output"}.get(case.get("accuracy_ok"), "ok (unchecked)")
     return STATUS_CATEGORY.get(case.get("status") or "", case.get("status") or "unknown")
 
 
 def eligible(case: Row) -> bool:
-    return case.get("status") == "ok" and case.get("accuracy_ok") is True and _num(case.get("median_ms"))
+    return case.get("status") == Status.OK and case.get("accuracy_ok") is True and _num(case.get("median_ms"))
 
 
 def timed(case: Row) -> bool:
-    return case.get("status") == "ok" and _num(case.get("median_ms"))
+    return case.get("status") == Status.OK and _num(case.get("median_ms"))
 
 
 def _num(value: Any) -> bool:

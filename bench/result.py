@@ -1,0 +1,149 @@
+"""The worker-to-row contract: what a worker writes to ``result.json``, as frozen types.
+
+The worker builds a :class:`WorkerResult` and writes ``to_json()`` (plain ``json``: nothing heavy is imported
+in the process being timed); the parent reads it back with ``from_json``, which checks every field's type, so a
+malformed result is a ``bad_output`` row at the boundary rather than a KeyError while the row is built.
+``tests/test_result.py`` maps every field to a column of the results schema and back.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+from bench.stats import LatencyStats
+
+# pydantic reads this from plain dataclasses when the parent checks a result: an unknown key is refused too.
+FORBID_EXTRA = {"extra": "forbid"}
+
+
+class Status(str, Enum):
+    """What became of a case; the ``status`` column."""
+
+    OK = "ok"  # ran, timed, outputs checked
+    ERROR = "error"  # the runner raised, or the worker exited non-zero
+    CRASHED = "crashed"  # the worker died from a signal
+    TIMEOUT = "timeout"  # the worker passed its deadline and its process group was killed
+    BAD_OUTPUT = "bad_output"  # the worker exited but its result could not be read
+    UNSUPPORTED = "unsupported"  # the runner declares (or finds in the worker) that it cannot do this case
+    UNAVAILABLE = "unavailable"  # the runner's runtime is not installed, or the device is absent
+    CONVERSION_FAILED = "conversion_failed"  # the converter from ONNX to the runtime's format refused the model
+    OOM = "oom"  # the worker ran out of memory (its --max-memory cap, or the kernel's OOM killer)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Phases:
+    """Untimed phases before the timed loop, each timed once by the worker."""
+
+    __pydantic_config__ = FORBID_EXTRA
+
+    convert_ms: float
+    load_ms: float
+    prepare_ms: float
+    first_inference_ms: float
+    warmup_iterations: int
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The timed loop: its statistics and what each iteration held."""
+
+    __pydantic_config__ = FORBID_EXTRA
+
+    latency: LatencyStats
+    phases: Phases
+    wall_ns: int
+    cpu_ns: int
+    stop_reason: str
+    items_per_iteration: int
+    timed_region: str
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """Outputs against the fp32 reference on the parity inputs (``bench.parity``); worst case over them."""
+
+    __pydantic_config__ = FORBID_EXTRA
+
+    accuracy_ok: bool | None
+    reason: str = ""
+    max_abs_error: float | None = None
+    max_rel_error: float | None = None
+    normalized_error: float | None = None
+    cosine: float | None = None
+    top1_agreement: float | None = None
+    parity_inputs: int | None = None
+
+
+@dataclass(frozen=True)
+class TaskScore:
+    """Task accuracy on the zoo's labelled data (``bench.task_eval``), for real trained models."""
+
+    __pydantic_config__ = FORBID_EXTRA
+
+    task_metric: str
+    task_value: float
+    task_n: int
+    task_metrics: str  # JSON: every metric of the task
+
+
+@dataclass(frozen=True)
+class RunnerFacts:
+    """What a runner reports it ran. The fields with columns of their own are typed; ``details`` keeps the
+    whole report (``runner_facts`` column), options and read-backs included."""
+
+    __pydantic_config__ = FORBID_EXTRA
+
+    runtime_version: str | None = None
+    precision_used: str | None = None
+    threads_used: int | None = None
+    converter: str | None = None
+    converter_version: str | None = None
+    conversion_options: dict[str, Any] | None = None
+    conversion_cached: bool | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, reported: dict[str, Any]) -> RunnerFacts:
+        """From ``Runner.facts()`` merged with ``Conversion.facts()``: plain dicts, the runner's own vocabulary."""
+        plain = json.loads(json.dumps(reported, default=str))  # what result.json will hold, and so the row
+        return cls(**{k: plain[k] for k in TYPED_FACTS if plain.get(k) is not None}, details=plain)
+
+
+TYPED_FACTS = ("runtime_version", "precision_used", "threads_used", "converter", "converter_version",
+               "conversion_options", "conversion_cached")
+
+
+@dataclass(frozen=True)
+class WorkerResult:
+    """One worker's answer: a status, and for a timed case everything its row is made from."""
+
+    __pydantic_config__ = FORBID_EXTRA
+
+    status: Status
+    error: str = ""
+    timing: Timing | None = None
+    facts: RunnerFacts | None = None
+    accuracy: Accuracy | None = None
+    task: TaskScore | None = None
+    reference: str | None = None  # reference mode: the saved fp32 outputs
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), default=str)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> WorkerResult:
+        """The result, every field's type checked; ValueError when it does not hold (a ``bad_output`` row)."""
+        from pydantic import TypeAdapter, ValidationError  # the parent only: the worker never pays for it
+
+        try:
+            return TypeAdapter(cls).validate_json(text, strict=True)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+            raise ValueError(f"result.json: {where}: {first['msg']}") from None

@@ -1,0 +1,66 @@
+"""The worker-to-row contract: every field of a worker's result lands in a column of the schema, every column
+comes from somewhere, and a result.json that does not hold the types is refused at the boundary."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.case import Case, InputSpec, ModelRef
+from bench.launcher import WorkerOutcome, _interpret
+from bench.result import Accuracy, Phases, RunnerFacts, Status, TaskScore, Timing, WorkerResult
+from bench.rows import outcome_row, skipped_row
+from bench.schema import CASE_COLUMNS
+from bench.stats import LatencyStats
+
+CASE = Case(model=ModelRef("m", "/m.onnx", "a" * 64, (InputSpec("x", (1, 4), "float32", -1, 1),), macs=100),
+            runner="r", implementation="x:Y", device="cpu", precision="fp16", batch=1, threads=1, scenario="latency")
+SAMPLES = np.array([1_000_000, 1_100_000, 1_200_000] * 10, dtype=np.int64)
+# Columns that no worker result fills: the store stamps the version; run.py adds the declaration's CPU feature.
+ADDED_OUTSIDE = {"schema_version", "precision_feature"}
+
+
+def full_result() -> WorkerResult:
+    return WorkerResult(
+        Status.OK,
+        timing=Timing(LatencyStats.from_samples_ns(SAMPLES), Phases(1.0, 2.0, 3.0, 4.0, 5), wall_ns=3_300_000_0,
+                      cpu_ns=3_000_000_0, stop_reason="ci_reached", items_per_iteration=1, timed_region="infer"),
+        facts=RunnerFacts.of({"runtime_version": "1.0", "precision_used": "fp16", "threads_used": 1,
+                              "converter": "c", "converter_version": "2", "conversion_options": {"o": 1},
+                              "conversion_cached": False, "options": {"anything": "else"}}),
+        accuracy=Accuracy(True, "", 1e-3, 1e-3, 1e-3, 0.9999, 1.0, 3),
+        task=TaskScore("exact_match", 0.9, 10, '{"exact_match": 0.9}'),
+    )
+
+
+def test_every_result_field_has_a_column_and_every_column_a_source():
+    ok = outcome_row(CASE, WorkerOutcome(Status.OK, full_result(), SAMPLES, exit_code=0), "run", "s", "1.0")
+    failed = outcome_row(CASE, WorkerOutcome(Status.CRASHED, error="SIGSEGV", signal="SIGSEGV"), "run", "s", None)
+    skipped = skipped_row(CASE, Status.UNSUPPORTED, "no", "run", "s", None)
+    columns = {c.name for c in CASE_COLUMNS}
+    produced = set(ok) | set(failed) | set(skipped)
+    assert produced <= columns, produced - columns
+    assert columns - produced == ADDED_OUTSIDE, columns - produced
+    assert set(skipped) <= set(failed) <= set(ok)
+    assert ok["precision_used"] == "fp16" and ok["accuracy_reason"] == "" and ok["task_value"] == 0.9
+    assert ok["cold_start_ms"] == 2.0 + 3.0 + 4.0 and ok["warmup_iterations"] == 5
+    assert '"anything": "else"' in ok["runner_facts"] and ok["conversion_options"] == '{"o": 1}'
+
+
+def test_a_result_survives_its_json_whole():
+    result = full_result()
+    assert WorkerResult.from_json(result.to_json()) == result
+    assert WorkerResult.from_json(WorkerResult(Status.UNSUPPORTED, "why").to_json()).error == "why"
+
+
+@pytest.mark.parametrize(("text", "where"), [
+    ('{"status": "fine"}', "status"),
+    ('{"status": "ok", "accuracy": {"accuracy_ok": "yes"}}', "accuracy.accuracy_ok"),
+    ('{"status": "ok", "facts": {"threads_used": "2"}}', "facts.threads_used"),
+    ('{"status": "ok", "timing": {"latency": {}}}', "timing.latency"),
+    ('["ok"]', "(top level)"),
+])
+def test_a_result_without_its_types_is_a_bad_output_row_naming_the_field(tmp_path, text, where):
+    (tmp_path / "result.json").write_text(text)
+    outcome = _interpret(tmp_path, timed_out=False, returncode=0, timeout_s=1.0)
+    assert outcome.status == Status.BAD_OUTPUT and f"result.json: {where}" in outcome.error, outcome.error
