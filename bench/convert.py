@@ -89,6 +89,16 @@ def cached_artifact(
     return folder, conversion
 
 
+# A converter may take this share of the case's deadline: the rest is the worker's, to load, time, check, write.
+CONVERSION_SHARE = 0.8
+
+
+def converter_deadline(case: Case, part: float = 1.0) -> float:
+    """Seconds one converter subprocess may run: ``part`` of the conversion share of the case's deadline (a runner
+    with several converter steps splits it between them), and never under a second."""
+    return max(1.0, CONVERSION_SHARE * part * case.timeout_s)
+
+
 def run_converter(cmd: list[str], timeout_s: float, cwd: Path | None = None) -> str:
     """Run a converter command (argument list, never a shell string) with a deadline; returns its output."""
     try:  # same process group as the worker: killing the worker at its deadline kills the converter too

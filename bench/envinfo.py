@@ -24,10 +24,8 @@ ISA_FLAGS = (
     "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8", "amx_fp16", "asimd", "asimdhp", "asimddp", "sve",
     "sve2", "i8mm", "bf16", "fphp",
 )
-PACKAGES = (
-    "onnxruntime", "onnxruntime-gpu", "openvino", "ncnn", "MNN", "pnnx", "tensorrt", "torch", "onnx", "numpy",
-    "pyarrow", "duckdb",
-)
+# Beside every runner's own distributions (its spec's distribution and packages): what every run depends on.
+CORE_PACKAGES = ("onnx", "numpy", "pyarrow", "duckdb")
 
 
 def cpu_model() -> str:
@@ -40,9 +38,16 @@ def isa_flags() -> list[str]:
     return [f for f in ISA_FLAGS if f in present]
 
 
+def _packages() -> list[str]:
+    from bench.registry import Registry
+
+    runners = [name for spec in Registry.default().specs.values() for name in (spec.distribution, *spec.packages)]
+    return list(dict.fromkeys([*runners, *CORE_PACKAGES]))
+
+
 def package_versions() -> dict[str, str]:
     versions = {}
-    for name in PACKAGES:
+    for name in _packages():
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:

@@ -89,6 +89,7 @@ class RunnerSpec:
     model_format: ClassVar[str] = "onnx"
     conversion: ClassVar[str] = "none: reads ONNX directly"
     notes: ClassVar[str] = ""  # what a user should know first; README's runner table shows it
+    packages: ClassVar[tuple[str, ...]] = ()  # other distributions whose versions every run records (converters...)
 
     def version(self) -> str | None:
         try:

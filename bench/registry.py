@@ -1,4 +1,5 @@
-"""The runner registry: a read-only view of built-in runners and those of the ``bench.runners`` entry points.
+"""The runner registry: a read-only view of the runners of the ``bench.runners`` entry points, bench's own
+(declared in its pyproject.toml) first.
 
 Entries are specs only (see ``bench.plugin``); no runtime is imported here.
 """
@@ -12,17 +13,10 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import get_args
 
-from bench.plugin import RunnerSpec, load_object
+from bench import DISTRIBUTION
+from bench.plugin import RunnerSpec
 from bench.suite import Precision, Scenario
 
-BUILTIN_RUNNERS = (
-    "bench.runners.onnxruntime:SPEC",
-    "bench.runners.openvino:SPEC",
-    "bench.runners.ncnn:SPEC",
-    "bench.runners.mnn:SPEC",
-    "bench.runners.tensorrt:SPEC",
-    "bench.runners.pytorch:SPEC",
-)
 ENTRY_POINT_GROUP = "bench.runners"
 REQUIRED = ("name", "distribution", "module", "implementation", "install_hint")
 KNOWN_PRECISIONS = get_args(Precision)
@@ -63,15 +57,26 @@ class Registry:
 
     @classmethod
     def builtin(cls) -> Registry:
-        """bench's own runners, without the entry points."""
-        return cls(load_object(path) for path in BUILTIN_RUNNERS)
+        """bench's own runners (the entry points its own distribution declares), without third-party plugins."""
+        return cls(ep.load() for ep in _entry_points() if _is_builtin(ep))
 
     @classmethod
     def default(cls) -> Registry:
+        """bench's own runners, then every third-party plugin that loads (a broken one is a warning)."""
         registry = cls.builtin()
-        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        for ep in _entry_points():
+            if _is_builtin(ep):
+                continue
             try:
                 registry.register(ep.load())
             except Exception as exc:  # a broken third-party plugin must not break bench
                 warnings.warn(f"runner plugin {ep.name!r} ({ep.value}) not loaded: {exc}", stacklevel=2)
         return registry
+
+
+def _entry_points() -> list[importlib.metadata.EntryPoint]:
+    return list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+
+
+def _is_builtin(ep: importlib.metadata.EntryPoint) -> bool:
+    return ep.dist is not None and ep.dist.name == DISTRIBUTION

@@ -39,3 +39,14 @@ def test_a_spec_without_its_class_attributes_is_refused():
     bare = type("BareSpec", (RunnerSpec,), {"name": "bare"})()
     with pytest.raises(ValueError, match="missing distribution, module, implementation, install_hint"):
         Registry().register(bare)
+
+
+def test_a_runner_is_one_folder_and_one_entry_point():
+    """Adding a built-in runner: runners/NAME/ (spec + runner) and one line in pyproject's bench.runners group;
+    setup.py packages every folder, the registry, listing, docs and envinfo read the specs."""
+    from pathlib import Path
+
+    folders = {p.parent.name for p in (Path(__file__).parent.parent / "runners").glob("*/__init__.py")}
+    specs = Registry.builtin().specs
+    assert set(specs) == folders
+    assert all(type(spec).__module__ == f"bench.runners.{name}" for name, spec in specs.items())

@@ -23,8 +23,9 @@ import MNN.expr as F
 import MNN.nn as nn
 import numpy as np
 
-from bench.convert import Conversion, ConversionFailed, cached_artifact, first_lines, run_converter
+from bench.convert import Conversion, ConversionFailed, cached_artifact, converter_deadline, first_lines, run_converter
 from bench.cpu import Cpu
+from bench.graph import graph_io
 from bench.plugin import Runner, Unsupported
 
 from . import SPEC
@@ -80,19 +81,10 @@ def _error_lines(output: str) -> str:
 
 def _declared_outputs(onnx_path: Path) -> dict[str, Any] | None:
     """Names, dtypes and static dims (None where symbolic) of the ONNX graph's outputs."""
-    import onnx
-
     try:
-        graph = onnx.load(str(onnx_path), load_external_data=False).graph
+        return graph_io(onnx_path).output_types
     except Exception:  # the converter accepted it; without declared outputs, MNN's shapes are reported as they are
         return None
-    declared = {}
-    for value in graph.output:
-        tensor = value.type.tensor_type
-        dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in tensor.shape.dim]
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name if tensor.elem_type else None
-        declared[value.name] = {"dtype": dtype, "dims": dims}
-    return declared
 
 
 def _fit_shape(array: np.ndarray, dims: list[int | None] | None) -> np.ndarray:
@@ -127,7 +119,7 @@ class MnnRunner(Runner):
 
     def _produce(self, onnx_path: Path, folder: Path) -> None:
         target = folder / MODEL_FILE
-        deadline = 0.8 * self.case.timeout_s  # leave the worker time to write its row
+        deadline = converter_deadline(self.case)
         cmd = [sys.executable, "-c", CONVERT_SCRIPT, str(onnx_path), str(target), *CONVERTER_ARGS]
         with tempfile.TemporaryDirectory(prefix="mnnconvert-") as scratch:  # whatever it writes beside itself
             output = run_converter(cmd, deadline, cwd=Path(scratch))

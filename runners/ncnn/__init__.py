@@ -46,6 +46,7 @@ class NcnnSpec(RunnerSpec):
     precisions = ("fp32", "fp16")
     scenarios = ("latency",)
     model_format = "ncnn"
+    packages = ("pnnx",)
     notes = "batch 1; the converter is the pnnx wheel: `pip install --no-deps pnnx`"
     conversion = "ONNX -> ncnn with the pnnx wheel's native converter binary (no torch), fp32 weights (fp16=0)"
 

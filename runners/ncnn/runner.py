@@ -18,11 +18,11 @@ from typing import Any
 
 import ncnn
 import numpy as np
-import onnx
 
 from bench.case import Case
-from bench.convert import Conversion, ConversionFailed, cached_artifact, first_lines, run_converter
+from bench.convert import Conversion, ConversionFailed, cached_artifact, converter_deadline, first_lines, run_converter
 from bench.cpu import Cpu
+from bench.graph import graph_io
 from bench.plugin import Runner, Unsupported
 from bench.runners.ncnn import PNNX_HINT, SPEC, pnnx_binary
 
@@ -54,16 +54,6 @@ OPTION_FIELDS = (
 
 
 # ---- conversion -------------------------------------------------------------------------------------------
-
-
-def _graph_io(onnx_path: Path) -> tuple[list[str], list[str], list[str]]:
-    """Input names (initializers excluded) and output names in graph order, and external-data files."""
-    model = onnx.load(str(onnx_path), load_external_data=False)
-    weights = {t.name for t in model.graph.initializer}
-    inputs = [i.name for i in model.graph.input if i.name not in weights]
-    outputs = [o.name for o in model.graph.output]
-    external = {e.value for t in model.graph.initializer for e in t.external_data if e.key == "location"}
-    return inputs, outputs, sorted(external)
 
 
 def _inputshape(case: Case, names: list[str]) -> str:
@@ -222,10 +212,11 @@ class NcnnRunner(Runner):
         binary = pnnx_binary()
         if binary is None:
             raise ConversionFailed(f"the pnnx converter binary is not installed: {PNNX_HINT}")
-        inputs, outputs, external = _graph_io(onnx_path)
+        io = graph_io(onnx_path)
+        inputs, outputs, external = list(io.inputs), list(io.outputs), list(io.external_data)
         options = _options(self.case, inputs)
         conversion = Conversion("pnnx", importlib.metadata.version("pnnx"), options)
-        deadline_s = max(1.0, 0.8 * self.case.timeout_s)  # inside the worker's own deadline
+        deadline_s = converter_deadline(self.case)
         folder, self.conversion = cached_artifact(
             self.case, conversion,
             lambda out: _produce(binary, onnx_path, (inputs, outputs), external, options, deadline_s, out),

@@ -38,6 +38,7 @@ class OnnxRuntimeSpec(RunnerSpec):
     precisions = ("fp32", "fp16", "int8")
     scenarios = ("latency", "throughput")
     model_format = "onnx"
+    packages = ("onnxruntime-gpu",)
     notes = "the fp32 reference for every runner; cuda needs onnxruntime-gpu; IO binding, spinning recorded"
     conversion = "none for fp32; onnxruntime.quantization (static QDQ int8) and float16 conversion make variants"
 

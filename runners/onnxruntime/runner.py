@@ -2,12 +2,11 @@
 
 Latency: one request at a time with ``threads`` intra-op threads. Throughput: ``threads`` concurrent requests
 on one session, one intra-op thread each (the session is thread-safe; ORT releases the GIL while it runs).
-int8 and fp16 run model variants made by ORT's own tools (``variants.py``), cached like any conversion.
+int8 and fp16 run model variants made by ORT's own tools (``bench.variants``), cached like any conversion.
 """
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -18,15 +17,13 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from bench.convert import Conversion, cached_artifact, run_converter
+from bench.graph import load_graph
 from bench.plugin import Runner, Unsupported
-from bench.runners.onnxruntime.variants import FP16_OPTIONS, INT8_OPTIONS
+from bench.variants import CONVERTERS, cached_variant
 
 # ORT spins its intra-op pool between calls by default; that is what users run, so we keep it and record it.
 SPINNING = "1"
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
-VARIANTS = {"int8": ("onnxruntime.quantization", INT8_OPTIONS), "fp16": ("onnxruntime.transformers.float16",
-                                                                        FP16_OPTIONS)}
 # Compute-heavy ops (core and contrib domains) whose weight's type in the optimized graph says what they run in.
 COMPUTE_OPS = frozenset({"Conv", "ConvTranspose", "FusedConv", "NhwcFusedConv", "MatMul", "FusedMatMul", "Gemm",
                          "FusedGemm"})
@@ -34,7 +31,7 @@ COMPUTE_OPS = frozenset({"Conv", "ConvTranspose", "FusedConv", "NhwcFusedConv", 
 
 def _precision_of(path: Path) -> tuple[str, dict[str, int]]:
     """What the model file really holds: QDQ nodes make it int8, float16 initializers fp16."""
-    graph = onnx.load(str(path), load_external_data=False).graph
+    graph = load_graph(path)
     counts = {op: sum(n.op_type == op for n in graph.node) for op in ("QuantizeLinear", "DequantizeLinear")}
     fp16 = sum(t.data_type == onnx.TensorProto.FLOAT16 for t in graph.initializer)
     counts["float16_initializers"] = fp16
@@ -63,22 +60,12 @@ class OnnxRuntimeRunner(Runner):
     _weight_types: dict[str, int] | None = None  # fp16 on the CPU: compute weights by type in the optimized graph
 
     def convert(self, onnx_path: Path) -> Path:
-        if self.case.precision not in VARIANTS:
+        if self.case.precision not in CONVERTERS:
             return onnx_path
-        converter, options = VARIANTS[self.case.precision]
-
-        def produce(folder: Path) -> None:
-            with tempfile.TemporaryDirectory() as work:  # the quantizer leaves scratch files in its cwd
-                case_file = Path(work) / "case.json"
-                case_file.write_text(self.case.to_json())
-                cmd = [sys.executable, "-m", "bench.runners.onnxruntime.variants", self.case.precision,
-                       str(case_file), str(onnx_path), str(folder / "model.onnx")]
-                run_converter(cmd, timeout_s=0.8 * self.case.timeout_s, cwd=Path(work))
-
-        folder, self.conversion = cached_artifact(self.case, Conversion(converter, ort.__version__, options), produce)
+        variant, self.conversion = cached_variant(self.case, self.case.precision, onnx_path)
         if self.case.precision == "fp16" and self.case.device == "cpu":
-            self._check_fp16_kernels(folder / "model.onnx")
-        return folder / "model.onnx"
+            self._check_fp16_kernels(variant)
+        return variant
 
     def _check_fp16_kernels(self, path: Path) -> None:
         """fp16 on the CPU is a row only where ORT keeps most convolutions and matmuls in fp16 (convert_ms holds

@@ -50,6 +50,7 @@ class PyTorchSpec(RunnerSpec):
     precisions = ("fp32", "bf16", "fp16")
     scenarios = ("latency",)
     model_format = "onnx"
+    packages = ("onnx2torch",)
     notes = "the eager baseline; not in `all` (torch is large): `scripts/install test` adds the CPU build"
     conversion = "ONNX -> torch.fx.GraphModule with onnx2torch, run eagerly (checked in a subprocess, not serialized)"
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.convert import ConversionFailed
+from bench.graph import load_graph
 
 # onnx2torch imports torchvision at import time for two ops only (nms.py, roialign.py).
 TORCHVISION_OPS = ("NonMaxSuppression", "RoiAlign")
@@ -63,12 +64,6 @@ def torchvision_state() -> str:
     return importlib.metadata.version("torchvision")
 
 
-def _graph(path: Path) -> Any:
-    import onnx
-
-    return onnx.load(str(path), load_external_data=False).graph
-
-
 def _hint(exc: Exception, graph: Any) -> str:
     """onnx2torch's KeyError names a tensor it expected among the initializers: say what makes it instead."""
     if not isinstance(exc, KeyError) or not exc.args:
@@ -96,7 +91,7 @@ def convert_model(path: Path) -> tuple[Any, dict[str, Any]]:
     torchvision = torchvision_state()
     import onnx2torch
 
-    graph = _graph(path)
+    graph = load_graph(path)
     ops = dict(sorted(Counter(node.op_type for node in graph.node).items()))
     if "placeholder" in torchvision:
         needs = [op for op in TORCHVISION_OPS if op in ops]

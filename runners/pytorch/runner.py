@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import torch
 
-from bench.convert import Conversion, ConversionFailed, cached_artifact, run_converter
+from bench.convert import Conversion, ConversionFailed, cached_artifact, converter_deadline, run_converter
 from bench.cpu import Cpu
+from bench.graph import GraphIO, load_graph
 from bench.plugin import Runner, Unsupported
 from bench.runners.pytorch import cpu_precision_support
 from bench.runners.pytorch.conversion import convert_model
@@ -58,9 +58,8 @@ def graph_io(path: Path) -> tuple[list[str], list[tuple[str, int, int | None]]]:
     """Input names in the order onnx2torch's module takes them, and for each graph output where it sits in the
     module's result: onnx2torch returns one value per distinct producing node (a tuple when several), and a
     node with several outputs gives all of them as a tuple."""
-    graph = onnx.load(str(path), load_external_data=False).graph
-    weights = {t.name for t in graph.initializer}
-    inputs = [i.name for i in graph.input if i.name not in weights]
+    graph = load_graph(path)
+    inputs = list(GraphIO.of(graph).inputs)
     producer = {out: (i, k, len(node.output)) for i, node in enumerate(graph.node) for k, out in enumerate(node.output)}
     missing = [o.name for o in graph.output if o.name not in producer]
     if missing:
@@ -87,7 +86,7 @@ class PyTorchRunner(Runner):
         def produce(folder: Path) -> None:
             cmd = [sys.executable, "-m", "bench.runners.pytorch.conversion", str(onnx_path), str(folder)]
             try:
-                run_converter(cmd, timeout_s=max(1.0, 0.4 * self.case.timeout_s))
+                run_converter(cmd, timeout_s=converter_deadline(self.case, part=0.5))  # a check, not a build
             except ConversionFailed:
                 error = folder / "error.json"
                 if error.exists():  # the converter's own account: message and the op it failed on

@@ -63,6 +63,7 @@ class TensorRTSpec(RunnerSpec):
     precisions = ("fp32", "fp16", "bf16")
     scenarios = ("latency",)
     model_format = "tensorrt engine"
+    packages = (*DISTRIBUTIONS, "cuda-python")
     notes = "not yet verified on a GPU; TensorRT's libraries come from NVIDIA's own index"
     conversion = ("ONNX -> TensorRT engine with trt.OnnxParser + build_serialized_network in a subprocess, one "
                   "static optimization profile at the case's shapes; cached per model, TensorRT version, GPU, "

@@ -20,7 +20,6 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -28,17 +27,19 @@ from typing import Any
 import numpy as np
 import tensorrt as trt
 
-from bench.convert import Conversion, ConversionFailed, cached_artifact, run_converter
+from bench.convert import Conversion, ConversionFailed, cached_artifact, converter_deadline, run_converter
 from bench.plugin import Runner, Unsupported
-from bench.runners.onnxruntime.variants import FP16_OPTIONS
 from bench.runners.tensorrt import cuda_runtime as cuda
 from bench.runners.tensorrt.build import BUILD_INFO, ENGINE, ERROR, FLAGS
 from bench.runners.tensorrt.layers import layer_precisions, precision_problem
+from bench.variants import cached_variant
 
 WORKSPACE_BYTES = 4 << 30  # stated, not the default (all of the GPU's memory), so engines do not depend on it
 OPTIMIZATION_LEVEL = 3  # TensorRT's and trtexec's default, stated
 EXTRA_ITERATIONS = 100
 ARTIFACT_LAYOUT = 1  # bump when build.json or the options change meaning
+# Shares of the conversion deadline: the fp16 copy (ONNX Runtime's converter, seconds) and the engine build (minutes).
+VARIANT_PART, BUILD_PART = 0.25, 0.75
 
 
 def _percentiles(values: np.ndarray) -> dict[str, float]:
@@ -70,19 +71,8 @@ class TensorRTRunner(Runner):
 
     def _fp16_model(self, onnx_path: Path) -> tuple[Path, dict[str, Any]]:
         """TensorRT >= 11 takes precisions from the model's types: an fp16 copy of the model, fp32 I/O kept."""
-        ort_version = importlib.metadata.version("onnxruntime")
-
-        def produce(folder: Path) -> None:
-            with tempfile.TemporaryDirectory() as work:
-                case_file = Path(work) / "case.json"
-                case_file.write_text(self.case.to_json())
-                cmd = [sys.executable, "-m", "bench.runners.onnxruntime.variants", "fp16", str(case_file),
-                       str(onnx_path), str(folder / "model.onnx")]
-                run_converter(cmd, timeout_s=0.3 * self.case.timeout_s, cwd=Path(work))
-
-        variant = Conversion("onnxruntime.transformers.float16", ort_version, FP16_OPTIONS)
-        folder, made = cached_artifact(self.case, variant, produce)
-        return folder / "model.onnx", made.facts()
+        path, made = cached_variant(self.case, "fp16", onnx_path, part=VARIANT_PART)
+        return path, made.facts()
 
     def _options(self, gpu: dict[str, Any], source: dict[str, Any] | None) -> dict[str, Any]:
         return {
@@ -101,7 +91,7 @@ class TensorRTRunner(Runner):
     def _build(self, onnx_path: Path, options: dict[str, Any], folder: Path) -> None:
         cmd = [sys.executable, "-m", "bench.runners.tensorrt.build", str(onnx_path), str(folder), json.dumps(options)]
         try:
-            run_converter(cmd, timeout_s=0.6 * self.case.timeout_s)
+            run_converter(cmd, timeout_s=converter_deadline(self.case, part=BUILD_PART))
         except ConversionFailed:
             error = folder / ERROR
             if not error.exists():  # a crash or the deadline: run_converter's own message says which

@@ -55,7 +55,7 @@ def test_the_optimized_graph_read_back_agrees_with_the_fp16_declaration(cache_di
 
     from bench.models.zoo import load_manifest, model_ref
     from bench.runners.onnxruntime.runner import optimized_weight_types
-    from bench.runners.onnxruntime.variants import make_fp16
+    from bench.variants import make_fp16
 
     path = tmp_path / "fp16.onnx"
     make_fp16(None, Path(model_ref(load_manifest()["tiny_cnn"], cache_dir).path), path)

@@ -1,6 +1,8 @@
-"""Reduced-precision model variants made with ONNX Runtime's own tools, run as a converter subprocess:
+"""Reduced-precision ONNX variants made with ONNX Runtime's own tools, shared by the runners that take ONNX (ONNX
+Runtime's int8 and fp16, TensorRT's fp16 on strongly typed builds). :func:`cached_variant` runs the maker as a
+deadline-bound converter subprocess and caches its file like any conversion:
 
-    python -m bench.runners.onnxruntime.variants int8|fp16 CASE_JSON SRC DST
+    python -m bench.variants int8|fp16 CASE_JSON SRC DST
 
 int8: static quantization (QDQ format, per-channel int8 weights, uint8 activations) calibrated with MinMax on
 16 of the zoo's realistic sample inputs (other seeds than the parity inputs, so calibration never sees them).
@@ -9,12 +11,15 @@ fp16: float16 conversion with fp32 model inputs and outputs kept (Cast nodes at 
 
 from __future__ import annotations
 
+import importlib.metadata
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from bench.case import Case
+from bench.convert import Conversion, cached_artifact, converter_deadline, run_converter
 from bench.inputs import make_inputs
 
 CALIBRATION_SAMPLES = 16
@@ -58,6 +63,35 @@ def make_fp16(case: Case, src: Path, dst: Path) -> None:
 
 
 MAKERS = {"int8": make_int8, "fp16": make_fp16}
+CONVERTERS = {"int8": ("onnxruntime.quantization", INT8_OPTIONS), "fp16": ("onnxruntime.transformers.float16",
+                                                                          FP16_OPTIONS)}
+
+
+def _ort_version() -> str:
+    for distribution in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            return importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "unknown"
+
+
+def cached_variant(case: Case, precision: str, onnx_path: Path, part: float = 1.0) -> tuple[Path, Conversion]:
+    """The ``precision`` variant of ``onnx_path``, from the cache or made now; ``part``: its share of the
+    conversion deadline (see ``bench.convert.converter_deadline``)."""
+    converter, options = CONVERTERS[precision]
+
+    def produce(folder: Path) -> None:
+        with tempfile.TemporaryDirectory() as work:  # the quantizer leaves scratch files in its cwd
+            case_file = Path(work) / "case.json"
+            case_file.write_text(case.to_json())
+            cmd = [sys.executable, "-m", "bench.variants", precision, str(case_file), str(onnx_path),
+                   str(folder / "model.onnx")]
+            run_converter(cmd, timeout_s=converter_deadline(case, part), cwd=Path(work))
+
+    folder, conversion = cached_artifact(case, Conversion(converter, _ort_version(), options), produce)
+    return folder / "model.onnx", conversion
+
 
 if __name__ == "__main__":
     kind, case_file, src, dst = sys.argv[1:5]
