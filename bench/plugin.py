@@ -29,7 +29,6 @@ Example, a third-party runner registered through the ``bench.runners`` entry-poi
 
 from __future__ import annotations
 
-import importlib
 import importlib.metadata
 import importlib.util
 from abc import ABC, abstractmethod
@@ -175,9 +174,3 @@ class Runner(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, most runtimes free on garbage collection
         """Release the runtime's resources."""
-
-
-def load_object(path: str) -> Any:
-    """Resolve "package.module:attribute"."""
-    module_name, _, attr = path.partition(":")
-    return getattr(importlib.import_module(module_name), attr)

@@ -22,8 +22,9 @@ from bench.case import Case
 from bench.convert import ConversionFailed
 from bench.files import write_bytes_atomic
 from bench.inputs import make_inputs
+from bench.loading import load_object
 from bench.parity import parity_inputs
-from bench.plugin import Runner, Unsupported, load_object
+from bench.plugin import Runner, Unsupported
 from bench.result import Accuracy, Phases, RunnerFacts, Status, Timing, WorkerResult
 from bench.stats import LatencyStats
 from bench.timing import measure, warm_up

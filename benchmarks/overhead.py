@@ -15,8 +15,8 @@ from pathlib import Path
 
 from bench.case import Case
 from bench.inputs import make_inputs
+from bench.loading import load_object
 from bench.models.zoo import load_manifest, model_ref
-from bench.plugin import load_object
 from bench.registry import Registry
 from bench.timing import TimingPolicy, measure
 

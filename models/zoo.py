@@ -15,8 +15,8 @@ from bench.case import InputSpec, ModelRef
 from bench.errors import Strict, UserError, validated
 from bench.files import write_bytes_atomic
 from bench.inputs import DTYPES
+from bench.loading import load_object
 from bench.models.fetch import checked, wheel_member
-from bench.plugin import load_object
 
 if sys.version_info >= (3, 11):
     import tomllib

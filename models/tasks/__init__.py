@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from bench.errors import UserError
-from bench.plugin import load_object
+from bench.loading import load_object
 
 if TYPE_CHECKING:
     from bench.models.zoo import ZooModel
