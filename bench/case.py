@@ -1,7 +1,7 @@
 """A case: one model on one runner, device, precision, batch, thread count and scenario.
 
 Cases cross the process boundary as JSON, so they hold plain data only. What became of one is a
-``bench.result.Status``.
+``bench.contract.Status``.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-from bench.timing import TimingPolicy
+from bench.execution.timing import TimingPolicy
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,9 @@ RESULTS_HELP = "results folder or URI: s3://bucket/prefix, file://, gs://, ... (
 
 
 def _results(text: str):
-    """A folder stays a Path; a URI (bench.uri) is resolved here, once, so a bad one fails before anything runs."""
-    from bench.uri import Location, is_uri
+    """A folder stays a Path; a URI (bench.results.uri) is resolved here, once, so a bad one fails before anything
+    runs."""
+    from bench.results.uri import Location, is_uri
 
     if not is_uri(text):
         return Path(text)
@@ -204,8 +205,8 @@ def _build_models(args: argparse.Namespace) -> int:
 
 
 def cmd_compact(args: argparse.Namespace) -> int:
-    from bench import store
-    from bench.compaction import compact_all
+    from bench.results import store
+    from bench.results.compaction import compact_all
 
     if not store.exists(args.results):
         raise UserError(f"no results at {args.results}")
@@ -238,13 +239,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from bench.compare import command
+    from bench.report.compare import command
 
     return command(args)
 
 
 def cmd_coverage(args: argparse.Namespace) -> int:
-    from bench.coverage import matrix
+    from bench.report.coverage import matrix
 
     print(matrix(args.results, args.run_id))
     return 0

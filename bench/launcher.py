@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from bench.case import Case
-from bench.result import Status, WorkerResult
+from bench.contract import Status, WorkerResult
 
 MAX_RESULT_BYTES = 16 * 1024 * 1024
 MAX_SAMPLES_BYTES = 256 * 1024 * 1024
@@ -220,13 +220,13 @@ def _alive(pid: int) -> bool:
 
 
 def run_worker(case: Case, mode: str = "case") -> WorkerOutcome:
-    """Run ``case`` in a fresh ``python -m bench.worker`` process and collect its outcome."""
+    """Run ``case`` in a fresh ``python -m bench.execution.worker`` process and collect its outcome."""
     with tempfile.TemporaryDirectory(prefix=_case_dir_prefix()) as tmp:
         out_dir = Path(tmp)
         case_file = out_dir / "case.json"
         case_file.write_text(case.to_json())
         stderr_file, stdout_file = out_dir / "stderr.log", out_dir / "stdout.log"
-        cmd = [sys.executable, "-m", "bench.worker", mode, str(case_file), str(out_dir)]
+        cmd = [sys.executable, "-m", "bench.execution.worker", mode, str(case_file), str(out_dir)]
         with open(stdout_file, "wb") as out, open(stderr_file, "wb") as err:
             start = os.times().elapsed
             proc = subprocess.Popen(

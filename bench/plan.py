@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.case import Case, ModelRef
+from bench.contract import Status
 from bench.cpu import Cpu
 from bench.envinfo import cpus_allowed
 from bench.errors import UserError
@@ -19,7 +20,6 @@ from bench.models.user import user_model
 from bench.models.zoo import ZooModel, load_manifest, model_ref
 from bench.plugin import Availability, PrecisionSupport, RunnerSpec
 from bench.registry import Registry
-from bench.result import Status
 from bench.suite import Suite
 
 

@@ -39,8 +39,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from bench.case import Case
-from bench.convert import Conversion
 from bench.cpu import Cpu
+from bench.execution.convert import Conversion
 
 
 class Unsupported(Exception):
@@ -125,7 +125,7 @@ class Runner(ABC):
 
     def __init__(self, case: Case) -> None:
         self.case = case
-        #: Set by ``convert`` when the runner converts (see ``bench.convert.cached_artifact``).
+        #: Set by ``convert`` when the runner converts (see ``bench.execution.convert.cached_artifact``).
         self.conversion: Conversion | None = None
         #: Requests in flight per ``infer_concurrent`` call (throughput scenario); set in ``prepare``.
         self.concurrent_requests = 1

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench.result import Status
+from bench.contract import Status
 
 
 def _latency(row: dict[str, Any]) -> str:

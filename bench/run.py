@@ -3,7 +3,7 @@
 A run survives being stopped: every finished case is already on disk, SIGTERM / Ctrl-C kill the current
 worker's process group and mark the run ``interrupted``, and ``--resume RUN_ID`` runs only the cases
 whose rows are missing, under the same run id. A run that completes is compacted into one file
-(:mod:`bench.compaction`).
+(:mod:`bench.results.compaction`).
 """
 
 from __future__ import annotations
@@ -19,17 +19,18 @@ from typing import Any
 
 import pyarrow as pa
 
-from bench import envinfo, noise, store
-from bench.compaction import compact_run
+from bench import envinfo, noise
 from bench.errors import UserError
+from bench.execution.parity import reference_path
 from bench.files import first_line
 from bench.launcher import remove_stale_case_dirs, run_worker
-from bench.parity import reference_path
 from bench.peak import peaks
 from bench.plan import PlannedCase
 from bench.progress import Display
 from bench.registry import Registry
-from bench.rows import outcome_row, skipped_row
+from bench.results import store
+from bench.results.compaction import compact_run
+from bench.results.rows import outcome_row, skipped_row
 
 
 class Interrupted(Exception):

@@ -27,7 +27,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from bench.errors import Strict, UserError, validated
-from bench.timing import TimingPolicy
+from bench.execution.timing import TimingPolicy
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -1,7 +1,7 @@
 """Harness overhead per timed iteration, for one runner, in this process only (one runtime per process).
 
 Usage: ``python benchmarks/overhead.py RUNNER CACHE_DIR`` prints JSON: the runtime's bare per-call time
-(a plain perf_counter_ns loop around ``infer``) and the harness's (``bench.timing.measure``), from
+(a plain perf_counter_ns loop around ``infer``) and the harness's (``bench.execution.timing.measure``), from
 interleaved rounds on the 1-element ``tiny_add`` model.
 """
 
@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 
 from bench.case import Case
-from bench.inputs import make_inputs
+from bench.execution.inputs import make_inputs
+from bench.execution.timing import TimingPolicy, measure
 from bench.loading import load_object
 from bench.models.zoo import load_manifest, model_ref
 from bench.registry import Registry
-from bench.timing import TimingPolicy, measure
 
 CALLS = 20_000
 ROUNDS = 7

@@ -25,8 +25,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench import store
-from bench.schema import CASE_SCHEMA, SCHEMA_VERSION
+from bench.results import store
+from bench.results.schema import CASE_SCHEMA, SCHEMA_VERSION
 
 CASES_PER_RUN = 913
 SAMPLES = 256

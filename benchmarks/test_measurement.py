@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import store
 from bench.models.zoo import load_manifest, materialize
+from bench.results import store
 
 pytestmark = pytest.mark.slow
 FULL = os.environ.get("BENCH_MEASURE_FULL") == "1"

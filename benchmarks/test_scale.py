@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from scale import OPERATIONS, History, write_history, write_one_night
 
-from bench import store
-from bench.compaction import compact_run
+from bench.results import store
+from bench.results.compaction import compact_run
 
 pytestmark = pytest.mark.slow
 ROWS = int(os.environ.get("BENCH_SCALE_ROWS", "20000"))

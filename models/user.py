@@ -16,8 +16,8 @@ from onnx import TensorProto
 from bench.cache import sha256_file
 from bench.case import InputSpec, ModelRef
 from bench.errors import UserError
+from bench.execution.inputs import DTYPES
 from bench.files import first_line
-from bench.inputs import DTYPES
 from bench.models.macs import count_cost
 
 RANGES = {"f": (-1.0, 1.0), "i": (0, 9), "u": (0, 9), "b": (0, 1)}

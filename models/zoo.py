@@ -13,8 +13,8 @@ from pydantic import Field, model_validator
 from bench.cache import verified
 from bench.case import InputSpec, ModelRef
 from bench.errors import Strict, UserError, validated
+from bench.execution.inputs import DTYPES
 from bench.files import write_bytes_atomic
-from bench.inputs import DTYPES
 from bench.loading import load_object
 from bench.models.fetch import checked, wheel_member
 

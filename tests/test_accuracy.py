@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.accuracy import TOLERANCES, compare
+from bench.execution.accuracy import TOLERANCES, compare
 
 REF = {"y": np.linspace(-1, 1, 1000).astype(np.float32)}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow.parquet as pq
 
-from bench import store
+from bench.results import store
 
 FAST = str(__import__("pathlib").Path(__file__).parent / "fixtures" / "fast.toml")
 

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench import store
-from bench.compaction import Compacted, compact_all, compact_run
+from bench.results import store
+from bench.results.compaction import Compacted, compact_all, compact_run
 
 NOW = datetime(2026, 11, 26, tzinfo=timezone.utc)
 FOLDER = "cases/date=2026-11-26/run_id=r1"

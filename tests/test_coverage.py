@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from bench import store
-from bench.coverage import matrix
+from bench.report.coverage import matrix
+from bench.results import store
 
 NOW = datetime(2026, 11, 26, tzinfo=timezone.utc)
 

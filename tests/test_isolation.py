@@ -10,10 +10,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bench import store
 from bench.launcher import _interpret
 from bench.plan import Overrides, plan
 from bench.registry import Registry
+from bench.results import store
 from bench.run import RunInfo, execute
 from bench.runners.onnxruntime import SPEC as ORT
 from bench.suite import load_suite
@@ -95,8 +95,8 @@ def test_enormous_or_zero_latency_output_is_bad_output(tmp_path):
     with open(tmp_path / "result.json", "wb") as f:  # sparse: 1 GiB on paper, read never
         f.truncate(2**30)
     assert _interpret(tmp_path, False, 0, 1).status == "bad_output"
-    from bench.result import Phases, Status, Timing, WorkerResult
-    from bench.stats import LatencyStats
+    from bench.contract import Phases, Status, Timing, WorkerResult
+    from bench.execution.stats import LatencyStats
 
     timing = Timing(LatencyStats.from_samples_ns(np.ones(10, dtype=np.int64)), Phases(0, 0, 0, 0, 0), 1, 1, "x", 1, "x")
     (tmp_path / "result.json").write_text(WorkerResult(Status.OK, timing=timing).to_json())  # a well-formed result

@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-UPSTREAM_OF_ZOO = ("bench.plugin", "bench.registry", "bench.run", "bench.launcher", "bench.worker", "bench.plan",
-                   "bench.store", "bench.report", "bench.runners")
+UPSTREAM_OF_ZOO = ("bench.plugin", "bench.registry", "bench.run", "bench.launcher", "bench.execution.worker",
+                   "bench.plan", "bench.results", "bench.report", "bench.runners")
 RULES = [
     ("models", UPSTREAM_OF_ZOO),
-    ("bench/report", ("bench.runners", "bench.plugin", "bench.worker", "bench.launcher")),
-    ("runners", ("bench.store", "bench.report", "bench.compare", "bench.run")),
+    ("bench/report", ("bench.runners", "bench.plugin", "bench.execution", "bench.launcher")),
+    ("bench/results", ("bench.runners", "bench.plugin", "bench.report")),
+    ("runners", ("bench.results", "bench.report", "bench.run")),
 ]
 
 

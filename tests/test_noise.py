@@ -7,7 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from bench import noise, store
+from bench import noise
+from bench.results import store
 
 FAST = str(Path(__file__).parent / "fixtures" / "fast.toml")
 

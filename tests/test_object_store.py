@@ -19,10 +19,10 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from bench import store
-from bench.compaction import Compacted, compact_all
 from bench.errors import UserError
-from bench.uri import Location, check_no_credentials, redact
+from bench.results import store
+from bench.results.compaction import Compacted, compact_all
+from bench.results.uri import Location, check_no_credentials, redact
 
 FAST = str(Path(__file__).parent / "fixtures" / "fast.toml")
 NOW = datetime(2026, 11, 26, tzinfo=timezone.utc)

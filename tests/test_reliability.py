@@ -12,8 +12,8 @@ from pathlib import Path
 
 import psutil
 
-from bench import store
 from bench.launcher import CASE_DIR_PREFIX, remove_stale_case_dirs
+from bench.results import store
 
 FAST = str(Path(__file__).parent / "fixtures" / "fast.toml")
 FOUR_CASES = ["--suite", FAST, "--models", "tiny_mlp,tiny_cnn", "--threads", "1,2"]

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.stats import LatencyStats, median_ci_ranks, median_with_ci
-from bench.timing import TimingPolicy, measure
+from bench.execution.stats import LatencyStats, median_ci_ranks, median_with_ci
+from bench.execution.timing import TimingPolicy, measure
 
 
 def test_median_ci_ranks_match_the_binomial_table():

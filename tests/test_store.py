@@ -11,9 +11,9 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from bench import store
-from bench.schema import CASE_COLUMNS
-from bench.uri import Location
+from bench.results import store
+from bench.results.schema import CASE_COLUMNS
+from bench.results.uri import Location
 
 NOW = datetime(2026, 11, 26, tzinfo=timezone.utc)
 

@@ -1,6 +1,6 @@
 """``bench report``: results folder -> a static page, a CI summary and the tables behind them, as CSV.
 
-Reads through :mod:`bench.store` only; never imports a runner. Example::
+Reads through :mod:`bench.results.store` only; never imports a runner. Example::
 
     from pathlib import Path
     from bench.report import build_report

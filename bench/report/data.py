@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import store
+from bench.contract import Status
 from bench.errors import UserError
-from bench.result import Status
+from bench.results import store
 
 # The columns behind the charts and tables; samples_ns is never among them (see quantiles()).
 CASE_FIELDS = (

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.contract import Status
 from bench.files import first_line, write_text_atomic
-from bench.result import Status
 
 Row = dict[str, Any]
 

@@ -8,7 +8,7 @@ gets inputs shaped like its data instead, in the manifest's exact shapes and dty
 * image models: smooth random pictures, normalized with the ImageNet mean and std (torchvision, RGB);
 * token encoders: [CLS] ids [SEP] then padding, with an attention mask of ones then zeros;
 * voice activity: speech-like bursts (a few harmonics under an envelope, plus noise), zero state, sr as given;
-* anything else: `bench.inputs.make_input` over each input's declared range.
+* anything else: `bench.execution.inputs.make_input` over each input's declared range.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bench.case import InputSpec
-from bench.inputs import DTYPES, make_input
+from bench.execution.inputs import DTYPES, make_input
 from bench.models.tasks import task_for
 from bench.models.tasks.render import bilinear
 

@@ -23,9 +23,16 @@ import MNN.expr as F
 import MNN.nn as nn
 import numpy as np
 
-from bench.convert import Conversion, ConversionFailed, cached_artifact, converter_deadline, first_lines, run_converter
 from bench.cpu import Cpu
-from bench.graph import graph_io
+from bench.execution.convert import (
+    Conversion,
+    ConversionFailed,
+    cached_artifact,
+    converter_deadline,
+    first_lines,
+    run_converter,
+)
+from bench.execution.graph import graph_io
 from bench.plugin import Runner, Unsupported
 
 from . import SPEC

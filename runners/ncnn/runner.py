@@ -20,9 +20,16 @@ import ncnn
 import numpy as np
 
 from bench.case import Case
-from bench.convert import Conversion, ConversionFailed, cached_artifact, converter_deadline, first_lines, run_converter
 from bench.cpu import Cpu
-from bench.graph import graph_io
+from bench.execution.convert import (
+    Conversion,
+    ConversionFailed,
+    cached_artifact,
+    converter_deadline,
+    first_lines,
+    run_converter,
+)
+from bench.execution.graph import graph_io
 from bench.plugin import Runner, Unsupported
 from bench.runners.ncnn import PNNX_HINT, SPEC, pnnx_binary
 

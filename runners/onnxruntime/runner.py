@@ -2,7 +2,7 @@
 
 Latency: one request at a time with ``threads`` intra-op threads. Throughput: ``threads`` concurrent requests
 on one session, one intra-op thread each (the session is thread-safe; ORT releases the GIL while it runs).
-int8 and fp16 run model variants made by ORT's own tools (``bench.variants``), cached like any conversion.
+int8 and fp16 run model variants made by ORT's own tools (``bench.execution.variants``), cached like any conversion.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from bench.graph import load_graph
+from bench.execution.graph import load_graph
+from bench.execution.variants import CONVERTERS, cached_variant
 from bench.plugin import Runner, Unsupported
-from bench.variants import CONVERTERS, cached_variant
 
 # ORT spins its intra-op pool between calls by default; that is what users run, so we keep it and record it.
 SPINNING = "1"

@@ -40,7 +40,7 @@ from openvino.frontend import (  # noqa: E402
     OpValidationFailure,
 )
 
-from bench.convert import ConversionFailed, first_lines  # noqa: E402
+from bench.execution.convert import ConversionFailed, first_lines  # noqa: E402
 from bench.plugin import Runner, Unsupported  # noqa: E402
 
 DEVICE = "CPU"
@@ -150,7 +150,7 @@ class OpenVinoRunner(Runner):
         return PRECISION_NAMES[used.get_type_name()]
 
     def _as_static(self, name: str, array: np.ndarray) -> np.ndarray:
-        """The array in the static shape the model was converted with. bench.inputs hands scalar inputs over
+        """The array in the static shape the model was converted with. bench.execution.inputs hands scalar inputs over
         as shape (1,) (np.ascontiguousarray makes 0-d arrays 1-d); OpenVINO refuses (1,) for a [] input."""
         shape = self.shapes[name]
         if array.shape != shape and array.size == int(np.prod(shape)):

@@ -21,8 +21,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.convert import ConversionFailed
-from bench.graph import load_graph
+from bench.execution.convert import ConversionFailed
+from bench.execution.graph import load_graph
 
 # onnx2torch imports torchvision at import time for two ops only (nms.py, roialign.py).
 TORCHVISION_OPS = ("NonMaxSuppression", "RoiAlign")

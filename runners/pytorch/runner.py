@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.convert import Conversion, ConversionFailed, cached_artifact, converter_deadline, run_converter
 from bench.cpu import Cpu
-from bench.graph import GraphIO, load_graph
+from bench.execution.convert import Conversion, ConversionFailed, cached_artifact, converter_deadline, run_converter
+from bench.execution.graph import GraphIO, load_graph
 from bench.plugin import Runner, Unsupported
 from bench.runners.pytorch import cpu_precision_support
 from bench.runners.pytorch.conversion import convert_model

@@ -27,12 +27,12 @@ from typing import Any
 import numpy as np
 import tensorrt as trt
 
-from bench.convert import Conversion, ConversionFailed, cached_artifact, converter_deadline, run_converter
+from bench.execution.convert import Conversion, ConversionFailed, cached_artifact, converter_deadline, run_converter
+from bench.execution.variants import cached_variant
 from bench.plugin import Runner, Unsupported
 from bench.runners.tensorrt import cuda_runtime as cuda
 from bench.runners.tensorrt.build import BUILD_INFO, ENGINE, ERROR, FLAGS
 from bench.runners.tensorrt.layers import layer_precisions, precision_problem
-from bench.variants import cached_variant
 
 WORKSPACE_BYTES = 4 << 30  # stated, not the default (all of the GPU's memory), so engines do not depend on it
 OPTIMIZATION_LEVEL = 3  # TensorRT's and trtexec's default, stated

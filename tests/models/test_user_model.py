@@ -87,7 +87,7 @@ def test_bad_model_file_through_the_cli(bench_cli, tmp_path):
 
 
 def test_a_shape_the_model_rejects_is_an_error_row(bench_cli, tmp_path):
-    from bench import store
+    from bench.results import store
 
     path = dynamic_model(tmp_path / "m.onnx")
     done = bench_cli("run", "--suite", "smoke", "--model", str(path), "--shape", "x:1x3x5", "--threads", "1",

@@ -10,7 +10,7 @@ import pytest
 
 from bench.cache import sha256_file
 from bench.errors import UserError
-from bench.inputs import make_inputs
+from bench.execution.inputs import make_inputs
 from bench.models.zoo import load_manifest, materialize
 
 ZOO = load_manifest()

@@ -1,7 +1,7 @@
 """Helpers for report and compare tests: rows to plant into real results, and a real browser.
 
 Tests copy the real results (conftest.py's ``real_results``) and plant the rows they need with
-``bench.store.write_case``, using a real row as the template. ``visit`` drives headless Chromium over the
+``bench.results.store.write_case``, using a real row as the template. ``visit`` drives headless Chromium over the
 DevTools protocol on a pipe (stdlib only) and reports what the page did.
 """
 
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bench import store
+from bench.results import store
 
 CHROMIUM_INSTALL = "apt-get update && apt-get install -y chromium"
 
@@ -49,7 +49,7 @@ def samples(median_ms: float, n: int = 600, seed: int = 0, spread: float = 0.05)
 
 
 def stats_columns(ns: list[int]) -> dict[str, Any]:
-    from bench.stats import LatencyStats
+    from bench.execution.stats import LatencyStats
 
     return vars(LatencyStats.from_samples_ns(np.asarray(ns)))
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from report_fixtures import NOW, copy_results, planter, samples
 
-from bench import store
 from bench.cli import main
-from bench.compare import ALPHA, Threshold, bootstrap_medians, classify
+from bench.report.compare import ALPHA, Threshold, bootstrap_medians, classify
+from bench.results import store
 
 A = "tiny_mlp/onnxruntime/cpu/fp32/b1/t1/latency"
 B = "tiny_cnn/onnxruntime/cpu/fp32/b1/t1/latency"

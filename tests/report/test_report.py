@@ -55,7 +55,7 @@ def planted(real_results, tmp_path_factory) -> Path:
 
 
 def _real_rows(results: Path) -> list[dict]:
-    from bench import store
+    from bench.results import store
 
     return store.read_cases(results, ["model", "threads", "median_ms"]).to_pylist()
 

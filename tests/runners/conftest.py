@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from onnx import helper, save
 
-from bench import store
+from bench.results import store
 
 USER_SUITE = """
 name = "{runner}-user-model"

@@ -53,9 +53,9 @@ def test_the_optimized_graph_read_back_agrees_with_the_fp16_declaration(cache_di
     MobileNetV2's 52 convolutions too, measured). If a new ORT keeps fp16 kernels here, this fails."""
     import onnxruntime as ort
 
+    from bench.execution.variants import make_fp16
     from bench.models.zoo import load_manifest, model_ref
     from bench.runners.onnxruntime.runner import optimized_weight_types
-    from bench.variants import make_fp16
 
     path = tmp_path / "fp16.onnx"
     make_fp16(None, Path(model_ref(load_manifest()["tiny_cnn"], cache_dir).path), path)

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.accuracy import Parity, compare
 from bench.case import Case
+from bench.contract import Accuracy
+from bench.execution.accuracy import Parity, compare
+from bench.execution.inputs import make_inputs
 from bench.files import write_atomic
-from bench.inputs import make_inputs
-from bench.result import Accuracy
 
 PARITY_INPUTS = 3
 SEED_OFFSET = 1000  # parity inputs differ from the timing input, which is generated from the case's seed

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from bench.case import Case, InputSpec, ModelRef
+from bench.contract import Accuracy, Phases, RunnerFacts, Status, TaskScore, Timing, WorkerResult
+from bench.execution.stats import LatencyStats
 from bench.launcher import WorkerOutcome, _interpret
-from bench.result import Accuracy, Phases, RunnerFacts, Status, TaskScore, Timing, WorkerResult
-from bench.rows import outcome_row, skipped_row
-from bench.schema import CASE_COLUMNS
-from bench.stats import LatencyStats
+from bench.results.rows import outcome_row, skipped_row
+from bench.results.schema import CASE_COLUMNS
 
 CASE = Case(model=ModelRef("m", "/m.onnx", "a" * 64, (InputSpec("x", (1, 4), "float32", -1, 1),), macs=100),
             runner="r", implementation="x:Y", device="cpu", precision="fp16", batch=1, threads=1, scenario="latency")

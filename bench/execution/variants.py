@@ -2,7 +2,7 @@
 Runtime's int8 and fp16, TensorRT's fp16 on strongly typed builds). :func:`cached_variant` runs the maker as a
 deadline-bound converter subprocess and caches its file like any conversion:
 
-    python -m bench.variants int8|fp16 CASE_JSON SRC DST
+    python -m bench.execution.variants int8|fp16 CASE_JSON SRC DST
 
 int8: static quantization (QDQ format, per-channel int8 weights, uint8 activations) calibrated with MinMax on
 16 of the zoo's realistic sample inputs (other seeds than the parity inputs, so calibration never sees them).
@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.case import Case
-from bench.convert import Conversion, cached_artifact, converter_deadline, run_converter
-from bench.inputs import make_inputs
+from bench.execution.convert import Conversion, cached_artifact, converter_deadline, run_converter
+from bench.execution.inputs import make_inputs
 
 CALIBRATION_SAMPLES = 16
 CALIBRATION_SEED_OFFSET = 2000
@@ -78,14 +78,14 @@ def _ort_version() -> str:
 
 def cached_variant(case: Case, precision: str, onnx_path: Path, part: float = 1.0) -> tuple[Path, Conversion]:
     """The ``precision`` variant of ``onnx_path``, from the cache or made now; ``part``: its share of the
-    conversion deadline (see ``bench.convert.converter_deadline``)."""
+    conversion deadline (see ``bench.execution.convert.converter_deadline``)."""
     converter, options = CONVERTERS[precision]
 
     def produce(folder: Path) -> None:
         with tempfile.TemporaryDirectory() as work:  # the quantizer leaves scratch files in its cwd
             case_file = Path(work) / "case.json"
             case_file.write_text(case.to_json())
-            cmd = [sys.executable, "-m", "bench.variants", precision, str(case_file), str(onnx_path),
+            cmd = [sys.executable, "-m", "bench.execution.variants", precision, str(case_file), str(onnx_path),
                    str(folder / "model.onnx")]
             run_converter(cmd, timeout_s=converter_deadline(case, part), cwd=Path(work))
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 
 from bench.case import Case
+from bench.contract import TaskScore
 from bench.plugin import Runner
-from bench.result import TaskScore
 
 
 def evaluate(runner: Runner, case: Case) -> TaskScore | None:

@@ -1,10 +1,10 @@
 """The results store: a hive-partitioned parquet dataset, one file per finished case, local or remote.
 
-``results`` is a folder or a URI (``s3://bucket/prefix``, ``file://``, ``gs://``, ...; see :mod:`bench.uri`).
+``results`` is a folder or a URI (``s3://bucket/prefix``, ``file://``, ``gs://``, ...; see :mod:`bench.results.uri`).
 In a local folder each file is written to a hidden temp name, fsynced, then renamed, so readers never see a
 half-written file, and a run killed at any point keeps every finished case. On an object store the file is
 serialized in memory first and sent in one PUT, which the store makes visible whole or not at all. A complete
-run's per-case files are then merged into one ``compacted.parquet`` (:mod:`bench.compaction`); where a folder
+run's per-case files are then merged into one ``compacted.parquet`` (:mod:`bench.results.compaction`); where a folder
 holds one, readers see only it.
 
 Reading lists the ``*.parquet`` files (hidden and ``_`` names skipped) and registers each table in DuckDB as a
@@ -34,8 +34,8 @@ import pyarrow.parquet as pq
 
 from bench.errors import UserError
 from bench.files import first_line, write_atomic
-from bench.schema import CASE_SCHEMA, RUN_SCHEMA, SCHEMA_VERSION
-from bench.uri import Location
+from bench.results.schema import CASE_SCHEMA, RUN_SCHEMA, SCHEMA_VERSION
+from bench.results.uri import Location
 
 Results = str | Path | Location  # a folder, a URI, or one already resolved with Location.resolve
 

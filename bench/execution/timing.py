@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.stats import relative_ci_half_width
+from bench.execution.stats import relative_ci_half_width
 
 NS = 1_000_000_000
 

@@ -25,9 +25,9 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from bench import store
-from bench.schema import CASE_SCHEMA
-from bench.uri import Location
+from bench.results import store
+from bench.results.schema import CASE_SCHEMA
+from bench.results.uri import Location
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
-from bench.stats import LatencyStats
+from bench.execution.stats import LatencyStats
 
 # pydantic reads this from plain dataclasses when the parent checks a result: an unknown key is refused too.
 FORBID_EXTRA = {"extra": "forbid"}
@@ -66,7 +66,7 @@ class Timing:
 
 @dataclass(frozen=True)
 class Accuracy:
-    """Outputs against the fp32 reference on the parity inputs (``bench.parity``); worst case over them."""
+    """Outputs against the fp32 reference on the parity inputs (``bench.execution.parity``); worst case over them."""
 
     __pydantic_config__ = FORBID_EXTRA
 
@@ -82,7 +82,7 @@ class Accuracy:
 
 @dataclass(frozen=True)
 class TaskScore:
-    """Task accuracy on the zoo's labelled data (``bench.task_eval``), for real trained models."""
+    """Task accuracy on the zoo's labelled data (``bench.execution.task_eval``), for real trained models."""
 
     __pydantic_config__ = FORBID_EXTRA
 

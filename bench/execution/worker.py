@@ -1,6 +1,6 @@
 """The worker: runs one case in a fresh process and writes a typed result into a folder, never to stdout.
 
-Usage (by the launcher only): ``python -m bench.worker case|reference CASE_JSON OUT_DIR``.
+Usage (by the launcher only): ``python -m bench.execution.worker case|reference CASE_JSON OUT_DIR``.
 
 Files written to OUT_DIR: ``samples.npy`` (int64 ns per timed iteration) and then ``result.json``,
 renamed into place last so that the parent never reads a half-written result.
@@ -17,17 +17,17 @@ from typing import Any
 
 import numpy as np
 
-from bench import parity, task_eval
 from bench.case import Case
-from bench.convert import ConversionFailed
+from bench.contract import Accuracy, Phases, RunnerFacts, Status, Timing, WorkerResult
+from bench.execution import parity, task_eval
+from bench.execution.convert import ConversionFailed
+from bench.execution.inputs import make_inputs
+from bench.execution.parity import parity_inputs
+from bench.execution.stats import LatencyStats
+from bench.execution.timing import measure, warm_up
 from bench.files import write_bytes_atomic
-from bench.inputs import make_inputs
 from bench.loading import load_object
-from bench.parity import parity_inputs
 from bench.plugin import Runner, Unsupported
-from bench.result import Accuracy, Phases, RunnerFacts, Status, Timing, WorkerResult
-from bench.stats import LatencyStats
-from bench.timing import measure, warm_up
 
 
 def _timed_ms(fn: Callable[[], Any]) -> tuple[Any, float]:

@@ -38,9 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from bench import store
+from bench.contract import Status
 from bench.errors import UserError
-from bench.result import Status
+from bench.results import store
 
 MAX_SAMPLES = 2001  # per side; odd, so a median is one order statistic
 RESAMPLES = 10_000
