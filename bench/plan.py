@@ -111,6 +111,9 @@ def _skip(spec: RunnerSpec, case: Case, available: Availability, devices: dict[s
         return Status.UNAVAILABLE, f"device {case.device!r}: {devices[case.device].reason}"
     if case.precision not in spec.precisions:
         return Status.UNSUPPORTED, f"{spec.name} offers precisions {', '.join(spec.precisions)}, not {case.precision}"
+    tool = spec.precision_available(case.precision)
+    if not tool.ok:
+        return Status.UNAVAILABLE, tool.reason
     if case.scenario not in spec.scenarios:
         return Status.UNSUPPORTED, f"{spec.name} has no {case.scenario} scenario yet"
     if not support.ok:

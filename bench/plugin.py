@@ -112,6 +112,11 @@ class RunnerSpec:
         substitute another precision silently, the runner reads the precision back in the worker as well."""
         return PrecisionSupport()
 
+    def precision_available(self, precision: str) -> Availability:
+        """Whether bench has what this precision needs here (a quantizer, a converter): when not, the case is
+        ``unavailable`` with an install hint, never ``unsupported`` (that is for what the runtime cannot do)."""
+        return Availability(True)
+
     def unsupported_reason(self, case: Case) -> str | None:
         """Why this runner cannot run ``case`` (beyond device/precision/scenario/CPU), or None if it can."""
         return None

@@ -28,10 +28,13 @@ EXPECTED = {
     ("openvino", "fp32"): ALL,
     ("openvino", "bf16"): {SPR, ZEN5},  # avx512_core (native with avx512_bf16 / amx_bf16); none on ARM
     ("openvino", "fp16"): {SPR, ARM82},  # avx512_fp16 on x86; ARMv8.2 FP16 on ARM. The AMD has no avx512_fp16
+    ("openvino", "int8"): ALL,  # NNCF-quantized u8/i8 kernels everywhere (dot products where the CPU has them)
     ("ncnn", "fp32"): ALL,
     ("ncnn", "fp16"): {ARM82},  # x86 is fp16 storage only, AVX512-FP16 included
+    ("ncnn", "int8"): ALL,  # the CPU can; whether bench has ncnn's int8 tools is precision_available's answer
     ("mnn", "fp32"): ALL,
     ("mnn", "fp16"): {ARM82},  # Arm82Backend only
+    ("mnn", "int8"): ALL,
     ("pytorch", "fp32"): ALL,
     ("pytorch", "bf16"): {SPR, ZEN5},  # native bf16 only (avx512_bf16 / amx_bf16; ARM's bf16 flag)
     ("pytorch", "fp16"): {SPR, ARM82},  # native fp16 only (avx512_fp16; asimdhp)

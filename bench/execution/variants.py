@@ -16,27 +16,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from bench.case import Case
+from bench.execution.calibration import CALIBRATION_SAMPLES, calibration_inputs, calibration_sha256
 from bench.execution.convert import Conversion, cached_artifact, converter_deadline, run_converter
-from bench.execution.inputs import make_inputs
 
-CALIBRATION_SAMPLES = 16
-CALIBRATION_SEED_OFFSET = 2000
 INT8_OPTIONS = {"format": "QDQ", "per_channel": True, "weights": "int8", "activations": "uint8",
                 "calibration": f"MinMax over {CALIBRATION_SAMPLES} sample inputs"}
 FP16_OPTIONS = {"keep_io_types": True}
-
-
-def calibration_inputs(case: Case) -> list[dict[str, np.ndarray]]:
-    seed = case.seed + CALIBRATION_SEED_OFFSET
-    if case.model.source == "user":
-        return [make_inputs(case.model.inputs, 1, seed + i) for i in range(CALIBRATION_SAMPLES)]
-    from bench.models.tasks import sample_inputs
-    from bench.models.zoo import load_manifest
-
-    return sample_inputs(load_manifest()[case.model.name], CALIBRATION_SAMPLES, seed)
 
 
 def make_int8(case: Case, src: Path, dst: Path) -> None:
@@ -80,6 +66,8 @@ def cached_variant(case: Case, precision: str, onnx_path: Path, part: float = 1.
     """The ``precision`` variant of ``onnx_path``, from the cache or made now; ``part``: its share of the
     conversion deadline (see ``bench.execution.convert.converter_deadline``)."""
     converter, options = CONVERTERS[precision]
+    if precision == "int8":  # the calibration set is part of what was made: in the cache key and on the row
+        options = {**options, "calibration_sha256": calibration_sha256(calibration_inputs(case))}
 
     def produce(folder: Path) -> None:
         with tempfile.TemporaryDirectory() as work:  # the quantizer leaves scratch files in its cwd

@@ -68,6 +68,11 @@ def sections(d: data.ReportData, t: dict[str, views.Table], baseline: str) -> li
                 "(OCR: exact match, accuracy, F1): what a runtime or precision costs in task terms.",
                 body=table_html(t["task_accuracy"]) if t["task_accuracy"].rows else "", csv=["task_accuracy.csv"],
                 nodata="no case with labelled data"),
+        Section("fig-precisions", "Fastest per precision, and int8 against each runtime's own fp32",
+                "The fastest passing case at each precision (an fp32 winner is not beaten by an int8 one), and each "
+                "runtime's int8 speed-up over its fp32 on the same model and configuration.",
+                body=_precisions(t), csv=["winners_by_precision.csv", "int8_speedup.csv"],
+                nodata="no case passed its tolerance"),
         Section("fig-efficiency", "Efficiency", "Achieved GFLOP/s (2 x MACs from the graph x items / median) next to "
                 "the machine's peak (a 1024x1024 fp32 numpy matmul at the same thread count). Nominal FLOPs: Winograd "
                 "convolutions multiply less, so a share above 100% is possible.",
@@ -95,6 +100,12 @@ def sections(d: data.ReportData, t: dict[str, views.Table], baseline: str) -> li
     ]
 
 
+def _precisions(t: dict[str, views.Table]) -> str:
+    parts = [f"<h3>{esc(title)}</h3>{table_html(t[name])}" for name, title in
+             (("winners_by_precision", "Fastest per precision"), ("int8_speedup", "int8 speed-up")) if t[name].rows]
+    return "".join(parts)
+
+
 def _problems(t: dict[str, views.Table]) -> str:
     parts = []
     for name, title in (("wrong_outputs", "Wrong outputs"), ("failures", "Failures")):
@@ -109,7 +120,7 @@ def tables(d: data.ReportData, baseline: str) -> dict[str, views.Table]:
         views.pareto(d.cases), views.resources(d.cases), views.coverage(d.cases), views.throughput(d.cases),
         views.environment(d.runs), views.trends(d.history), views.winners(d.cases), views.wrong_outputs(d.cases),
         views.failures(d.cases), views.case_table(d.cases), views.efficiency(d.cases, d.runs),
-        views.task_accuracy(d.cases),
+        views.task_accuracy(d.cases), views.winners_by_precision(d.cases), views.int8_speedup(d.cases),
     ]
     return {t.name: t for t in built}
 
@@ -123,8 +134,9 @@ def build_report(results: Path, out: Path, baseline: str = "onnxruntime", run_id
     now = datetime.now(timezone.utc)
     subtitle = f"{selection} {len(d.cases)} cases from {results}. Generated {now:%Y-%m-%d %H:%M} UTC.{_capped(d)}"
     index = write_text_atomic(out / "index.html", page("bench report", subtitle, sections(d, t, baseline)))
-    summary = write_text_atomic(out / "summary.md", summary_markdown(d.cases, t["winners"], t["wrong_outputs"],
-                                                          t["failures"], selection))
+    summary = write_text_atomic(out / "summary.md", summary_markdown(
+        d.cases, t["winners"], t["wrong_outputs"], t["failures"], selection, t["winners_by_precision"],
+        t["int8_speedup"]))
     return ReportFiles(index, summary, [table.write_csv(out) for table in t.values()])
 
 

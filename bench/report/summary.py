@@ -2,7 +2,7 @@
 
 Each section shows at most ``MAX_ROWS`` rows and says how many it left out, and every cell is cut to
 ``MAX_CELL`` characters, so the whole file stays far below GitHub's 1 MiB step-summary limit
-(sections x rows x columns x cell: 4 x 40 x 9 x 160 < 240 kB, in practice a few kB).
+(columns of the five tables x rows x cell: (10 + 5 + 4 + 6 + 7) x 40 x 160 < 210 kB, in practice a few kB).
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ def _margin(r: Row) -> str:
     return f"{r['margin_pct']:+.1f}%{noise}"
 
 
-def summary_markdown(cases: list[Row], winners: Table, wrong: Table, failed: Table, selection: str) -> str:
+def summary_markdown(cases: list[Row], winners: Table, wrong: Table, failed: Table, selection: str,
+                     by_precision: Table, speedup: Table) -> str:
     counts = Counter(category(c) for c in cases)
     lines = ["## bench results", "", cell(selection), "",
              f"**{len(cases)} cases**: " + ", ".join(f"{k} {v}" for k, v in counts.most_common()), ""]
@@ -51,9 +52,12 @@ def summary_markdown(cases: list[Row], winners: Table, wrong: Table, failed: Tab
               "Fastest case that ran **and** matched the fp32 reference, against the fastest of another runner.",
               ""]
     rows = [(r["model"], r["config"], r["winner"], r["median_ms"], r["runner_up"], r["runner_up_median_ms"],
-             _margin(r), r["wrong_but_faster"]) for r in winners.records()]
+             _margin(r), r["like_for_like"], r["wrong_but_faster"]) for r in winners.records()]
     lines += md_table(("model", "config", "winner", "median ms", "runner-up", "runner-up ms", "margin",
-                       "faster but wrong"), rows, "winners")
+                       "same precision", "faster but wrong"), rows, "winners")
+    for table, title, what in ((by_precision, "Fastest per precision", "precisions"),
+                               (speedup, "int8 against each runtime's own fp32", "int8 speed-ups")):
+        lines += [f"### {title}", ""] + md_table(table.columns, table.rows, what)
     lines += ["### Wrong outputs", ""] + md_table(wrong.columns, wrong.rows, "wrong outputs")
     lines += ["### Failed cases", ""] + md_table(failed.columns, failed.rows, "failed cases")
     text = "\n".join(lines) + "\n"

@@ -332,7 +332,7 @@ def winners(cases: list[Row]) -> Table:
     """Per model and configuration: the fastest eligible case, and the fastest eligible case of another
     runner. margin_pct = runner-up median / winner median - 1; within_noise when their median CIs overlap."""
     cols = ("model", "config", "winner", "median_ms", "runner_up", "runner_up_median_ms", "margin_pct",
-            "within_noise", "wrong_but_faster")
+            "within_noise", "wrong_but_faster", "like_for_like")
     rows = []
     for (model, *cfg), group in sorted(_group(cases, ("model", "device", "batch", "threads", "scenario")).items(),
                                        key=lambda kv: tuple(str(k) for k in kv[0])):
@@ -347,8 +347,49 @@ def winners(cases: list[Row]) -> Table:
             (up.get("median_ci_low_ms") or up["median_ms"])
         rows.append((model, config_label(tuple(cfg)), _who(win), _ms(win["median_ms"]), _who(up) if up else None,
                      _ms(up["median_ms"]) if up else None, margin, noise if up else None,
-                     ", ".join(_who(c) for c in faster_wrong)))
+                     ", ".join(_who(c) for c in faster_wrong), _like_for_like(win, up, ok)))
     return Table("winners", cols, rows)
+
+
+def _like_for_like(win: Row, up: Row | None, passing: list[Row]) -> str:
+    """Whether the runner-up is compared at the winner's precision; if not, whether it had a row there at all."""
+    if up is None or up.get("precision") == win.get("precision"):
+        return "yes" if up else ""
+    same = [c for c in passing if c.get("runner") == up.get("runner") and c.get("precision") == win.get("precision")]
+    return (f"no: {up.get('runner')}'s {win.get('precision')} is slower" if same else
+            f"no: {up.get('runner')} has no passing {win.get('precision')} row")
+
+
+CONFIG_KEYS = ("model", "device", "batch", "threads", "scenario")
+
+
+def winners_by_precision(cases: list[Row]) -> Table:
+    """Per model, configuration and precision: the fastest case that passed its tolerance, and how many runners
+    had a passing row at that precision (a winner among one is no contest)."""
+    cols = ("model", "config", "precision", "fastest", "median_ms", "runners_passing")
+    rows = []
+    for (model, *cfg, precision), group in sorted(_group(cases, (*CONFIG_KEYS, "precision")).items(),
+                                                  key=lambda kv: tuple(str(k) for k in kv[0])):
+        ok = sorted((c for c in group if eligible(c)), key=lambda c: c["median_ms"])
+        if ok:
+            rows.append((model, config_label(tuple(cfg)), precision, ok[0].get("runner"), _ms(ok[0]["median_ms"]),
+                         len({c.get("runner") for c in ok})))
+    return Table("winners_by_precision", cols, rows)
+
+
+def int8_speedup(cases: list[Row]) -> Table:
+    """Each runtime's int8 against its own fp32, same model and configuration: its fp32 median / its int8 median,
+    with whether the int8 outputs stayed inside the int8 tolerance."""
+    cols = ("model", "config", "runner", "fp32_ms", "int8_ms", "speedup", "int8_accuracy_ok")
+    rows = []
+    for (model, *cfg, runner), group in sorted(_group(cases, (*CONFIG_KEYS, "runner")).items(),
+                                               key=lambda kv: tuple(str(k) for k in kv[0])):
+        by = {c.get("precision"): c for c in group if timed(c)}
+        if "fp32" in by and "int8" in by:
+            fp32, int8 = by["fp32"]["median_ms"], by["int8"]["median_ms"]
+            rows.append((model, config_label(tuple(cfg)), runner, _ms(fp32), _ms(int8), round(fp32 / int8, 2),
+                         by["int8"].get("accuracy_ok")))
+    return Table("int8_speedup", cols, rows)
 
 
 def _who(case: Row) -> str:

@@ -73,6 +73,7 @@ def _facts_columns(facts: RunnerFacts) -> dict[str, Any]:
         "conversion_options": json.dumps(facts.conversion_options, sort_keys=True)
         if facts.conversion_options is not None else None,
         "conversion_cached": facts.conversion_cached,
+        "calibration_sha256": (facts.conversion_options or {}).get("calibration_sha256"),
     }
 
 

@@ -88,6 +88,8 @@ CASE_COLUMNS: tuple[Column, ...] = (
     _c("converter", STR, "", "tool that converted ONNX to the runtime's format, if any"),
     _c("converter_version", STR, "", "its version"),
     _c("conversion_options", STR, "", "JSON: the options it was given"),
+    _c("calibration_sha256", STR, "", "int8: hash of the calibration set (bench.execution.calibration), the same "
+       "samples for every runtime"),
     _c("conversion_cached", BOOL, "", "the converted artifact came from the cache (convert_ms is then the lookup)"),
     _c("accuracy_ok", BOOL, "", "outputs within the precision's tolerance of the fp32 reference"),
     _c("accuracy_reason", STR, "", "why accuracy_ok is false or null"),

@@ -21,16 +21,21 @@ class MnnSpec(RunnerSpec):
     implementation = "bench.runners.mnn.runner:MnnRunner"
     install_hint = extra_hint("mnn")
     devices = ("cpu",)
-    precisions = ("fp32", "fp16")
+    precisions = ("fp32", "fp16", "int8")
     scenarios = ("latency",)
     model_format = "mnn"
-    notes = "Module API; never the mnnconvert script (it installs a package and sends the machine id)"
+    notes = ("Module API; int8: MNN's own post-training quantizer (KL) on the shared calibration set, read back from "
+             "the quantized file; never the mnnconvert script (it installs a package and sends the machine id)")
     conversion = (
         "ONNX -> MNN with the compiled converter module inside the MNN wheel (never the mnnconvert script), "
         "fp32 weights, exact GELU"
     )
 
     def cpu_precision(self, precision: str, cpu: Cpu) -> PrecisionSupport:
+        if precision == "int8":
+            dot = cpu.first("avx512_vnni", "i8mm", "asimddp")
+            return PrecisionSupport(f"{dot}: MNN's int8 kernels" if dot else
+                                    "none: MNN's int8 kernels with plain SIMD multiply-adds (no dot products)")
         if precision != "fp16":
             return PrecisionSupport()
         if cpu.arch != "arm64":

@@ -35,7 +35,7 @@ from bench.execution.convert import (
 from bench.execution.graph import graph_io
 from bench.plugin import Runner, Unsupported
 
-from . import SPEC
+from . import SPEC, quantize
 
 MODEL_FILE = "model.mnn"
 OUTPUTS_FILE = "outputs.json"
@@ -62,7 +62,8 @@ import _tools
 _tools.mnnconvert(["mnnconvert", "--modelFile", sys.argv[1], "--MNNModel", sys.argv[2], *sys.argv[3:]])
 """
 # BackendConfig::PrecisionMode name, and the config string every pymnn version parses ("high"/"low")
-PRECISION_MODES = {"fp32": ("High", "high"), "fp16": ("Low", "low")}
+PRECISION_MODES = {"fp32": ("High", "high"), "fp16": ("Low", "low"), "int8": ("High", "high")}  # int8: rest in fp32
+QUANTIZER = "mnnquant (_tools.mnnquant, MNN's post-training quantizer in the wheel)"
 INPUT_DTYPES = {"float": np.float32, "int": np.int32, "uint8": np.uint8, "int8": np.int8, "double": np.float64}
 MNN_DTYPES = {np.dtype(np.float32): F.float, np.dtype(np.int32): F.int, np.dtype(np.uint8): F.uint8,
               np.dtype(np.int8): F.int8, np.dtype(np.float64): F.double}
@@ -122,6 +123,18 @@ class MnnRunner(Runner):
     def convert(self, onnx_path: Path) -> Path:
         conversion = Conversion(CONVERTER, mnn_version(), CONVERSION_OPTIONS)
         folder, self.conversion = cached_artifact(self.case, conversion, lambda tmp: self._produce(onnx_path, tmp))
+        return self._quantized(folder) if self.case.precision == "int8" else folder
+
+    def _quantized(self, fp32: Path) -> Path:
+        """int8: the fp32 conversion quantized by MNN's own quantizer, cached beside it (its options name both)."""
+        options = {**quantize.options(self.case), "source_conversion": CONVERSION_OPTIONS}
+
+        def produce(tmp: Path) -> None:
+            quantize.quantize(self.case, fp32 / MODEL_FILE, tmp / MODEL_FILE)
+            (tmp / OUTPUTS_FILE).write_text((fp32 / OUTPUTS_FILE).read_text())
+
+        conversion = Conversion(QUANTIZER, mnn_version(), options)
+        folder, self.conversion = cached_artifact(self.case, conversion, produce)
         return folder
 
     def _produce(self, onnx_path: Path, folder: Path) -> None:
@@ -143,6 +156,10 @@ class MnnRunner(Runner):
         self._path = artifact / MODEL_FILE
         self._path.read_bytes()
         self._declared = json.loads((artifact / OUTPUTS_FILE).read_text())
+        self._int8 = json.loads((artifact / quantize.INT8_FILE).read_text()) if self.case.precision == "int8" else None
+        if self._int8 is not None and not self._int8["int8_convolutions"]:
+            raise Unsupported(f"MNN's quantizer left no convolution with int8 activations ({self._int8}): an int8 "
+                              "row would be a float row")
 
     def _runtime_config(self) -> dict[str, Any]:
         if self.case.precision not in PRECISION_MODES:
@@ -227,6 +244,8 @@ class MnnRunner(Runner):
                         "memory_mode": "Normal", "power_mode": "Normal"},
             "model_info": self._model_info,
             "outputs_reshaped": getattr(self, "_reshaped", {}),
+            # int8: read back from the quantized file (MNNConvert --JsonFile): convolutions with int8 activations
+            "int8_readback": self._int8,
         }
 
     def close(self) -> None:

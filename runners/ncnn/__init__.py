@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 from pathlib import Path
 
 from bench import extra_hint
@@ -16,6 +17,12 @@ from bench.case import Case
 from bench.cpu import Cpu
 from bench.plugin import Availability, PrecisionSupport, RunnerSpec
 
+NCNN_INT8_TOOLS = ("ncnn2table", "ncnn2int8")
+NCNN_INT8_MISSING = (
+    "ncnn computes int8, but its calibration and conversion tools (ncnn2table, ncnn2int8) are in no PyPI wheel "
+    "(ncnn, pnnx) and no Debian package: build them from ncnn's source (tools/quantize, -DNCNN_BUILD_TOOLS=ON) and "
+    "put them on PATH"
+)
 PNNX_HINT = "pip install --no-deps pnnx (only its native converter binary is used; no torch needed)"
 # Measured on an AMD EPYC (Zen 5; avx512_bf16, no avx512_fp16), ncnn 1.0.20261020, MobileNetV2, 1 thread.
 X86_FP16_EVIDENCE = (
@@ -43,11 +50,12 @@ class NcnnSpec(RunnerSpec):
     install_hint = extra_hint("ncnn")
     # Vulkan is left out: the wheel can drive a Vulkan GPU, but no such device was available to test it on.
     devices = ("cpu",)
-    precisions = ("fp32", "fp16")
+    precisions = ("fp32", "fp16", "int8")
     scenarios = ("latency",)
     model_format = "ncnn"
     packages = ("pnnx",)
-    notes = "batch 1; the converter is the pnnx wheel: `pip install --no-deps pnnx`"
+    notes = ("batch 1; the converter is the pnnx wheel: `pip install --no-deps pnnx`; int8 rows are `unavailable`: "
+             "ncnn's int8 tools (ncnn2table, ncnn2int8) are in no wheel, and bench does not drive them yet")
     conversion = "ONNX -> ncnn with the pnnx wheel's native converter binary (no torch), fp32 weights (fp16=0)"
 
     def available(self) -> Availability:
@@ -58,7 +66,19 @@ class NcnnSpec(RunnerSpec):
             return Availability(False, f"the ONNX -> ncnn converter is missing: {PNNX_HINT}")
         return Availability(True)
 
+    def precision_available(self, precision: str) -> Availability:
+        if precision != "int8":
+            return Availability(True)
+        found = [tool for tool in NCNN_INT8_TOOLS if shutil.which(tool)]
+        if not found:
+            return Availability(False, NCNN_INT8_MISSING)
+        return Availability(False, f"ncnn's int8 tools are here ({', '.join(shutil.which(t) for t in found)}), but "
+                                   "bench does not drive ncnn2table / ncnn2int8 yet")
+
     def cpu_precision(self, precision: str, cpu: Cpu) -> PrecisionSupport:
+        if precision == "int8":
+            dot = cpu.first("avx512_vnni", "avx_vnni", "i8mm", "asimddp")
+            return PrecisionSupport(f"{dot}: ncnn's int8 kernels" if dot else "none: ncnn's int8 kernels (SIMD)")
         if precision != "fp16":
             return PrecisionSupport()
         if cpu.arch == "x86":

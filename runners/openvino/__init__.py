@@ -13,10 +13,13 @@ here has either device to test them on.
 
 from __future__ import annotations
 
+import importlib.util
+
 from bench import extra_hint
 from bench.cpu import FEATURE_FLAGS, Cpu
-from bench.plugin import PrecisionSupport, RunnerSpec
+from bench.plugin import Availability, PrecisionSupport, RunnerSpec
 
+NNCF_HINT = extra_hint("openvino") + " (it brings nncf)"
 # oneDNN's avx2_vnni_2 ISA (Sierra Forest, Arrow Lake, Lunar Lake) is avx_vnni + AVX-VNNI-INT8 + AVX-NE-CONVERT; Linux
 # shows no /proc/cpuinfo flag for the last two, so on an avx_vnni CPU without AVX-512 the read-back decides.
 AVX2_VNNI_2_MAYBE = (
@@ -48,13 +51,24 @@ class OpenVinoSpec(RunnerSpec):
     implementation = "bench.runners.openvino.runner:OpenVinoRunner"
     install_hint = extra_hint("openvino")
     devices = ("cpu",)
-    precisions = ("fp32", "bf16", "fp16")
+    precisions = ("fp32", "bf16", "fp16", "int8")
     scenarios = ("latency", "throughput")
     model_format = "onnx"
-    notes = "precision read back from the compiled model; throughput with an async queue"
-    conversion = "none: OpenVINO's ONNX frontend reads the file at load, with the case's input shapes made static"
+    notes = ("precision read back from the compiled model; int8: NNCF post-training quantization on the shared "
+             "calibration set, u8/i8 kernels read back; throughput with an async queue")
+    conversion = ("none: OpenVINO's ONNX frontend reads the file at load, with the case's input shapes made static; "
+                  "int8: nncf.quantize to IR, cached")
+
+    def precision_available(self, precision: str) -> Availability:
+        if precision == "int8" and importlib.util.find_spec("nncf") is None:
+            return Availability(False, f"int8 needs OpenVINO's quantizer NNCF, not installed: {NNCF_HINT}")
+        return Availability(True)
 
     def cpu_precision(self, precision: str, cpu: Cpu) -> PrecisionSupport:
+        if precision == "int8":
+            dot = cpu.first("amx_int8", "avx512_vnni", "avx_vnni", "i8mm", "asimddp")
+            return PrecisionSupport(f"{dot}: OpenVINO's int8 kernels (oneDNN / ACL)" if dot else
+                                    "none: int8 kernels with plain SIMD multiply-adds (no dot-product instructions)")
         if precision not in ("bf16", "fp16"):
             return PrecisionSupport()
         if cpu.arch == "x86":

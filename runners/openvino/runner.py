@@ -24,6 +24,7 @@ if TELEMETRY_BLOCKED:
 
 import importlib.metadata  # noqa: E402
 import re  # noqa: E402
+import tempfile  # noqa: E402
 from collections import Counter  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -40,13 +41,28 @@ from openvino.frontend import (  # noqa: E402
     OpValidationFailure,
 )
 
-from bench.execution.convert import ConversionFailed, first_lines  # noqa: E402
+from bench.execution.calibration import CALIBRATION_SAMPLES, calibration_inputs, calibration_sha256  # noqa: E402
+from bench.execution.convert import (  # noqa: E402
+    Conversion,
+    ConversionFailed,
+    cached_artifact,
+    converter_deadline,
+    first_lines,
+    run_converter,
+)
 from bench.plugin import Runner, Unsupported  # noqa: E402
 
 DEVICE = "CPU"
-# bench precision -> OpenVINO element type for INFERENCE_PRECISION_HINT, and back.
-HINTS = {"fp32": ov.Type.f32, "bf16": ov.Type.bf16, "fp16": ov.Type.f16}
-PRECISION_NAMES = {t.get_type_name(): p for p, t in HINTS.items()}
+# bench precision -> OpenVINO element type for INFERENCE_PRECISION_HINT (int8: the layers NNCF left in float run
+# f32, so that an int8 row is not int8+bf16), and back.
+HINTS = {"fp32": ov.Type.f32, "bf16": ov.Type.bf16, "fp16": ov.Type.f16, "int8": ov.Type.f32}
+PRECISION_NAMES = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
+# NNCF's defaults, stated: what a user of nncf.quantize gets; part of the cache key with the calibration set's hash.
+INT8_OPTIONS = {"quantizer": "nncf.quantize (post-training)", "preset": "performance (symmetric)",
+                "fast_bias_correction": True, "subset_size": "the whole calibration set", "model_type": None,
+                "calibration_samples": CALIBRATION_SAMPLES}
+COMPUTE_LAYERS = ("Convolution", "GroupConvolution", "FullyConnected", "MatMul", "Deconvolution")
+INT8_TYPES = ("u8", "i8")
 FRONTEND_FAILURES = (OpConversionFailure, OpValidationFailure, NotImplementedFailure, GeneralFailure)
 # "-- If-16 with a message:" / "Conversion is failed for: If-16, Conv-16": ONNX op type and opset version.
 FAILED_OP = re.compile(r"^-- ([A-Za-z_][\w.]*)-\d+ with a message", re.MULTILINE)
@@ -92,6 +108,16 @@ def _node_precisions(compiled: ov.CompiledModel) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+def _compute_precisions(compiled: ov.CompiledModel) -> dict[str, int]:
+    """How many convolution / matmul nodes of the runtime graph ran in each precision."""
+    counts: Counter[str] = Counter()
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        if info["layerType"].astype(str) in COMPUTE_LAYERS:
+            counts[info["runtimePrecision"].astype(str)] += 1
+    return dict(sorted(counts.items()))
+
+
 class OpenVinoRunner(Runner):
     timed_region = (
         "latency: InferRequest.infer() on one request whose input tensors were set before timing, outputs left "
@@ -99,10 +125,31 @@ class OpenVinoRunner(Runner):
         "OPTIMAL_NUMBER_OF_INFER_REQUESTS requests (inputs set on each before timing), then wait_all()"
     )
 
+    def convert(self, onnx_path: Path) -> Path:
+        """int8: the NNCF-quantized IR, from the cache or made now in a subprocess; other precisions read ONNX."""
+        if self.case.precision != "int8":
+            return onnx_path
+        options = {**INT8_OPTIONS, "calibration_sha256": calibration_sha256(calibration_inputs(self.case)),
+                   "openvino": importlib.metadata.version("openvino"),  # the IR is saved at the case's shapes:
+                   "static_input_shapes": {s.name: list(s.shape_at(self.case.batch)) for s in self.case.model.inputs}}
+
+        def produce(folder: Path) -> None:
+            with tempfile.TemporaryDirectory() as work:
+                case_file = Path(work) / "case.json"
+                case_file.write_text(self.case.to_json())
+                cmd = [sys.executable, "-m", "bench.runners.openvino.quantize", str(case_file), str(onnx_path),
+                       str(folder)]
+                run_converter(cmd, timeout_s=converter_deadline(self.case), cwd=Path(work))
+
+        conversion = Conversion("nncf", importlib.metadata.version("nncf"), options)
+        folder, self.conversion = cached_artifact(self.case, conversion, produce)
+        return folder / "model.xml"
+
     def load(self, artifact: Path) -> None:
         self.core = ov.Core()
         self.shapes = {spec.name: tuple(spec.shape_at(self.case.batch)) for spec in self.case.model.inputs}
-        self.model = read_static(artifact, self.shapes)
+        # the quantized IR was saved with the case's static shapes
+        self.model = self.core.read_model(artifact) if artifact.suffix == ".xml" else read_static(artifact, self.shapes)
 
     @property
     def throughput(self) -> bool:
@@ -147,7 +194,15 @@ class OpenVinoRunner(Runner):
                 f"{used.get_type_name()} silently; not run, so that no {self.case.precision} row holds "
                 f"{used.get_type_name()} numbers"
             )
-        return PRECISION_NAMES[used.get_type_name()]
+        return self._check_int8() if self.case.precision == "int8" else PRECISION_NAMES[used.get_type_name()]
+
+    def _check_int8(self) -> str:
+        """int8 only where int8 kernels ran: NNCF may insert nothing, and OpenVINO may fold it all back to float."""
+        compute = _compute_precisions(self.compiled)
+        if not any(compute.get(t) for t in INT8_TYPES):
+            raise Unsupported(f"the NNCF-quantized model ran no int8 convolution or matmul (runtime precisions of "
+                              f"those layers: {compute}), so an int8 row would be a float row")
+        return "int8"
 
     def _as_static(self, name: str, array: np.ndarray) -> np.ndarray:
         """The array in the static shape the model was converted with. bench.execution.inputs hands scalar inputs over
@@ -211,7 +266,8 @@ class OpenVinoRunner(Runner):
             "precision_used": self.precision_used,
             "precision_source": "compiled_model.get_property(INFERENCE_PRECISION_HINT)",
             "threads_used": self.compiled.get_property(props.inference_num_threads),
-            "phases": "load: Core() + ONNX frontend load with static input shapes + convert to ov.Model; "
+            "phases": "convert (int8): NNCF quantization to IR, cached; load: Core() + ONNX frontend load with "
+            "static input shapes + convert to ov.Model (int8: read_model of the IR); "
             "prepare: compile_model + infer request(s)",
             "options": {
                 "device": DEVICE,
@@ -222,6 +278,7 @@ class OpenVinoRunner(Runner):
                 "cache_dir": None,  # no model cache: prepare_ms is a full compilation every time
             },
             "runtime_node_precisions": _node_precisions(self.compiled),
+            "compute_layer_precisions": _compute_precisions(self.compiled),  # int8: how much of the work ran u8/i8
             "device_capabilities": list(self.core.get_property(DEVICE, props.device.capabilities)),
             "telemetry": TELEMETRY if TELEMETRY_BLOCKED else "NOT blocked: openvino was imported before the runner",
             "openvino_telemetry_loaded": sys.modules.get("openvino_telemetry") is not None,

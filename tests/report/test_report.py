@@ -20,7 +20,8 @@ from bench.cli import main
 from bench.report import build_report, data, views
 from bench.report.summary import LIMIT_BYTES, MAX_ROWS, summary_markdown
 
-FIGURES = ("fig-latency", "fig-speedup", "fig-ecdf", "fig-pareto", "fig-resources", "fig-tasks", "fig-efficiency",
+FIGURES = ("fig-latency", "fig-speedup", "fig-ecdf", "fig-pareto", "fig-resources", "fig-tasks", "fig-precisions",
+           "fig-efficiency",
            "fig-coverage", "fig-throughput", "fig-trends", "fig-environment", "fig-problems", "fig-cases")
 XSS_MODEL = "<script>alert(1)</script>"
 XSS_RUNNER = '"><img src=x onerror=alert(2)>'
@@ -172,7 +173,7 @@ def test_missing_columns_and_empty_views_degrade_to_notes(tmp_path):
     (tmp_path / "old" / "cases" / "run_id=r0").mkdir(parents=True)
     pq.write_table(old, tmp_path / "old" / "cases" / "run_id=r0" / "a.parquet")
     (tmp_path / "empty").mkdir()
-    for name, empty in (("old", 9), ("empty", len(FIGURES))):
+    for name, empty in (("old", 10), ("empty", len(FIGURES))):
         files = build_report(tmp_path / name, tmp_path / f"{name}-out")
         page = files.index.read_text()
         assert sorted(re.findall(r'<figure id="([^"]+)"', page)) == sorted(FIGURES)
@@ -202,14 +203,16 @@ def _case(i: int) -> dict:
 
 def test_summary_is_bounded_by_construction():
     cases = [_case(i) for i in range(5000)]
-    text = summary_markdown(cases, views.winners(cases), views.wrong_outputs(cases), views.failures(cases), "all")
+    text = summary_markdown(cases, views.winners(cases), views.wrong_outputs(cases), views.failures(cases), "all",
+                            views.winners_by_precision(cases), views.int8_speedup(cases))
     assert len(text.encode()) < LIMIT_BYTES < 1 << 20
     assert text.count("more winners") == text.count("more wrong outputs") == text.count("more failed cases") == 1
     tables = [line for line in text.splitlines() if line.startswith("| ")]
-    assert len(tables) <= 3 * (MAX_ROWS + 1)
+    assert len(tables) <= 5 * (MAX_ROWS + 1)
     assert "<b>" not in text
     pipes = {len(re.findall(r"(?<!\\)\|", line)) for line in tables}  # escaped pipes stay inside their cell
-    assert pipes == {9, 6, 5}  # winners: 8 columns, wrong outputs: 5, failed cases: 4
+    assert pipes <= {10, 6, 5, 7, 8}  # winners: 9 columns, wrong: 5, failed: 4, per precision: 6, int8: 7
+    assert {10, 6, 5} <= pipes
 
 
 def test_report_imports_no_runner(planted, tmp_path):
@@ -275,3 +278,22 @@ def test_the_browser_check_catches_errors_dialogs_and_fetches(report, tmp_path):
     assert seen.dialogs == ["planted"]
     assert any("Cannot read properties of null" in e for e in seen.errors)
     assert "http://example.invalid/x.png" in seen.requests
+
+
+def test_winners_compare_like_with_like_and_int8_is_set_against_its_own_fp32():
+    def case(runner: str, precision: str, ms: float, ok: bool = True) -> dict:
+        return {"model": "m", "device": "cpu", "batch": 1, "threads": 1, "scenario": "latency", "runner": runner,
+                "precision": precision, "status": "ok", "accuracy_ok": ok, "median_ms": ms,
+                "median_ci_low_ms": ms * 0.99, "median_ci_high_ms": ms * 1.01, "case_key": f"m/{runner}/{precision}"}
+
+    cases = [case("ort", "int8", 1.0), case("ort", "fp32", 3.0), case("ov", "fp32", 2.0),
+             case("ov", "int8", 1.5, ok=False)]
+    [win] = views.winners(cases).records()
+    assert (win["winner"], win["runner_up"]) == ("ort int8", "ov fp32")
+    assert win["like_for_like"] == "no: ov has no passing int8 row"  # its int8 row failed the tolerance
+    by = {r["precision"]: r for r in views.winners_by_precision(cases).records()}
+    assert (by["fp32"]["fastest"], by["fp32"]["runners_passing"]) == ("ov", 2)
+    assert (by["int8"]["fastest"], by["int8"]["runners_passing"]) == ("ort", 1)
+    speedup = {r["runner"]: r for r in views.int8_speedup(cases).records()}
+    assert speedup["ort"]["speedup"] == 3.0 and speedup["ort"]["int8_accuracy_ok"] is True
+    assert speedup["ov"]["speedup"] == round(2.0 / 1.5, 2) and speedup["ov"]["int8_accuracy_ok"] is False

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from onnx import TensorProto, helper
+from runner_checks import int8_checked
 
 from bench.cache import sha256_file
 from bench.cpu import REFERENCE_CPUS, Cpu
@@ -35,6 +36,7 @@ def ran(row: dict) -> None:
     assert row["timed_region"].startswith("Module.onForward")
     assert row["converter_version"] == metadata.version("MNN")
     options = json.loads(row["conversion_options"])
+    options = options.get("source_conversion", options)  # int8: the fp32 conversion it was quantized from
     assert options["fp16_weights"] is False and options["weightQuantBits"] == 0
     assert options["useGeluApproximation"] == 0  # the converter's default swaps exact GELU for tanh's
     facts = json.loads(row["runner_facts"])
@@ -205,3 +207,22 @@ def test_silero_vad_sequence_variant_converts_but_is_flagged_wrong(run_user_mode
     ran(row)
     assert row["accuracy_ok"] is False and "tolerance" in row["accuracy_reason"], row["accuracy_reason"]
     assert json.loads(row["runner_facts"])["outputs_reshaped"] == {"hn": [[1, 128, 1, 1], [1, 1, 128]]}
+
+
+# ---- int8: MNN's own post-training quantizer -----------------------------------------------------------------
+
+def test_int8_is_quantized_read_back_from_the_file_and_close_to_fp32(run_cases):
+    both = {(r["runner"], r["precision"]): r for r in run_cases(["mnn", "onnxruntime"], ["tiny_cnn"],
+                                                                 precisions=["fp32", "int8"])}
+    int8 = both["mnn", "int8"]
+    ran(int8)
+    assert int8["precision_used"] == "int8" and int8["precision_feature"] == SPEC.cpu_precision("int8", HERE).feature
+    readback = json.loads(int8["runner_facts"])["int8_readback"]
+    assert readback["int8_convolutions"] > 0 and readback["convolutions"] >= readback["int8_convolutions"]
+    options = json.loads(int8["conversion_options"])
+    assert int8["converter"].startswith("mnnquant") and options["feature_quantize_method"] == "KL"
+    assert int8["calibration_sha256"] == both["onnxruntime", "int8"]["calibration_sha256"]  # one set for all
+    int8_checked(int8)
+    assert json.loads(both["mnn", "fp32"]["runner_facts"])["int8_readback"] is None
+    again = run_cases(["mnn"], ["tiny_cnn"], precisions=["int8"])[0]
+    assert again["conversion_cached"] is True

@@ -20,6 +20,7 @@ def test_int8_variant_is_quantized_recorded_and_cached(run_cases):
     assert fp32["precision_used"] == "fp32" and fp32["converter"] is None and fp32["accuracy_ok"] is True
     assert int8["precision_used"] == "int8" and int8["converter"] == "onnxruntime.quantization"
     assert json.loads(int8["conversion_options"])["format"] == "QDQ"
+    assert len(int8["calibration_sha256"]) == 64 and fp32["calibration_sha256"] is None
     assert json.loads(int8["runner_facts"])["model_nodes"]["DequantizeLinear"] > 0
     assert int8["accuracy_ok"] is True and 0.95 <= int8["cosine"] < 1.0  # really quantized, still close
     assert fp32["precision_feature"] is None and int8["precision_feature"] == SPEC.cpu_precision("int8", HERE).feature

@@ -16,6 +16,7 @@ import subprocess
 import sys
 
 import pytest
+from runner_checks import int8_checked
 
 from bench.cpu import REFERENCE_CPUS, Cpu
 from bench.runners.openvino import SPEC
@@ -168,3 +169,47 @@ def test_silero_vad_gets_static_shapes_or_a_clear_row(run_cases):
     ok_fp32(ifless)  # static shapes, and the scalar sample-rate input bound as shape []
     options = facts(ifless)["options"]
     assert options["static_input_shapes"]["sr"] == [] and options["static_input_shapes"]["state"] == [2, 1, 128]
+
+
+# ---- int8: NNCF post-training quantization ------------------------------------------------------------------
+
+INT8 = SPEC.cpu_precision("int8", HERE)
+
+
+def test_int8_is_quantized_by_nncf_reads_back_int8_kernels_and_hits_the_cache(run_cases):
+    both = {(r["runner"], r["precision"]): r for r in run_cases(["openvino", "onnxruntime"], ["tiny_cnn"],
+                                                                 precisions=["fp32", "int8"])}
+    rows = {p: both["openvino", p] for p in ("fp32", "int8")}
+    int8 = rows["int8"]
+    assert int8["status"] == "ok", int8.get("error") or int8.get("stderr_tail")
+    assert int8["precision_used"] == "int8" and int8["precision_feature"] == INT8.feature
+    compute = facts(int8)["compute_layer_precisions"]
+    assert compute.get("u8", 0) + compute.get("i8", 0) > 0, compute  # int8 kernels really ran
+    assert facts(int8)["options"]["read_back"]["inference_precision_hint"] == "f32"  # the rest stays f32
+    options = json.loads(int8["conversion_options"])
+    assert int8["converter"] == "nncf" and int8["calibration_sha256"] == options["calibration_sha256"]
+    assert int8["calibration_sha256"] == both["onnxruntime", "int8"]["calibration_sha256"]  # one set for all
+    assert options["calibration_samples"] > 0 and options["openvino"] == int8["runner_version"]
+    int8_checked(int8)
+    assert facts(rows["fp32"])["compute_layer_precisions"].keys() <= {"f32"}
+    again = run_cases(["openvino"], ["tiny_cnn"], precisions=["int8"])[0]
+    assert again["conversion_cached"] is True and json.loads(again["conversion_options"]) == options
+
+
+def test_a_quantization_that_did_nothing_is_not_an_int8_row(tmp_path, save_graph, bench_cli):
+    """A graph with nothing NNCF quantizes (Relu alone): no u8/i8 kernel runs, so the row says so."""
+    from onnx import TensorProto, helper
+
+    from bench.results import store
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])
+    path = save_graph(tmp_path / "relu.onnx", [helper.make_node("Relu", ["x"], ["y"])], [x], [y])
+    suite = tmp_path / "int8.toml"
+    suite.write_text('name = "int8"\nmodels = ["tiny_cnn"]\nrunners = ["openvino"]\nprecisions = ["int8"]\n'
+                     "[timing]\nmin_time_s = 0.05\nmax_time_s = 0.2\n")
+    done = bench_cli("run", "--suite", str(suite), "--model", str(path), "--results", str(tmp_path / "r"))
+    assert done.returncode == 0, done.stderr
+    [row] = store.read_cases(tmp_path / "r").to_pylist()
+    assert row["status"] == "unsupported" and "ran no int8 convolution or matmul" in row["error"], row["error"]
+    assert row.get("median_ms") is None and row.get("precision_used") is None

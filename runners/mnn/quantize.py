@@ -1,0 +1,90 @@
+"""MNN int8: full post-training quantization with the quantizer the MNN wheel compiles in (``_tools.mnnquant``,
+the library behind ``quantized.out``), on the shared calibration set, then read back from the quantized file.
+
+``_tools.mnnquant`` takes ONE argv-style list in MNN 3.6.1 (the wheel's ``MNN/tools/mnnquant.py`` passes three
+strings and aborts). It runs in a subprocess that cannot import ``MNN`` (whose Python tools load its telemetry)
+nor open sockets. Calibration uses MNN's "sequence" input mode: one folder per sample with ``input.json`` (names
+and shapes) and one ``NAME.txt`` of values per input, so any model's inputs (not only images) are fed as they are.
+The read-back converts the quantized model to JSON with the wheel's converter and counts the convolutions whose
+activations are quantized too (``quanParameter.scaleIn``): that is what makes MNN's CPU backend run int8 kernels.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.case import Case
+from bench.execution.calibration import CALIBRATION_SAMPLES, calibration_inputs, calibration_sha256
+from bench.execution.convert import ConversionFailed, converter_deadline, first_lines, run_converter
+
+# Stated, and part of the cache key: KL for activations (MNN's default and its documentation's advice), MAX_ABS
+# for weights.
+QUANT_CONFIG = {"feature_quantize_method": "KL", "weight_quantize_method": "MAX_ABS", "input_type": "sequence",
+                "used_sample_num": CALIBRATION_SAMPLES}
+INT8_FILE = "int8.json"
+_BLOCK = """\
+import sys
+for name in ("MNN", "socket", "ssl", "urllib.request", "http.client"):
+    sys.modules[name] = None
+import _tools
+"""
+QUANT_SCRIPT = _BLOCK + "_tools.mnnquant(['quantized.out', sys.argv[1], sys.argv[2], sys.argv[3]])\n"
+DUMP_SCRIPT = _BLOCK + ("_tools.mnnconvert(['mnnconvert', '-f', 'MNN', '--modelFile', sys.argv[1], '--JsonFile', "
+                         "sys.argv[2]])\n")
+# MNN's JSON dump writes C's nan / inf, which JSON lacks; read as NaN / Infinity and counted.
+NON_FINITE = re.compile(r"(?<![\w.])-?(?:nan|inf)(?![\w.])")
+CONV_TYPES = ("Convolution", "ConvolutionDepthwise", "Deconvolution", "DeconvolutionDepthwise")
+
+
+def options(case: Case) -> dict[str, Any]:
+    return {**QUANT_CONFIG, "calibration_sha256": calibration_sha256(calibration_inputs(case))}
+
+
+def _write_calibration(case: Case, folder: Path) -> list[dict[str, Any]]:
+    """One folder per calibration sample, as MNN's sequence mode reads them; returns the inputs' names and shapes."""
+    declared = []
+    for i, sample in enumerate(calibration_inputs(case)):
+        sample_dir = folder / f"{i:04d}"
+        sample_dir.mkdir(parents=True)
+        declared = [{"name": name, "shape": list(array.shape) or [1]} for name, array in sample.items()]
+        (sample_dir / "input.json").write_text(json.dumps({"inputs": declared}))
+        for name, array in sample.items():
+            np.savetxt(sample_dir / f"{name}.txt", np.asarray(array, dtype=np.float64).reshape(-1), fmt="%.9g")
+    return declared
+
+
+def quantize(case: Case, fp32_model: Path, target: Path) -> dict[str, int]:
+    """The int8 model at ``target``, and what the read-back found in it."""
+    with tempfile.TemporaryDirectory(prefix="mnnquant-") as work:
+        calibration = Path(work) / "calibration"
+        inputs = _write_calibration(case, calibration)
+        config = Path(work) / "config.json"
+        config.write_text(json.dumps({**QUANT_CONFIG, "format": "RGB", "path": str(calibration), "inputs": inputs}))
+        cmd = [sys.executable, "-c", QUANT_SCRIPT, str(fp32_model), str(target), str(config)]
+        output = run_converter(cmd, converter_deadline(case, part=0.5), cwd=Path(work))
+        if not target.is_file() or target.stat().st_size == 0:
+            raise ConversionFailed(f"MNN's quantizer wrote no model: {first_lines(output, 6)}")
+        counts = read_back(case, target, Path(work))
+    (target.parent / INT8_FILE).write_text(json.dumps(counts))
+    return counts
+
+
+def read_back(case: Case, model: Path, work: Path) -> dict[str, int]:
+    """Convolutions in the quantized file, and how many of them have int8 activations as well as weights."""
+    dump = work / "model.json"
+    run_converter([sys.executable, "-c", DUMP_SCRIPT, str(model), str(dump)], converter_deadline(case, part=0.25),
+                  cwd=work)
+    text, bad_numbers = NON_FINITE.subn(lambda m: {"nan": "NaN", "-nan": "NaN", "inf": "Infinity",
+                                                     "-inf": "-Infinity"}[m.group(0)], dump.read_text())
+    ops = json.loads(text)["oplists"]
+    convs = [op for op in ops if op.get("type") in CONV_TYPES]
+    quantized = [op for op in convs if ((op.get("main") or {}).get("quanParameter") or {}).get("scaleIn")]
+    # MNN's quantizer can write NaN scales (seen on PP-OCRv4 rec): the row's parity check judges the outputs
+    return {"convolutions": len(convs), "int8_convolutions": len(quantized), "non_finite_numbers": bad_numbers}
