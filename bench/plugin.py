@@ -68,6 +68,13 @@ class PrecisionSupport:
         return self.reason is None
 
     @classmethod
+    def accelerated_by(cls, cpu: Cpu, flags: tuple[str, ...], kernels: str) -> PrecisionSupport:
+        """Supported on any CPU; the feature names the first of ``flags`` (dot-product instructions, say) that
+        ``kernels`` use here, or says that they run on plain SIMD without them."""
+        flag = cpu.first(*flags)
+        return cls(f"{flag}: {kernels}" if flag else f"none: {kernels} on plain SIMD (no dot-product instructions)")
+
+    @classmethod
     def needs(cls, cpu: Cpu, flags: tuple[str, ...], use: str, otherwise: str) -> PrecisionSupport:
         """Supported where ``cpu`` has one of ``flags`` (the feature reads "FLAG: use"), else ``otherwise``."""
         flag = cpu.first(*flags)

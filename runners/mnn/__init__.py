@@ -33,9 +33,7 @@ class MnnSpec(RunnerSpec):
 
     def cpu_precision(self, precision: str, cpu: Cpu) -> PrecisionSupport:
         if precision == "int8":
-            dot = cpu.first("avx512_vnni", "i8mm", "asimddp")
-            return PrecisionSupport(f"{dot}: MNN's int8 kernels" if dot else
-                                    "none: MNN's int8 kernels with plain SIMD multiply-adds (no dot products)")
+            return PrecisionSupport.accelerated_by(cpu, ("avx512_vnni", "i8mm", "asimddp"), "MNN's int8 kernels")
         if precision != "fp16":
             return PrecisionSupport()
         if cpu.arch != "arm64":

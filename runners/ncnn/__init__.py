@@ -77,8 +77,8 @@ class NcnnSpec(RunnerSpec):
 
     def cpu_precision(self, precision: str, cpu: Cpu) -> PrecisionSupport:
         if precision == "int8":
-            dot = cpu.first("avx512_vnni", "avx_vnni", "i8mm", "asimddp")
-            return PrecisionSupport(f"{dot}: ncnn's int8 kernels" if dot else "none: ncnn's int8 kernels (SIMD)")
+            return PrecisionSupport.accelerated_by(cpu, ("avx512_vnni", "avx_vnni", "i8mm", "asimddp"),
+                                                   "ncnn's int8 kernels")
         if precision != "fp16":
             return PrecisionSupport()
         if cpu.arch == "x86":

@@ -56,9 +56,8 @@ class OnnxRuntimeSpec(RunnerSpec):
 
     def cpu_precision(self, precision: str, cpu: Cpu) -> PrecisionSupport:
         if precision == "int8":
-            dot = cpu.feature("vnni") or cpu.feature("i8mm") or cpu.feature("dotprod")
-            return PrecisionSupport(f"{dot}: MLAS int8 dot-product kernels" if dot else
-                                    "none: MLAS int8 kernels with plain SIMD multiply-adds (no dot products)")
+            return PrecisionSupport.accelerated_by(cpu, ("avx512_vnni", "avx_vnni", "amx_int8", "i8mm", "asimddp"),
+                                                   "MLAS int8 kernels")
         if precision != "fp16":
             return PrecisionSupport()
         if cpu.arch != "arm64":

@@ -66,9 +66,8 @@ class OpenVinoSpec(RunnerSpec):
 
     def cpu_precision(self, precision: str, cpu: Cpu) -> PrecisionSupport:
         if precision == "int8":
-            dot = cpu.first("amx_int8", "avx512_vnni", "avx_vnni", "i8mm", "asimddp")
-            return PrecisionSupport(f"{dot}: OpenVINO's int8 kernels (oneDNN / ACL)" if dot else
-                                    "none: int8 kernels with plain SIMD multiply-adds (no dot-product instructions)")
+            return PrecisionSupport.accelerated_by(cpu, ("amx_int8", "avx512_vnni", "avx_vnni", "i8mm", "asimddp"),
+                                                   "OpenVINO's int8 kernels (oneDNN / ACL)")
         if precision not in ("bf16", "fp16"):
             return PrecisionSupport()
         if cpu.arch == "x86":
