@@ -8,6 +8,7 @@ malformed result is a ``bad_output`` row at the boundary rather than a KeyError 
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass, field
 from enum import Enum
@@ -139,11 +140,19 @@ class WorkerResult:
     @classmethod
     def from_json(cls, text: str | bytes) -> WorkerResult:
         """The result, every field's type checked; ValueError when it does not hold (a ``bad_output`` row)."""
-        from pydantic import TypeAdapter, ValidationError  # the parent only: the worker never pays for it
+        from pydantic import ValidationError
 
         try:
-            return TypeAdapter(cls).validate_json(text, strict=True)
+            return _adapter().validate_json(text, strict=True)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "(top level)"
             raise ValueError(f"result.json: {where}: {first['msg']}") from None
+
+
+@functools.cache
+def _adapter() -> Any:
+    """pydantic's validator for WorkerResult, built once per parent process (the worker never imports pydantic)."""
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(WorkerResult)

@@ -33,7 +33,10 @@ from bench.results.compaction import compact_run
 from bench.results.rows import outcome_row, skipped_row
 
 
-class Interrupted(Exception):
+class Interrupted(BaseException):
+    """SIGTERM / Ctrl-C. A BaseException, like KeyboardInterrupt: a library's ``except Exception`` (pydantic's
+    schema building, a plugin loader) must not swallow it and let the run go on to exit 0."""
+
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
         self.exit_code = 128 + signum
