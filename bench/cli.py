@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench import telemetry
 from bench.cache import default_cache_dir
 from bench.errors import UserError
 
@@ -252,6 +253,7 @@ def cmd_coverage(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    telemetry.switch_off()  # before anything imports a runtime, here or in a child process
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     args.argv = argv  # a run stores its own command line, for --resume

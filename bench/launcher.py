@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from bench import telemetry
 from bench.case import Case
 from bench.contract import Status, WorkerResult
 
@@ -231,7 +232,7 @@ def run_worker(case: Case, mode: str = "case") -> WorkerOutcome:
             start = os.times().elapsed
             proc = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
-                preexec_fn=_worker_setup(case.max_memory_mb),
+                preexec_fn=_worker_setup(case.max_memory_mb), env=telemetry.switched_off(),
             )
             timed_out, rusage = _wait(proc, case.timeout_s)
         stderr_tail = _tail(stderr_file)

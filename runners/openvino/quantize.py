@@ -14,14 +14,17 @@ import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("NNCF_CI", "1")  # NNCF's own opt-out, before nncf is imported
+# Statements, not imports, so that no import sorter can move them below `import nncf` (it once did, and NNCF's
+# `import openvino` then sent OpenVINO's event and wrote ~/intel/openvino_ga_cid; tests/test_privacy.py caught it).
+os.environ.setdefault("NNCF_CI", "1")  # NNCF's own opt-out
+sys.modules.setdefault("openvino_telemetry", None)  # the runner's block: ovc and NNCF fall back to their stubs
 
 import nncf  # noqa: E402
 import openvino as ov  # noqa: E402
 
 from bench.case import Case  # noqa: E402
 from bench.execution.calibration import at_batch, calibration_inputs  # noqa: E402
-from bench.runners.openvino.runner import read_static  # noqa: E402  (blocks openvino_telemetry before nncf)
+from bench.runners.openvino.runner import read_static  # noqa: E402
 
 
 def quantize(case: Case, src: Path, out: Path) -> None:

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import sys
 
-# Must run before the first `import openvino` of the process (the worker imports nothing of OpenVINO before this).
-TELEMETRY_BLOCKED = "openvino" not in sys.modules and "openvino_telemetry" not in sys.modules
-if TELEMETRY_BLOCKED:
-    sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]  # import fails -> ovc uses its stub
+# Must run before the first `import openvino` of the process (the worker imports nothing of OpenVINO before this;
+# the quantizer sets the same block itself, first thing).
+if "openvino" not in sys.modules:
+    sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]  # import fails -> ovc's stub
+TELEMETRY_BLOCKED = "openvino_telemetry" in sys.modules and sys.modules["openvino_telemetry"] is None
 
 import importlib.metadata  # noqa: E402
 import re  # noqa: E402

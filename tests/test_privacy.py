@@ -1,0 +1,80 @@
+"""Nothing leaves the machine: a run across every installed runner, quantizers included, with a fresh HOME and
+none of the opt-outs in its environment (CI=true alone would silence ONNX Runtime), writes no vendor file under
+HOME and connects to nothing but loopback, under strace. bench itself must switch the telemetry off."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Every opt-out a user's environment might already hold: the run must not depend on any of them.
+OPT_OUTS = ("CI", "ORT_DISABLE_TELEMETRY", "NNCF_CI", "DO_NOT_TRACK")
+STRACE_INSTALL = "apt-get install strace (scripts/install test does it as root)"
+CONNECT = re.compile(r'connect\(\d+, \{sa_family=AF_INET6?, sin6?_port=htons\((\d+)\), .*?"([0-9a-f.:]+)"')
+SUITE = """
+name = "privacy"
+models = ["tiny_cnn"]
+runners = ["*"]
+precisions = {precisions}
+threads = [1]
+timeout_s = 300
+
+[timing]
+warmup_time_s = 0.02
+min_time_s = {min_time_s}
+max_time_s = {max_time_s}
+"""
+
+
+def strace() -> str:
+    found = shutil.which("strace")
+    if not found:
+        pytest.fail(f"strace not found: the privacy test needs it. Install: {STRACE_INSTALL}", pytrace=False)
+    return found
+
+
+def run_traced(tmp_path: Path, cache_dir: Path, precisions: list[str], min_time_s: float) -> tuple[Path, str]:
+    home = tmp_path / "home"
+    home.mkdir()
+    suite = tmp_path / "privacy.toml"
+    suite.write_text(SUITE.format(precisions=precisions, min_time_s=min_time_s, max_time_s=min_time_s + 1))
+    env = {k: v for k, v in os.environ.items() if k not in OPT_OUTS}
+    env.update(HOME=str(home), BENCH_CACHE_DIR=str(cache_dir), XDG_CACHE_HOME=str(home / ".cache"))
+    log = tmp_path / "strace.log"
+    cmd = [strace(), "-f", "-qq", "-e", "trace=connect", "-o", str(log), sys.executable, "-m", "bench", "run",
+           "--suite", str(suite), "--results", str(tmp_path / "results"), "--cache-dir", str(cache_dir)]
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return home, log.read_text()
+
+
+def outside_connections(trace: str) -> list[str]:
+    """connect() calls to anything but loopback, and any to a DNS port (a name lookup is the first step out)."""
+    found = []
+    for port, address in CONNECT.findall(trace):
+        loopback = address.startswith("127.") or address in ("::1", "::ffff:127.0.0.1")
+        if not loopback or port == "53":
+            found.append(f"{address}:{port}")
+    return found
+
+
+@pytest.mark.slow  # about a minute: every runner at fp32 and int8, quantizers included, under strace
+def test_a_run_of_every_runner_and_quantizer_writes_nothing_home_and_connects_nowhere(tmp_path, cache_dir):
+    home, trace = run_traced(tmp_path, cache_dir, ["fp32", "int8"], min_time_s=0.1)
+    written = sorted(str(p.relative_to(home)) for p in home.rglob("*") if p.is_file())
+    assert written == [], written  # e.g. .cache/Microsoft/DeveloperTools/.onnxruntime/deviceid, intel/openvino_ga_cid
+    assert outside_connections(trace) == [], outside_connections(trace)
+
+
+@pytest.mark.slow
+def test_a_long_case_outlives_the_telemetry_delay_without_a_lookup(tmp_path, cache_dir):
+    """ONNX Runtime resolves its events host ~5-10 s after import: a 12 s case would show that lookup."""
+    home, trace = run_traced(tmp_path, cache_dir, ["fp32"], min_time_s=12)
+    assert outside_connections(trace) == [], outside_connections(trace)
+    assert not (home / ".cache" / "Microsoft").exists()
