@@ -24,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from bench.errors import Strict, UserError, validated
 from bench.execution.timing import TimingPolicy
@@ -39,12 +39,18 @@ Scenario = Literal["latency", "throughput"]
 
 
 class TimingConfig(Strict):
-    warmup_time_s: float = Field(0.2, ge=0)
+    warmup_time_s: float = Field(0.2, ge=0, allow_inf_nan=False)
     warmup_iterations: int = Field(3, ge=0)
     min_iterations: int = Field(10, ge=1)
-    min_time_s: float = Field(1.0, ge=0)
-    max_time_s: float = Field(10.0, gt=0)
+    min_time_s: float = Field(1.0, ge=0, allow_inf_nan=False)
+    max_time_s: float = Field(10.0, gt=0, allow_inf_nan=False)
     target_rel_ci: float = Field(0.01, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _min_within_max(self) -> TimingConfig:
+        if self.min_time_s > self.max_time_s:
+            raise ValueError(f"min_time_s ({self.min_time_s:g}) is above max_time_s ({self.max_time_s:g})")
+        return self
 
     def policy(self) -> TimingPolicy:
         return TimingPolicy(**self.model_dump())
@@ -60,9 +66,17 @@ class Suite(Strict):
     batch_sizes: list[Annotated[int, Field(ge=1, le=65536)]] = Field([1], min_length=1)
     threads: list[Annotated[int, Field(ge=1, le=4096)] | Literal["all"]] = Field([1], min_length=1)
     scenarios: list[Scenario] = Field(["latency"], min_length=1)
-    timeout_s: float = Field(300.0, gt=0)
+    timeout_s: float = Field(300.0, gt=0, allow_inf_nan=False)
     seed: int = 0
     timing: TimingConfig = TimingConfig()
+
+    @field_validator("models", "runners", "devices", "precisions", "batch_sizes", "threads", "scenarios")
+    @classmethod
+    def _listed_once(cls, values: list) -> list:
+        repeated = sorted({str(v) for v in values if values.count(v) > 1})
+        if repeated:  # each would plan (and run) the same cases twice
+            raise ValueError(f"listed more than once: {', '.join(repeated)}")
+        return values
 
 
 def parse_suite(text: str, origin: str) -> Suite:

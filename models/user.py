@@ -7,6 +7,7 @@ Generated values: floats in [-1, 1], integers in [0, 9], booleans at random.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from bench.execution.inputs import DTYPES
 from bench.files import first_line
 from bench.models.macs import count_cost
 
+DIGITS = re.compile(r"[0-9]+")
 RANGES = {"f": (-1.0, 1.0), "i": (0, 9), "u": (0, 9), "b": (0, 1)}
 
 
@@ -28,10 +30,9 @@ def parse_shapes(texts: list[str]) -> dict[str, tuple[int, ...]]:
     shapes = {}
     for text in texts:
         name, sep, dims = text.rpartition(":")
-        try:
-            shape = tuple(int(d) for d in dims.lower().split("x"))
-        except ValueError:
-            shape = ()
+        parts = dims.lower().split("x")
+        # ASCII digits only: int() would also take "1_6" (16) and other scripts' digits
+        shape = tuple(int(d) for d in parts) if all(DIGITS.fullmatch(d) for d in parts) else ()
         if not sep or not name or not shape or min(shape) < 1:
             raise UserError(f"--shape {text!r}: expected NAME:DxDx... with positive integers, e.g. input:1x3x224x224")
         shapes[name] = shape

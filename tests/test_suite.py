@@ -23,6 +23,11 @@ GOOD = 'name = "x"\nmodels = ["tiny_mlp"]\n'
         ('name = "x"\nmodels = []\n', "key 'models'"),
         (GOOD + "models = [\n", "TOML syntax error"),
         (GOOD + "[timing]\ntarget_rel_ci = 0\n", "key 'timing.target_rel_ci'"),
+        ('name = "x"\nmodels = ["tiny_mlp", "tiny_mlp"]\n', "key 'models': Value error, listed more than once"),
+        (GOOD + "threads = [1, 1]\n", "listed more than once: 1"),
+        (GOOD + "[timing]\nmin_time_s = 5.0\nmax_time_s = 1.0\n", "min_time_s (5) is above max_time_s (1)"),
+        (GOOD + "[timing]\nmax_time_s = inf\n", "key 'timing.max_time_s'"),
+        (GOOD + "timeout_s = nan\n", "key 'timeout_s'"),
     ],
 )
 def test_bad_suites_name_file_and_key(text, message):

@@ -47,7 +47,7 @@ def test_wrong_shapes_name_the_input(tmp_path, shape, message):
         user_model(path, parse_shapes([shape]))
 
 
-@pytest.mark.parametrize("text", ["x", "x:", "x:1xa", "x:0x3", ":1x2"])
+@pytest.mark.parametrize("text", ["x", "x:", "x:1xa", "x:0x3", ":1x2", "x:1_6x16", "x:\u0661x16", "x:+1x16", "x: 1x16"])
 def test_bad_shape_flags(text):
     with pytest.raises(UserError, match="expected NAME:DxDx"):
         parse_shapes([text])
