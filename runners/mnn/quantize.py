@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from bench.case import Case
-from bench.execution.calibration import CALIBRATION_SAMPLES, calibration_inputs, calibration_sha256
+from bench.execution.calibration import CALIBRATION_SAMPLES, calibration_sha256
 from bench.execution.convert import ConversionFailed, converter_deadline, first_lines, run_converter
 
 # Stated, and part of the cache key: KL for activations (MNN's default and its documentation's advice), MAX_ABS
@@ -43,14 +43,14 @@ NON_FINITE = re.compile(r"(?<![\w.])-?(?:nan|inf)(?![\w.])")
 CONV_TYPES = ("Convolution", "ConvolutionDepthwise", "Deconvolution", "DeconvolutionDepthwise")
 
 
-def options(case: Case) -> dict[str, Any]:
-    return {**QUANT_CONFIG, "calibration_sha256": calibration_sha256(calibration_inputs(case))}
+def options(samples: list[dict[str, np.ndarray]]) -> dict[str, Any]:
+    return {**QUANT_CONFIG, "calibration_sha256": calibration_sha256(samples)}
 
 
-def _write_calibration(case: Case, folder: Path) -> list[dict[str, Any]]:
+def _write_calibration(samples: list[dict[str, np.ndarray]], folder: Path) -> list[dict[str, Any]]:
     """One folder per calibration sample, as MNN's sequence mode reads them; returns the inputs' names and shapes."""
     declared = []
-    for i, sample in enumerate(calibration_inputs(case)):
+    for i, sample in enumerate(samples):
         sample_dir = folder / f"{i:04d}"
         sample_dir.mkdir(parents=True)
         declared = [{"name": name, "shape": list(array.shape) or [1]} for name, array in sample.items()]
@@ -60,11 +60,12 @@ def _write_calibration(case: Case, folder: Path) -> list[dict[str, Any]]:
     return declared
 
 
-def quantize(case: Case, fp32_model: Path, target: Path) -> dict[str, int]:
-    """The int8 model at ``target``, and what the read-back found in it."""
+def quantize(case: Case, samples: list[dict[str, np.ndarray]], fp32_model: Path, target: Path) -> dict[str, int]:
+    """The int8 model at ``target`` calibrated on ``samples`` (``calibration_inputs(case)``), and what the
+    read-back found in it."""
     with tempfile.TemporaryDirectory(prefix="mnnquant-") as work:
         calibration = Path(work) / "calibration"
-        inputs = _write_calibration(case, calibration)
+        inputs = _write_calibration(samples, calibration)
         config = Path(work) / "config.json"
         config.write_text(json.dumps({**QUANT_CONFIG, "format": "RGB", "path": str(calibration), "inputs": inputs}))
         cmd = [sys.executable, "-c", QUANT_SCRIPT, str(fp32_model), str(target), str(config)]

@@ -24,6 +24,7 @@ import MNN.nn as nn
 import numpy as np
 
 from bench.cpu import Cpu
+from bench.execution.calibration import calibration_inputs
 from bench.execution.convert import (
     Conversion,
     ConversionFailed,
@@ -127,10 +128,11 @@ class MnnRunner(Runner):
 
     def _quantized(self, fp32: Path) -> Path:
         """int8: the fp32 conversion quantized by MNN's own quantizer, cached beside it (its options name both)."""
-        options = {**quantize.options(self.case), "source_conversion": CONVERSION_OPTIONS}
+        samples = calibration_inputs(self.case)  # once: for the cache key's hash and, on a miss, to calibrate
+        options = {**quantize.options(samples), "source_conversion": CONVERSION_OPTIONS}
 
         def produce(tmp: Path) -> None:
-            quantize.quantize(self.case, fp32 / MODEL_FILE, tmp / MODEL_FILE)
+            quantize.quantize(self.case, samples, fp32 / MODEL_FILE, tmp / MODEL_FILE)
             (tmp / OUTPUTS_FILE).write_text((fp32 / OUTPUTS_FILE).read_text())
 
         conversion = Conversion(QUANTIZER, mnn_version(), options)
