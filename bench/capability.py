@@ -22,6 +22,19 @@ def _reduced(specs: Mapping[str, RunnerSpec]) -> list[tuple[RunnerSpec, str]]:
     return [(s, p) for s in specs.values() if "cpu" in s.devices for p in s.precisions if p != "fp32"]
 
 
+def precisions_markdown(specs: Mapping[str, RunnerSpec]) -> list[str]:
+    """What each precision value means (``bench.suite.PRECISIONS``), then how each runner makes and runs each
+    reduced precision it offers (its spec's ``precision_notes``)."""
+    from bench.suite import PRECISIONS
+
+    lines = ["## Precisions", "", "| precision | means |", "|---|---|"]
+    lines += [f"| {name} | {meaning} |" for name, meaning in PRECISIONS.items()]
+    lines += ["", "How each runner does it:", "", "| runner | precision | how |", "|---|---|---|"]
+    lines += [f"| {s.name} | {p} | {s.precision_notes.get(p, '')} |" for s in specs.values() for p in s.precisions
+              if p != "fp32"]
+    return lines + [""]
+
+
 def support_markdown(specs: Mapping[str, RunnerSpec]) -> list[str]:
     keys = list(REFERENCE_CPUS)
     lines = [

@@ -52,17 +52,23 @@ def _results(text: str):
 def _add_run(sub) -> None:
     p = sub.add_parser("run", help="run a suite and write results")
     p.set_defaults(handler=cmd_run)
-    p.add_argument("--suite", default="smoke", help="suite name (see `list suites`) or path to a .toml file")
+    p.add_argument("--suite", help="suite name (see `list suites`) or path to a .toml file (default: smoke; with "
+                   "--model: model, every runner and precision)")
     p.add_argument("--runners", type=_csv, help="comma-separated runner names, replacing the suite's")
     p.add_argument("--models", type=_csv, help="comma-separated zoo model names, replacing the suite's")
     p.add_argument("--model", type=Path, help="your own ONNX file, replacing the suite's models")
     p.add_argument("--shape", action="append", default=[], help="NAME:1x3x224x224 for a dynamic input of --model")
     p.add_argument("--threads", type=_int_csv, help="comma-separated thread counts, replacing the suite's")
+    p.add_argument("--precisions", type=_csv, help="comma-separated precisions (fp32,int8,...), replacing the suite's")
+    p.add_argument("--batch-sizes", type=_int_csv, help="comma-separated batch sizes, replacing the suite's")
+    p.add_argument("--scenarios", type=_csv, help="latency and/or throughput, replacing the suite's")
+    p.add_argument("--devices", type=_csv, help="comma-separated devices (cpu,cuda,...), replacing the suite's")
     p.add_argument("--results", type=_results, default=Path("results"), help=RESULTS_HELP)
     p.add_argument("--cache-dir", type=Path, help="model cache (default: $BENCH_CACHE_DIR or ~/.cache/bench)")
     p.add_argument("--timeout", type=float, help="per-case deadline in seconds, replacing the suite's")
     p.add_argument("--max-memory", type=int, metavar="MB", help="per-case address-space cap; past it: status oom")
     p.add_argument("--dry-run", action="store_true", help="print the plan and run nothing")
+    p.add_argument("--verbose", action="store_true", help="print every case, impossible ones too, and the full table")
     p.add_argument("--resume", metavar="RUN_ID", help="finish an interrupted run: only its missing cases run")
     p.add_argument("--strict", action="store_true", help="refuse to run on a noisy machine (governor, load, ...)")
     p.add_argument("--cooldown", type=float, default=0.0, metavar="S", help="idle seconds before each case")
@@ -119,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-PLAN_FLAGS = ("runners", "models", "model", "threads", "timeout", "max_memory", "cache_dir", "dry_run", "shard")
+PLAN_FLAGS = ("runners", "models", "model", "threads", "precisions", "batch_sizes", "scenarios", "devices", "timeout",
+              "max_memory", "cache_dir", "dry_run", "shard")
 
 
 def _check_run_flags(args: argparse.Namespace) -> None:
@@ -139,11 +146,13 @@ def _plan(args: argparse.Namespace):
     from bench.models.user import parse_shapes
     from bench.plan import Overrides, Shard, plan
     from bench.registry import Registry
-    from bench.suite import load_suite
+    from bench.suite import load_suite, with_axes
 
     _check_run_flags(args)
     shard = Shard.parse(args.shard) if args.shard else None
-    suite = load_suite(args.suite)
+    args.suite = args.suite or ("model" if args.model else "smoke")
+    suite = with_axes(load_suite(args.suite), precisions=args.precisions, batch_sizes=args.batch_sizes,
+                      scenarios=args.scenarios, devices=args.devices)
     overrides = Overrides(
         models=args.models, runners=args.runners, threads=args.threads, user_model=args.model,
         shapes=parse_shapes(args.shape), timeout_s=args.timeout, max_memory_mb=args.max_memory, shard=shard,
@@ -156,12 +165,13 @@ def _plan(args: argparse.Namespace):
 def _resumed(args: argparse.Namespace):
     from bench.run import load_run
 
-    given = [f for f in PLAN_FLAGS if getattr(args, f)] + (["suite"] if args.suite != "smoke" else [])
+    given = [f for f in PLAN_FLAGS if getattr(args, f)] + (["suite"] if args.suite else [])
     if given:
         raise UserError(f"--resume replays the run's own flags; drop --{given[0].replace('_', '-')}")
     run = load_run(args.results, args.resume)
     replayed = build_parser().parse_args(["run", *run.argv])
     replayed.results = args.results
+    replayed.verbose = args.verbose  # how much to print is not part of the run
     replayed.argv = ["run", *run.argv]
     return run, replayed
 
@@ -182,7 +192,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     run = run or RunInfo.new(suite.name, args.argv[1:])
     try:
-        options = RunOptions(args.strict, args.cooldown, args.machine_label, args.shard or "")
+        options = RunOptions(args.strict, args.cooldown, args.machine_label, args.shard or "", args.verbose)
         execute(planned, args.results, run, registry, options=options)
     except Interrupted as exc:
         return exc.exit_code

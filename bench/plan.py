@@ -103,19 +103,20 @@ def _skip(spec: RunnerSpec, case: Case, available: Availability, devices: dict[s
           support: PrecisionSupport):
     if case.batch != 1 and all(i.batch_axis is None for i in case.model.inputs):
         return Status.UNSUPPORTED, f"model {case.model.name!r} has no batch axis; it runs at batch 1 only"
-    if not available.ok:
-        return Status.UNAVAILABLE, available.reason
+    # What the runner declares comes first: TensorRT on a CPU case is unsupported, whether installed or not
     if case.device not in spec.devices:
         return Status.UNSUPPORTED, f"{spec.name} has no device {case.device!r} (it has {', '.join(spec.devices)})"
-    if not devices[case.device].ok:
-        return Status.UNAVAILABLE, f"device {case.device!r}: {devices[case.device].reason}"
     if case.precision not in spec.precisions:
         return Status.UNSUPPORTED, f"{spec.name} offers precisions {', '.join(spec.precisions)}, not {case.precision}"
+    if case.scenario not in spec.scenarios:
+        return Status.UNSUPPORTED, f"{spec.name} has no {case.scenario} scenario yet"
+    if not available.ok:
+        return Status.UNAVAILABLE, available.reason
+    if not devices[case.device].ok:
+        return Status.UNAVAILABLE, f"device {case.device!r}: {devices[case.device].reason}"
     tool = spec.precision_available(case.precision)
     if not tool.ok:
         return Status.UNAVAILABLE, tool.reason
-    if case.scenario not in spec.scenarios:
-        return Status.UNSUPPORTED, f"{spec.name} has no {case.scenario} scenario yet"
     if not support.ok:
         return Status.UNSUPPORTED, support.reason
     reason = spec.unsupported_reason(case)

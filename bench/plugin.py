@@ -32,8 +32,10 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -95,6 +97,8 @@ class RunnerSpec:
     model_format: ClassVar[str] = "onnx"
     conversion: ClassVar[str] = "none: reads ONNX directly"
     notes: ClassVar[str] = ""  # what a user should know first; README's runner table shows it
+    # How this runtime makes and runs each reduced precision it offers (docs/RESULTS.md's precision table)
+    precision_notes: ClassVar[Mapping[str, str]] = MappingProxyType({})
     packages: ClassVar[tuple[str, ...]] = ()  # other distributions whose versions every run records (converters...)
 
     def version(self) -> str | None:

@@ -1,18 +1,31 @@
-"""What the user sees while a run goes: a live progress bar on a terminal, plain lines elsewhere.
+"""What the user sees while a run goes: a live progress bar on a terminal, plain lines elsewhere, then the answer.
 
+Progress counts the cases that execute, with an ETA from those done; the planned-but-impossible ones
+(unsupported, unavailable) are written as rows but not printed unless ``verbose``. The run ends with
+``bench.report.answer`` (one screen); ``verbose`` adds the full table and every case key.
 The bar refreshes only when a case starts or ends: no display thread wakes up beside a timed worker.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from bench.contract import Status
+
+SKIPPED = (Status.UNSUPPORTED, Status.UNAVAILABLE)
 
 
 def _latency(row: dict[str, Any]) -> str:
@@ -25,16 +38,19 @@ def _accuracy(row: dict[str, Any]) -> str:
 
 
 class Display:
-    def __init__(self, total: int, stream=None) -> None:
+    def __init__(self, total: int, stream=None, verbose: bool = False) -> None:
+        """``total``: the cases that will execute (not those the plan already marked impossible)."""
         self.console = Console(file=stream or sys.stdout, highlight=False)
         if not self.console.is_terminal:  # logs and CI: wide enough that the table never wraps
             self.console = Console(file=stream or sys.stdout, highlight=False, width=200)
         self.total = total
         self.done = 0
+        self.verbose = verbose
+        self.started_at = time.monotonic()
         self.live = self.console.is_terminal
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=self.console, auto_refresh=False,
+            TimeRemainingColumn(), console=self.console, auto_refresh=False,
         )
         self.task = self.progress.add_task("", total=total)
         if self.live:
@@ -49,15 +65,27 @@ class Display:
             self.progress.update(self.task, description=key, refresh=True)
 
     def finished(self, row: dict[str, Any]) -> None:
+        if row["status"] in SKIPPED:  # planned as impossible: a row, not progress
+            if self.verbose:
+                self._print(f"[skipped] {row['case_key']}  {row['status']}  ({(row.get('error') or '')[:160]})")
+            return
         self.done += 1
         line = f"[{self.done}/{self.total}] {row['case_key']}  {row['status']}  {_latency(row)}"
         if row["status"] != Status.OK and row.get("error"):
             line += f"  ({row['error'][:160]})"
+        if not self.live and self.done < self.total:
+            line += f"  eta {self._eta()}"
+        self._print(line)
         if self.live:
-            self.progress.console.print(line, markup=False)
             self.progress.update(self.task, advance=1, refresh=True)
-        else:
-            self.console.print(line, markup=False, soft_wrap=True)
+
+    def _eta(self) -> str:
+        left = (time.monotonic() - self.started_at) / self.done * (self.total - self.done)
+        return f"{int(left // 60)}m{int(left % 60):02d}s"
+
+    def _print(self, line: str) -> None:
+        console = self.progress.console if self.live else self.console
+        console.print(line, markup=False, soft_wrap=True)
 
     def interrupted(self, run_id: str, results: str) -> None:
         if self.live:
@@ -68,8 +96,17 @@ class Display:
         )
 
     def close(self, rows: list[dict[str, Any]], run_id: str, results: str) -> None:
+        from bench.report.answer import answer_lines
+
         if self.live:
             self.progress.stop()
+        if self.verbose:
+            self._details(rows)
+        for line in answer_lines(rows, results):
+            self.console.print(line, markup=False, soft_wrap=True)
+        self.console.print(f"run {run_id}: {len(rows)} rows written to {results}", markup=False)
+
+    def _details(self, rows: list[dict[str, Any]]) -> None:
         self.console.print(summary_table(rows))
         wrong = [r["case_key"] for r in rows if r.get("accuracy_ok") is False]
         if wrong:
@@ -77,7 +114,6 @@ class Display:
         shaky = [r["case_key"] for r in rows if r.get("unstable")]
         if shaky:
             self.console.print(f"unstable timings (cv > 10% or CI not reached): {', '.join(shaky)}", markup=False)
-        self.console.print(f"run {run_id}: {len(rows)} rows written to {results}", markup=False)
 
 
 def summary_table(rows: list[dict[str, Any]]) -> Table:

@@ -112,6 +112,7 @@ class RunOptions:
     cooldown_s: float = 0.0  # idle time before each case, for machines that heat up
     machine_label: str = ""  # the CI runner's hardware label, e.g. "x86-avx512"
     shard: str = ""
+    verbose: bool = False  # print every case (impossible ones too) and the full table, not just the answer
 
 
 def _environment(options: RunOptions, planned: list[PlannedCase]) -> dict[str, Any]:
@@ -156,7 +157,8 @@ def execute(
     done = finished_keys(results, run.run_id) if store.has_table(results, "cases") else set()
     env = _environment(options, planned)
     _write_run(results, run, env, "running", len(planned), len(done))  # fails early on an unwritable folder
-    display = Display(len(planned) - len(done), stream)
+    to_run = sum(1 for p in planned if not p.skip_status and p.case.key not in done)
+    display = Display(to_run, stream, options.verbose)
     display.warn(env["noise_warnings"])
     previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGTERM, signal.SIGINT)}
     rows: list[dict[str, Any]] = []

@@ -34,7 +34,18 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-Precision = Literal["fp32", "fp16", "bf16", "int8"]
+# What a precision value asks for, whichever runtime runs it (docs/RESULTS.md; each runtime's own way of doing it is
+# its spec's precision_notes). int8_weights is not int8: only the stored weights are int8, the arithmetic is float.
+PRECISIONS = {
+    "fp32": "float32 weights and arithmetic: the reference every other precision is checked against",
+    "fp16": "float16 arithmetic (weights and activations), where the hardware has it; never fp16 storage alone",
+    "bf16": "bfloat16 arithmetic, native or emulated as the runtime reports",
+    "int8": "int8 weights and activations computed by int8 kernels, calibrated post-training on the shared "
+            "calibration set (bench.execution.calibration); layers the quantizer leaves alone run fp32",
+    "int8_weights": "weights stored as int8 and turned back into float at load: a smaller file, float arithmetic "
+                    "(never labelled int8 compute)",
+}
+Precision = Literal["fp32", "fp16", "bf16", "int8", "int8_weights"]
 Scenario = Literal["latency", "throughput"]
 
 
@@ -85,6 +96,15 @@ def parse_suite(text: str, origin: str) -> Suite:
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{origin}: TOML syntax error: {exc}") from None
     return validated(Suite, data, origin)
+
+
+def with_axes(suite: Suite, **axes: list | None) -> Suite:
+    """``suite`` with the command line's values replacing its axes (``--precisions`` replaces ``precisions``),
+    each checked as a suite file's would be; an error names the flag."""
+    for name, values in axes.items():
+        if values is not None:
+            suite = validated(Suite, {**suite.model_dump(), name: values}, f"--{name.replace('_', '-')}")
+    return suite
 
 
 def builtin_suites() -> dict[str, str]:

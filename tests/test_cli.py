@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import onnx
 import pyarrow.parquet as pq
+from onnx import TensorProto, helper
 
 from bench.results import store
 
@@ -35,12 +37,60 @@ def test_a_complete_run_is_one_file(bench_cli, tmp_path):
     assert table.num_rows == 2 and table.schema.metadata[b"schema_version"] == b"1"
 
 
+def test_a_run_ends_with_the_answer_and_verbose_restores_the_detail(bench_cli):
+    args = ("run", "--suite", FAST, "--runners", "onnxruntime,tensorrt", "--precisions", "fp32,int8", "--threads", "1")
+    done = bench_cli(*args, "--results", "out")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    progress = [line for line in lines if line.startswith("[")]
+    assert len(progress) == 2 and progress[0].startswith("[1/2] ")  # only the cases that execute
+    screen = lines[lines.index(progress[-1]) + 1:]
+    assert len(screen) < 40 and not any("/tensorrt/" in line for line in done.stdout.splitlines())
+    assert screen[0].startswith("4 cases, 2 run: ")
+    assert "  tensorrt ran nothing: tensorrt has no device 'cpu' (it has cuda)" in screen  # once, not per case
+    [pick] = [line for line in screen if line.startswith("  tiny_mlp: ")]
+    assert "1 thread onnxruntime " in pick and " ms" in pick
+    assert any(line.startswith("full table and charts: bench report --results out") for line in screen)
+    verbose = bench_cli(*args, "--results", "out2", "--verbose")
+    assert verbose.returncode == 0, verbose.stderr
+    assert verbose.stdout.count("[skipped] tiny_mlp/tensorrt/") == 2 and "┏" in verbose.stdout  # and the table
+
+
 def test_dry_run_prints_plan_and_writes_nothing(bench_cli, tmp_path):
     done = bench_cli("run", "--suite", "smoke", "--dry-run", "--results", "out")
     assert done.returncode == 0, done.stderr
     assert "tiny_mlp/onnxruntime/cpu/fp32/b1/t1/latency" in done.stdout
     assert "4 cases (4 to run)" in done.stdout
     assert not (tmp_path / "out").exists()
+
+
+def test_axis_flags_replace_the_suites_axes(bench_cli):
+    done = bench_cli("run", "--suite", "smoke", "--dry-run", "--precisions", "int8,fp32", "--batch-sizes", "2",
+                     "--scenarios", "throughput", "--devices", "cpu", "--threads", "1")
+    assert done.returncode == 0, done.stderr
+    planned = [line for line in done.stdout.splitlines() if line.startswith("tiny_")]
+    assert len(planned) == 4 and all("/b2/t1/throughput" in line for line in planned), planned
+    assert {line.split("/")[3] for line in planned} == {"int8", "fp32"}
+    bad = bench_cli("run", "--dry-run", "--precisions", "fp32,int4")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    assert "--precisions" in bad.stderr and "int4" in bad.stderr and "int8_weights" in bad.stderr
+
+
+def test_own_model_without_a_suite_plans_every_runner_precision_and_scenario(bench_cli, tmp_path):
+    from bench.registry import Registry
+    from bench.suite import PRECISIONS
+
+    model = tmp_path / "mine.onnx"
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "mine", [x],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
+    done = bench_cli("run", "--model", str(model), "--dry-run")
+    assert done.returncode == 0, done.stderr
+    keys = [line.split()[0].split("/") for line in done.stdout.splitlines() if line.startswith("mine/")]
+    assert {k[1] for k in keys} == set(Registry.default().specs)
+    assert {k[3] for k in keys} == set(PRECISIONS) and {k[6] for k in keys} == {"latency", "throughput"}
+    assert "t1" in {k[5] for k in keys}  # and all cores: the suite's threads = [1, "all"]
 
 
 def test_unknown_flag_is_one_line_exit_2(bench_cli):

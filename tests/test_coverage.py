@@ -30,3 +30,14 @@ def test_matrix_shows_each_outcome(tmp_path, bench_cli):
     assert lines[2].split() == ["m2", "crash", "-"]  # m2 has no a/int8 case: blank cell
     done = bench_cli("coverage", "--results", str(tmp_path))
     assert done.returncode == 0 and "convert-fail" in done.stdout
+
+
+def test_fastest_passing_case_per_precision_follows_the_matrix(tmp_path):
+    write(tmp_path, 0, "m1", "a", "fp32", "ok", True)
+    write(tmp_path, 1, "m1", "b", "int8", "ok", True)
+    write(tmp_path, 2, "m1", "a", "int8", "ok", False)  # wrong: never the fastest int8
+    text = matrix(tmp_path)
+    fastest = text.split("fastest passing case per precision:\n")[1].splitlines()
+    assert fastest[0].split()[:3] == ["model", "config", "precision"]
+    rows = {line.split()[5]: line.split() for line in fastest[1:]}  # by precision
+    assert rows["fp32"][6] == "a" and rows["int8"][6] == "b" and rows["int8"][-1] == "1"

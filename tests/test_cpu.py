@@ -35,6 +35,7 @@ EXPECTED = {
     ("mnn", "fp32"): ALL,
     ("mnn", "fp16"): {ARM82},  # Arm82Backend only
     ("mnn", "int8"): ALL,
+    ("mnn", "int8_weights"): ALL,  # float kernels: the weights are dequantized at load
     ("pytorch", "fp32"): ALL,
     ("pytorch", "bf16"): {SPR, ZEN5},  # native bf16 only (avx512_bf16 / amx_bf16; ARM's bf16 flag)
     ("pytorch", "fp16"): {SPR, ARM82},  # native fp16 only (avx512_fp16; asimdhp)

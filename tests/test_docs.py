@@ -36,3 +36,16 @@ def test_every_module_of_the_core_is_on_the_map():
     assert not missing, f"docs/ARCHITECTURE.md does not name {sorted(missing)}"
     ghosts = [n for n in named if not (ROOT / n).exists()]
     assert not ghosts, f"docs/ARCHITECTURE.md names modules that do not exist: {ghosts}"
+
+
+def test_every_precision_is_explained_has_a_tolerance_and_each_runner_says_how_it_does_it():
+    import typing
+
+    from bench.execution.accuracy import TOLERANCES
+    from bench.suite import PRECISIONS, Precision
+
+    assert set(PRECISIONS) == set(TOLERANCES) == set(typing.get_args(Precision))
+    for name, spec in Registry.builtin().specs.items():
+        assert set(spec.precisions) <= set(PRECISIONS), name
+        missing = [p for p in spec.precisions if p != "fp32" and not spec.precision_notes.get(p)]
+        assert not missing, f"{name} does not say how it does {missing} (precision_notes)"

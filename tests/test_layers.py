@@ -17,6 +17,10 @@ RULES = [
     ("bench/results", ("bench.runners", "bench.plugin", "bench.report")),
     ("runners", ("bench.results", "bench.report", "bench.run")),
 ]
+# The one edge allowed against the flow, each with its reason: the DataFrame facade the issue names
+# (bench.results.scenarios) computes the report's scenario table; it imports it inside the function, so
+# `import bench.results` never loads the report.
+ALLOWED = {("bench/results/frame.py", "bench.report.scenarios")}
 
 
 def imported(path: Path) -> set[str]:
@@ -36,5 +40,6 @@ def test_no_module_reaches_back_upstream(folder, forbidden):
         for path in (ROOT / folder).rglob("*.py")
         for name in imported(path)
         if any(name == f or name.startswith(f + ".") for f in forbidden)
+        and (str(path.relative_to(ROOT)), name) not in ALLOWED
     }
     assert not offenders, sorted(offenders)

@@ -24,6 +24,7 @@ TOLERANCES: dict[str, Tolerance] = {
     "fp16": Tolerance(min_cosine=0.995, max_normalized_error=0.1),
     "bf16": Tolerance(min_cosine=0.99, max_normalized_error=0.2),
     "int8": Tolerance(min_cosine=0.95, max_normalized_error=0.3),
+    "int8_weights": Tolerance(min_cosine=0.95, max_normalized_error=0.3),
 }
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench.errors import UserError
 from bench.files import write_text_atomic
-from bench.report import charts, data, views
+from bench.report import charts, data, scenarios, views
 from bench.report.html import Section, coverage_html, esc, page, table_html
 from bench.report.summary import summary_markdown
 
@@ -48,6 +48,12 @@ def sections(d: data.ReportData, t: dict[str, views.Table], baseline: str) -> li
     n_runs = len({h["run_id"] for h in d.history})
     colors = charts.runner_colors(c.get("runner") for c in d.cases)
     return [
+        Section("fig-scenarios", "What to deploy: the best case per deployment scenario",
+                "Per model (and machine): realtime on one core and on all cores, server throughput, a memory-bound "
+                "edge box, cold start, accuracy first; each pick against the best of another runtime, 'tie' where "
+                "the two cannot be told apart. Only cases that matched the fp32 reference compete. "
+                + t["scenarios"].note + " Picks link to their case in All cases.",
+                body=_scenarios(t), csv=["scenarios.csv", "cross_machine.csv"], nodata="no case passed its tolerance"),
         Section("fig-latency", "Latency by runner", "Median latency per model, one bar per case; whiskers are the "
                 "95% CI of the median; hatched red = wrong output.", charts.latency_charts(t["latency"], colors),
                 csv=["latency.csv"], nodata="no case ran to completion"),
@@ -95,9 +101,26 @@ def sections(d: data.ReportData, t: dict[str, views.Table], baseline: str) -> li
                 csv=["wrong_outputs.csv", "failures.csv"], nodata="every case ran and matched"),
         Section("fig-cases", "All cases", "Click a header to sort; type to filter.",
                 body=('<input id="filter" type="search" placeholder="filter, e.g. resnet fp16">'
-                      + table_html(t["cases"], row_class="category")) if t["cases"].rows else "",
+                      + table_html(t["cases"], row_class="category", row_id="case_key")) if t["cases"].rows else "",
                 csv=["cases.csv", "winners.csv"], nodata="no cases"),
     ]
+
+
+SCENARIO_LINKS = {"pick": "pick_case_key", "runner_up": "runner_up_case_key"}
+SCENARIO_SHOWN = ("machine", "model", "scenario", "pick", "value", "unit", "runner_up", "runner_up_value",
+                  "margin_pct", "verdict", "like_for_like")
+
+
+def _scenarios(t: dict[str, views.Table]) -> str:
+    table = t["scenarios"]
+    if not table.rows:
+        return ""
+    shown = views.Table(table.name, (*SCENARIO_SHOWN, *SCENARIO_LINKS.values()),
+                        [tuple(r[c] for c in (*SCENARIO_SHOWN, *SCENARIO_LINKS.values())) for r in table.records()])
+    body = table_html(shown, links=SCENARIO_LINKS)
+    if t["cross_machine"].rows:
+        body += f"<h3>Which runtime for which machine</h3>{table_html(t['cross_machine'])}"
+    return body
 
 
 def _precisions(t: dict[str, views.Table]) -> str:
@@ -122,6 +145,8 @@ def tables(d: data.ReportData, baseline: str) -> dict[str, views.Table]:
         views.failures(d.cases), views.case_table(d.cases), views.efficiency(d.cases, d.runs),
         views.task_accuracy(d.cases), views.winners_by_precision(d.cases), views.int8_speedup(d.cases),
     ]
+    picks = scenarios.scenario_table(d.cases, d.runs)
+    built += [picks, scenarios.cross_machine(picks)]
     return {t.name: t for t in built}
 
 
@@ -136,7 +161,7 @@ def build_report(results: Path, out: Path, baseline: str = "onnxruntime", run_id
     index = write_text_atomic(out / "index.html", page("bench report", subtitle, sections(d, t, baseline)))
     summary = write_text_atomic(out / "summary.md", summary_markdown(
         d.cases, t["winners"], t["wrong_outputs"], t["failures"], selection, t["winners_by_precision"],
-        t["int8_speedup"]))
+        t["int8_speedup"], t["scenarios"], t["cross_machine"]))
     return ReportFiles(index, summary, [table.write_csv(out) for table in t.values()])
 
 

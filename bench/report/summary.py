@@ -1,8 +1,9 @@
 """summary.md: a compact markdown digest for a CI step summary, bounded by construction.
 
-Each section shows at most ``MAX_ROWS`` rows and says how many it left out, and every cell is cut to
-``MAX_CELL`` characters, so the whole file stays far below GitHub's 1 MiB step-summary limit
-(columns of the five tables x rows x cell: (10 + 5 + 4 + 6 + 7) x 40 x 160 < 210 kB, in practice a few kB).
+Each section shows at most ``MAX_ROWS`` rows and says how many it left out, every cell is cut to ``MAX_CELL``
+characters and the cross-machine table shows at most ``MAX_MACHINES`` machines, so the whole file stays far below
+GitHub's 1 MiB step-summary limit (columns of the seven tables x rows x cell: (12 + 3 + MAX_MACHINES + 10 + 6 + 7
++ 5 + 4) x 40 x 162 < 360 kB, in practice a few kB).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from bench.report.views import Row, Table, category
 
 MAX_ROWS = 40
 MAX_CELL = 160
-LIMIT_BYTES = 256 * 1024
+MAX_MACHINES = 8
+LIMIT_BYTES = 384 * 1024
 
 
 def cell(value: Any) -> str:
@@ -43,11 +45,24 @@ def _margin(r: Row) -> str:
     return f"{r['margin_pct']:+.1f}%{noise}"
 
 
+SCENARIO_COLUMNS = ("machine", "model", "scenario", "pick", "value", "unit", "runner_up", "runner_up_value",
+                    "margin_pct", "verdict", "like_for_like", "pick_case_key")
+
+
 def summary_markdown(cases: list[Row], winners: Table, wrong: Table, failed: Table, selection: str,
-                     by_precision: Table, speedup: Table) -> str:
+                     by_precision: Table, speedup: Table, scenarios: Table, cross_machine: Table) -> str:
     counts = Counter(category(c) for c in cases)
     lines = ["## bench results", "", cell(selection), "",
              f"**{len(cases)} cases**: " + ", ".join(f"{k} {v}" for k, v in counts.most_common()), ""]
+    lines += ["### What to deploy: the best case per deployment scenario", "", cell(scenarios.note), ""]
+    rows = [tuple(r[c] for c in SCENARIO_COLUMNS) for r in scenarios.records()]
+    lines += md_table(SCENARIO_COLUMNS, rows, "scenario picks")
+    if cross_machine.rows:
+        lines += ["### Which runtime for which machine", ""]
+        keep = [*range(2 + MAX_MACHINES), len(cross_machine.columns) - 1]  # model, scenario, machines, same
+        keep = sorted(set(keep) & set(range(len(cross_machine.columns))))
+        lines += md_table(tuple(cross_machine.columns[i] for i in keep),
+                          [tuple(r[i] for i in keep) for r in cross_machine.rows], "cross-machine picks")
     lines += ["### Fastest per model and configuration", "",
               "Fastest case that ran **and** matched the fp32 reference, against the fastest of another runner.",
               ""]

@@ -42,7 +42,7 @@ CASE_COLUMNS: tuple[Column, ...] = (
     _c("runner", STR, "", "runner plugin name"),
     _c("runner_version", STR, "", "version of the runtime's package"),
     _c("device", STR, "", "device asked for (cpu, cuda, gpu, ...)"),
-    _c("precision", STR, "", "precision asked for (fp32, fp16, bf16, int8)"),
+    _c("precision", STR, "", "precision asked for (fp32, fp16, bf16, int8, int8_weights: see Precisions below)"),
     _c("precision_used", STR, "", "precision the runtime reports it ran"),
     _c("precision_feature", STR, "", "CPU feature that let a reduced precision run, from the runner's declaration "
        "over the CPU's flags (bench.cpu): a flag such as avx512_fp16 or asimdhp, with how it is used"),
@@ -163,8 +163,8 @@ def _table(title: str, columns: tuple[Column, ...]) -> list[str]:
 
 
 def results_markdown() -> str:
+    from bench.capability import precisions_markdown, support_markdown
     from bench.execution.accuracy import TOLERANCES
-    from bench.capability import support_markdown
     from bench.registry import Registry
 
     lines = [
@@ -181,6 +181,7 @@ def results_markdown() -> str:
     lines += _table("Cases", CASE_COLUMNS) + _table("Runs", RUN_COLUMNS)
     lines += ["## Accuracy tolerances", "", "| precision | min cosine | max normalized error |", "|---|---|---|"]
     lines += [f"| {p} | {t.min_cosine} | {t.max_normalized_error} |" for p, t in TOLERANCES.items()]
-    lines += ["", *support_markdown(Registry.builtin().specs)]  # not third-party plugins installed here
+    specs = Registry.builtin().specs  # not third-party plugins installed here
+    lines += ["", *precisions_markdown(specs), *support_markdown(specs)]
     return "\n".join(lines).rstrip("\n") + "\n"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from bench import extra_hint
 from bench.cpu import Cpu
 from bench.plugin import PrecisionSupport, RunnerSpec
@@ -21,11 +23,21 @@ class MnnSpec(RunnerSpec):
     implementation = "bench.runners.mnn.runner:MnnRunner"
     install_hint = extra_hint("mnn")
     devices = ("cpu",)
-    precisions = ("fp32", "fp16", "int8")
+    precisions = ("fp32", "fp16", "int8", "int8_weights")
     scenarios = ("latency",)
     model_format = "mnn"
     notes = ("Module API; int8: MNN's own post-training quantizer (KL) on the shared calibration set, read back from "
-             "the quantized file; never the mnnconvert script (it installs a package and sends the machine id)")
+             "the quantized file; int8_weights: int8 weights only, float arithmetic; never the mnnconvert script (it "
+             "installs a package and sends the machine id)")
+    precision_notes = MappingProxyType({
+        "fp16": "precision mode 'low': the Arm82Backend's fp16 kernels on ARMv8.2 FP16 cores",
+        "int8": "MNN's post-training quantizer (quantized.out's library): KL for activations, MAX_ABS weights, on the "
+                "shared calibration set; convolutions with int8 activations counted in the quantized file (none: "
+                "the row is not int8)",
+        "int8_weights": "converter's --weightQuantBits 8: convolution weights stored int8 (per output channel) and "
+                        "dequantized to float when the model loads, so the arithmetic is fp32; smaller file, same "
+                        "kernels; weight-quantized convolutions counted in the converted file",
+    })
     conversion = (
         "ONNX -> MNN with the compiled converter module inside the MNN wheel (never the mnnconvert script), "
         "fp32 weights, exact GELU"
@@ -34,6 +46,8 @@ class MnnSpec(RunnerSpec):
     def cpu_precision(self, precision: str, cpu: Cpu) -> PrecisionSupport:
         if precision == "int8":
             return PrecisionSupport.accelerated_by(cpu, ("avx512_vnni", "i8mm", "asimddp"), "MNN's int8 kernels")
+        if precision == "int8_weights":
+            return PrecisionSupport("none: float kernels (weights dequantized at load)")
         if precision != "fp16":
             return PrecisionSupport()
         if cpu.arch != "arm64":

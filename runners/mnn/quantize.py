@@ -78,14 +78,24 @@ def quantize(case: Case, samples: list[dict[str, np.ndarray]], fp32_model: Path,
 
 
 def read_back(case: Case, model: Path, work: Path) -> dict[str, int]:
-    """Convolutions in the quantized file, and how many of them have int8 activations as well as weights."""
+    """Convolutions in a quantized file: how many have int8 weights, and how many int8 activations as well."""
     dump = work / "model.json"
     run_converter([sys.executable, "-c", DUMP_SCRIPT, str(model), str(dump)], converter_deadline(case, part=0.25),
                   cwd=work)
     text, bad_numbers = NON_FINITE.subn(lambda m: {"nan": "NaN", "-nan": "NaN", "inf": "Infinity",
                                                      "-inf": "-Infinity"}[m.group(0)], dump.read_text())
-    ops = json.loads(text)["oplists"]
+    net = json.loads(text)
+    # control flow (silero-vad's If) puts convolutions in subgraphs: count those too
+    ops = [*net["oplists"], *(op for graph in net.get("subgraphs") or [] for op in graph.get("nodes") or [])]
     convs = [op for op in ops if op.get("type") in CONV_TYPES]
-    quantized = [op for op in convs if ((op.get("main") or {}).get("quanParameter") or {}).get("scaleIn")]
+    quantized = [_quan(op) for op in convs if _quan(op)]
     # MNN's quantizer can write NaN scales (seen on PP-OCRv4 rec): the row's parity check judges the outputs
-    return {"convolutions": len(convs), "int8_convolutions": len(quantized), "non_finite_numbers": bad_numbers}
+    return {"convolutions": len(convs), "int8_convolutions": sum(1 for q in quantized if q.get("scaleIn")),
+            "int8_weight_convolutions": sum(1 for q in quantized if q.get("buffer") and q.get("aMaxOrBits") == 8),
+            "non_finite_numbers": bad_numbers}
+
+
+def _quan(op: dict[str, Any]) -> dict[str, Any]:
+    """A convolution's quantization block: int8 weights in ``buffer`` (aMaxOrBits bits); activation scales in
+    ``scaleIn`` / ``scaleOut`` (0 when only the weights are quantized)."""
+    return (op.get("main") or {}).get("quanParameter") or {}

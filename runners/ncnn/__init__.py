@@ -11,6 +11,7 @@ import importlib.util
 import os
 import shutil
 from pathlib import Path
+from types import MappingProxyType
 
 from bench import extra_hint
 from bench.case import Case
@@ -56,6 +57,10 @@ class NcnnSpec(RunnerSpec):
     packages = ("pnnx",)
     notes = ("batch 1; the converter is the pnnx wheel: `pip install --no-deps pnnx`; int8 rows are `unavailable`: "
              "ncnn's int8 tools (ncnn2table, ncnn2int8) are in no wheel, and bench does not drive them yet")
+    precision_notes = MappingProxyType({
+        "fp16": "use_fp16_packed/storage/arithmetic on an fp32 model; fp16 arithmetic on ARMv8.2 FP16 cores only",
+        "int8": "ncnn's own int8 kernels need its ncnn2table / ncnn2int8 tools, which no wheel ships: unavailable",
+    })
     conversion = "ONNX -> ncnn with the pnnx wheel's native converter binary (no torch), fp32 weights (fp16=0)"
 
     def available(self) -> Availability:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 from pathlib import Path
+from types import MappingProxyType
 
 from bench import extra_hint
 from bench.case import Case
@@ -40,6 +41,12 @@ class OnnxRuntimeSpec(RunnerSpec):
     model_format = "onnx"
     packages = ("onnxruntime-gpu",)
     notes = "the fp32 reference for every runner; cuda needs onnxruntime-gpu; IO binding, spinning recorded"
+    precision_notes = MappingProxyType({
+        "fp16": "float16 model (onnxruntime.transformers.float16, fp32 inputs and outputs); the optimized graph read "
+                "back (on x86 the CPU provider casts back to fp32, so the row is refused there)",
+        "int8": "static QDQ (per-channel int8 weights, uint8 activations, MinMax) on the shared calibration set; QDQ "
+                "nodes counted in the variant",
+    })
     conversion = "none for fp32; onnxruntime.quantization (static QDQ int8) and float16 conversion make variants"
 
     def version(self) -> str | None:

@@ -14,6 +14,7 @@ here has either device to test them on.
 from __future__ import annotations
 
 import importlib.util
+from types import MappingProxyType
 
 from bench import extra_hint
 from bench.cpu import FEATURE_FLAGS, Cpu
@@ -56,6 +57,13 @@ class OpenVinoSpec(RunnerSpec):
     model_format = "onnx"
     notes = ("precision read back from the compiled model; int8: NNCF post-training quantization on the shared "
              "calibration set, u8/i8 kernels read back; throughput with an async queue")
+    precision_notes = MappingProxyType({
+        "bf16": "INFERENCE_PRECISION_HINT=bf16 on the fp32 model; the compiled model's hint read back (OpenVINO "
+                "substitutes f32 silently where the CPU lacks AVX-512)",
+        "fp16": "INFERENCE_PRECISION_HINT=f16 on the fp32 model, read back as for bf16",
+        "int8": "NNCF post-training quantization (nncf.quantize, default preset) to IR on the shared calibration set; "
+                "the rest forced f32 (hint f32, never int8+bf16); the runtime layers' u8/i8 precisions read back",
+    })
     conversion = ("none: OpenVINO's ONNX frontend reads the file at load, with the case's input shapes made static; "
                   "int8: nncf.quantize to IR, cached")
 

@@ -15,6 +15,7 @@ Devices: cpu; cuda when the driver lists a GPU and the installed torch is not a 
 from __future__ import annotations
 
 import importlib.util
+from types import MappingProxyType
 
 from bench import extra_hint
 from bench.cpu import Cpu
@@ -52,6 +53,10 @@ class PyTorchSpec(RunnerSpec):
     model_format = "onnx"
     packages = ("onnx2torch",)
     notes = "the eager baseline; not in `all` (torch is large): `scripts/install test` adds the CPU build"
+    precision_notes = MappingProxyType({
+        "bf16": "the module and inputs cast to torch.bfloat16; on CPUs only where oneDNN has native bf16",
+        "fp16": "the module and inputs cast to torch.float16; on CPUs only where oneDNN has native fp16",
+    })
     conversion = "ONNX -> torch.fx.GraphModule with onnx2torch, run eagerly (checked in a subprocess, not serialized)"
 
     def available(self) -> Availability:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+from types import MappingProxyType
 
 from bench import extra_hint
 from bench.case import Case
@@ -65,6 +66,11 @@ class TensorRTSpec(RunnerSpec):
     model_format = "tensorrt engine"
     packages = (*DISTRIBUTIONS, "cuda-python")
     notes = "not yet verified on a GPU; TensorRT's libraries come from NVIDIA's own index"
+    precision_notes = MappingProxyType({
+        "fp16": "BuilderFlag.FP16 (TensorRT 10), or a float16 ONNX variant on strongly typed TensorRT 11; layer "
+                "precisions read back from the engine inspector",
+        "bf16": "BuilderFlag.BF16 on GPUs of compute capability 8.0 and up (TensorRT 10 only)",
+    })
     conversion = ("ONNX -> TensorRT engine with trt.OnnxParser + build_serialized_network in a subprocess, one "
                   "static optimization profile at the case's shapes; cached per model, TensorRT version, GPU, "
                   "precision and shapes")

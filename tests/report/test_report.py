@@ -17,12 +17,12 @@ import pytest
 from report_fixtures import NOW, copy_results, planter, samples, visit
 
 from bench.cli import main
-from bench.report import build_report, data, views
+from bench.report import build_report, data, scenarios, views
 from bench.report.summary import LIMIT_BYTES, MAX_ROWS, summary_markdown
 
-FIGURES = ("fig-latency", "fig-speedup", "fig-ecdf", "fig-pareto", "fig-resources", "fig-tasks", "fig-precisions",
-           "fig-efficiency",
-           "fig-coverage", "fig-throughput", "fig-trends", "fig-environment", "fig-problems", "fig-cases")
+FIGURES = ("fig-scenarios", "fig-latency", "fig-speedup", "fig-ecdf", "fig-pareto", "fig-resources", "fig-tasks",
+           "fig-precisions", "fig-efficiency", "fig-coverage", "fig-throughput", "fig-trends", "fig-environment",
+           "fig-problems", "fig-cases")
 XSS_MODEL = "<script>alert(1)</script>"
 XSS_RUNNER = '"><img src=x onerror=alert(2)>'
 XSS_ERROR = "bad op <img src=x onerror=alert(3)> & friends | `pipes`\nsecond line"
@@ -81,7 +81,7 @@ def test_every_chart_is_a_figure_with_content(report):
     ids = re.findall(r'<figure id="([^"]+)"', page)
     assert sorted(ids) == sorted(FIGURES)
     assert "no data for" not in page  # the planted set has something for every chart
-    for figure in FIGURES[:5] + ("fig-throughput", "fig-trends"):
+    for figure in FIGURES[1:6] + ("fig-throughput", "fig-trends"):
         body = page.split(f'<figure id="{figure}">')[1].split("</figure>")[0]
         assert "<svg" in body, figure
 
@@ -173,7 +173,7 @@ def test_missing_columns_and_empty_views_degrade_to_notes(tmp_path):
     (tmp_path / "old" / "cases" / "run_id=r0").mkdir(parents=True)
     pq.write_table(old, tmp_path / "old" / "cases" / "run_id=r0" / "a.parquet")
     (tmp_path / "empty").mkdir()
-    for name, empty in (("old", 10), ("empty", len(FIGURES))):
+    for name, empty in (("old", 11), ("empty", len(FIGURES))):  # old rows: no accuracy, so no pick either
         files = build_report(tmp_path / name, tmp_path / f"{name}-out")
         page = files.index.read_text()
         assert sorted(re.findall(r'<figure id="([^"]+)"', page)) == sorted(FIGURES)
@@ -203,16 +203,20 @@ def _case(i: int) -> dict:
 
 def test_summary_is_bounded_by_construction():
     cases = [_case(i) for i in range(5000)]
+    picks = scenarios.scenario_table(cases)
     text = summary_markdown(cases, views.winners(cases), views.wrong_outputs(cases), views.failures(cases), "all",
-                            views.winners_by_precision(cases), views.int8_speedup(cases))
+                            views.winners_by_precision(cases), views.int8_speedup(cases), picks,
+                            scenarios.cross_machine(picks))
     assert len(text.encode()) < LIMIT_BYTES < 1 << 20
     assert text.count("more winners") == text.count("more wrong outputs") == text.count("more failed cases") == 1
+    assert text.count("more scenario picks") == 1
     tables = [line for line in text.splitlines() if line.startswith("| ")]
-    assert len(tables) <= 5 * (MAX_ROWS + 1)
+    assert len(tables) <= 7 * (MAX_ROWS + 1)
     assert "<b>" not in text
     pipes = {len(re.findall(r"(?<!\\)\|", line)) for line in tables}  # escaped pipes stay inside their cell
-    assert pipes <= {10, 6, 5, 7, 8}  # winners: 9 columns, wrong: 5, failed: 4, per precision: 6, int8: 7
-    assert {10, 6, 5} <= pipes
+    # scenarios: 12 columns, winners: 9, wrong: 5, failed: 4, per precision: 6, int8: 7
+    assert pipes <= {13, 10, 6, 5, 7, 8}
+    assert {13, 10, 6, 5} <= pipes
 
 
 def test_report_imports_no_runner(planted, tmp_path):
@@ -237,8 +241,11 @@ SCRIPT = """
   filter.dispatchEvent(new Event("input"));
   const shown = [...table.tBodies[0].rows].filter(r => !r.hidden).length;
   const hostile = [...document.querySelectorAll("td, th, text")].filter(e => e.textContent.includes("<script>"));
+  const picks = [...document.querySelectorAll("#fig-scenarios td a")];
+  const linked = picks.filter(a => document.getElementById(a.hash.slice(1)) !== null).length;
+  const scenarios = [...document.querySelectorAll("#fig-scenarios tbody tr")].map(r => r.cells[2].textContent);
   return {ids, sorted, shown, hostile: hostile.length, scripts: document.scripts.length,
-          rows: table.tBodies[0].rows.length};
+          rows: table.tBodies[0].rows.length, picks: picks.length, linked, scenarios};
 })()
 """
 
@@ -248,7 +255,9 @@ def test_page_opens_in_a_real_browser_cleanly(report, tmp_path):
     seen = visit(report / "index.html", SCRIPT, tmp_path / "profile")
     assert seen.errors == [] and seen.dialogs == []
     assert [u for u in seen.requests if not u.startswith(("file:", "data:"))] == []  # nothing from a network
-    assert sorted(seen.result["ids"]) == sorted(FIGURES)
+    assert sorted(seen.result["ids"]) == sorted(FIGURES) and seen.result["ids"][0] == "fig-scenarios"  # answer first
+    assert seen.result["picks"] > 0 and seen.result["linked"] == seen.result["picks"]  # every pick opens its case
+    assert "realtime, 1 thread" in seen.result["scenarios"]
     numbers = [float(v) for v in seen.result["sorted"] if v]
     assert numbers == sorted(numbers) and len(numbers) >= 10  # the header click sorted the column
     assert 0 < seen.result["shown"] < seen.result["rows"]  # the filter hid rows

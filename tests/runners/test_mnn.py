@@ -37,7 +37,8 @@ def ran(row: dict) -> None:
     assert row["converter_version"] == metadata.version("MNN")
     options = json.loads(row["conversion_options"])
     options = options.get("source_conversion", options)  # int8: the fp32 conversion it was quantized from
-    assert options["fp16_weights"] is False and options["weightQuantBits"] == 0
+    assert options["fp16_weights"] is False
+    assert options["weightQuantBits"] == (8 if row["precision"] == "int8_weights" else 0)
     assert options["useGeluApproximation"] == 0  # the converter's default swaps exact GELU for tanh's
     facts = json.loads(row["runner_facts"])
     assert facts["options"]["numThread"] == row["threads"]
@@ -226,3 +227,16 @@ def test_int8_is_quantized_read_back_from_the_file_and_close_to_fp32(run_cases):
     assert json.loads(both["mnn", "fp32"]["runner_facts"])["int8_readback"] is None
     again = run_cases(["mnn"], ["tiny_cnn"], precisions=["int8"])[0]
     assert again["conversion_cached"] is True
+
+
+def test_int8_weights_stores_int8_weights_computes_float_and_says_so(run_cases):
+    row = run_cases(["mnn"], ["tiny_cnn"], precisions=["int8_weights"])[0]
+    ran(row)
+    facts = json.loads(row["runner_facts"])
+    readback = facts["int8_readback"]  # from the converted file: int8 weights, float activations
+    assert readback["int8_weight_convolutions"] == readback["convolutions"] > 0, readback
+    assert readback["int8_convolutions"] == 0 and facts["compute_precision"].startswith("fp32")
+    assert row["precision_used"] == "int8_weights" and row["calibration_sha256"] is None  # nothing calibrated
+    assert row["precision_feature"] == SPEC.cpu_precision("int8_weights", HERE).feature
+    assert row["cosine"] < 1.0 and row["parity_inputs"] > 0  # the weights really were rounded
+    assert row["accuracy_ok"] is True or "outside int8_weights tolerance" in row["accuracy_reason"]

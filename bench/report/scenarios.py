@@ -1,0 +1,292 @@
+"""Deployment scenarios: per model (and per machine), the best case for each way a model gets deployed.
+
+The report's other tables answer "who is fastest at this configuration"; this one answers "what should I deploy
+for realtime on one core, for a server, on a small edge box, for the fastest start, or where accuracy comes
+first", each with its runner-up of another runtime and whether the lead is real. Only eligible rows compete
+(``views.eligible``: status ok AND accuracy_ok True), so a fast wrong answer never wins a scenario.
+
+* **realtime, 1 thread**: lowest median_ms among latency-scenario rows at batch 1 and 1 thread;
+* **realtime, all cores**: the same at the most threads any passing row of the model has (named in its rule);
+* **server throughput**: highest throughput_per_s among throughput-scenario rows, any batch;
+* **memory-bound edge**: lowest peak_rss_mb among latency rows whose median is within 10% of the fastest
+  passing latency row at the same device, batch and thread count;
+* **cold start**: lowest cold_start_ms (load + prepare + first inference);
+* **accuracy first**: smallest loss against fp32 (below), the fastest among equal losses.
+
+Ties: the two latency scenarios tie when the 95% CIs of the medians overlap, or when both rows have raw samples
+and the Mann-Whitney U test of ``bench compare`` (``compare.compare_case``, samples cut as it cuts them) gives
+p >= 0.01. The others tie within a stated distance: 2% for throughput and memory, 5% for cold start (a one-off
+measurement, noisier), 0.001 of loss for accuracy (absolute: losses sit near 0).
+
+Accuracy loss: where the row has a task score and an fp32 row of the same model has one for the same metric,
+the fp32 score (median over fp32 rows) minus the row's (higher is better, so a lower loss); such rows rank
+before rows scored by ``1 - cosine`` only. Losses within 0.001 of the best count as equal and the fastest
+(median_ms) of them is picked; its candidates are the latency rows at batch 1 (all eligible rows if there are
+none), so that medians compared for speed are of one request at a time.
+
+The runner-up is the best row of another runner (as in ``views.winners``); ``margin_pct`` is how much better
+the pick is (runner-up / pick - 1 for lower-is-better, pick / runner-up - 1 for throughput, the difference of
+losses in percentage points for accuracy). Machines: a case's machine is its run's ``machine_label``, else its
+``machine_id`` (as the report's trends name one), joined on ``run_id`` from ``runs``, else taken from the case
+row itself; "?" when neither says.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bench.report import compare, views
+from bench.report.views import Row
+
+SCENARIOS = ("realtime, 1 thread", "realtime, all cores", "server throughput", "memory-bound edge", "cold start",
+             "accuracy first")
+MEMORY_WITHIN = 0.10  # a memory pick may be at most this much slower than the fastest at its configuration
+TIE_WITHIN = {"server throughput": 0.02, "memory-bound edge": 0.02, "cold start": 0.05}
+ACCURACY_TIE = 0.001  # absolute: losses sit near 0, where a relative threshold means nothing
+LATENCY_TIE = f"tie when the 95% CIs of the medians overlap or Mann-Whitney p >= {compare.ALPHA} on the raw samples"
+COLUMNS = ("machine", "model", "scenario", "pick", "runner", "precision", "threads", "batch", "value", "unit",
+           "runner_up", "runner_up_value", "margin_pct", "verdict", "p_value", "like_for_like", "rule",
+           "pick_case_key", "runner_up_case_key")
+NOTE = ("Only rows that ran and matched the fp32 reference compete. Memory-bound edge: the lowest peak RSS among "
+        f"latency rows whose median is within {MEMORY_WITHIN:.0%} of the fastest passing latency row of the same "
+        "model, device, batch and thread count.")
+
+
+@dataclass
+class Contest:
+    """One scenario in one (machine, model) group: the rows that compete and how they are ranked and judged."""
+
+    scenario: str
+    rows: list[Row]
+    value: Callable[[Row], float]  # the number the table shows
+    unit: str
+    rule: str
+    best: Callable[[list[Row]], Row]
+    margin: Callable[[Row, Row], float | None]  # percent by which the pick beats the runner-up
+    tie: Callable[[Row, Row, float | None], tuple[bool, float | None]]  # (tie, p value)
+    worse: str = "is slower"  # how like_for_like says the runner-up's own row at the pick's precision lost
+
+
+# --- public --------------------------------------------------------------------------------------------
+
+def scenario_table(cases: list[Row], runs: list[Row] | None = None) -> views.Table:
+    """One row per machine, model and deployment scenario (see the module docstring for the rules)."""
+    by_run = {r.get("run_id"): r for r in runs or ()}
+    tagged = [{**c, "machine": _machine(c, by_run)} for c in cases]
+    rows = []
+    for (machine, model), group in sorted(views._group(tagged, ("machine", "model")).items(),
+                                          key=lambda kv: tuple(str(k) for k in kv[0])):
+        rows += [_table_row(machine, model, contest) for contest in _contests(group)]
+    return views.Table("scenarios", COLUMNS, rows, NOTE)
+
+
+def cross_machine(table: views.Table) -> views.Table:
+    """Which runtime and precision wins each model's scenario on each machine: one column per machine, and
+    ``same_everywhere`` when every machine has the same pick. Empty (with a note) for one machine."""
+    records = table.records()
+    machines = sorted({r["machine"] for r in records}, key=str)
+    cols = ("model", "scenario", *machines, "same_everywhere")
+    if len(machines) < 2:
+        return views.Table("cross_machine", cols, [], "one machine: nothing to compare across machines")
+    picks = {(r["model"], r["scenario"], r["machine"]): r for r in records}
+    keys = sorted({(r["model"], r["scenario"]) for r in records}, key=lambda k: (str(k[0]), SCENARIOS.index(k[1])))
+    rows = []
+    for model, scenario in keys:
+        found = [picks.get((model, scenario, m)) for m in machines]
+        winners = {(r["runner"], r["precision"]) for r in found if r}
+        same = len(winners) == 1 and all(found)
+        rows.append((model, scenario, *(_cell(r) for r in found), same))
+    return views.Table("cross_machine", cols, rows, "a pick marked (tie) is within noise of another runtime")
+
+
+# --- one table row ---------------------------------------------------------------------------------------
+
+def _table_row(machine: str, model: str, contest: Contest) -> tuple:
+    pick = contest.best(contest.rows)
+    others = [r for r in contest.rows if r.get("runner") != pick.get("runner")]
+    up = contest.best(others) if others else None
+    margin = contest.margin(pick, up) if up else None
+    tie, p = contest.tie(pick, up, margin) if up else (False, None)
+    verdict = "only one" if up is None else "tie" if tie else "clear"
+    return (machine, model, contest.scenario, _label(pick), pick.get("runner"), pick.get("precision"),
+            pick.get("threads"), pick.get("batch"), _sig(contest.value(pick)), contest.unit,
+            _label(up) if up else None, _sig(contest.value(up)) if up else None, _sig(margin), verdict, _sig(p),
+            _like_for_like(contest, pick, up), contest.rule, pick.get("case_key"), up.get("case_key") if up else None)
+
+
+def _like_for_like(contest: Contest, pick: Row, up: Row | None) -> str:
+    # views words the case where the runner-up's own row at the pick's precision lost as "is slower": true for
+    # latency; the other scenarios rank on another measure, so say which.
+    return views._like_for_like(pick, up, contest.rows).replace(" is slower", f" {contest.worse}")
+
+
+def _label(case: Row) -> str:
+    device = case.get("device")
+    where = f" @{device}" if device not in (None, "cpu") else ""
+    return f"{views._who(case)} t{case.get('threads')} b{case.get('batch')}{where}"
+
+
+def _cell(record: Row | None) -> str:
+    if record is None:
+        return ""
+    return f"{record['runner']} {record['precision']}" + (" (tie)" if record["verdict"] == "tie" else "")
+
+
+def _machine(case: Row, by_run: dict[str, Row]) -> str:
+    run = by_run.get(case.get("run_id")) or {}
+    return (run.get("machine_label") or run.get("machine_id") or case.get("machine_label") or case.get("machine_id")
+            or case.get("machine") or "?")
+
+
+def _sig(x: float | None) -> float | None:
+    """Six significant digits: enough for ms, MiB and losses near zero alike."""
+    return None if x is None else float(f"{x:.6g}")
+
+
+def _finite(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+# --- the scenarios -------------------------------------------------------------------------------------
+
+def _contests(group: list[Row]) -> list[Contest]:
+    ok = [c for c in group if views.eligible(c)]
+    latency = [c for c in ok if c.get("scenario") == "latency"]
+    single = [c for c in latency if c.get("batch") == 1]
+    made = (_one_thread(single), _all_cores(single), _throughput(ok), _memory(latency), _cold_start(ok),
+            _accuracy(single or ok))
+    return [c for c in made if c is not None and c.rows]
+
+
+def _lowest(column: str) -> Callable[[list[Row]], Row]:
+    return lambda rows: min(rows, key=lambda c: (c[column], c["median_ms"]))
+
+
+def _lower_margin(column: str) -> Callable[[Row, Row], float]:
+    return lambda pick, up: (up[column] / pick[column] - 1) * 100
+
+
+def _within(fraction: float) -> Callable[[Row, Row, float | None], tuple[bool, float | None]]:
+    return lambda pick, up, margin: (margin is not None and margin <= fraction * 100, None)
+
+
+def _latency_contest(scenario: str, rows: list[Row], rule: str) -> Contest:
+    return Contest(scenario, rows, lambda c: c["median_ms"], "ms", f"{rule}; {LATENCY_TIE}", _lowest("median_ms"),
+                   _lower_margin("median_ms"), _noise_tie)
+
+
+def _one_thread(single: list[Row]) -> Contest:
+    rows = [c for c in single if c.get("threads") == 1]
+    return _latency_contest("realtime, 1 thread", rows, "lowest median_ms, latency scenario, batch 1, 1 thread")
+
+
+def _all_cores(single: list[Row]) -> Contest | None:
+    most = max((c["threads"] for c in single if isinstance(c.get("threads"), int)), default=None)
+    if most is None or most <= 1:  # one thread is all there is: the 1-thread row already answers it
+        return None
+    rows = [c for c in single if c.get("threads") == most]
+    rule = f"lowest median_ms, latency scenario, batch 1, {most} threads (the most with a passing row)"
+    return _latency_contest("realtime, all cores", rows, rule)
+
+
+def _throughput(ok: list[Row]) -> Contest:
+    rows = [c for c in ok if c.get("scenario") == "throughput" and views._num(c.get("throughput_per_s"))]
+    within = TIE_WITHIN["server throughput"]
+    return Contest("server throughput", rows, lambda c: c["throughput_per_s"], "items/s",
+                   f"highest throughput_per_s, throughput scenario, any batch; tie within {within:.0%}",
+                   lambda rs: min(rs, key=lambda c: (-c["throughput_per_s"], c["median_ms"])),
+                   lambda pick, up: (pick["throughput_per_s"] / up["throughput_per_s"] - 1) * 100, _within(within),
+                   worse="has lower throughput")
+
+
+def _memory(latency: list[Row]) -> Contest:
+    fastest: dict[tuple, float] = {}
+    for c in latency:
+        fastest[views.config(c)] = min(c["median_ms"], fastest.get(views.config(c), math.inf))
+    rows = [c for c in latency if views._num(c.get("peak_rss_mb"))
+            and c["median_ms"] <= (1 + MEMORY_WITHIN) * fastest[views.config(c)]]
+    within = TIE_WITHIN["memory-bound edge"]
+    rule = (f"lowest peak_rss_mb among latency rows within {MEMORY_WITHIN:.0%} of the fastest at their device, "
+            f"batch and threads; tie within {within:.0%}")
+    return Contest("memory-bound edge", rows, lambda c: c["peak_rss_mb"], "MiB", rule, _lowest("peak_rss_mb"),
+                   _lower_margin("peak_rss_mb"), _within(within), worse="uses more memory")
+
+
+def _cold_start(ok: list[Row]) -> Contest:
+    rows = [c for c in ok if views._num(c.get("cold_start_ms"))]
+    within = TIE_WITHIN["cold start"]
+    return Contest("cold start", rows, lambda c: c["cold_start_ms"], "ms",
+                   f"lowest cold_start_ms (load + prepare + first inference); tie within {within:.0%}",
+                   _lowest("cold_start_ms"), _lower_margin("cold_start_ms"), _within(within), worse="starts slower")
+
+
+# --- latency ties: CI overlap, or the rank test of bench compare ----------------------------------------------
+
+def _noise_tie(pick: Row, up: Row, margin: float | None) -> tuple[bool, float | None]:
+    """As ``views.winners``: a missing CI bound falls back to the median itself."""
+    overlap = (pick.get("median_ci_high_ms") or pick["median_ms"]) >= (up.get("median_ci_low_ms") or up["median_ms"])
+    p = _p_value(pick, up)
+    return overlap or (p is not None and p >= compare.ALPHA), p
+
+
+def _samples(case: Row) -> list[int] | None:
+    """At most compare.MAX_SAMPLES evenly spaced raw samples, as ``bench compare`` cuts them."""
+    ns = case.get("samples_ns")
+    if ns is None or len(ns) < 3:
+        return None
+    return list(ns[::max(1, math.ceil(len(ns) / compare.MAX_SAMPLES))])
+
+
+def _p_value(pick: Row, up: Row) -> float | None:
+    a, b = _samples(pick), _samples(up)
+    if a is None or b is None:
+        return None
+    change = compare.compare_case(str(pick.get("case_key")), {**up, "samples": b}, {**pick, "samples": a}, 0.0)
+    return change.p_value
+
+
+# --- accuracy first ------------------------------------------------------------------------------------
+
+def _fp32_scores(rows: list[Row]) -> dict[str, float]:
+    """Task metric -> the median score of the group's fp32 rows: what a reduced precision is measured against."""
+    scores: dict[str, list[float]] = {}
+    for c in rows:
+        if c.get("precision") == "fp32" and c.get("task_metric") and _finite(c.get("task_value")):
+            scores.setdefault(c["task_metric"], []).append(c["task_value"])
+    return {metric: statistics.median(values) for metric, values in scores.items()}
+
+
+def _loss(case: Row, fp32: dict[str, float]) -> tuple[int, float] | None:
+    """(0, fp32 score - score) where task scores exist on both sides, else (1, 1 - cosine); smaller is better."""
+    metric = case.get("task_metric")
+    if metric in fp32 and _finite(case.get("task_value")):
+        return 0, fp32[metric] - case["task_value"]
+    return (1, 1.0 - case["cosine"]) if _finite(case.get("cosine")) else None
+
+
+def _accuracy(pool: list[Row]) -> Contest:
+    fp32 = _fp32_scores(pool)
+    losses = {id(c): loss for c in pool if (loss := _loss(c, fp32)) is not None}
+    rows = [c for c in pool if id(c) in losses]
+    task = any(losses[id(c)][0] == 0 for c in rows)
+    unit = f"{'/'.join(sorted(fp32))} below fp32" if task else "1 - cosine"
+
+    def best(candidates: list[Row]) -> Row:
+        kind, least = min(losses[id(c)] for c in candidates)
+        equal = [c for c in candidates if losses[id(c)][0] == kind and losses[id(c)][1] <= least + ACCURACY_TIE]
+        return min(equal, key=lambda c: c["median_ms"])
+
+    def margin(pick: Row, up: Row) -> float | None:  # percentage points; losses of two kinds do not subtract
+        (kp, lp), (ku, lu) = losses[id(pick)], losses[id(up)]
+        return (lu - lp) * 100 if kp == ku else None
+
+    def tie(pick: Row, up: Row, points: float | None) -> tuple[bool, float | None]:
+        return points is not None and points <= ACCURACY_TIE * 100, None
+
+    rule = ("smallest loss vs fp32: fp32's task score minus the row's where both have one (these rank first), else "
+            f"1 - cosine; losses within {ACCURACY_TIE} count as equal and the fastest wins; tie within {ACCURACY_TIE}")
+    return Contest("accuracy first", rows, lambda c: losses[id(c)][1], unit, rule, best, margin, tie,
+                   worse="is less accurate")
