@@ -48,8 +48,8 @@ def test_a_run_ends_with_the_answer_and_verbose_restores_the_detail(bench_cli):
     assert len(screen) < 40 and not any("/tensorrt/" in line for line in done.stdout.splitlines())
     assert screen[0].startswith("4 cases, 2 run: ")
     assert "  tensorrt ran nothing: tensorrt has no device 'cpu' (it has cuda)" in screen  # once, not per case
-    [pick] = [line for line in screen if line.startswith("  tiny_mlp: ")]
-    assert "1 thread onnxruntime " in pick and " ms" in pick
+    [pick] = [line for line in screen if line.startswith("    realtime, 1 thread: ")]  # one model: its table
+    assert "onnxruntime " in pick and " ms" in pick
     assert any(line.startswith("full table and charts: bench report --results out") for line in screen)
     verbose = bench_cli(*args, "--results", "out2", "--verbose")
     assert verbose.returncode == 0, verbose.stderr

@@ -38,6 +38,6 @@ def test_fastest_passing_case_per_precision_follows_the_matrix(tmp_path):
     write(tmp_path, 2, "m1", "a", "int8", "ok", False)  # wrong: never the fastest int8
     text = matrix(tmp_path)
     fastest = text.split("fastest passing case per precision:\n")[1].splitlines()
-    assert fastest[0].split()[:3] == ["model", "config", "precision"]
-    rows = {line.split()[5]: line.split() for line in fastest[1:]}  # by precision
-    assert rows["fp32"][6] == "a" and rows["int8"][6] == "b" and rows["int8"][-1] == "1"
+    assert fastest[0].split()[:4] == ["machine", "model", "config", "precision"]
+    rows = {line.split()[6]: line.split() for line in fastest[1:]}  # by precision (config is 4 words)
+    assert rows["fp32"][7] == "a" and rows["int8"][7] == "b" and rows["int8"][-1] == "1"

@@ -99,14 +99,13 @@ def sections(d: data.ReportData, t: dict[str, views.Table], baseline: str) -> li
         Section("fig-problems", "Wrong outputs and failures", "Cases whose outputs did not match the fp32 "
                 "reference, and cases that did not run to completion.", body=_problems(t),
                 csv=["wrong_outputs.csv", "failures.csv"], nodata="every case ran and matched"),
-        Section("fig-cases", "All cases", "Click a header to sort; type to filter.",
-                body=('<input id="filter" type="search" placeholder="filter, e.g. resnet fp16">'
-                      + table_html(t["cases"], row_class="category", row_id="case_key")) if t["cases"].rows else "",
+        Section("fig-cases", "All cases", "Click a header to sort; type to filter.", body=_all_cases(t),
                 csv=["cases.csv", "winners.csv"], nodata="no cases"),
     ]
 
 
-SCENARIO_LINKS = {"pick": "pick_case_key", "runner_up": "runner_up_case_key"}
+SCENARIO_LINKS = {"pick": ("machine", "pick_case_key"), "runner_up": ("machine", "runner_up_case_key")}
+SCENARIO_KEYS = ("pick_case_key", "runner_up_case_key")
 SCENARIO_SHOWN = ("machine", "model", "scenario", "pick", "value", "unit", "runner_up", "runner_up_value",
                   "margin_pct", "verdict", "like_for_like")
 
@@ -115,12 +114,19 @@ def _scenarios(t: dict[str, views.Table]) -> str:
     table = t["scenarios"]
     if not table.rows:
         return ""
-    shown = views.Table(table.name, (*SCENARIO_SHOWN, *SCENARIO_LINKS.values()),
-                        [tuple(r[c] for c in (*SCENARIO_SHOWN, *SCENARIO_LINKS.values())) for r in table.records()])
+    columns = (*SCENARIO_SHOWN, *SCENARIO_KEYS)
+    shown = views.Table(table.name, columns, [tuple(r[c] for c in columns) for r in table.records()])
     body = table_html(shown, links=SCENARIO_LINKS)
     if t["cross_machine"].rows:
         body += f"<h3>Which runtime for which machine</h3>{table_html(t['cross_machine'])}"
     return body
+
+
+def _all_cases(t: dict[str, views.Table]) -> str:
+    if not t["cases"].rows:
+        return ""
+    return ('<input id="filter" type="search" placeholder="filter, e.g. resnet fp16">'
+            + table_html(t["cases"], row_class="category", row_id=("machine", "case_key")))
 
 
 def _precisions(t: dict[str, views.Table]) -> str:

@@ -1,7 +1,8 @@
 """The answer a run ends with: one screen, not one line per case.
 
 Counts by status; one line per runner that ran nothing (its reason said once, not once per case); per model one
-line with its deployment-scenario picks (``bench.report.scenarios``); how many outputs were wrong or timings
+line with its deployment-scenario picks (``bench.report.scenarios``; a run of one model, such as
+``bench run --model my.onnx``, gets its whole scenario table); how many outputs were wrong or timings
 unstable; where the full table, the dashboard and the per-case detail are. Example::
 
     from bench.report.answer import answer_lines
@@ -61,9 +62,14 @@ def _per_model(rows: list[Row]) -> list[str]:
         by_model[(record["machine"], record["model"])][record["scenario"]] = record
     machines = {machine for machine, _ in by_model}
     lines = []
+    one_model = len({model for _, model in by_model}) == 1  # `bench run --model my.onnx`: its whole table
     for (machine, model), picks in sorted(by_model.items(), key=lambda kv: tuple(map(str, kv[0]))):
-        cells = [f"{short} {_pick(picks[name])}" for name, short in SHOWN.items() if name in picks]
         where = f" [{machine}]" if len(machines) > 1 else ""
+        if one_model:
+            lines.append(f"  {model}{where}:")
+            lines += [f"    {name}: {_pick(record)}" for name, record in picks.items()]
+            continue
+        cells = [f"{short} {_pick(picks[name])}" for name, short in SHOWN.items() if name in picks]
         lines.append(f"  {model}{where}: " + " | ".join(cells))
     models = {r["model"] for r in rows}
     unanswered = sorted(m for m in models if m not in {model for _, model in by_model})
@@ -79,8 +85,8 @@ def _pick(record: Row) -> str:
     who = f"{record['runner']} {record['precision']}"
     if record["scenario"] == "realtime, all cores":
         who += f" t{record['threads']}"
-    elif record["scenario"] == "server throughput":
-        who += f" b{record['batch']}"
+    elif record["scenario"] in ("server throughput", "memory-bound edge", "accuracy first"):
+        who += f" t{record['threads']} b{record['batch']}"
     versus = ""
     if record["verdict"] == "tie":
         versus = " = " + " ".join(str(record["runner_up"]).split()[:2])  # its runner and precision

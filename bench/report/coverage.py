@@ -36,6 +36,6 @@ def _fastest_per_precision(cases: list[views.Row]) -> list[str]:
     table = views.winners_by_precision(cases)
     if not table.rows:
         return ["no case passed its tolerance"]
-    rows = [["model", "config", "precision", "fastest", "median ms", "runners passing"]]
+    rows = [[c.replace("_", " ") for c in table.columns]]
     rows += [[f"{v:.3f}" if isinstance(v, float) else str(v if v is not None else "") for v in r] for r in table.rows]
     return ["fastest passing case per precision:", *_aligned(rows)]

@@ -32,6 +32,11 @@ RUN_FIELDS = (
     "isa_flags", "gpus", "bench_version", "machine_label", "turbo", "noise_warnings", "peak_gflops",
     "cpu_precision_features",
 )
+# A case's machine: its run's --machine-label, else its machine_id (as trends name one); one runs row per run_id,
+# so a duplicated runs file cannot duplicate cases. The latest row is kept per case key AND machine: a fleet's
+# results never show one machine's row in place of another's.
+MACHINES = """LEFT JOIN (SELECT run_id, coalesce(any_value(machine_label), any_value(machine_id)) AS machine
+                     FROM runs GROUP BY run_id) m ON c.run_id = m.run_id"""
 # Probabilities at which each drawn case's samples are summarised for its ECDF: 201 points, not 10^5 samples.
 ECDF_PROBS = tuple(i / 200 for i in range(201))
 MAX_TREND_RUNS = 30
@@ -41,7 +46,7 @@ MAX_TREND_RUNS = 30
 class ReportData:
     """The rows a report is drawn from; plain dicts keyed by column name, ``None`` where unknown."""
 
-    cases: list[dict[str, Any]]  # the latest row per case key (of one run, with --run)
+    cases: list[dict[str, Any]]  # the latest row per case key and machine (of one run, with --run)
     runs: list[dict[str, Any]]  # one row per run in the store
     history: list[dict[str, Any]] = field(default_factory=list)  # ok medians per case per run, for trends
     quantiles: dict[str, list[float]] = field(default_factory=dict)  # case_key -> ms at ECDF_PROBS
@@ -55,11 +60,11 @@ def _in(values: list[str]) -> tuple[str, list[str]]:
 def key_runs(results: Path, run_id: str | None, max_runs: int = MAX_TREND_RUNS) -> tuple[list[str], list[str]]:
     """Runs holding the latest row of some case key (of ``run_id`` only, if given), and the last ``max_runs``
     runs with ok timings (for trends, over every run); one scan of four light columns of every row."""
-    where, params = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
+    where, params = ("WHERE c.run_id = ?", [run_id]) if run_id else ("", [])
     rows = store.query(results, f"""
         WITH latest AS (
-            SELECT DISTINCT coalesce(arg_max(run_id, timestamp), any_value(run_id)) AS run_id
-            FROM cases {where} GROUP BY case_key),
+            SELECT DISTINCT coalesce(arg_max(c.run_id, c.timestamp), any_value(c.run_id)) AS run_id
+            FROM cases c {MACHINES} {where} GROUP BY c.case_key, m.machine),
         recent AS (
             SELECT run_id FROM cases WHERE status = 'ok' AND median_ms IS NOT NULL AND run_id IS NOT NULL
             GROUP BY run_id ORDER BY min(timestamp) DESC LIMIT ?)
@@ -73,11 +78,12 @@ def current(results: Path, run_ids: list[str]) -> list[dict[str, Any]]:
     if not run_ids:
         return []
     in_runs, params = _in(run_ids)
+    columns = ", ".join(f"c.{name}" for name in store.column_list(CASE_FIELDS).split(", "))
     return store.query(results, f"""
-        SELECT {store.column_list(CASE_FIELDS)} FROM cases WHERE run_id {in_runs}
-        QUALIFY row_number() OVER (PARTITION BY case_key ORDER BY timestamp DESC NULLS LAST) = 1
-        ORDER BY model NULLS LAST, runner NULLS LAST, precision NULLS LAST, batch, threads, case_key""",
-                       params).to_pylist()
+        SELECT {columns}, coalesce(m.machine, '?') AS machine FROM cases c {MACHINES} WHERE c.run_id {in_runs}
+        QUALIFY row_number() OVER (PARTITION BY c.case_key, m.machine ORDER BY c.timestamp DESC NULLS LAST) = 1
+        ORDER BY c.model NULLS LAST, c.runner NULLS LAST, c.precision NULLS LAST, c.batch, c.threads, m.machine,
+                 c.case_key""", params).to_pylist()
 
 
 def history(results: Path, run_ids: list[str], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:

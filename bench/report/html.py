@@ -51,25 +51,26 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-def case_anchor(case_key: Any) -> str:
-    """The id of a case's row in the All cases table: what a scenario pick links to."""
-    return "case-" + hashlib.sha256(str(case_key).encode()).hexdigest()[:16]
+def case_anchor(*identity: Any) -> str:
+    """The id of a case's row in the All cases table (its machine and case key): what a scenario pick links to."""
+    return "case-" + hashlib.sha256("\0".join(map(str, identity)).encode()).hexdigest()[:16]
 
 
 def table_html(table: Table, max_rows: int = MAX_TABLE_ROWS, row_class: str | None = None,
-               row_id: str | None = None, links: Mapping[str, str] | None = None) -> str:
+               row_id: tuple[str, ...] = (), links: Mapping[str, tuple[str, ...]] | None = None) -> str:
     """A sortable table; numbers carry ``data-v`` so sorting is numeric. ``row_class`` names a column whose
-    value (a category) becomes the row's CSS class; ``row_id`` a case-key column that gives each row its anchor;
-    ``links`` maps a column to the case-key column its cells link to."""
+    value (a category) becomes the row's CSS class; ``row_id`` the columns (machine, case key) that give each row
+    its anchor; ``links`` maps a column to the columns naming the row its cells link to."""
     head = "".join(f"<th>{esc(c)}</th>" for c in table.columns)
     lines = []
     cls_index = table.columns.index(row_class) if row_class else None
-    id_index = table.columns.index(row_id) if row_id else None
-    link_index = {table.columns.index(c): table.columns.index(k) for c, k in (links or {}).items()}
+    id_index = [table.columns.index(c) for c in row_id]
+    link_index = {table.columns.index(c): [table.columns.index(k) for k in ks] for c, ks in (links or {}).items()}
     for row in table.rows[:max_rows]:
-        cells = "".join(_linked(v, row[link_index[i]]) if i in link_index else _td(v) for i, v in enumerate(row))
+        cells = "".join(_linked(v, [row[k] for k in link_index[i]]) if i in link_index else _td(v)
+                        for i, v in enumerate(row))
         css = f' class="c-{CATEGORY_CSS.get(row[cls_index], "other")}"' if cls_index is not None else ""
-        anchor = f' id="{case_anchor(row[id_index])}"' if id_index is not None else ""
+        anchor = f' id="{case_anchor(*(row[i] for i in id_index))}"' if id_index else ""
         lines.append(f"<tr{anchor}{css}>{cells}</tr>")
     more = len(table.rows) - max_rows
     note = f'<p class="note">{more} more rows in {esc(table.name)}.csv</p>' if more > 0 else ""
@@ -83,10 +84,10 @@ def _td(value: Any) -> str:
     return f"<td>{esc(fmt(value))}</td>"
 
 
-def _linked(value: Any, case_key: Any) -> str:
-    if value is None or case_key is None:
+def _linked(value: Any, identity: list[Any]) -> str:
+    if value is None or identity[-1] is None:  # no runner-up: nothing to link to
         return _td(value)
-    return f'<td><a href="#{case_anchor(case_key)}">{esc(fmt(value))}</a></td>'
+    return f'<td><a href="#{case_anchor(*identity)}">{esc(fmt(value))}</a></td>'
 
 
 def coverage_html(table: Table) -> str:

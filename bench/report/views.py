@@ -76,6 +76,9 @@ def _num(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
 
 
+CONFIG_KEYS = ("model", "device", "batch", "threads", "scenario")
+
+
 def config(case: Row) -> tuple:
     """The axes a comparison holds fixed: latencies at different batch sizes or thread counts never race."""
     return (case.get("device"), case.get("batch"), case.get("threads"), case.get("scenario"))
@@ -331,11 +334,11 @@ def trends(history: list[Row]) -> Table:
 def winners(cases: list[Row]) -> Table:
     """Per model and configuration: the fastest eligible case, and the fastest eligible case of another
     runner. margin_pct = runner-up median / winner median - 1; within_noise when their median CIs overlap."""
-    cols = ("model", "config", "winner", "median_ms", "runner_up", "runner_up_median_ms", "margin_pct",
+    cols = ("machine", "model", "config", "winner", "median_ms", "runner_up", "runner_up_median_ms", "margin_pct",
             "within_noise", "wrong_but_faster", "like_for_like")
     rows = []
-    for (model, *cfg), group in sorted(_group(cases, ("model", "device", "batch", "threads", "scenario")).items(),
-                                       key=lambda kv: tuple(str(k) for k in kv[0])):
+    for (machine, model, *cfg), group in sorted(_group(cases, ("machine", *CONFIG_KEYS)).items(),
+                                                key=lambda kv: tuple(str(k) for k in kv[0])):
         ok = sorted((c for c in group if eligible(c)), key=lambda c: c["median_ms"])
         if not ok:
             continue
@@ -345,7 +348,8 @@ def winners(cases: list[Row]) -> Table:
         margin = round((up["median_ms"] / win["median_ms"] - 1) * 100, 2) if up else None
         noise = bool(up) and (win.get("median_ci_high_ms") or win["median_ms"]) >= \
             (up.get("median_ci_low_ms") or up["median_ms"])
-        rows.append((model, config_label(tuple(cfg)), _who(win), _ms(win["median_ms"]), _who(up) if up else None,
+        rows.append((machine, model, config_label(tuple(cfg)), _who(win), _ms(win["median_ms"]),
+                     _who(up) if up else None,
                      _ms(up["median_ms"]) if up else None, margin, noise if up else None,
                      ", ".join(_who(c) for c in faster_wrong), _like_for_like(win, up, ok)))
     return Table("winners", cols, rows)
@@ -360,34 +364,31 @@ def _like_for_like(win: Row, up: Row | None, passing: list[Row]) -> str:
             f"no: {up.get('runner')} has no passing {win.get('precision')} row")
 
 
-CONFIG_KEYS = ("model", "device", "batch", "threads", "scenario")
-
-
 def winners_by_precision(cases: list[Row]) -> Table:
     """Per model, configuration and precision: the fastest case that passed its tolerance, and how many runners
     had a passing row at that precision (a winner among one is no contest)."""
-    cols = ("model", "config", "precision", "fastest", "median_ms", "runners_passing")
+    cols = ("machine", "model", "config", "precision", "fastest", "median_ms", "runners_passing")
     rows = []
-    for (model, *cfg, precision), group in sorted(_group(cases, (*CONFIG_KEYS, "precision")).items(),
-                                                  key=lambda kv: tuple(str(k) for k in kv[0])):
+    groups = _group(cases, ("machine", *CONFIG_KEYS, "precision"))
+    for (machine, model, *cfg, precision), group in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
         ok = sorted((c for c in group if eligible(c)), key=lambda c: c["median_ms"])
         if ok:
-            rows.append((model, config_label(tuple(cfg)), precision, ok[0].get("runner"), _ms(ok[0]["median_ms"]),
-                         len({c.get("runner") for c in ok})))
+            rows.append((machine, model, config_label(tuple(cfg)), precision, ok[0].get("runner"),
+                         _ms(ok[0]["median_ms"]), len({c.get("runner") for c in ok})))
     return Table("winners_by_precision", cols, rows)
 
 
 def int8_speedup(cases: list[Row]) -> Table:
     """Each runtime's int8 against its own fp32, same model and configuration: its fp32 median / its int8 median,
     with whether the int8 outputs stayed inside the int8 tolerance."""
-    cols = ("model", "config", "runner", "fp32_ms", "int8_ms", "speedup", "int8_accuracy_ok")
+    cols = ("machine", "model", "config", "runner", "fp32_ms", "int8_ms", "speedup", "int8_accuracy_ok")
     rows = []
-    for (model, *cfg, runner), group in sorted(_group(cases, (*CONFIG_KEYS, "runner")).items(),
-                                               key=lambda kv: tuple(str(k) for k in kv[0])):
+    for (machine, model, *cfg, runner), group in sorted(_group(cases, ("machine", *CONFIG_KEYS, "runner")).items(),
+                                                        key=lambda kv: tuple(str(k) for k in kv[0])):
         by = {c.get("precision"): c for c in group if timed(c)}
         if "fp32" in by and "int8" in by:
             fp32, int8 = by["fp32"]["median_ms"], by["int8"]["median_ms"]
-            rows.append((model, config_label(tuple(cfg)), runner, _ms(fp32), _ms(int8), round(fp32 / int8, 2),
+            rows.append((machine, model, config_label(tuple(cfg)), runner, _ms(fp32), _ms(int8), round(fp32 / int8, 2),
                          by["int8"].get("accuracy_ok")))
     return Table("int8_speedup", cols, rows)
 
@@ -412,7 +413,7 @@ def failures(cases: list[Row]) -> Table:
     return Table("failures", cols, rows)
 
 
-CASE_TABLE_COLUMNS = ("model", "runner", "device", "precision", "batch", "threads", "scenario", "status",
+CASE_TABLE_COLUMNS = ("model", "machine", "runner", "device", "precision", "batch", "threads", "scenario", "status",
                       "median_ms", "median_ci_low_ms", "median_ci_high_ms", "p99_ms", "throughput_per_s",
                       "accuracy_ok", "cosine", "top1_agreement", "unstable", "cold_start_ms", "peak_rss_mb",
                       "run_id", "case_key")

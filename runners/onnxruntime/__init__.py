@@ -44,8 +44,9 @@ class OnnxRuntimeSpec(RunnerSpec):
     precision_notes = MappingProxyType({
         "fp16": "float16 model (onnxruntime.transformers.float16, fp32 inputs and outputs); the optimized graph read "
                 "back (on x86 the CPU provider casts back to fp32, so the row is refused there)",
-        "int8": "static QDQ (per-channel int8 weights, uint8 activations, MinMax) on the shared calibration set; QDQ "
-                "nodes counted in the variant",
+        "int8": "static QDQ (per-channel int8 weights, uint8 activations, MinMax) on the shared calibration set, "
+                "after Constant weights become initializers and the opset is raised to 13 (docs/INT8_RECIPES.md); "
+                "QDQ nodes counted in the variant",
     })
     conversion = "none for fp32; onnxruntime.quantization (static QDQ int8) and float16 conversion make variants"
 

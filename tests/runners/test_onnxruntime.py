@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import onnx
 import pytest
 
 from bench.cpu import Cpu
@@ -78,3 +79,43 @@ def test_cuda_without_onnxruntime_gpu_is_unavailable_with_the_reason(run_cases):
     row = run_cases(["onnxruntime"], ["tiny_mlp"], devices=["cuda"])[0]
     assert row["status"] == "unavailable"
     assert "onnxruntime-gpu" in row["error"] or "NVIDIA driver" in row["error"]
+
+
+def test_weights_stored_as_constants_are_quantized_per_channel_as_weights(tmp_path):
+    """PP-OCR's export keeps every weight in a Constant node at opset 12: ORT's quantizer then treats the weights as
+    activations (per tensor, at run time). bench's preparation makes them initializers at opset 13 first."""
+    import numpy as np
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    from bench.execution.variants import _prepared
+
+    rng = np.random.default_rng(0)
+    weight = numpy_helper.from_array(rng.normal(size=(4, 3, 3, 3)).astype(np.float32), "w")
+    nodes = [helper.make_node("Constant", [], ["w"], value=weight),
+             helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])])
+    src = tmp_path / "constants.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)]), str(src))
+    prepared = _prepared(src, tmp_path)
+    model = onnx.load(str(prepared))
+    assert [n.op_type for n in model.graph.node] == ["Conv"] and model.opset_import[0].version == 13
+
+    class Reader(CalibrationDataReader):
+        samples = iter([{"x": rng.normal(size=(1, 3, 8, 8)).astype(np.float32)} for _ in range(4)])
+
+        def get_next(self):
+            return next(self.samples, None)
+
+    dst = tmp_path / "int8.onnx"
+    quantize_static(str(prepared), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+    quantized = onnx.load(str(dst))
+    int8 = [t for t in quantized.graph.initializer if t.data_type == TensorProto.INT8]
+    assert [4, 3, 3, 3] in [list(t.dims) for t in int8]  # the weight itself stored int8
+    axes = [a.i for n in quantized.graph.node if n.op_type == "DequantizeLinear" for a in n.attribute
+            if a.name == "axis"]
+    assert axes == [0]  # per output channel
+    ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"])  # and it loads

@@ -1,0 +1,43 @@
+"""The screen a run ends with (bench.report.answer), from rows with known numbers."""
+
+from __future__ import annotations
+
+from test_scenarios import case
+
+from bench.report.answer import answer_lines
+
+
+def skipped(runner: str, status: str, reason: str, model: str = "m") -> dict:
+    return {"case_key": f"{model}/{runner}/cpu/fp32/b1/t1/latency", "model": model, "runner": runner, "status": status,
+            "error": reason, "precision": "fp32", "device": "cpu", "batch": 1, "threads": 1, "scenario": "latency"}
+
+
+def test_many_models_one_line_each_and_each_absent_runner_once():
+    rows = [case("ort", median=1.0, model="a"), case("ov", median=2.0, model="a"), case("ort", median=3.0, model="b"),
+            case("ov", median=1.0, model="b", accuracy_ok=False),  # fast and wrong: counted, never picked
+            *(skipped("trt", "unavailable", "not installed: pip install trt", model=m) for m in "ab")]
+    lines = answer_lines(rows, "results")
+    assert lines[0] == "6 cases, 4 run: ok 4, unavailable 2"
+    assert "  trt ran nothing: not installed: pip install trt" in lines
+    assert sum("trt" in line for line in lines) == 1
+    [a] = [line for line in lines if line.startswith("  a: ")]
+    assert a.startswith("  a: 1 thread ort fp32 1 ms +100%")  # 2.0 / 1.0 - 1, CIs apart
+    [b] = [line for line in lines if line.startswith("  b: ")]
+    assert "1 thread ort fp32 3 ms" in b and "ov" not in b
+    assert "1 wrong outputs (timed, flagged, never picked)" in lines[-2]
+    assert lines[-1].startswith("full table and charts: bench report --results results")
+    assert len(lines) < 40
+
+
+def test_one_model_gets_its_whole_scenario_table_and_ties_say_so():
+    rows = [case("ort", median=1.0, ci=0.05), case("ov", median=1.02, ci=0.05)]  # CIs overlap: a tie
+    lines = answer_lines(rows, "results")
+    start = lines.index("  m:")
+    table = [line for line in lines[start + 1:] if line.startswith("    ")]
+    assert table[0] == "    realtime, 1 thread: ort fp32 1 ms = ov fp32"
+    assert {line.split(":")[0].strip() for line in table} >= {"realtime, 1 thread", "cold start", "accuracy first"}
+
+
+def test_a_model_without_a_correct_row_is_named_not_picked():
+    lines = answer_lines([case("ort", model="a"), case("ort", model="z", accuracy_ok=False)], "results")
+    assert "  no correct row, so no pick: z" in lines
