@@ -177,7 +177,7 @@ def _resumed(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.run import Interrupted, RunInfo, RunOptions, execute
+    from bench.run import Interrupted, RunInfo, RunOptions, check_resumable, execute
 
     if args.resume:
         run, args = _resumed(args)
@@ -190,6 +190,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"{p.case.key}{note}")
         print(f"{len(planned)} cases ({sum(not p.skip_status for p in planned)} to run)")
         return 0
+    if run:
+        check_resumable(run, planned)
     run = run or RunInfo.new(suite.name, args.argv[1:])
     try:
         options = RunOptions(args.strict, args.cooldown, args.machine_label, args.shard or "", args.verbose)

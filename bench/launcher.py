@@ -116,7 +116,28 @@ def _read_samples(out_dir: Path) -> np.ndarray:
     return samples
 
 
-OOM_MARKERS = ("MemoryError", "bad_alloc", "out of memory", "Cannot allocate memory", "failed to allocate")
+OOM_MARKERS = ("MemoryError", "bad_alloc", "out of memory", "Cannot allocate memory", "failed to allocate",
+               "Unable to allocate", "allocation failed", "ENOMEM")
+CGROUP_V1_OOM = "/sys/fs/cgroup/memory/memory.oom_control"
+
+
+def oom_kills() -> int | None:
+    """How many processes the kernel's OOM killer has killed in this process's memory cgroup (v2 memory.events,
+    v1 memory.oom_control), or None where neither is readable: the evidence that a SIGKILL was an OOM kill."""
+    try:
+        own = next((line.split(":", 2)[2] for line in Path("/proc/self/cgroup").read_text().splitlines()
+                    if line.startswith("0::")), None)
+    except OSError:
+        own = None
+    candidates = [f"/sys/fs/cgroup{own.rstrip('/')}/memory.events"] if own else []
+    for path in [*candidates, CGROUP_V1_OOM]:
+        try:
+            fields = dict(line.split() for line in Path(path).read_text().splitlines() if line.count(" ") == 1)
+        except (OSError, ValueError):
+            continue
+        if "oom_kill" in fields:
+            return int(fields["oom_kill"])
+    return None
 
 
 def _looks_like_oom(stderr_tail: str) -> bool:
@@ -124,16 +145,26 @@ def _looks_like_oom(stderr_tail: str) -> bool:
     return any(marker.lower() in lowered for marker in OOM_MARKERS)
 
 
+def _killed(oom_killed: int | None) -> WorkerOutcome:
+    """A SIGKILL nobody here sent: an OOM kill only where the kernel's count says so."""
+    if oom_killed:
+        return WorkerOutcome(Status.OOM, error="worker killed by the kernel OOM killer (its cgroup's oom_kill "
+                                               "count rose)", signal="SIGKILL")
+    known = "no OOM kill recorded in its cgroup" if oom_killed == 0 else "no OOM record readable here"
+    return WorkerOutcome(Status.CRASHED, error=f"worker killed by SIGKILL (sender unknown; {known})", signal="SIGKILL")
+
+
 def _interpret(
-    out_dir: Path, timed_out: bool, returncode: int, timeout_s: float, stderr_tail: str = ""
+    out_dir: Path, timed_out: bool, returncode: int, timeout_s: float, stderr_tail: str = "",
+    oom_killed: int | None = None,
 ) -> WorkerOutcome:
+    """``oom_killed``: how much the cgroup's OOM-kill count rose while the worker ran (None: unknown)."""
     if timed_out:
         return WorkerOutcome(Status.TIMEOUT, error=f"no result within {timeout_s:g} s; process group killed")
     if returncode < 0:
         name = signal.Signals(-returncode).name
-        if name == "SIGKILL":  # nobody here sent it: the kernel's OOM killer is the usual sender
-            return WorkerOutcome(Status.OOM, error="worker killed by SIGKILL (likely the kernel OOM killer)",
-                                 signal=name)
+        if name == "SIGKILL":
+            return _killed(oom_killed)
         if _looks_like_oom(stderr_tail):
             return WorkerOutcome(Status.OOM, error=f"worker died of {name} while out of memory", signal=name)
         return WorkerOutcome(Status.CRASHED, error=f"worker killed by {name}", signal=name)
@@ -234,9 +265,12 @@ def run_worker(case: Case, mode: str = "case") -> WorkerOutcome:
                 cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
                 preexec_fn=_worker_setup(case.max_memory_mb), env=telemetry.switched_off(),
             )
+            kills_before = oom_kills()
             timed_out, rusage = _wait(proc, case.timeout_s)
+            kills_after = oom_kills()
         stderr_tail = _tail(stderr_file)
-        outcome = _interpret(out_dir, timed_out, proc.returncode, case.timeout_s, stderr_tail)
+        rose = None if kills_before is None or kills_after is None else kills_after - kills_before
+        outcome = _interpret(out_dir, timed_out, proc.returncode, case.timeout_s, stderr_tail, rose)
         outcome.wall_s = os.times().elapsed - start
         outcome.stderr_tail = stderr_tail
         outcome.peak_rss_mb = rusage.ru_maxrss / 1024.0  # Linux reports KiB

@@ -169,3 +169,8 @@ def plan(
         raise UserError(f"{origin}: the plan is empty" + (f" for shard {overrides.shard}" if overrides.shard else ""))
     return planned
 
+
+def plan_sha256(planned: list[PlannedCase]) -> str:
+    """What a run is, as a hash: its case keys and the model bytes behind them, in plan order."""
+    text = "\n".join(f"{p.index}\t{p.case.key}\t{p.case.model.sha256}" for p in planned)
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -29,7 +29,11 @@ SKIPPED = (Status.UNSUPPORTED, Status.UNAVAILABLE)
 
 
 def _latency(row: dict[str, Any]) -> str:
-    return f"{row['median_ms']:.3f} ms" if row.get("median_ms") is not None else ""
+    if row.get("median_ms") is None:
+        return ""
+    # throughput: one timed call is a round of items_per_iteration concurrent items, not one request's latency
+    per = f" per round of {row.get('items_per_iteration')}" if row.get("scenario") == "throughput" else ""
+    return f"{row['median_ms']:.3f} ms{per}"
 
 
 def _accuracy(row: dict[str, Any]) -> str:
@@ -56,9 +60,12 @@ class Display:
         if self.live:
             self.progress.start()
 
-    def warn(self, warnings: list[str]) -> None:
+    def warn_noise(self, warnings: list[str]) -> None:
         for warning in warnings:
             self.console.print(f"warning: {warning} (numbers may be noisy; --strict refuses to run)", markup=False)
+
+    def warn(self, warning: str) -> None:
+        self.console.print(f"warning: {warning}", markup=False)
 
     def started(self, key: str) -> None:
         if self.live:

@@ -8,6 +8,7 @@ whose rows are missing, under the same run id. A run that completes is compacted
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import signal
@@ -21,11 +22,11 @@ import pyarrow as pa
 
 from bench import envinfo, noise
 from bench.errors import UserError
-from bench.execution.parity import reference_path
+from bench.execution.parity import reference_ok, reference_path
 from bench.files import first_line
 from bench.launcher import remove_stale_case_dirs, run_worker
 from bench.peak import peaks
-from bench.plan import PlannedCase
+from bench.plan import PlannedCase, plan_sha256
 from bench.progress import Display
 from bench.registry import Registry
 from bench.results import store
@@ -50,6 +51,7 @@ class RunInfo:
     started: datetime
     suite: str
     argv: list[str]
+    plan_sha256: str | None = None  # as stored; None for a new run or one from before the column
 
     @classmethod
     def new(cls, suite: str, argv: list[str]) -> RunInfo:
@@ -61,12 +63,20 @@ def load_run(results: store.Results, run_id: str) -> RunInfo:
     """The stored identity of ``run_id``, for ``--resume``."""
     if not store.has_table(results, "runs"):
         raise UserError(f"--resume {run_id}: no runs in {results}")
-    sql = "SELECT run_id, timestamp, suite, argv FROM runs WHERE run_id = ?"
+    sql = "SELECT run_id, timestamp, suite, argv, plan_sha256 FROM runs WHERE run_id = ?"
     rows = store.query(results, sql, [run_id]).to_pylist()
     if not rows:
         raise UserError(f"--resume {run_id}: no such run in {results}")
     row = rows[0]
-    return RunInfo(row["run_id"], row["timestamp"], row["suite"], json.loads(row["argv"]))
+    return RunInfo(row["run_id"], row["timestamp"], row["suite"], json.loads(row["argv"]), row["plan_sha256"])
+
+
+def check_resumable(run: RunInfo, planned: list[PlannedCase]) -> None:
+    """A resumed run must be the same plan: the same case keys on the same model bytes."""
+    if run.plan_sha256 and run.plan_sha256 != plan_sha256(planned):
+        raise UserError(f"--resume {run.run_id}: its plan differs from the run's ({len(planned)} cases now; the suite "
+                        f"file or a model changed, or `{' '.join(run.argv)}` was read from another folder); start a "
+                        "new run instead")
 
 
 def finished_keys(results: store.Results, run_id: str) -> set[str]:
@@ -78,9 +88,10 @@ def ensure_references(planned: list[PlannedCase]) -> None:
     seen: set[Path] = set()
     for p in planned:
         path = reference_path(p.case)
-        if p.skip_status or path in seen or path.exists():
+        if p.skip_status or path in seen or reference_ok(p.case):
             continue
         seen.add(path)
+        path.unlink(missing_ok=True)  # corrupted, or from before references were hashed: made again
         run_worker(p.case, mode="reference")
 
 
@@ -89,10 +100,19 @@ def _write_run(
 ) -> None:
     row = {
         "run_id": run.run_id, "timestamp": run.started, "suite": run.suite, "argv": json.dumps(run.argv),
+        "plan_sha256": run.plan_sha256,
         "command": " ".join(["bench", "run", *run.argv]), "status": status, "cases_planned": planned,
         "cases_written": written, **env,
     }
     store.write_run(results, run.run_id, row)
+
+
+def _mark_failed(results: store.Location, run: RunInfo, env: dict[str, Any], planned: int) -> None:
+    """Best effort: the store itself may be what failed; --resume finishes a failed run like an interrupted one."""
+    try:
+        _write_run(results, run, env, "failed", planned, len(finished_keys(results, run.run_id)))
+    except Exception:  # the original error is the one to report
+        pass
 
 
 def _raise_interrupted(signum: int, _frame: Any) -> None:
@@ -153,13 +173,14 @@ def execute(
 ) -> list[dict[str, Any]]:
     """Run every planned case whose row is not yet in ``results`` (a folder or URI); returns the new rows."""
     results = store.location(results)  # resolved once for the whole run
+    run = run if run.plan_sha256 else dataclasses.replace(run, plan_sha256=plan_sha256(planned))
     remove_stale_case_dirs()
     done = finished_keys(results, run.run_id) if store.has_table(results, "cases") else set()
     env = _environment(options, planned)
     _write_run(results, run, env, "running", len(planned), len(done))  # fails early on an unwritable folder
     to_run = sum(1 for p in planned if not p.skip_status and p.case.key not in done)
     display = Display(to_run, stream, options.verbose)
-    display.warn(env["noise_warnings"])
+    display.warn_noise(env["noise_warnings"])
     previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGTERM, signal.SIGINT)}
     rows: list[dict[str, Any]] = []
     try:
@@ -168,6 +189,9 @@ def execute(
     except Interrupted:
         _write_run(results, run, env, "interrupted", len(planned), len(finished_keys(results, run.run_id)))
         display.interrupted(run.run_id, str(results))
+        raise
+    except Exception:  # whatever stopped it, the run row must not say "running" forever
+        _mark_failed(results, run, env, len(planned))
         raise
     finally:
         for s, handler in previous.items():
@@ -183,4 +207,4 @@ def _compact(results: store.Location, run: RunInfo, display: Display) -> None:
     try:
         compact_run(results, run.run_id, run.started)
     except (OSError, pa.ArrowException) as exc:
-        display.warn([f"could not compact run {run.run_id} ({first_line(exc)}); `bench compact` retries"])
+        display.warn(f"could not compact run {run.run_id} ({first_line(exc)}); `bench compact` retries")

@@ -40,6 +40,8 @@ def parse_shapes(texts: list[str]) -> dict[str, tuple[int, ...]]:
 
 
 def _load_graph(path: Path) -> onnx.ModelProto:
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder; --model takes one .onnx file")
     if not path.is_file():
         raise UserError(f"{path}: model file not found")
     try:
@@ -86,6 +88,10 @@ def _input_spec(value: onnx.ValueInfoProto, given: tuple[int, ...] | None, path:
     if given is not None:
         if len(given) != len(dims):
             raise UserError(f"{path}: --shape for input {value.name!r} has {len(given)} dims, the model has {dims}")
+        if batch_axis == 0 and given[0] != 1:  # the batch is the suite's axis: it would run at those sizes instead
+            raise UserError(f"{path}: --shape {value.name}:{'x'.join(map(str, given))} sets the batch axis (dim 0, "
+                            f"{dims[0]!r} in the model) to {given[0]}; give it as 1 and the batch with "
+                            f"--batch-sizes {given[0]}")
         dims = list(given)
     elif batch_axis == 0:
         dims[0] = 1

@@ -34,3 +34,23 @@ def test_tolerances_loosen_with_precision():
     order = ["fp32", "fp16", "int8"]
     cos = [TOLERANCES[p].min_cosine for p in order]
     assert cos == sorted(cos, reverse=True)
+
+
+def test_a_broken_small_output_cannot_hide_behind_a_large_one(cache_dir):
+    """The built detector: boxes in pixels (up to ~340), scores at most ~0.17. Judged on one scale, zeroed or
+    random scores passed with cosine 0.99999994; each output is now judged on its own."""
+    import onnxruntime as ort
+
+    from bench.models.tasks import sample_inputs
+    from bench.models.zoo import load_manifest, materialize
+
+    model = load_manifest()["det_320"]
+    session = ort.InferenceSession(str(materialize(model, cache_dir)), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    reference = dict(zip(names, session.run(None, sample_inputs(model, 1, 7)[0]), strict=True))
+    assert compare({k: v.copy() for k, v in reference.items()}, reference, "int8").accuracy_ok
+    rng = np.random.default_rng(0)
+    for broken in (np.zeros_like(reference["scores"]), rng.uniform(0, 0.17, reference["scores"].shape)):
+        p = compare({"boxes": reference["boxes"], "scores": broken.astype(np.float32)}, reference, "int8")
+        assert not p.accuracy_ok and "in output 'scores'" in p.reason, (p.cosine, p.reason)
+        assert p.cosine < 0.95  # the worst output's cosine is the row's

@@ -41,3 +41,38 @@ def test_one_model_gets_its_whole_scenario_table_and_ties_say_so():
 def test_a_model_without_a_correct_row_is_named_not_picked():
     lines = answer_lines([case("ort", model="a"), case("ort", model="z", accuracy_ok=False)], "results")
     assert "  no correct row, so no pick: z" in lines
+
+
+def test_a_throughput_median_says_it_is_one_round_not_one_request():
+    import io
+
+    from bench.progress import Display
+
+    out = io.StringIO()
+    display = Display(2, out)
+    display.finished({**case("ov", median=8.0, scenario="throughput"), "items_per_iteration": 4})
+    display.finished(case("ov", median=2.0))
+    first, second = out.getvalue().splitlines()[:2]
+    assert "8.000 ms per round of 4" in first and second.endswith("ok  2.000 ms")
+
+
+def test_the_runs_answer_never_loads_matplotlib():
+    """matplotlib writes its font cache under HOME, which a run never does (tests/test_privacy.py): only the
+    dashboard may load it."""
+    import subprocess
+    import sys
+
+    code = "import sys; import bench.report.answer, bench.report; print('matplotlib' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "False", done.stderr
+
+
+def test_a_figure_far_above_the_measured_peak_is_flagged():
+    import json
+
+    from bench.report import views
+
+    runs = [{"run_id": "r1", "peak_gflops": json.dumps({"1": 100.0})}]
+    cases = [case("ort", achieved_gflops=7279.0), case("ov", achieved_gflops=90.0)]
+    flags = {r["runner"]: r["flag"] for r in views.efficiency(cases, runs).records()}
+    assert flags["ov"] == "" and flags["ort"].startswith("7279% of the measured fp32 peak")

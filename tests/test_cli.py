@@ -106,6 +106,8 @@ def test_unknown_names_are_one_line_exit_2(bench_cli, tmp_path):
         (["--runners", "nope"], "--runners: unknown runner 'nope'"),
         (["--threads", "0"], "threads must be >= 1"),
         (["--shape", "x:1"], "--shape needs --model"),
+        (["--model", str(tmp_path)], f"{tmp_path}: is a folder; --model takes one .onnx file"),
+        (["--model", str(tmp_path / "no.onnx")], "no.onnx: model file not found"),
     ]:
         done = bench_cli("run", *args, "--results", "out")
         assert done.returncode == 2, (args, done.stderr)

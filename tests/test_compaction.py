@@ -85,3 +85,33 @@ def test_bench_compact_merges_what_earlier_versions_left_per_case(bench_cli, tmp
     done = bench_cli("compact", "--results", "out")
     assert done.returncode == 0 and "compacted 1 runs: 3 case files merged into 1" in done.stdout
     assert names(results) == [store.COMPACTED] and keys(results) == ["a", "b", "c"]
+
+
+def test_a_failed_compaction_warns_once_without_the_noise_hint(tmp_path, monkeypatch):
+    import io
+
+    from bench import run as run_module
+    from bench.progress import Display
+
+    def refuse(*_args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(run_module, "compact_run", refuse)
+    out = io.StringIO()
+    info = run_module.RunInfo.new("test", [])
+    run_module._compact(store.location(tmp_path), info, Display(0, out))
+    text = out.getvalue()
+    assert f"warning: could not compact run {info.run_id}" in text and "bench compact` retries" in text
+    assert "--strict" not in text and "noisy" not in text  # that hint is for noise warnings only
+
+
+def test_a_file_of_a_newer_schema_is_never_merged_away(tmp_path, capsys):
+    a_run(tmp_path, "complete")
+    newer = pq.read_table(tmp_path / FOLDER / "00001-b.parquet")
+    newer = newer.append_column("energy_joules", pa.array([0.25]))  # a column a later bench added
+    pq.write_table(newer, tmp_path / FOLDER / "00001-b.parquet")
+    assert compact_all(tmp_path) == Compacted(runs=0, files=0)
+    err = capsys.readouterr().err
+    assert "00001-b.parquet has columns this bench does not know (energy_joules)" in err
+    assert names(tmp_path) == ["00000-a.parquet", "00001-b.parquet", "00002-c.parquet"]  # nothing lost
+    assert pq.read_table(tmp_path / FOLDER / "00001-b.parquet").column("energy_joules").to_pylist() == [0.25]

@@ -52,6 +52,17 @@ def test_crash_exit_and_bad_output_are_rows_and_the_run_goes_on(fakes, cache_dir
     assert sorted(r["status"] for r in stored) == ["bad_output", "crashed", "error", "error", "ok"]
 
 
+def test_a_plain_sigkill_is_not_called_oom_without_the_kernels_record(fakes, cache_dir, tmp_path):
+    from bench.launcher import _interpret, oom_kills
+
+    row = run_with([fakes.SIGKILLED], cache_dir, tmp_path)["sigkilled"]
+    assert row["signal"] == "SIGKILL" and row["status"] == "crashed", row  # low memory, and no OOM kill recorded
+    known = "no OOM kill recorded in its cgroup" if oom_kills() is not None else "no OOM record readable here"
+    assert row["error"] == f"worker killed by SIGKILL (sender unknown; {known})"
+    oom = _interpret(tmp_path, False, -9, 1, oom_killed=1)  # what the kernel's count rising means
+    assert oom.status == "oom" and "OOM killer" in oom.error
+
+
 def test_hang_with_grandchild_is_killed_whole(fakes, cache_dir, tmp_path, monkeypatch):
     pid_file = tmp_path / "child.pid"
     monkeypatch.setenv("BENCH_TEST_CHILD_PID_FILE", str(pid_file))

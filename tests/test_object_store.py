@@ -187,7 +187,8 @@ def test_run_report_and_compare_on_s3_keep_credentials_out(s3, s3_env, tmp_path,
 @pytest.mark.parametrize("uri", [f"s3://{KEY_ID}:{SECRET}@bench/x", f"s3://{KEY_ID}@bench/x",
                                  f"s3://bench/x?region=us-east-1&secret_key={SECRET}",
                                  f"abfs://c:{SECRET}@account.dfs.core.windows.net/x",
-                                 f"gs://bucket/x?access_token={SECRET}"])
+                                 f"gs://bucket/x?access_token={SECRET}",
+                                 f"s3://bench/x?endpoint_override=user:{SECRET}@127.0.0.1:9000"])
 def test_credentials_in_the_uri_are_refused_and_never_echoed(uri, bench_cli, tmp_path):
     with pytest.raises(UserError, match="credentials in the URI are refused") as caught:
         check_no_credentials(uri)
@@ -201,6 +202,7 @@ def test_credentials_in_the_uri_are_refused_and_never_echoed(uri, bench_cli, tmp
 def test_redact_hides_user_info_and_secret_query_values():
     assert redact("s3://k:s@b/p?region=eu&secret_key=s") == "s3://***@b/p?region=eu&secret_key=***"
     assert redact("s3://b/p?endpoint_override=host:9000") == "s3://b/p?endpoint_override=host:9000"
+    assert redact("s3://b/p?endpoint_override=u:pw@host:9000") == "s3://b/p?endpoint_override=***"
     check_no_credentials("abfs://container@account.dfs.core.windows.net/x")  # a container name is no secret
 
 

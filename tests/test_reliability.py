@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -11,9 +12,14 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
+from bench import run as run_module
 from bench.launcher import CASE_DIR_PREFIX, remove_stale_case_dirs
+from bench.plan import Overrides, plan
+from bench.registry import Registry
 from bench.results import store
+from bench.suite import load_suite
 
 FAST = str(Path(__file__).parent / "fixtures" / "fast.toml")
 FOUR_CASES = ["--suite", FAST, "--models", "tiny_mlp,tiny_cnn", "--threads", "1,2"]
@@ -105,3 +111,57 @@ def test_unwritable_results_location_is_one_clear_error_and_keeps_earlier_result
     assert done.returncode == 2 and "cannot write results to out" in done.stderr
     assert done.stderr.count("\n") == 1
     assert store.read_cases(tmp_path / "out").num_rows == before
+
+
+def test_resume_refuses_a_plan_that_is_no_longer_the_runs(bench_cli, tmp_path):
+    suite = tmp_path / "mine.toml"
+    fast = (Path(__file__).parent / "fixtures" / "fast.toml").read_text()
+    suite.write_text(fast)
+    assert bench_cli("run", "--suite", "mine.toml", "--results", "out").returncode == 0  # a relative path
+    run_id = only_run_id(tmp_path / "out")
+    assert bench_cli("run", "--resume", run_id, "--results", "out").returncode == 0  # the same plan: fine
+    suite.write_text(fast.replace('models = ["tiny_mlp"]', 'models = ["tiny_cnn"]'))  # another file there now
+    done = bench_cli("run", "--resume", run_id, "--results", "out")
+    assert done.returncode == 2 and f"--resume {run_id}: its plan differs from the run's" in done.stderr, done.stderr
+    assert done.stderr.count("\n") == 1
+    rows = store.read_cases(tmp_path / "out", ["case_key"]).column("case_key").to_pylist()
+    assert rows == ["tiny_mlp/onnxruntime/cpu/fp32/b1/t1/latency"]  # nothing of the other plan was run
+
+
+def test_a_run_stopped_by_an_error_is_marked_failed_not_running(cache_dir, tmp_path, monkeypatch):
+    suite = load_suite(str(Path(__file__).parent / "fixtures" / "fast.toml"))
+    planned = plan(suite, "fast", Overrides(models=["tiny_mlp", "tiny_cnn"]), Registry.default(), cache_dir)
+    real = run_module._run_one
+    calls = []
+
+    def second_case_fails(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")  # e.g. the disk filled up mid-run
+        return real(*args)
+
+    monkeypatch.setattr(run_module, "_run_one", second_case_fails)
+    info = run_module.RunInfo.new("fast", [])
+    with pytest.raises(OSError):
+        run_module.execute(planned, tmp_path, info, Registry.default(), stream=io.StringIO())
+    run = store.query(tmp_path, "SELECT status, cases_written FROM runs").to_pylist()
+    assert run == [{"status": "failed", "cases_written": 1}]  # and its first row is kept
+
+
+@pytest.mark.parametrize("damage", ["garbage", "valid_but_wrong"])
+def test_a_damaged_fp32_reference_is_rebuilt_not_trusted(bench_cli, tmp_path, damage):
+    import numpy as np
+
+    args = ("run", "--suite", str(Path(__file__).parent / "fixtures" / "fast.toml"), "--cache-dir", "cache")
+    assert bench_cli(*args, "--results", "first").returncode == 0
+    [reference] = (tmp_path / "cache" / "reference").glob("*.npz")
+    assert reference.with_suffix(".sha256").read_text() != ""
+    if damage == "garbage":
+        reference.write_bytes(b"not a zip at all")
+    else:  # the file parses, the numbers are wrong: every runner would be flagged wrong against it
+        with np.load(reference) as data:
+            np.savez(reference, **{k: np.zeros_like(v) for k, v in data.items()})
+    done = bench_cli(*args, "--results", "second")
+    assert done.returncode == 0, done.stderr
+    [row] = store.read_cases(tmp_path / "second", ["status", "accuracy_ok"]).to_pylist()
+    assert row == {"status": "ok", "accuracy_ok": True}  # against a rebuilt reference

@@ -195,8 +195,11 @@ def test_accuracy_first_by_cosine_when_no_task_score():
     row = by_scenario(cases)["accuracy first"]
     assert (row["pick"], row["unit"], row["verdict"]) == ("ort fp32 t1 b1", "1 - cosine", "clear")
     assert row["margin_pct"] == pytest.approx(0.49)  # (0.005 - 0.0001) in percentage points
-    close = by_scenario([case("ort", median=2.0, cosine=0.9999), case("ov", median=1.0, cosine=0.9995)])
-    assert close["accuracy first"]["pick"] == "ov fp32 t1 b1"  # within 0.001: equal, and ov is faster
+    near = by_scenario([case("ort", median=2.0, cosine=0.9999), case("ov", median=1.0, cosine=0.9995)])
+    assert near["accuracy first"]["pick"] == "ort fp32 t1 b1"  # 4e-4 apart: bf16-sized, not equal
+    close = by_scenario([case("ort", median=2.0, cosine=1 - 1e-12), case("ov", median=1.0, cosine=1 - 5e-7)])
+    assert close["accuracy first"]["pick"] == "ov fp32 t1 b1"  # within 1e-6: equal, and ov is faster
+    assert close["accuracy first"]["verdict"] == "tie"
 
 
 @pytest.mark.parametrize(("slower", "picked"), [(1.12, "ort fp32 t1 b1"), (1.09, "ov fp32 t1 b1")])

@@ -162,3 +162,69 @@ def test_duckdb_reads_the_standard_layout_itself_and_pyarrow_reads_the_rest(tmp_
         {"case_key": "a", "date": NOW.date()}, {"case_key": "b", "date": None}]
     sql = "SELECT c.case_key, c.date, r.status FROM cases c JOIN runs r USING (run_id)"
     assert store.query(glob_like, sql).to_pylist() == [{"case_key": "a", "date": NOW.date(), "status": "complete"}]
+
+
+def _plant_bad_files(results: Path) -> Path:
+    folder = Path(store.case_file(results, "junk", NOW, 0, "x")).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "00001-empty.parquet").write_bytes(b"")
+    (folder / "00002-garbage.parquet").write_bytes(bytes(range(256)) * 12)
+    pq.write_table(pa.table({"x": [1, 2]}), folder / "00003-foreign.parquet")
+    return folder
+
+
+def test_bad_files_are_named_and_left_out_by_every_reader(tmp_path, capsys, bench_cli):
+    store.write_case(tmp_path, "r1", NOW, 0, row("a/1", accuracy_ok=True))
+    _plant_bad_files(tmp_path)
+    assert store.read_cases(tmp_path, ["case_key"]).to_pylist() == [{"case_key": "a/1"}]
+    err = capsys.readouterr().err
+    assert "skipped 3 unreadable cases file(s)" in err and "00001-empty.parquet" in err and "no case_key" in err
+    for args in (["coverage"], ["report", "--out", str(tmp_path / "page")]):
+        done = bench_cli(*args, "--results", str(tmp_path))
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.count("skipped 3 unreadable") == 1  # named once, not once per query
+
+
+def test_another_tools_parquet_alone_adds_no_ghost_rows(tmp_path):
+    store.write_case(tmp_path, "r1", NOW, 0, row("a/1"))
+    folder = Path(store.case_file(tmp_path, "junk", NOW, 0, "x")).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"model": ["ghost"], "median_ms": [0.0]}), folder / "00009-foreign.parquet")
+    assert store.read_cases(tmp_path, ["case_key", "model"]).to_pylist() == [{"case_key": "a/1", "model": "m"}]
+
+
+PLANT = """
+import os, sys, pyarrow as pa
+from datetime import datetime, timezone
+from pathlib import Path
+from bench.results import store
+from bench.results.schema import CASE_SCHEMA
+
+results, mode = Path(sys.argv[1]), sys.argv[2]
+store.write_case(results, "r1", datetime(2026, 11, 26, tzinfo=timezone.utc), 0, {"run_id": "r1", "case_key": "real"})
+shared = Path(os.environ["TMPDIR"], f"bench-schema-{os.getuid()}")
+shared.mkdir(mode=0o700)
+os.chmod(shared, 0o777 if mode == "shared" else 0o700)  # as another user could have made it, or our own
+template = store._template_path("cases")
+if mode == "shared":  # what a planted file would be, in the folder it found
+    template = Path(shared, *template.parts[len(Path(store._template_root()).parts):])
+template.parent.mkdir(parents=True, exist_ok=True)
+planted = pa.Table.from_pylist([{"case_key": "planted", "run_id": "r1", "median_ms": 0.0}], CASE_SCHEMA)
+import pyarrow.parquet as pq
+pq.write_table(planted, template)
+print(sorted(store.read_cases(results, ["case_key"]).column("case_key").to_pylist()))
+"""
+
+
+@pytest.mark.parametrize("mode", ["shared", "own"])
+def test_rows_planted_in_the_temp_folder_are_never_read_as_results(tmp_path, mode):
+    import os
+    import subprocess
+    import sys
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    done = subprocess.run([sys.executable, "-c", PLANT, str(tmp_path / "results"), mode], capture_output=True,
+                          text=True, env={**os.environ, "TMPDIR": str(temp)}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['real']"

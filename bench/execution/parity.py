@@ -7,10 +7,12 @@ seed and K. The case's worker runs the same K inputs through its runtime after t
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from bench.cache import sha256_file
 from bench.case import Case
 from bench.contract import Accuracy
 from bench.execution.accuracy import Parity, compare
@@ -51,20 +53,43 @@ def reference_path(case: Case) -> Path:
     return Path(case.cache_dir) / "reference" / name
 
 
+def _hash_path(path: Path) -> Path:
+    return path.with_suffix(".sha256")
+
+
 def save_reference(case: Case, outputs: list[dict[str, np.ndarray]]) -> Path:
+    """The fp32 outputs, and beside them their file's sha256: a reference is a cache entry like a model, checked
+    before every use (a corrupted one was never rebuilt and made every case of its model an error)."""
     arrays = {f"{i}/{name}": array for i, out in enumerate(outputs) for name, array in out.items()}
-    return write_atomic(reference_path(case), lambda f: np.savez(f, **arrays))
+    path = write_atomic(reference_path(case), lambda f: np.savez(f, **arrays))
+    write_atomic(_hash_path(path), lambda f: f.write(sha256_file(path).encode()))
+    return path
+
+
+def reference_ok(case: Case) -> bool:
+    """The reference exists and matches the hash written with it (the parent rebuilds it otherwise)."""
+    path = reference_path(case)
+    try:
+        return _hash_path(path).read_text().strip() == sha256_file(path)
+    except OSError:
+        return False
 
 
 def load_reference(case: Case) -> list[dict[str, np.ndarray]] | None:
     path = reference_path(case)
     if not path.exists():
         return None
+    if _hash_path(path).exists() and not reference_ok(case):
+        raise ValueError(f"fp32 reference {path} does not match its sha256 ({_hash_path(path).name}): corrupted "
+                         "since it was written; the next run rebuilds it")
     outputs: list[dict[str, np.ndarray]] = [{} for _ in range(PARITY_INPUTS)]
-    with np.load(path, allow_pickle=False) as data:
-        for key in data.files:
-            index, _, name = key.partition("/")
-            outputs[int(index)][name] = data[key]
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            for key in data.files:
+                index, _, name = key.partition("/")
+                outputs[int(index)][name] = data[key]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # truncated or garbage bytes
+        raise ValueError(f"fp32 reference {path} is unreadable ({exc}); the next run rebuilds it") from None
     return outputs
 
 

@@ -1,6 +1,9 @@
 """``bench report``: results folder -> a static page, a CI summary and the tables behind them, as CSV.
 
-Reads through :mod:`bench.results.store` only; never imports a runner. Example::
+The page is built in :mod:`bench.report.dashboard` (it draws with matplotlib); ``build_report`` and ``command``
+are imported from there on first use, so that the tables (``views``, ``scenarios``, ``answer``) can be used
+without matplotlib: ``bench run`` ends with ``answer`` and must not load it (matplotlib writes its font cache
+under HOME, which a run never does). Example::
 
     from pathlib import Path
     from bench.report import build_report
@@ -9,175 +12,14 @@ Reads through :mod:`bench.results.store` only; never imports a runner. Example::
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
+from typing import Any
 
-from bench.errors import UserError
-from bench.files import write_text_atomic
-from bench.report import charts, data, scenarios, views
-from bench.report.html import Section, coverage_html, esc, page, table_html
-from bench.report.summary import summary_markdown
+_FROM_DASHBOARD = ("build_report", "command", "ReportFiles", "sections", "tables")
 
 
-@dataclass
-class ReportFiles:
-    index: Path
-    summary: Path
-    csv: list[Path] = field(default_factory=list)
+def __getattr__(name: str) -> Any:
+    if name in _FROM_DASHBOARD:
+        from bench.report import dashboard
 
-
-def _capped(d: data.ReportData) -> str:
-    """A note when the charts show less than the CSV files hold."""
-    per_model = Counter(c.get("model") for c in d.cases)
-    if len(per_model) <= charts.MAX_MODELS and max(per_model.values(), default=0) <= charts.MAX_BARS:
-        return ""
-    return (f" Charts show at most {charts.MAX_MODELS} models, {charts.MAX_BARS} cases per model and "
-            f"{charts.MAX_HEATMAP_ROWS} heatmap rows; the CSV files beside this page hold every row.")
-
-
-def _selection(d: data.ReportData, run_id: str | None) -> str:
-    if run_id:
-        return f"Run {run_id}: the latest row per case key."
-    return f"The latest row per case key over {len(d.runs) or 'all'} runs."
-
-
-def sections(d: data.ReportData, t: dict[str, views.Table], baseline: str) -> list[Section]:
-    """The page's figures, in order. Each says what it shows, where its data is and why it may be empty."""
-    n_runs = len({h["run_id"] for h in d.history})
-    colors = charts.runner_colors(c.get("runner") for c in d.cases)
-    return [
-        Section("fig-scenarios", "What to deploy: the best case per deployment scenario",
-                "Per model (and machine): realtime on one core and on all cores, server throughput, a memory-bound "
-                "edge box, cold start, accuracy first; each pick against the best of another runtime, 'tie' where "
-                "the two cannot be told apart. Only cases that matched the fp32 reference compete. "
-                + t["scenarios"].note + " Picks link to their case in All cases.",
-                body=_scenarios(t), csv=["scenarios.csv", "cross_machine.csv"], nodata="no case passed its tolerance"),
-        Section("fig-latency", "Latency by runner", "Median latency per model, one bar per case; whiskers are the "
-                "95% CI of the median; hatched red = wrong output.", charts.latency_charts(t["latency"], colors),
-                csv=["latency.csv"], nodata="no case ran to completion"),
-        Section("fig-speedup", f"Speedup vs {baseline}", "Baseline median / case median, same model, device, "
-                "batch, threads and scenario (baseline at the same precision, else fp32).",
-                charts.speedup_chart(t["speedup"], baseline), csv=["speedup.csv"], nodata=t["speedup"].note),
-        Section("fig-ecdf", "Latency distributions", "ECDF of every timed iteration (201 quantiles per case); "
-                "a long right tail is jitter the median hides.", charts.ecdf_charts(d.cases, d.quantiles, colors),
-                csv=["distribution.csv"], nodata="no raw samples"),
-        Section("fig-pareto", "Accuracy vs latency", "Per model at its most-measured configuration. Grey line: "
-                "Pareto front of the cases with correct outputs; red X: wrong output, never fastest.",
-                charts.pareto_charts(t["pareto"], colors), csv=["pareto.csv"], nodata="no timed cases"),
-        Section("fig-resources", "Cold start and peak memory", "Cold start = load + prepare + first inference "
-                "(conversion excluded); peak RSS of the worker process.",
-                charts.resources_chart(t["cold_start_memory"], colors),
-                csv=["cold_start_memory.csv"], nodata="no cold start or memory measurements"),
-        Section("fig-tasks", "Task accuracy", "Real trained models scored on labelled data rendered by bench "
-                "(OCR: exact match, accuracy, F1): what a runtime or precision costs in task terms.",
-                body=table_html(t["task_accuracy"]) if t["task_accuracy"].rows else "", csv=["task_accuracy.csv"],
-                nodata="no case with labelled data"),
-        Section("fig-precisions", "Fastest per precision, and int8 against each runtime's own fp32",
-                "The fastest passing case at each precision (an fp32 winner is not beaten by an int8 one), and each "
-                "runtime's int8 speed-up over its fp32 on the same model and configuration.",
-                body=_precisions(t), csv=["winners_by_precision.csv", "int8_speedup.csv"],
-                nodata="no case passed its tolerance"),
-        Section("fig-efficiency", "Efficiency", "Achieved GFLOP/s (2 x MACs from the graph x items / median) next to "
-                "the machine's peak (a 1024x1024 fp32 numpy matmul at the same thread count). Nominal FLOPs: Winograd "
-                "convolutions multiply less, so a share above 100% is possible.",
-                body=table_html(t["efficiency"]) if t["efficiency"].rows else "", csv=["efficiency.csv"],
-                nodata="no MAC counts or peak measurements"),
-        Section("fig-coverage", "Coverage", "What ran: each cell is the worst outcome over its batch/thread "
-                "settings; hover for details.", body=coverage_html(t["coverage"]) if t["coverage"].rows else "",
-                csv=["coverage.csv"], nodata="no cases"),
-        Section("fig-throughput", "Throughput vs batch", "Items per second at each batch size, where a "
-                "series ran at two or more.", charts.throughput_charts(t["throughput_batch"], colors),
-                csv=["throughput_batch.csv"], nodata="no series with several batch sizes"),
-        Section("fig-trends", "Trends", f"Median per case over the last {n_runs} runs (date and commit), one line "
-                "per case and machine.",
-                charts.trend_charts(t["trends"]), csv=["trends.csv"], nodata="fewer than two runs of any case"),
-        Section("fig-environment", "Environment", "One row per machine, from its latest run.",
-                body=table_html(t["environment"]) if t["environment"].rows else "", csv=["environment.csv"],
-                nodata="no runs table"),
-        Section("fig-problems", "Wrong outputs and failures", "Cases whose outputs did not match the fp32 "
-                "reference, and cases that did not run to completion.", body=_problems(t),
-                csv=["wrong_outputs.csv", "failures.csv"], nodata="every case ran and matched"),
-        Section("fig-cases", "All cases", "Click a header to sort; type to filter.", body=_all_cases(t),
-                csv=["cases.csv", "winners.csv"], nodata="no cases"),
-    ]
-
-
-SCENARIO_LINKS = {"pick": ("machine", "pick_case_key"), "runner_up": ("machine", "runner_up_case_key")}
-SCENARIO_KEYS = ("pick_case_key", "runner_up_case_key")
-SCENARIO_SHOWN = ("machine", "model", "scenario", "pick", "value", "unit", "runner_up", "runner_up_value",
-                  "margin_pct", "verdict", "like_for_like")
-
-
-def _scenarios(t: dict[str, views.Table]) -> str:
-    table = t["scenarios"]
-    if not table.rows:
-        return ""
-    columns = (*SCENARIO_SHOWN, *SCENARIO_KEYS)
-    shown = views.Table(table.name, columns, [tuple(r[c] for c in columns) for r in table.records()])
-    body = table_html(shown, links=SCENARIO_LINKS)
-    if t["cross_machine"].rows:
-        body += f"<h3>Which runtime for which machine</h3>{table_html(t['cross_machine'])}"
-    return body
-
-
-def _all_cases(t: dict[str, views.Table]) -> str:
-    if not t["cases"].rows:
-        return ""
-    return ('<input id="filter" type="search" placeholder="filter, e.g. resnet fp16">'
-            + table_html(t["cases"], row_class="category", row_id=("machine", "case_key")))
-
-
-def _precisions(t: dict[str, views.Table]) -> str:
-    parts = [f"<h3>{esc(title)}</h3>{table_html(t[name])}" for name, title in
-             (("winners_by_precision", "Fastest per precision"), ("int8_speedup", "int8 speed-up")) if t[name].rows]
-    return "".join(parts)
-
-
-def _problems(t: dict[str, views.Table]) -> str:
-    parts = []
-    for name, title in (("wrong_outputs", "Wrong outputs"), ("failures", "Failures")):
-        if t[name].rows:
-            parts.append(f"<h3>{esc(title)} ({len(t[name].rows)})</h3>{table_html(t[name])}")
-    return "".join(parts)
-
-
-def tables(d: data.ReportData, baseline: str) -> dict[str, views.Table]:
-    built = [
-        views.latency(d.cases), views.speedup(d.cases, baseline), views.distribution(d.cases, d.quantiles),
-        views.pareto(d.cases), views.resources(d.cases), views.coverage(d.cases), views.throughput(d.cases),
-        views.environment(d.runs), views.trends(d.history), views.winners(d.cases), views.wrong_outputs(d.cases),
-        views.failures(d.cases), views.case_table(d.cases), views.efficiency(d.cases, d.runs),
-        views.task_accuracy(d.cases), views.winners_by_precision(d.cases), views.int8_speedup(d.cases),
-    ]
-    picks = scenarios.scenario_table(d.cases, d.runs)
-    built += [picks, scenarios.cross_machine(picks)]
-    return {t.name: t for t in built}
-
-
-def build_report(results: Path, out: Path, baseline: str = "onnxruntime", run_id: str | None = None) -> ReportFiles:
-    """Write index.html, summary.md and one CSV per table into ``out``; returns their paths."""
-    d = data.load(results, run_id)
-    t = tables(d, baseline)
-    out.mkdir(parents=True, exist_ok=True)
-    selection = _selection(d, run_id)
-    now = datetime.now(timezone.utc)
-    subtitle = f"{selection} {len(d.cases)} cases from {results}. Generated {now:%Y-%m-%d %H:%M} UTC.{_capped(d)}"
-    index = write_text_atomic(out / "index.html", page("bench report", subtitle, sections(d, t, baseline)))
-    summary = write_text_atomic(out / "summary.md", summary_markdown(
-        d.cases, t["winners"], t["wrong_outputs"], t["failures"], selection, t["winners_by_precision"],
-        t["int8_speedup"], t["scenarios"], t["cross_machine"]))
-    return ReportFiles(index, summary, [table.write_csv(out) for table in t.values()])
-
-
-def command(args) -> int:
-    """``bench report``: the parsed flags (see bench.cli) -> files written, and where."""
-    try:
-        files = build_report(args.results, args.out, args.baseline, args.run_id)
-    except OSError as exc:
-        raise UserError(f"cannot write the report to {args.out}: {exc.strerror or exc}") from None
-    print(f"report: {files.index}")
-    print(f"summary: {files.summary}")
-    print(f"tables: {len(files.csv)} CSV files in {files.index.parent}")
-    return 0
+        return getattr(dashboard, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -50,8 +50,8 @@ MAX_MARKDOWN_ROWS = 500
 FAILING_STATUSES = ("regressed", "broken")
 ORDER = ("regressed", "broken", "improved", "fixed", "new", "missing", "env_differs", "failing", "no_samples",
          "unchanged")
-CASE_FIELDS = ("case_key", "run_id", "timestamp", "model", "runner", "runner_version", "status", "accuracy_ok",
-               "median_ms", "median_ci_low_ms", "median_ci_high_ms")
+CASE_FIELDS = ("case_key", "run_id", "timestamp", "model", "model_sha256", "runner", "runner_version", "status",
+               "accuracy_ok", "median_ms", "median_ci_low_ms", "median_ci_high_ms")
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,12 @@ class Comparison:
     def failed(self) -> bool:
         return any(c.status in FAILING_STATUSES for c in self.changes)
 
+    @property
+    def nothing_in_common(self) -> bool:
+        """The base had cases and the new run has none of them: a gate that passed here would pass a run that
+        lost every case."""
+        return bool(self.base.cases) and not set(self.base.cases) & set(self.new.cases)
+
     def counts(self) -> dict[str, int]:
         return {s: n for s in ORDER if (n := sum(c.status == s for c in self.changes))}
 
@@ -134,6 +140,8 @@ def resolve(spec: str, results: Path) -> tuple[Path, str]:
         if not runs:
             raise UserError(f"no runs in {folder}")
         return folder, runs[-1]["run_id"]
+    if folder.is_dir():  # a folder was meant, not a run id: name it, not the default results folder
+        raise UserError(f"{folder}: a folder without results (no cases/ or runs/ in it)")
     if not results.is_dir():
         raise UserError(f"{spec!r} is not a results folder, and there is no results folder at {results}")
     known = [r["run_id"] for r in _runs(results)]
@@ -250,6 +258,12 @@ def compare_case(key: str, b: dict, n: dict, t: float, seed: int = SEED) -> Chan
     return Change(key, status, base_ms, new_ms, change, low, high, p, note, n)
 
 
+def _model_changed(b: dict[str, Any], n: dict[str, Any]) -> list[str]:
+    """Same case key, other model bytes (a user's file edited under the same name): not the same benchmark."""
+    sb, sn = b.get("model_sha256"), n.get("model_sha256")
+    return [f"model {b.get('model')} changed (sha256 {sb[:12]} → {sn[:12]})"] if sb and sn and sb != sn else []
+
+
 def compare(base: Side, new: Side, threshold: Threshold, allow_env_diff: bool = False) -> Comparison:
     machine = machine_differences(base, new)
     notes = machine + package_differences(base, new)
@@ -261,7 +275,7 @@ def compare(base: Side, new: Side, threshold: Threshold, allow_env_diff: bool = 
                                   n and n.get("median_ms"), new_row=n))
             continue
         rb, rn = runtime_version(b, base.env), runtime_version(n, new.env)
-        differs = machine + ([f"{b.get('runner')} {rb} → {rn}"] if rb != rn else [])
+        differs = machine + ([f"{b.get('runner')} {rb} → {rn}"] if rb != rn else []) + _model_changed(b, n)
         if differs and not allow_env_diff:
             changes.append(Change(key, "env_differs", b.get("median_ms"), n.get("median_ms"),
                                   note="; ".join(differs), new_row=n))
@@ -343,7 +357,10 @@ def run(base: str, new: str, results: Path, threshold: Threshold, markdown_file:
         sys.stdout.write(text)
     if json_file:
         json_file.write_text(json.dumps(benchmark_json(c), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    return 1 if c.failed else 0
+    if c.nothing_in_common:
+        print(f"bench compare: no case of {base} is in {new} ({len(c.base.cases)} missing, {len(c.new.cases)} "
+              "new): nothing was compared", file=sys.stderr)
+    return 1 if c.failed or c.nothing_in_common else 0
 
 
 def _pair_file(folder: Path, pair: dict[str, Any]) -> Path:

@@ -14,10 +14,12 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bench.report.charts import Chart
 from bench.report.views import CATEGORIES, CATEGORY_CSS, Table
+
+if TYPE_CHECKING:
+    from bench.report.charts import Chart
 
 MAX_TABLE_ROWS = 2000
 

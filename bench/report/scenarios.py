@@ -16,11 +16,12 @@ first", each with its runner-up of another runtime and whether the lead is real.
 Ties: the two latency scenarios tie when the 95% CIs of the medians overlap, or when both rows have raw samples
 and the Mann-Whitney U test of ``bench compare`` (``compare.compare_case``, samples cut as it cuts them) gives
 p >= 0.01. The others tie within a stated distance: 2% for throughput and memory, 5% for cold start (a one-off
-measurement, noisier), 0.001 of loss for accuracy (absolute: losses sit near 0).
+measurement, noisier), for accuracy 0.001 of a task score or 1e-6 of ``1 - cosine`` (absolute: losses sit
+near 0).
 
 Accuracy loss: where the row has a task score and an fp32 row of the same model has one for the same metric,
 the fp32 score (median over fp32 rows) minus the row's (higher is better, so a lower loss); such rows rank
-before rows scored by ``1 - cosine`` only. Losses within 0.001 of the best count as equal and the fastest
+before rows scored by ``1 - cosine`` only. Losses within that distance of the best count as equal and the fastest
 (median_ms) of them is picked; its candidates are the latency rows at batch 1 (all eligible rows if there are
 none), so that medians compared for speed are of one request at a time.
 
@@ -45,7 +46,10 @@ SCENARIOS = ("realtime, 1 thread", "realtime, all cores", "server throughput", "
              "accuracy first")
 MEMORY_WITHIN = 0.10  # a memory pick may be at most this much slower than the fastest at its configuration
 TIE_WITHIN = {"server throughput": 0.02, "memory-bound edge": 0.02, "cold start": 0.05}
-ACCURACY_TIE = 0.001  # absolute: losses sit near 0, where a relative threshold means nothing
+# Absolute (losses sit near 0, where a relative threshold means nothing), per kind of loss: a task score moves in
+# steps of 1/n (0.005 for 200 samples), so 0.001 means "the same score"; 1 - cosine is ~1e-12 for fp32 kernels,
+# ~1e-6 for fp16 and ~1e-4 for bf16, so 1e-6 keeps fp32 apart from the reduced precisions.
+ACCURACY_TIE = {0: 0.001, 1: 1e-6}
 LATENCY_TIE = f"tie when the 95% CIs of the medians overlap or Mann-Whitney p >= {compare.ALPHA} on the raw samples"
 COLUMNS = ("machine", "model", "scenario", "pick", "runner", "precision", "threads", "batch", "value", "unit",
            "runner_up", "runner_up_value", "margin_pct", "verdict", "p_value", "like_for_like", "rule",
@@ -276,7 +280,7 @@ def _accuracy(pool: list[Row]) -> Contest:
 
     def best(candidates: list[Row]) -> Row:
         kind, least = min(losses[id(c)] for c in candidates)
-        equal = [c for c in candidates if losses[id(c)][0] == kind and losses[id(c)][1] <= least + ACCURACY_TIE]
+        equal = [c for c in candidates if losses[id(c)][0] == kind and losses[id(c)][1] <= least + ACCURACY_TIE[kind]]
         return min(equal, key=lambda c: c["median_ms"])
 
     def margin(pick: Row, up: Row) -> float | None:  # percentage points; losses of two kinds do not subtract
@@ -284,9 +288,10 @@ def _accuracy(pool: list[Row]) -> Contest:
         return (lu - lp) * 100 if kp == ku else None
 
     def tie(pick: Row, up: Row, points: float | None) -> tuple[bool, float | None]:
-        return points is not None and points <= ACCURACY_TIE * 100, None
+        return points is not None and abs(points) <= ACCURACY_TIE[losses[id(pick)][0]] * 100, None
 
     rule = ("smallest loss vs fp32: fp32's task score minus the row's where both have one (these rank first), else "
-            f"1 - cosine; losses within {ACCURACY_TIE} count as equal and the fastest wins; tie within {ACCURACY_TIE}")
+            f"1 - cosine; losses within {ACCURACY_TIE[0]} (task) or {ACCURACY_TIE[1]} (cosine) count as equal and "
+            "the fastest of them wins, and are a tie")
     return Contest("accuracy first", rows, lambda c: losses[id(c)][1], unit, rule, best, margin, tie,
                    worse="is less accurate")

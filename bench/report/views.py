@@ -54,8 +54,17 @@ class Table:
         text = io.StringIO(newline="")
         writer = csv.writer(text)
         writer.writerow(self.columns)
-        writer.writerows(self.rows)
+        writer.writerows([_inert(v) for v in row] for row in self.rows)
         return write_text_atomic(folder / f"{self.name}.csv", text.getvalue())
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (a model named "=HYPERLINK(...)") gets a leading quote,
+    OWASP's advice for CSV injection; numbers stay numbers."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
 
 
 def category(case: Row) -> str:
@@ -225,16 +234,30 @@ def _peak(run: Row | None, threads: Any) -> float | None:
         return None
 
 
+ABOVE_PEAK = 150.0  # percent of the fp32 matmul peak past which a figure says why it may be wrong
+
+
+def _above_peak(share: float | None, precision: Any) -> str:
+    """Never publish a figure far above the machine's measured peak without saying so: Winograd and int8 do less
+    nominal work per FLOP counted, but a MAC count that does not match the executed work does so too."""
+    if share is None or share <= ABOVE_PEAK:
+        return ""
+    why = "int8 kernels outrun the fp32 peak" if precision == "int8" else "Winograd or fewer executed MACs"
+    return f"{share:.0f}% of the measured fp32 peak: {why}, or a MAC count that does not match the executed work"
+
+
 def efficiency(cases: list[Row], runs: list[Row]) -> Table:
     """Achieved GFLOP/s (2 x MACs x items / median) next to the machine's numpy matmul peak at those threads."""
     by_run = {r.get("run_id"): r for r in runs}
-    cols = ("model", "runner", "precision", "threads", "batch", "achieved_gflops", "peak_gflops", "percent_of_peak")
+    cols = ("model", "runner", "precision", "threads", "batch", "achieved_gflops", "peak_gflops", "percent_of_peak",
+            "flag")
     rows = []
     for c in sorted((c for c in cases if eligible(c) and _num(c.get("achieved_gflops"))), key=case_label):
         peak = _peak(by_run.get(c.get("run_id")), c.get("threads"))
         share = 100.0 * c["achieved_gflops"] / peak if peak else None
         rows.append((c["model"], c["runner"], c["precision"], c["threads"], c["batch"],
-                     round(c["achieved_gflops"], 2), peak, round(share, 1) if share is not None else None))
+                     round(c["achieved_gflops"], 2), peak, round(share, 1) if share is not None else None,
+                     _above_peak(share, c.get("precision"))))
     return Table("efficiency", cols, rows)
 
 

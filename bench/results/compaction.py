@@ -17,6 +17,7 @@ left alone, so ``--resume`` keeps adding per-case files that readers see.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -59,12 +60,30 @@ def _rows_in(loc: Location, path: str) -> int:
         return pq.ParquetFile(f).metadata.num_rows
 
 
+class UnknownSchema(OSError):
+    """A file with columns this bench does not know (written by a newer one): merging would drop them."""
+
+
+def _check_known(loc: Location, files: list[str]) -> None:
+    known = set(CASE_SCHEMA.names) | set(store.PARTITIONS["cases"].names)
+    for path in files:
+        with loc.fs.open_input_file(path) as f:
+            extra = sorted(set(pq.read_schema(f).names) - known)
+        if extra:
+            raise UnknownSchema(f"{loc.join(path[len(loc.path('')):].strip('/'))} has columns this bench does not "
+                                f"know ({', '.join(extra[:5])}): left as it is (compact it with the bench that "
+                                "wrote it)")
+
+
 def compact_folder(loc: Location, folder: str, files: list[str]) -> int:
     """Merge ``files`` (paths inside ``loc.fs``, all in ``folder``) into the folder's compacted file and delete
-    the per-case ones; returns how many were deleted. A folder that is already one compacted file is left alone."""
+    the per-case ones; returns how many were deleted. A folder that is already one compacted file is left alone,
+    and so is one holding a file of a schema newer than this bench's (``UnknownSchema``): nothing is deleted
+    that was not carried over whole."""
     per_case = [f for f in files if not store.is_compacted(f)]
     if not per_case:
         return 0
+    _check_known(loc, files)
     table = _merged(loc, per_case, [f for f in files if store.is_compacted(f)])
     target = f"{folder}/{store.COMPACTED}"
     store.write_at(loc, target, table)
@@ -105,6 +124,10 @@ def compact_all(results: store.Results) -> Compacted:
     runs = files = 0
     for folder, paths in _folders(loc, store.finished_files(loc, "cases")).items():
         if folder.rpartition("run_id=")[2] in complete:
-            deleted = compact_folder(loc, folder, paths)
+            try:
+                deleted = compact_folder(loc, folder, paths)
+            except UnknownSchema as exc:  # the other runs still compact; this one is named
+                print(f"bench compact: {exc}", file=sys.stderr)
+                continue
             runs, files = runs + int(bool(deleted)), files + deleted
     return Compacted(runs, files)

@@ -114,9 +114,12 @@ RUN_COLUMNS: tuple[Column, ...] = (
     _c("suite", STR, "", "suite name"),
     _c("command", STR, "", "the command line"),
     _c("argv", STR, "", "JSON: the run's arguments, replayed by --resume"),
-    _c("status", STR, "", "running, complete or interrupted"),
+    _c("status", STR, "", "running, complete, interrupted (SIGTERM / Ctrl-C) or failed (an error stopped the run; "
+       "its finished rows stay)"),
     _c("cases_planned", I32, "cases", "cases in the plan"),
     _c("cases_written", I32, "cases", "case rows written so far"),
+    _c("plan_sha256", STR, "", "sha256 of the planned case keys and model hashes, in order: `--resume` refuses a "
+       "run whose plan now differs (a suite file edited, or read from another folder)"),
     _c("bench_version", STR, "", "version of bench"),
     _c("git_commit", STR, "", "git commit of the bench checkout, where it is one"),
     _c("machine_id", STR, "", "stable hash of the machine's identity (not reversible): keys trend lines"),

@@ -20,6 +20,8 @@ import functools
 import hashlib
 import os
 import re
+import stat
+import sys
 import tempfile
 from collections.abc import Iterable
 from datetime import datetime
@@ -197,10 +199,34 @@ def _duckdb_types(table: str) -> tuple[tuple[str, str], ...]:
 
 
 @functools.cache
+def _private(folder: Path) -> bool:
+    """``folder`` is a real folder of this user's that nobody else can write into."""
+    try:
+        info = folder.lstat()
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o022
+
+
+@functools.cache
+def _template_root() -> Path:
+    """Where the schema templates live: this user's own folder in the system temp dir (mode 0700), never one
+    another local user could have made or can write (a planted file there would be read as results); failing
+    that, a fresh private folder for this process."""
+    folder = Path(tempfile.gettempdir(), f"bench-schema-{os.getuid()}")
+    try:
+        folder.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return Path(tempfile.mkdtemp(prefix="bench-schema-"))
+    return folder if _private(folder) else Path(tempfile.mkdtemp(prefix="bench-schema-"))
+
+
 def _template_path(table: str) -> Path:
     digest = hashlib.sha256(SCHEMAS[table].serialize().to_pybytes()).hexdigest()[:16]
     folders = [f"{f.name}={'1970-01-01' if f.type == pa.date32() else '_'}" for f in PARTITIONS[table]]
-    return Path(tempfile.gettempdir(), f"bench-schema-{digest}", table, *folders, "empty.parquet")
+    return Path(_template_root(), digest, table, *folders, "empty.parquet")
 
 
 def _template(table: str) -> str:
@@ -212,6 +238,9 @@ def _template(table: str) -> str:
     path = _template_path(table)
     if not path.exists():  # checked every time: a temp cleaner may have taken it
         _write_local(SCHEMAS[table].empty_table(), path)
+    elif pq.read_metadata(path).num_rows:  # an empty template it must be, whoever wrote it
+        path.unlink()
+        _write_local(SCHEMAS[table].empty_table(), path)
     return str(path)
 
 
@@ -219,8 +248,8 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _native_view(con: duckdb.DuckDBPyConnection, table: str, files: list[str], by_name: bool) -> None:
-    """The view ``table`` over local files through DuckDB's own parquet reader (it reads a footer about 15x
+def _native_view(con: duckdb.DuckDBPyConnection, name: str, table: str, files: list[str], by_name: bool) -> None:
+    """The view ``name`` over local files of ``table`` through DuckDB's own parquet reader (it reads a footer about 15x
     faster than pyarrow's dataset scan, which is most of what reading a history of a thousand files costs).
 
     Files are matched to :func:`_template` by column name. A file of an older schema that lacks a column a query
@@ -231,7 +260,7 @@ def _native_view(con: duckdb.DuckDBPyConnection, table: str, files: list[str], b
     paths = ", ".join(_literal(f) for f in [_template(table), *files])
     source = f"read_parquet([{paths}], hive_partitioning = true, union_by_name = {by_name}, hive_types = {{{hive}}})"
     select = ", ".join(f'CAST("{n}" AS {kind}) AS "{n}"' for n, kind in _duckdb_types(table)) if by_name else "*"
-    con.execute(f'CREATE VIEW "{table}" AS SELECT {select} FROM {source}')
+    con.execute(f'CREATE VIEW "{name}" AS SELECT {select} FROM {source}')
 
 
 def _in_layout(loc: Location, table: str, path: str) -> bool:
@@ -247,13 +276,20 @@ def _readable_natively(loc: Location, table: str, files: list[str]) -> bool:
         _in_layout(loc, table, f) and not any(ch in f for ch in GLOB_CHARACTERS) for f in files)
 
 
+KEYS = {"cases": "case_key", "runs": "run_id"}
+
+
 def _register(con: duckdb.DuckDBPyConnection, loc: Location, table: str, files: list[str], by_name: bool) -> None:
     if not files:
         con.register(table, _full_schema(table).empty_table())
-    elif _readable_natively(loc, table, files):
-        _native_view(con, table, files, by_name)
+        return
+    raw = f"_{table}_files"
+    if _readable_natively(loc, table, files):
+        _native_view(con, raw, table, files, by_name)
     else:  # pyarrow reads through its filesystem, DuckDB scans the dataset (no DuckDB extension needed)
-        con.register(table, _dataset(loc, table, files))
+        con.register(raw, _dataset(loc, table, files))
+    # a row without its key is no row of ours (another tool's parquet matched by name): never a ghost case
+    con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM "{raw}" WHERE "{KEYS[table]}" IS NOT NULL')
 
 
 def _sql(loc: Location, listed: dict[str, list[str]], sql: str, params: list[Any] | None,
@@ -275,14 +311,44 @@ def query(results: Results, sql: str, params: list[Any] | None = None) -> pa.Tab
 
     A failed read is tried once more, listing the files again and matching every file's columns by name: a
     file listed may have been deleted meanwhile by a compaction (which wrote its rows to another file), or a
-    file of an older schema may lack a column the query reads.
+    file of an older schema may lack a column the query reads. If that fails too, every file's footer is read
+    and the ones that are no parquet of the table (0 bytes, garbage, a foreign schema) are left out and named.
     """
     loc = location(results)
     tables = [table for table in SCHEMAS if re.search(rf"\b{table}\b", sql)]  # list only what the SQL reads
     try:
         return _sql(loc, {table: _files(loc, table) for table in tables}, sql, params)
     except (duckdb.Error, OSError):
+        pass
+    try:
         return _sql(loc, {table: _files(loc, table) for table in tables}, sql, params, by_name=True)
+    except (duckdb.Error, OSError):  # one unreadable file must not stop every reader: leave it out, say so
+        listed = {table: _readable(loc, table, _files(loc, table)) for table in tables}
+        return _sql(loc, listed, sql, params, by_name=True)
+
+
+def _readable(loc: Location, table: str, files: list[str]) -> list[str]:
+    """``files`` less those that are not parquet files of ``table`` (empty, truncated, random bytes, or another
+    tool's parquet without the table's key column), each named once on stderr."""
+    key = "case_key" if table == "cases" else "run_id"
+    good, bad = [], []
+    for path in files:
+        try:
+            with loc.fs.open_input_file(path) as f:
+                names = pq.read_schema(f).names
+        except (OSError, pa.ArrowException) as exc:
+            bad.append(f"{path} ({first_line(exc)})")
+            continue
+        (good if key in names else bad).append(path if key in names else f"{path} (no {key} column)")
+    unseen = [b for b in bad if b not in _WARNED]
+    if unseen:  # once per process: a report runs many queries over the same files
+        _WARNED.update(unseen)
+        print(f"bench: skipped {len(bad)} unreadable {table} file(s): {'; '.join(bad[:5])}"
+              + (f"; and {len(bad) - 5} more" if len(bad) > 5 else ""), file=sys.stderr)
+    return good
+
+
+_WARNED: set[str] = set()
 
 
 def column_list(columns: Iterable[str]) -> str:

@@ -31,6 +31,12 @@ from bench.files import first_line
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # Query parameters that carry a secret (pyarrow refuses most of them anyway, but a message must not echo them).
 _SECRET_QUERY = re.compile(r"key|secret|token|passw|sig|credential|auth", re.IGNORECASE)
+# A value with user info in it (endpoint_override=user:SECRET@host) carries a secret whatever its key is called.
+_USERINFO = re.compile(r"[^/@?&=]+:[^/@?&=]*@")
+
+
+def _secret(key: str, value: str) -> bool:
+    return bool(_SECRET_QUERY.search(key) or _USERINFO.search(value))
 # Stores where an object appears whole or not at all when its upload completes: no temp object needed.
 OBJECT_STORES = frozenset({"s3", "gcs", "abfs"})
 KNOWN = "a folder, file://, s3:// (and S3-compatible stores), gs://, abfs:// or hdfs://"
@@ -47,7 +53,7 @@ def redact(uri: str) -> str:
     netloc = parts.netloc
     if "@" in netloc:
         netloc = "***@" + netloc.rsplit("@", 1)[1]
-    query = [(k, "***" if _SECRET_QUERY.search(k) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    query = [(k, "***" if _secret(k, v) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
     return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe="*/:")))
 
 
@@ -57,7 +63,7 @@ def check_no_credentials(uri: str) -> None:
     userinfo = parts.netloc.rsplit("@", 1)[0] if "@" in parts.netloc else ""
     # s3://KEY@bucket and s3://KEY:SECRET@bucket are credentials; abfs://container@account is not.
     secret_user = ":" in userinfo or (userinfo and parts.scheme.lower() == "s3")
-    secret_query = [k for k, _ in parse_qsl(parts.query, keep_blank_values=True) if _SECRET_QUERY.search(k)]
+    secret_query = [k for k, v in parse_qsl(parts.query, keep_blank_values=True) if _secret(k, v)]
     if secret_user or secret_query:
         raise UserError(
             f"results URI {redact(uri)}: credentials in the URI are refused (the runs table records the command "
@@ -98,9 +104,9 @@ class Location:
             fs, root = pafs.FileSystem.from_uri(_with_single_put(uri))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             hint = f"; expected {KNOWN}" if "Unrecognized filesystem type" in str(exc) else ""
-            raise UserError(f"results location {uri}: {first_line(exc)}{hint}") from None
+            raise UserError(f"results location {redact(uri)}: {first_line(exc)}{hint}") from None
         except OSError as exc:  # e.g. an S3 region lookup that cannot reach its endpoint
-            raise UserError(f"results location {uri}: {first_line(exc)}") from None
+            raise UserError(f"results location {redact(uri)}: {first_line(exc)}") from None
         root = root.rstrip("/")
         local = Path(root) if isinstance(fs, pafs.LocalFileSystem) else None
         if not root:

@@ -104,6 +104,14 @@ def test_other_machine_is_not_compared_unless_allowed(sets, capsys):
     assert "cpu_model" in captured.err
 
 
+def test_another_graph_under_the_same_name_is_not_compared(sets, capsys):
+    base, new = sets({"tiny_mlp": {"ms": 1.0, "seed": 1}, "tiny_cnn": {"ms": 2.0, "seed": 2}},
+                     {"tiny_mlp": {"ms": 1.5, "seed": 3, "model_sha256": "f" * 64}, "tiny_cnn": {"ms": 2.0, "seed": 4}})
+    assert main(["compare", str(base), str(new)]) == 0  # 50% slower, but on other model bytes: no regression
+    out = capsys.readouterr().out
+    assert statuses(out) == {A: "env_differs", B: "unchanged"} and "model tiny_mlp changed (sha256 " in out
+
+
 def test_runtime_version_change_holds_back_only_its_cases(sets, capsys):
     base, new = sets({"tiny_mlp": {"ms": 1.0, "seed": 1}, "tiny_cnn": {"ms": 2.0, "seed": 2}},
                      {"tiny_mlp": {"ms": 1.0, "seed": 3}, "tiny_cnn": {"ms": 2.0, "seed": 4}},
@@ -131,8 +139,13 @@ def test_wrong_output_counts_as_broken(sets, capsys):
 def test_new_and_missing_cases(real_results, tmp_path, capsys):
     base = make_set(tmp_path / "b", real_results, "b", {"tiny_mlp": {"ms": 1.0, "seed": 1}})
     new = make_set(tmp_path / "n", real_results, "n", {"tiny_cnn": {"ms": 1.0, "seed": 1}}, days=1)
-    assert main(["compare", str(base), str(new)]) == 0
-    assert statuses(capsys.readouterr().out) == {A: "missing", B: "new"}
+    assert main(["compare", str(base), str(new)]) == 1  # not one case in common: a gate must not pass it
+    seen = capsys.readouterr()
+    assert statuses(seen.out) == {A: "missing", B: "new"}
+    assert f"no case of {base} is in {new} (1 missing, 1 new): nothing was compared" in seen.err
+    both = make_set(tmp_path / "both", real_results, "both", {"tiny_mlp": {"ms": 1.0, "seed": 2},
+                                                              "tiny_cnn": {"ms": 1.0, "seed": 2}}, days=2)
+    assert main(["compare", str(base), str(both)]) == 0  # one case in common, unchanged; another new: fine
 
 
 def test_run_ids_in_one_results_folder(real_results, tmp_path, capsys):
@@ -147,8 +160,11 @@ def test_run_ids_in_one_results_folder(real_results, tmp_path, capsys):
     assert main(["compare", real_run, str(results), "--results", str(results)]) == 1  # folder: its latest run
 
 
-def test_user_errors_are_one_line(bench_cli, real_results, capsys):
-    for args, needle in [(["a", "b", "--results", str(real_results), "--threshold", "lots"], "--threshold"),
+def test_user_errors_are_one_line(bench_cli, real_results, capsys, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for args, needle in [([str(empty), "b", "--results", str(real_results)], f"{empty}: a folder without results"),
+                         (["a", "b", "--results", str(real_results), "--threshold", "lots"], "--threshold"),
                          (["a", "b", "--results", str(real_results), "--threshold=-5%"], "--threshold"),
                          (["nope", "b", "--results", str(real_results)], "'nope' is neither")]:
         assert main(["compare", *args]) == 2

