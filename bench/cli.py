@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 from bench import telemetry
@@ -129,17 +130,22 @@ PLAN_FLAGS = ("runners", "models", "model", "threads", "precisions", "batch_size
               "max_memory", "cache_dir", "dry_run", "shard")
 
 
+MAX_TIMEOUT_S = 7 * 24 * 3600  # a week: beyond it a deadline is a typo (and 1e308 overflowed the clock)
+MAX_COOLDOWN_S = 3600
+MAX_MEMORY_MB = 1 << 30  # a petabyte: past it the address-space limit overflows setrlimit
+
+
 def _check_run_flags(args: argparse.Namespace) -> None:
     if args.shape and not args.model:
         raise UserError("--shape needs --model PATH")
     if args.model and args.models:
         raise UserError("--model and --models are exclusive: give your own file or zoo names, not both")
-    if args.timeout is not None and args.timeout <= 0:
-        raise UserError(f"--timeout must be positive, got {args.timeout:g}")
-    if args.cooldown < 0:
-        raise UserError(f"--cooldown must be >= 0, got {args.cooldown:g}")
-    if args.max_memory is not None and args.max_memory < 64:
-        raise UserError(f"--max-memory is in MB and must be at least 64, got {args.max_memory}")
+    if args.timeout is not None and not 0 < args.timeout <= MAX_TIMEOUT_S:  # also refuses nan
+        raise UserError(f"--timeout is in seconds and must be in (0, {MAX_TIMEOUT_S}], got {args.timeout:g}")
+    if not 0 <= args.cooldown <= MAX_COOLDOWN_S:
+        raise UserError(f"--cooldown is in seconds and must be in [0, {MAX_COOLDOWN_S}], got {args.cooldown:g}")
+    if args.max_memory is not None and not 64 <= args.max_memory <= MAX_MEMORY_MB:
+        raise UserError(f"--max-memory is in MB and must be in [64, {MAX_MEMORY_MB}], got {args.max_memory}")
 
 
 def _plan(args: argparse.Namespace):
@@ -159,7 +165,27 @@ def _plan(args: argparse.Namespace):
     )
     registry = Registry.default()
     cache_dir = args.cache_dir or default_cache_dir()
-    return suite, registry, plan(suite, args.suite, overrides, registry, cache_dir, build_models=not args.dry_run)
+    if args.dry_run:
+        return suite, registry, plan(suite, args.suite, overrides, registry, cache_dir, build_models=False)
+    _check_cache(cache_dir)
+    try:
+        return suite, registry, plan(suite, args.suite, overrides, registry, cache_dir)
+    except OSError as exc:  # a full disk while building the zoo into the cache, say
+        raise UserError(f"model cache {cache_dir}: {exc.strerror or exc} while building models into it") from None
+
+
+def _check_cache(cache_dir: Path) -> None:
+    """The model cache must be a folder bench can write: one line now, not a traceback from the first model."""
+    if cache_dir.exists() and not cache_dir.is_dir():
+        raise UserError(f"--cache-dir {cache_dir}: is a file, not a folder; give a writable folder (or set "
+                        "BENCH_CACHE_DIR)")
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=cache_dir, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise UserError(f"--cache-dir {cache_dir}: cannot be the model cache ({exc.strerror or exc}); give a "
+                        "writable folder (or set BENCH_CACHE_DIR)") from None
 
 
 def _resumed(args: argparse.Namespace):

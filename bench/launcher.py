@@ -276,4 +276,13 @@ def run_worker(case: Case, mode: str = "case") -> WorkerOutcome:
         outcome.peak_rss_mb = rusage.ru_maxrss / 1024.0  # Linux reports KiB
         if outcome.exit_code is None and proc.returncode >= 0 and not timed_out:
             outcome.exit_code = proc.returncode
+    return _with_cap_evidence(outcome, case.max_memory_mb)
+
+
+def _with_cap_evidence(outcome: WorkerOutcome, cap_mb: int | None) -> WorkerOutcome:
+    """A library whose allocation failed under the address-space cap may say so in words bench does not know:
+    the status stays what the evidence says, and the error says that the cap was in force, and the peak."""
+    if cap_mb and outcome.status in (Status.ERROR, Status.CRASHED):
+        outcome.error = (f"{outcome.error or outcome.status}; under --max-memory {cap_mb} MB (address space; "
+                         f"peak RSS {outcome.peak_rss_mb or 0:.0f} MB): a failed allocation can end this way")
     return outcome

@@ -49,12 +49,16 @@ Precision = Literal["fp32", "fp16", "bf16", "int8", "int8_weights"]
 Scenario = Literal["latency", "throughput"]
 
 
+DAY_S = 24 * 3600  # upper bounds: past them a value is a typo, and 1e308 seconds overflows the clock
+MAX_ITERATIONS = 10**8
+
+
 class TimingConfig(Strict):
-    warmup_time_s: float = Field(0.2, ge=0, allow_inf_nan=False)
-    warmup_iterations: int = Field(3, ge=0)
-    min_iterations: int = Field(10, ge=1)
-    min_time_s: float = Field(1.0, ge=0, allow_inf_nan=False)
-    max_time_s: float = Field(10.0, gt=0, allow_inf_nan=False)
+    warmup_time_s: float = Field(0.2, ge=0, le=DAY_S, allow_inf_nan=False)
+    warmup_iterations: int = Field(3, ge=0, le=MAX_ITERATIONS)
+    min_iterations: int = Field(10, ge=1, le=MAX_ITERATIONS)
+    min_time_s: float = Field(1.0, ge=0, le=DAY_S, allow_inf_nan=False)
+    max_time_s: float = Field(10.0, gt=0, le=DAY_S, allow_inf_nan=False)
     target_rel_ci: float = Field(0.01, gt=0, lt=1)
 
     @model_validator(mode="after")
@@ -77,7 +81,7 @@ class Suite(Strict):
     batch_sizes: list[Annotated[int, Field(ge=1, le=65536)]] = Field([1], min_length=1)
     threads: list[Annotated[int, Field(ge=1, le=4096)] | Literal["all"]] = Field([1], min_length=1)
     scenarios: list[Scenario] = Field(["latency"], min_length=1)
-    timeout_s: float = Field(300.0, gt=0, allow_inf_nan=False)
+    timeout_s: float = Field(300.0, gt=0, le=7 * DAY_S, allow_inf_nan=False)
     seed: int = 0
     timing: TimingConfig = TimingConfig()
 

@@ -83,6 +83,11 @@ def _dtype(value: onnx.ValueInfoProto, path: Path) -> np.dtype:
 
 def _input_spec(value: onnx.ValueInfoProto, given: tuple[int, ...] | None, path: Path) -> InputSpec:
     dtype = _dtype(value, path)
+    if not value.type.tensor_type.HasField("shape"):  # no shape at all, not a scalar: it was fed a 0-d array
+        if given is None:
+            raise UserError(f"{path}: input {value.name!r} has no shape in the model; give it with --shape "
+                            f"{value.name}:DxD... (1x... if it is batched)")
+        return InputSpec(value.name, tuple(given), dtype.name, *RANGES.get(dtype.kind, (0, 1)), None)
     dims = _dims(value)
     batch_axis = 0 if dims and not isinstance(dims[0], int) else None
     if given is not None:

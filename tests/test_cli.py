@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import onnx
 import pyarrow.parquet as pq
 from onnx import TensorProto, helper
@@ -107,6 +109,11 @@ def test_unknown_names_are_one_line_exit_2(bench_cli, tmp_path):
         (["--threads", "0"], "threads must be >= 1"),
         (["--shape", "x:1"], "--shape needs --model"),
         (["--model", str(tmp_path)], f"{tmp_path}: is a folder; --model takes one .onnx file"),
+        (["--cache-dir", str(Path(__file__))], "is a file, not a folder"),
+        (["--timeout", "nan"], "--timeout is in seconds and must be in (0, 604800], got nan"),
+        (["--timeout", "1e308"], "--timeout is in seconds"),
+        (["--cooldown", "inf"], "--cooldown is in seconds and must be in [0, 3600], got inf"),
+        (["--max-memory", str(1 << 62)], "--max-memory is in MB and must be in [64, 1073741824]"),
         (["--model", str(tmp_path / "no.onnx")], "no.onnx: model file not found"),
     ]:
         done = bench_cli("run", *args, "--results", "out")

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from bench.results import store
 from bench.results.compaction import Compacted, compact_all, compact_run
@@ -115,3 +116,22 @@ def test_a_file_of_a_newer_schema_is_never_merged_away(tmp_path, capsys):
     assert "00001-b.parquet has columns this bench does not know (energy_joules)" in err
     assert names(tmp_path) == ["00000-a.parquet", "00001-b.parquet", "00002-c.parquet"]  # nothing lost
     assert pq.read_table(tmp_path / FOLDER / "00001-b.parquet").column("energy_joules").to_pylist() == [0.25]
+
+
+@pytest.mark.slow  # a few seconds: 40 runs of files, compacted while a reader reads them over and over
+def test_a_reader_sees_every_row_once_while_many_runs_are_compacted(tmp_path):
+    import subprocess
+    import sys
+
+    for r in range(40):
+        run_id = f"r{r:02d}"
+        for index in range(8):
+            store.write_case(tmp_path, run_id, NOW, index, {**row(f"k{index}"), "run_id": run_id})
+        store.write_run(tmp_path, run_id, {"run_id": run_id, "timestamp": NOW, "status": "complete"})
+    compact = subprocess.Popen([sys.executable, "-m", "bench", "compact", "--results", str(tmp_path)])
+    counts = []
+    while compact.poll() is None or not counts:
+        counts.append(store.read_cases(tmp_path, ["case_key"]).num_rows)
+    assert compact.wait() == 0
+    assert set(counts) == {320}, sorted(set(counts))  # never a row missing or twice, never an error
+    assert len(list(tmp_path.rglob("compacted.parquet"))) == 40

@@ -124,3 +124,13 @@ def test_memory_cap_makes_an_oom_row_not_a_timeout(fakes, cache_dir, tmp_path):
     rows = {r["runner"]: r for r in execute(planned, tmp_path, RunInfo.new("fast", []), registry, io.StringIO())}
     assert rows["hogs"]["status"] == "oom", rows["hogs"]
     assert rows["onnxruntime"]["status"] == "ok"  # the same cap leaves room for a real case
+
+
+def test_a_failure_under_the_memory_cap_says_the_cap_was_in_force(fakes, cache_dir, tmp_path):
+    registry = Registry([ORT, fakes.GIVES_UP])
+    suite = load_suite(str(FIXTURES / "fast.toml"))
+    overrides = Overrides(runners=["gives_up"], max_memory_mb=2048, timeout_s=60)
+    planned = plan(suite, "fast.toml", overrides, registry, cache_dir)
+    [row] = execute(planned, tmp_path, RunInfo.new("fast", []), registry, io.StringIO())
+    assert row["status"] == "error" and "arena could not grow" in row["error"]  # its own words, not called oom
+    assert "under --max-memory 2048 MB" in row["error"] and "a failed allocation can end this way" in row["error"]

@@ -251,3 +251,19 @@ def test_a_complete_run_compacts_into_one_object(s3):
     assert sorted(n for n in objects(s3) if n.startswith("cases/")) == [
         f"cases/date=2026-11-26/run_id=r1/{store.COMPACTED}"]
     assert store.read_cases(s3, ["case_key"]).column("case_key").to_pylist() == ["a", "b"]
+
+
+def test_store_defaults_bound_the_waits_and_keep_what_the_user_set():
+    from bench.results.uri import GCS_RETRY_LIMIT_S, with_store_defaults
+
+    assert with_store_defaults("gs://b/x") == f"gs://b/x?retry_limit_seconds={GCS_RETRY_LIMIT_S}"
+    assert with_store_defaults("gs://b/x?retry_limit_seconds=99") == "gs://b/x?retry_limit_seconds=99"
+    assert with_store_defaults("s3://b/x?region=eu") == "s3://b/x?region=eu&allow_delayed_open=true"
+    assert with_store_defaults("file:///tmp/x") == "file:///tmp/x"
+
+
+@pytest.mark.slow  # ~20 s: two bounded retry windows
+def test_a_gcs_location_without_credentials_fails_in_one_line_instead_of_hanging(bench_cli):
+    done = bench_cli("run", "--suite", FAST, "--results", "gs://bench-no-credentials/x", timeout=120)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "gs://bench-no-credentials/x" in done.stderr

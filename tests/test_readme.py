@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 FAST = str(Path(__file__).parent / "fixtures" / "fast.toml")
 
@@ -17,6 +19,7 @@ def notebook_example() -> str:
     return re.search(r"```python\n(.*?)```", after, re.S).group(1)
 
 
+@pytest.mark.slow  # real runs, ~10-30 s
 def test_the_notebook_example_prints_the_scenario_table(bench_cli, tmp_path):
     code = notebook_example()
     assert "r.load(\"results\")" in code and "r.scenarios(df)" in code and code.count("\n") <= 6

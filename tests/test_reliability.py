@@ -113,6 +113,7 @@ def test_unwritable_results_location_is_one_clear_error_and_keeps_earlier_result
     assert store.read_cases(tmp_path / "out").num_rows == before
 
 
+@pytest.mark.slow  # real runs, ~10-30 s
 def test_resume_refuses_a_plan_that_is_no_longer_the_runs(bench_cli, tmp_path):
     suite = tmp_path / "mine.toml"
     fast = (Path(__file__).parent / "fixtures" / "fast.toml").read_text()
@@ -148,6 +149,7 @@ def test_a_run_stopped_by_an_error_is_marked_failed_not_running(cache_dir, tmp_p
     assert run == [{"status": "failed", "cases_written": 1}]  # and its first row is kept
 
 
+@pytest.mark.slow  # real runs, ~10-30 s
 @pytest.mark.parametrize("damage", ["garbage", "valid_but_wrong"])
 def test_a_damaged_fp32_reference_is_rebuilt_not_trusted(bench_cli, tmp_path, damage):
     import numpy as np

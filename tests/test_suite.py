@@ -27,6 +27,8 @@ GOOD = 'name = "x"\nmodels = ["tiny_mlp"]\n'
         (GOOD + "threads = [1, 1]\n", "listed more than once: 1"),
         (GOOD + "[timing]\nmin_time_s = 5.0\nmax_time_s = 1.0\n", "min_time_s (5) is above max_time_s (1)"),
         (GOOD + "[timing]\nmax_time_s = inf\n", "key 'timing.max_time_s'"),
+        (GOOD + "timeout_s = 1e308\n", "key 'timeout_s': Input should be less than or equal to 604800"),
+        (GOOD + "[timing]\nmin_iterations = 1000000000000\n", "key 'timing.min_iterations'"),
         (GOOD + "timeout_s = nan\n", "key 'timeout_s'"),
     ],
 )

@@ -1,4 +1,4 @@
-"""``bench report``: results folder -> a static page, a CI summary and the tables behind them, as CSV.
+"""The page behind ``bench report``: results folder -> a static page, a CI summary and the tables behind them.
 
 Reads through :mod:`bench.results.store` only; never imports a runner. Example::
 
@@ -39,8 +39,8 @@ def _capped(d: data.ReportData) -> str:
 
 def _selection(d: data.ReportData, run_id: str | None) -> str:
     if run_id:
-        return f"Run {run_id}: the latest row per case key."
-    return f"The latest row per case key over {len(d.runs) or 'all'} runs."
+        return f"Run {run_id}: the latest row per case key and machine."
+    return f"The latest row per case key and machine over {len(d.runs) or 'all'} runs."
 
 
 def sections(d: data.ReportData, t: dict[str, views.Table], baseline: str) -> list[Section]:

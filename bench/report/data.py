@@ -74,7 +74,7 @@ def key_runs(results: Path, run_id: str | None, max_runs: int = MAX_TREND_RUNS) 
 
 
 def current(results: Path, run_ids: list[str]) -> list[dict[str, Any]]:
-    """The latest row per case key among ``run_ids`` (the runs that hold them, from :func:`key_runs`)."""
+    """The latest row per case key and machine among ``run_ids`` (the runs that hold them, from :func:`key_runs`)."""
     if not run_ids:
         return []
     in_runs, params = _in(run_ids)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -83,16 +84,30 @@ def _accuracy_columns(accuracy: Accuracy) -> dict[str, Any]:
     return columns
 
 
+def _scrubbed(text: str | None, case: Case) -> str | None:
+    """An error or stderr as published: the user's folders named, not spelled out (a report travels; the folder
+    a user keeps a model in, or their home, is theirs). The file names stay: they say what failed."""
+    if not text:
+        return None
+    places = [(case.cache_dir, "<cache>"), (str(Path.home()), "~")]
+    if case.model.source == "user" and case.model.path:
+        places.insert(0, (str(Path(case.model.path).parent), "<model folder>"))
+    for folder, name in places:
+        if folder and folder not in ("/", "."):
+            text = text.replace(folder.rstrip("/") + "/", name + "/")
+    return text
+
+
 def outcome_row(case: Case, outcome: WorkerOutcome, run_id: str, suite: str, version: str | None) -> dict:
     result = outcome.result
     facts = result.facts if result and result.facts else RunnerFacts()
     row = {
         **_case_columns(case, run_id, suite, facts.runtime_version or version),
         "status": outcome.status,
-        "error": outcome.error or None,
+        "error": _scrubbed(outcome.error, case),
         "exit_code": outcome.exit_code,
         "signal": outcome.signal,
-        "stderr_tail": outcome.stderr_tail or None,
+        "stderr_tail": _scrubbed(outcome.stderr_tail, case),
         "peak_rss_mb": outcome.peak_rss_mb,
         "wall_s": outcome.wall_s,
     }

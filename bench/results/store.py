@@ -23,6 +23,7 @@ import re
 import stat
 import sys
 import tempfile
+import time
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -309,22 +310,34 @@ def _sql(loc: Location, listed: dict[str, list[str]], sql: str, params: list[Any
 def query(results: Results, sql: str, params: list[Any] | None = None) -> pa.Table:
     """Run SQL over the dataset; ``cases`` and ``runs`` are views over all of its files (empty if none).
 
-    A failed read is tried once more, listing the files again and matching every file's columns by name: a
-    file listed may have been deleted meanwhile by a compaction (which wrote its rows to another file), or a
-    file of an older schema may lack a column the query reads. If that fails too, every file's footer is read
-    and the ones that are no parquet of the table (0 bytes, garbage, a foreign schema) are left out and named.
+    A failed read is tried again, listing the files again and matching every file's columns by name: a file
+    of an older schema may lack a column the query reads, or a file listed may have been deleted meanwhile by a
+    compaction (which wrote its rows to another file first). While files keep vanishing between listing and
+    reading (a compaction of many runs), it re-lists up to ``MAX_RELISTS`` times. If a read still fails, every
+    file's footer is read and the ones that are no parquet of the table (0 bytes, garbage, a foreign schema)
+    are left out and named.
     """
     loc = location(results)
     tables = [table for table in SCHEMAS if re.search(rf"\b{table}\b", sql)]  # list only what the SQL reads
-    try:
-        return _sql(loc, {table: _files(loc, table) for table in tables}, sql, params)
-    except (duckdb.Error, OSError):
-        pass
-    try:
-        return _sql(loc, {table: _files(loc, table) for table in tables}, sql, params, by_name=True)
-    except (duckdb.Error, OSError):  # one unreadable file must not stop every reader: leave it out, say so
-        listed = {table: _readable(loc, table, _files(loc, table)) for table in tables}
-        return _sql(loc, listed, sql, params, by_name=True)
+    for attempt in range(MAX_RELISTS + 1):
+        try:
+            return _sql(loc, {table: _files(loc, table) for table in tables}, sql, params, by_name=attempt > 0)
+        except (duckdb.Error, OSError) as exc:
+            if attempt > 0 and not _vanished(exc):
+                break
+            time.sleep(0.01 * attempt)  # a compaction's delete of one folder's files takes milliseconds
+    # one unreadable file must not stop every reader: leave it out, say so
+    listed = {table: _readable(loc, table, _files(loc, table)) for table in tables}
+    return _sql(loc, listed, sql, params, by_name=True)
+
+
+MAX_RELISTS = 20
+_VANISHED = re.compile(r"No files found|No such file|not found|does not exist", re.IGNORECASE)
+
+
+def _vanished(exc: Exception) -> bool:
+    """The error of a file listed and then deleted before it was read."""
+    return isinstance(exc, FileNotFoundError) or bool(_VANISHED.search(str(exc)))
 
 
 def _readable(loc: Location, table: str, files: list[str]) -> list[str]:

@@ -72,13 +72,19 @@ def check_no_credentials(uri: str) -> None:
         )
 
 
-def _with_single_put(uri: str) -> str:
-    """S3: buffer small objects and send them in one PutObject on close, not a multipart upload."""
+GCS_RETRY_LIMIT_S = 10  # without it, a gs:// location with no credentials retries silently for many minutes
+
+
+def with_store_defaults(uri: str) -> str:
+    """S3: buffer small objects and send them in one PutObject on close, not a multipart upload. GCS: a bound on
+    retries, so that missing credentials or an unreachable endpoint fail in seconds (one line), not hang."""
     parts = urlsplit(uri)
-    if parts.scheme.lower() != "s3" or "allow_delayed_open" in parts.query:
+    scheme = parts.scheme.lower()
+    added = {"s3": "allow_delayed_open=true", "gs": f"retry_limit_seconds={GCS_RETRY_LIMIT_S}",
+             "gcs": f"retry_limit_seconds={GCS_RETRY_LIMIT_S}"}.get(scheme)
+    if added is None or added.partition("=")[0] in parts.query:
         return uri
-    query = "&".join(filter(None, [parts.query, "allow_delayed_open=true"]))
-    return urlunsplit(parts._replace(query=query))
+    return urlunsplit(parts._replace(query="&".join(filter(None, [parts.query, added]))))
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,7 @@ class Location:
         uri = str(results)
         check_no_credentials(uri)
         try:
-            fs, root = pafs.FileSystem.from_uri(_with_single_put(uri))
+            fs, root = pafs.FileSystem.from_uri(with_store_defaults(uri))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             hint = f"; expected {KNOWN}" if "Unrecognized filesystem type" in str(exc) else ""
             raise UserError(f"results location {redact(uri)}: {first_line(exc)}{hint}") from None

@@ -98,3 +98,15 @@ def test_a_shape_the_model_rejects_is_an_error_row(bench_cli, tmp_path):
     assert done.returncode == 0, done.stderr
     row = store.read_cases(tmp_path / "out", ["status", "error", "median_ms"]).to_pylist()[0]
     assert row["status"] == "error" and row["median_ms"] is None and row["error"]
+
+
+def test_an_input_without_any_shape_needs_one_and_takes_it(tmp_path):
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "noshape",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],  # no shape field
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    path = tmp_path / "noshape.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with pytest.raises(UserError, match=r"input 'x' has no shape in the model; give it with --shape x:"):
+        user_model(path, {})
+    ref = user_model(path, parse_shapes(["x:1x8"]))  # it was fed a 0-d scalar, and --shape could not fix it
+    assert ref.inputs[0].shape == (1, 8) and ref.inputs[0].batch_axis is None

@@ -23,6 +23,7 @@ def _available(runner: str, precision: str) -> bool:
     return spec.available().ok and spec.precision_available(precision).ok
 
 
+@pytest.mark.slow  # real runs, ~10-30 s
 @pytest.mark.parametrize(("runner", "precision"), [
     pytest.param(r, p, marks=pytest.mark.skipif(not _available(r, p), reason=f"{r} {p} not available here"))
     for r, p in REFUSALS])

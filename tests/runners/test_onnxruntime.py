@@ -119,3 +119,17 @@ def test_weights_stored_as_constants_are_quantized_per_channel_as_weights(tmp_pa
             if a.name == "axis"]
     assert axes == [0]  # per output channel
     ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"])  # and it loads
+
+
+def test_a_failure_row_names_the_users_folder_without_spelling_it_out(run_user_model, save_graph, tmp_path):
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    folder = tmp_path / "private-project"
+    folder.mkdir()
+    path = save_graph(folder / "mine.onnx", [helper.make_node("FancyOp", ["x"], ["y"])], [x], [y])
+    row = run_user_model("onnxruntime", path)
+    assert row["status"] != "ok"
+    published = (row["error"] or "") + (row["stderr_tail"] or "")
+    assert "<model folder>/mine.onnx" in published and str(folder) not in published, published[-600:]
