@@ -332,7 +332,7 @@ def query(results: Results, sql: str, params: list[Any] | None = None) -> pa.Tab
 
 
 MAX_RELISTS = 20
-_VANISHED = re.compile(r"No files found|No such file|not found|does not exist", re.IGNORECASE)
+_VANISHED = re.compile(r"No files found|No such file|does not exist|Cannot open file", re.IGNORECASE)
 
 
 def _vanished(exc: Exception) -> bool:
