@@ -44,16 +44,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import onnx
-import onnxruntime as ort
-from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
-from onnxruntime.quantization.shape_inference import quant_pre_process
+from bench import telemetry
 
-from bench.case import Case
-from bench.execution.calibration import CALIBRATION_SAMPLES, CALIBRATION_SEED_OFFSET
-from bench.models.tasks import DEFAULT_N, TaskData, sample_inputs, task_for
-from bench.models.zoo import ZooModel, load_manifest, materialize
+telemetry.switch_off()  # before onnxruntime is imported: it writes a device id and phones home otherwise
+
+import numpy as np  # noqa: E402
+import onnx  # noqa: E402
+import onnxruntime as ort  # noqa: E402
+from onnxruntime.quantization import (  # noqa: E402
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quantize_static,
+)
+from onnxruntime.quantization.shape_inference import quant_pre_process  # noqa: E402
+
+from bench.case import Case  # noqa: E402
+from bench.execution.calibration import CALIBRATION_SAMPLES, CALIBRATION_SEED_OFFSET  # noqa: E402
+from bench.models.tasks import DEFAULT_N, TaskData, sample_inputs, task_for  # noqa: E402
+from bench.models.zoo import ZooModel, load_manifest, materialize  # noqa: E402
 
 MODEL_NAME = "ppocr_v4_rec"
 BENCH_CASE_SEED = {f.name: f.default for f in dataclasses.fields(Case)}["seed"]  # what task_eval scores with

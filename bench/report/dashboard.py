@@ -105,17 +105,13 @@ def sections(d: data.ReportData, t: dict[str, views.Table], baseline: str) -> li
 
 
 SCENARIO_LINKS = {"pick": ("machine", "pick_case_key"), "runner_up": ("machine", "runner_up_case_key")}
-SCENARIO_KEYS = ("pick_case_key", "runner_up_case_key")
-SCENARIO_SHOWN = ("machine", "model", "scenario", "pick", "value", "unit", "runner_up", "runner_up_value",
-                  "margin_pct", "verdict", "like_for_like")
 
 
 def _scenarios(t: dict[str, views.Table]) -> str:
     table = t["scenarios"]
     if not table.rows:
         return ""
-    columns = (*SCENARIO_SHOWN, *SCENARIO_KEYS)
-    shown = views.Table(table.name, columns, [tuple(r[c] for c in columns) for r in table.records()])
+    shown = table.select((*scenarios.SHOWN, "pick_case_key", "runner_up_case_key"))
     body = table_html(shown, links=SCENARIO_LINKS)
     if t["cross_machine"].rows:
         body += f"<h3>Which runtime for which machine</h3>{table_html(t['cross_machine'])}"

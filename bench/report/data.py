@@ -32,11 +32,8 @@ RUN_FIELDS = (
     "isa_flags", "gpus", "bench_version", "machine_label", "turbo", "noise_warnings", "peak_gflops",
     "cpu_precision_features",
 )
-# A case's machine: its run's --machine-label, else its machine_id (as trends name one); one runs row per run_id,
-# so a duplicated runs file cannot duplicate cases. The latest row is kept per case key AND machine: a fleet's
-# results never show one machine's row in place of another's.
-MACHINES = """LEFT JOIN (SELECT run_id, coalesce(any_value(machine_label), any_value(machine_id)) AS machine
-                     FROM runs GROUP BY run_id) m ON c.run_id = m.run_id"""
+# The latest row is kept per case key AND machine (store.MACHINE): a fleet's results never show one machine's
+# row in place of another's.
 # Probabilities at which each drawn case's samples are summarised for its ECDF: 201 points, not 10^5 samples.
 ECDF_PROBS = tuple(i / 200 for i in range(201))
 MAX_TREND_RUNS = 30
@@ -64,7 +61,7 @@ def key_runs(results: Path, run_id: str | None, max_runs: int = MAX_TREND_RUNS) 
     rows = store.query(results, f"""
         WITH latest AS (
             SELECT DISTINCT coalesce(arg_max(c.run_id, c.timestamp), any_value(c.run_id)) AS run_id
-            FROM cases c {MACHINES} {where} GROUP BY c.case_key, m.machine),
+            FROM cases c {store.MACHINE_JOIN} {where} GROUP BY c.case_key, {store.MACHINE}),
         recent AS (
             SELECT run_id FROM cases WHERE status = 'ok' AND median_ms IS NOT NULL AND run_id IS NOT NULL
             GROUP BY run_id ORDER BY min(timestamp) DESC LIMIT ?)
@@ -80,9 +77,10 @@ def current(results: Path, run_ids: list[str]) -> list[dict[str, Any]]:
     in_runs, params = _in(run_ids)
     columns = ", ".join(f"c.{name}" for name in store.column_list(CASE_FIELDS).split(", "))
     return store.query(results, f"""
-        SELECT {columns}, coalesce(m.machine, '?') AS machine FROM cases c {MACHINES} WHERE c.run_id {in_runs}
-        QUALIFY row_number() OVER (PARTITION BY c.case_key, m.machine ORDER BY c.timestamp DESC NULLS LAST) = 1
-        ORDER BY c.model NULLS LAST, c.runner NULLS LAST, c.precision NULLS LAST, c.batch, c.threads, m.machine,
+        SELECT {columns}, coalesce({store.MACHINE}, '?') AS machine FROM cases c {store.MACHINE_JOIN}
+        WHERE c.run_id {in_runs}
+        QUALIFY row_number() OVER (PARTITION BY c.case_key, {store.MACHINE} ORDER BY c.timestamp DESC NULLS LAST) = 1
+        ORDER BY c.model NULLS LAST, c.runner NULLS LAST, c.precision NULLS LAST, c.batch, c.threads, machine,
                  c.case_key""", params).to_pylist()
 
 

@@ -54,6 +54,9 @@ LATENCY_TIE = f"tie when the 95% CIs of the medians overlap or Mann-Whitney p >=
 COLUMNS = ("machine", "model", "scenario", "pick", "runner", "precision", "threads", "batch", "value", "unit",
            "runner_up", "runner_up_value", "margin_pct", "verdict", "p_value", "like_for_like", "rule",
            "pick_case_key", "runner_up_case_key")
+# What a reader of the table is shown (the page and summary.md), before the case keys its cells link to
+SHOWN = ("machine", "model", "scenario", "pick", "value", "unit", "runner_up", "runner_up_value", "margin_pct",
+         "verdict", "like_for_like")
 NOTE = ("Only rows that ran and matched the fp32 reference compete. Memory-bound edge: the lowest peak RSS among "
         f"latency rows whose median is within {MEMORY_WITHIN:.0%} of the fastest passing latency row of the same "
         "model, device, batch and thread count.")

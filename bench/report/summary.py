@@ -13,6 +13,7 @@ from collections import Counter
 from typing import Any
 
 from bench.report.html import fmt
+from bench.report.scenarios import SHOWN
 from bench.report.views import Row, Table, category
 
 MAX_ROWS = 40
@@ -45,8 +46,6 @@ def _margin(r: Row) -> str:
     return f"{r['margin_pct']:+.1f}%{noise}"
 
 
-SCENARIO_COLUMNS = ("machine", "model", "scenario", "pick", "value", "unit", "runner_up", "runner_up_value",
-                    "margin_pct", "verdict", "like_for_like", "pick_case_key")
 
 
 def summary_markdown(cases: list[Row], winners: Table, wrong: Table, failed: Table, selection: str,
@@ -55,14 +54,13 @@ def summary_markdown(cases: list[Row], winners: Table, wrong: Table, failed: Tab
     lines = ["## bench results", "", cell(selection), "",
              f"**{len(cases)} cases**: " + ", ".join(f"{k} {v}" for k, v in counts.most_common()), ""]
     lines += ["### What to deploy: the best case per deployment scenario", "", cell(scenarios.note), ""]
-    rows = [tuple(r[c] for c in SCENARIO_COLUMNS) for r in scenarios.records()]
-    lines += md_table(SCENARIO_COLUMNS, rows, "scenario picks")
+    shown = scenarios.select((*SHOWN, "pick_case_key"))
+    lines += md_table(shown.columns, shown.rows, "scenario picks")
     if cross_machine.rows:
         lines += ["### Which runtime for which machine", ""]
-        keep = [*range(2 + MAX_MACHINES), len(cross_machine.columns) - 1]  # model, scenario, machines, same
-        keep = sorted(set(keep) & set(range(len(cross_machine.columns))))
-        lines += md_table(tuple(cross_machine.columns[i] for i in keep),
-                          [tuple(r[i] for i in keep) for r in cross_machine.rows], "cross-machine picks")
+        columns = cross_machine.columns  # model, scenario, one per machine, same_everywhere
+        shown = cross_machine.select((*columns[:2 + MAX_MACHINES][:len(columns) - 1], columns[-1]))
+        lines += md_table(shown.columns, shown.rows, "cross-machine picks")
     lines += ["### Fastest per model and configuration", "",
               "Fastest case that ran **and** matched the fp32 reference, against the fastest of another runner.",
               ""]

@@ -49,6 +49,11 @@ class Table:
     def records(self) -> list[Row]:
         return [dict(zip(self.columns, r, strict=True)) for r in self.rows]
 
+    def select(self, columns: tuple[str, ...]) -> Table:
+        """The same table with only ``columns``, in that order."""
+        index = [self.columns.index(c) for c in columns]
+        return Table(self.name, columns, [tuple(r[i] for i in index) for r in self.rows], self.note)
+
     def write_csv(self, folder: Path) -> Path:
         """Write ``NAME.csv`` beside the page: to a temp name, then renamed, so no reader sees half a file."""
         text = io.StringIO(newline="")

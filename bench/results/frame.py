@@ -27,7 +27,6 @@ from bench.errors import UserError
 from bench.results import store
 
 TABLES = ("cases", "runs")
-MACHINE = "coalesce(r.machine_label, r.machine_id)"  # as the report names a machine: its label, else its id
 # Nullable dtypes: pyarrow's default turns an int column with one null into floats (threads 1 -> 1.0).
 DTYPES = {pa.int32(): pd.Int32Dtype(), pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
 
@@ -56,13 +55,10 @@ def _where(run_id: str | None, column: str) -> tuple[str, list[Any]]:
 
 def _cases_sql(run_id: str | None, latest: bool) -> tuple[str, list[Any]]:
     where, params = _where(run_id, "c.run_id")
-    qualify = (f"QUALIFY row_number() OVER (PARTITION BY c.case_key, {MACHINE} "
+    qualify = (f"QUALIFY row_number() OVER (PARTITION BY c.case_key, {store.MACHINE} "
                "ORDER BY c.timestamp DESC NULLS LAST) = 1") if latest else ""
-    # One row per run_id on the runs side, so that a duplicated runs file cannot duplicate cases.
     sql = f"""
-        SELECT c.*, r.machine_id, r.machine_label FROM cases c
-        LEFT JOIN (SELECT run_id, any_value(machine_id) AS machine_id, any_value(machine_label) AS machine_label
-                   FROM runs GROUP BY run_id) r ON c.run_id = r.run_id
+        SELECT c.*, m.machine_id, m.machine_label FROM cases c {store.MACHINE_JOIN}
         {where} {qualify}
         ORDER BY c.model NULLS LAST, c.runner NULLS LAST, c.precision NULLS LAST, c.batch, c.threads, c.case_key,
                  c.timestamp"""

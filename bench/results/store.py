@@ -49,6 +49,12 @@ PARTITIONS = {
 }
 SCHEMAS = {"cases": CASE_SCHEMA, "runs": RUN_SCHEMA}
 IGNORED_PREFIXES = (".", "_")  # temp files and other tools' metadata
+# For SQL over ``cases c``: each case's run's machine (one runs row per run_id, so that a duplicated runs file
+# cannot duplicate cases), and its name as every reader gives it: the run's --machine-label, else its machine_id.
+MACHINE_JOIN = """LEFT JOIN (SELECT run_id, any_value(machine_id) AS machine_id,
+                            any_value(machine_label) AS machine_label
+                     FROM runs GROUP BY run_id) m ON c.run_id = m.run_id"""
+MACHINE = "coalesce(m.machine_label, m.machine_id)"
 COMPACTED = "compacted.parquet"  # a finished run's rows in one file; see compact_run
 GLOB_CHARACTERS = "*?[{"  # DuckDB's read_parquet expands these even in a list of paths
 
