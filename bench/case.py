@@ -60,13 +60,18 @@ class Case:
     max_memory_mb: int | None = None
     seed: int = 0
     cache_dir: str = ""
+    cores: str = "all"  # the cores axis: all, or a cluster (big / little / prime)
+    cpus: tuple[int, ...] = ()  # the CPUs the launcher pins the worker to; () leaves its affinity as it is
+    task_samples: int | None = None  # cap on the labelled samples task accuracy scores (None: the whole set)
 
     @property
     def key(self) -> str:
-        """Stable identity of the case across runs, used for resume and compare."""
+        """Stable identity of the case across runs, used for resume and compare. A case on every core keeps the
+        key it had before the cores axis existed, so history still matches."""
+        cores = "" if self.cores == "all" else f"/c{self.cores}"
         return (
             f"{self.model.name}/{self.runner}/{self.device}/{self.precision}"
-            f"/b{self.batch}/t{self.threads}/{self.scenario}"
+            f"/b{self.batch}/t{self.threads}/{self.scenario}{cores}"
         )
 
     def to_json(self) -> str:
@@ -78,4 +83,5 @@ class Case:
         model = data.pop("model")
         model["inputs"] = tuple(InputSpec(**{**i, "shape": tuple(i["shape"])}) for i in model["inputs"])
         timing = TimingPolicy(**data.pop("timing"))
-        return cls(model=ModelRef(**model), timing=timing, **data)
+        cpus = tuple(data.pop("cpus", ()))
+        return cls(model=ModelRef(**model), timing=timing, cpus=cpus, **data)

@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench run | report | compare | coverage | compact | list | models``.
+"""Command line: ``python -m bench run | report | compare | tune | coverage | compact | list | models``.
 
 User errors are one line and exit code 2.
 """
@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import telemetry
+from bench import telemetry, tune
 from bench.cache import default_cache_dir
 from bench.errors import UserError
 
@@ -73,6 +73,12 @@ def _add_run(sub) -> None:
     p.add_argument("--resume", metavar="RUN_ID", help="finish an interrupted run: only its missing cases run")
     p.add_argument("--strict", action="store_true", help="refuse to run on a noisy machine (governor, load, ...)")
     p.add_argument("--cooldown", type=float, default=0.0, metavar="S", help="idle seconds before each case")
+    p.add_argument("--cooldown-until", type=float, metavar="CELSIUS",
+                   help="then wait until the hottest thermal zone is under CELSIUS (bounded by --cooldown-max)")
+    p.add_argument("--cooldown-max", type=float, default=300.0, metavar="S",
+                   help="longest --cooldown-until wait per case (default 300)")
+    p.add_argument("--cores", type=_csv, help="all, big, little and/or prime (a cluster to pin each case to), "
+                   "replacing the suite's")
     p.add_argument("--shard", metavar="I/N", help="run only shard I of N (1-based), split by case key")
     p.add_argument("--machine-label", default="", help="tag the run with this machine's hardware label")
 
@@ -108,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub)
     _add_report(sub)
     _add_compare(sub)
+    tune.add_parser(sub, cmd_tune)  # bench/tune.py: its flags beside its logic
     cov = sub.add_parser("coverage", help="model x runner x precision: what runs, what fails, what is wrong")
     cov.set_defaults(handler=cmd_coverage)
     cov.add_argument("--results", type=_results, default=Path("results"), help=RESULTS_HELP)
@@ -127,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 PLAN_FLAGS = ("runners", "models", "model", "threads", "precisions", "batch_sizes", "scenarios", "devices", "timeout",
-              "max_memory", "cache_dir", "dry_run", "shard")
+              "max_memory", "cache_dir", "dry_run", "shard", "cores")
 
 
 MAX_TIMEOUT_S = 7 * 24 * 3600  # a week: beyond it a deadline is a typo (and 1e308 overflowed the clock)
@@ -144,6 +151,10 @@ def _check_run_flags(args: argparse.Namespace) -> None:
         raise UserError(f"--timeout is in seconds and must be in (0, {MAX_TIMEOUT_S}], got {args.timeout:g}")
     if not 0 <= args.cooldown <= MAX_COOLDOWN_S:
         raise UserError(f"--cooldown is in seconds and must be in [0, {MAX_COOLDOWN_S}], got {args.cooldown:g}")
+    if args.cooldown_until is not None and not -50 <= args.cooldown_until <= 150:
+        raise UserError(f"--cooldown-until is in degrees C and must be in [-50, 150], got {args.cooldown_until:g}")
+    if not 0 <= args.cooldown_max <= MAX_COOLDOWN_S:
+        raise UserError(f"--cooldown-max is in seconds and must be in [0, {MAX_COOLDOWN_S}], got {args.cooldown_max:g}")
     if args.max_memory is not None and not 64 <= args.max_memory <= MAX_MEMORY_MB:
         raise UserError(f"--max-memory is in MB and must be in [64, {MAX_MEMORY_MB}], got {args.max_memory}")
 
@@ -158,7 +169,7 @@ def _plan(args: argparse.Namespace):
     shard = Shard.parse(args.shard) if args.shard else None
     args.suite = args.suite or ("model" if args.model else "smoke")
     suite = with_axes(load_suite(args.suite), precisions=args.precisions, batch_sizes=args.batch_sizes,
-                      scenarios=args.scenarios, devices=args.devices)
+                      scenarios=args.scenarios, devices=args.devices, cores=args.cores)
     overrides = Overrides(
         models=args.models, runners=args.runners, threads=args.threads, user_model=args.model,
         shapes=parse_shapes(args.shape), timeout_s=args.timeout, max_memory_mb=args.max_memory, shard=shard,
@@ -220,7 +231,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_resumable(run, planned)
     run = run or RunInfo.new(suite.name, args.argv[1:])
     try:
-        options = RunOptions(args.strict, args.cooldown, args.machine_label, args.shard or "", args.verbose)
+        options = RunOptions(strict=args.strict, cooldown_s=args.cooldown, cooldown_until_c=args.cooldown_until,
+                             cooldown_max_s=args.cooldown_max, machine_label=args.machine_label,
+                             shard=args.shard or "", verbose=args.verbose)
         execute(planned, args.results, run, registry, options=options)
     except Interrupted as exc:
         return exc.exit_code
@@ -275,6 +288,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     from bench.report import command
 
     return command(args)
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    return tune.command(args)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from bench.execution.stats import LatencyStats
 
 # pydantic reads this from plain dataclasses when the parent checks a result: an unknown key is refused too.
 FORBID_EXTRA = {"extra": "forbid"}
+SPAWNED_AT_ENV = "BENCH_SPAWNED_AT_NS"  # the launcher's time.time_ns() at spawn, for the worker's start-up phase
 
 
 class Status(str, Enum):
@@ -39,7 +40,8 @@ class Status(str, Enum):
 
 @dataclass(frozen=True)
 class Phases:
-    """Untimed phases before the timed loop, each timed once by the worker."""
+    """Where a case's wall time goes, phase by phase, each timed once by the worker (the timed loop is Timing's).
+    The ones after ``warmup_iterations`` came later: None in a result of an older worker."""
 
     __pydantic_config__ = FORBID_EXTRA
 
@@ -48,6 +50,12 @@ class Phases:
     prepare_ms: float
     first_inference_ms: float
     warmup_iterations: int
+    worker_start_ms: float | None = None  # spawn -> the worker's main(): interpreter, numpy and bench imports
+    import_ms: float | None = None  # the runner's module, and with it the runtime
+    warmup_ms: float | None = None
+    parity_ms: float | None = None
+    task_ms: float | None = None
+    write_ms: float | None = None  # the raw samples to disk
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,8 @@ class Timing:
     stop_reason: str
     items_per_iteration: int
     timed_region: str
+    cpus: tuple[int, ...] = ()  # the worker's affinity as it read it back
+    cpu_freq_ratio: float | None = None  # lowest current / top frequency of those CPUs right after the loop
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,7 @@ class TaskScore:
     task_value: float
     task_n: int
     task_metrics: str  # JSON: every metric of the task
+    task_reused_from: str = ""  # the case whose identical outputs were scored (bench.execution.task_eval)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.metadata
 import json
@@ -15,7 +16,8 @@ from typing import Any
 import psutil
 
 import bench
-from bench.cpu import Cpu, cpu_flags, cpuinfo
+from bench import thermal, topology
+from bench.cpu import Cpu, arch_family, cpu_flags, cpuinfo
 from bench.files import read_text
 
 # Flags that change which kernels a runtime picks; the rest of /proc/cpuinfo's list is noise here.
@@ -30,7 +32,39 @@ CORE_PACKAGES = ("onnx", "numpy", "pyarrow", "duckdb")
 
 def cpu_model() -> str:
     info = cpuinfo()
-    return info.get("model name") or info.get("Hardware") or platform.processor() or "unknown"
+    return info.get("model name") or info.get("Hardware") or _part_summary() or platform.processor() or "unknown"
+
+
+def _part_summary() -> str:
+    """ARM's /proc/cpuinfo names no model, only each core's part: "4x Cortex-A55 + 4x Cortex-A76"."""
+    parts = [c.part for c in topology.cores(list(range(os.cpu_count() or 1))) if c.part]
+    return " + ".join(f"{parts.count(p)}x {p}" for p in dict.fromkeys(parts))
+
+
+def kernel_arch() -> str | None:
+    """The kernel's own architecture. Under qemu-user, uname reports the emulated one; this file is not emulated."""
+    return read_text("/proc/sys/kernel/arch")
+
+
+def emulator(machine: str) -> str | None:
+    """What runs this process's instructions when the kernel is of another architecture (qemu-user through
+    binfmt_misc, typically), or None when the CPU runs them itself."""
+    kernel = kernel_arch()
+    if not kernel or arch_family(kernel) == arch_family(machine):
+        return None
+    handler = read_text(f"/proc/sys/fs/binfmt_misc/qemu-{machine}") or ""
+    interpreter = next((line.split()[1] for line in handler.splitlines() if line.startswith("interpreter ")), "")
+    name = Path(interpreter).name or "a user-mode emulator"
+    cpu = f", QEMU_CPU={os.environ['QEMU_CPU']}" if os.environ.get("QEMU_CPU") else ""
+    return f"{name} on a {kernel} kernel{cpu}"
+
+
+def soc_model() -> str | None:
+    for path in ("/proc/device-tree/model", "/sys/firmware/devicetree/base/model"):
+        model = read_text(path)
+        if model:
+            return model.rstrip("\x00")
+    return None
 
 
 def isa_flags() -> list[str]:
@@ -106,6 +140,20 @@ def cpus_allowed() -> int:
         return os.cpu_count() or 1
 
 
+def _arch_fields(machine: str) -> dict[str, Any]:
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    emulated_by = emulator(machine)
+    return {
+        "kernel_arch": kernel_arch(),
+        "emulated": emulated_by is not None,
+        "emulator": emulated_by,
+        "soc_model": soc_model(),
+        "cpu_cores": json.dumps([dataclasses.asdict(c) for c in topology.cores(cpus)]),
+        "cpu_clusters": json.dumps([c.as_dict() for c in topology.clusters(cpus)]),
+        "thermal_zones": json.dumps(thermal.zones(), sort_keys=True),
+    }
+
+
 def capture() -> dict[str, Any]:
     """One row for the runs table."""
     uname = platform.uname()
@@ -115,6 +163,7 @@ def capture() -> dict[str, Any]:
         "machine_id": machine_id(),
         "cpu_model": cpu_model(),
         "cpu_arch": uname.machine,
+        **_arch_fields(uname.machine),
         "cores_physical": psutil.cpu_count(logical=False),
         "cores_logical": psutil.cpu_count(logical=True),
         "cpus_allowed": cpus_allowed(),

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ import numpy as np
 
 from bench import telemetry
 from bench.case import Case
-from bench.contract import Status, WorkerResult
+from bench.contract import SPAWNED_AT_ENV, Status, WorkerResult
 
 MAX_RESULT_BYTES = 16 * 1024 * 1024
 MAX_SAMPLES_BYTES = 256 * 1024 * 1024
@@ -192,15 +193,18 @@ def _die_with_parent() -> None:
         pass
 
 
-def _worker_setup(max_memory_mb: int | None):
-    """Runs in the child before exec: tie it to the parent, and cap its address space (RLIMIT_AS) so an
-    allocation past ``--max-memory`` fails inside the worker instead of swapping the machine."""
+def _worker_setup(max_memory_mb: int | None, cpus: tuple[int, ...] = ()):
+    """Runs in the child before exec: tie it to the parent, cap its address space (RLIMIT_AS) so an
+    allocation past ``--max-memory`` fails inside the worker instead of swapping the machine, and pin it to
+    the case's cores before exec, so every thread it ever starts (numpy's and the runtime's pools) inherits them."""
     limit = max_memory_mb * 1024 * 1024 if max_memory_mb else None
 
     def setup() -> None:
         _die_with_parent()
         if limit:
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        if cpus:
+            os.sched_setaffinity(0, cpus)
 
     return setup
 
@@ -263,7 +267,8 @@ def run_worker(case: Case, mode: str = "case") -> WorkerOutcome:
             start = os.times().elapsed
             proc = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
-                preexec_fn=_worker_setup(case.max_memory_mb), env=telemetry.switched_off(),
+                preexec_fn=_worker_setup(case.max_memory_mb, case.cpus),
+                env={**telemetry.switched_off(), SPAWNED_AT_ENV: str(time.time_ns())},
             )
             kills_before = oom_kills()
             timed_out, rusage = _wait(proc, case.timeout_s)

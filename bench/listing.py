@@ -31,7 +31,7 @@ def runners() -> str:
         devices = spec.detect_devices() if available.ok else {}
         present = [d for d, a in devices.items() if a.ok]
         if not available.ok:
-            status, reason = "not installed", available.reason
+            status, reason = "not installed" if spec.installable else "not installable", available.reason
         elif not present:
             status, reason = "no device", "; ".join(f"{d}: {a.reason}" for d, a in devices.items())
         else:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
+from bench import thermal
 from bench.files import read_text
 
 LOAD_PER_CPU_LIMIT = 0.5
@@ -48,12 +49,7 @@ def turbo() -> str:
 
 
 def max_temperature() -> float | None:
-    temps = []
-    for path in glob.glob("/sys/class/thermal/thermal_zone*/temp"):
-        value = read_text(path)
-        if value and value.lstrip("-").isdigit():
-            temps.append(int(value) / 1000.0)
-    return max(temps) if temps else None
+    return thermal.hottest()
 
 
 def busy_processes(sample_s: float = 0.2) -> list[str]:

@@ -1,4 +1,4 @@
-"""Planning: suite x zoo x runners x devices x precisions x batches x threads x scenarios -> cases.
+"""Planning: suite x zoo x runners x devices x precisions x batches x cores x threads x scenarios -> cases.
 
 Every name is validated before any model is built. A combination a runner cannot do stays in the
 plan as a skipped case, so it becomes a row with its status and reason instead of silence.
@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import topology
 from bench.case import Case, ModelRef
 from bench.contract import Status
 from bench.cpu import Cpu
@@ -91,12 +93,28 @@ def _zoo_models(suite: Suite, overrides: Overrides, origin: str) -> list[ZooMode
     return [zoo[n] for n in names]
 
 
-def _threads(suite: Suite, overrides: Overrides) -> list[int]:
-    values = overrides.threads or [cpus_allowed() if t == "all" else t for t in suite.threads]
+def _threads(suite: Suite, overrides: Overrides, cores: int) -> list[int]:
+    """The thread counts to run on ``cores`` CPUs: "all" is their number."""
+    values = overrides.threads or [cores if t == "all" else t for t in suite.threads]
     for t in values:
         if t < 1:
             raise UserError(f"threads must be >= 1, got {t}")
     return list(dict.fromkeys(values))
+
+
+CoreSet = tuple[str, tuple[int, ...], int, str]  # cores name, its CPUs, threads, why it cannot run here ("" if it can)
+
+
+def _core_sets(suite: Suite, overrides: Overrides, root: Path = Path("/")) -> list[CoreSet]:
+    """(cores, cpus, threads, why not) for each cores value x thread count. A cluster this machine lacks (one
+    cluster on most x86 machines) still plans its cases, as unavailable rows that say why."""
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(cpus_allowed()))
+    sets = []
+    for name in suite.cores:
+        cpus, why = topology.core_set(name, allowed, root)
+        for n in _threads(suite, overrides, len(cpus or allowed)):
+            sets.append((name, cpus or (), n, why))
+    return sets
 
 
 def _skip(spec: RunnerSpec, case: Case, available: Availability, devices: dict[str, Availability],
@@ -141,7 +159,7 @@ def plan(
     runners = _runners(suite, overrides, registry, origin)
     known_devices = sorted({d for spec in registry.specs.values() for d in spec.devices})
     check_names("device", suite.devices, known_devices, origin)
-    threads = _threads(suite, overrides)
+    _threads(suite, overrides, cpus_allowed())  # bad --threads is refused before any model is built
     if overrides.user_model:
         models = [user_model(overrides.user_model, overrides.shapes)]
     else:
@@ -152,16 +170,20 @@ def plan(
     timeout_s = overrides.timeout_s or suite.timeout_s
     cpu = cpu or Cpu.here()
     planned = []
-    axes = (models, runners, suite.devices, suite.precisions, suite.batch_sizes, threads, suite.scenarios)
-    for model, spec, device, precision, batch, n_threads, scenario in itertools.product(*axes):
+    axes = (models, runners, suite.devices, suite.precisions, suite.batch_sizes, _core_sets(suite, overrides),
+            suite.scenarios)
+    for model, spec, device, precision, batch, (cores, cpus, n_threads, why), scenario in itertools.product(*axes):
         case = Case(
             model=model, runner=spec.name, implementation=spec.implementation, device=device,
             precision=precision, batch=batch, threads=n_threads, scenario=scenario,
             timing=suite.timing.policy(), timeout_s=timeout_s, max_memory_mb=overrides.max_memory_mb,
-            seed=suite.seed, cache_dir=str(cache_dir),
+            seed=suite.seed, cache_dir=str(cache_dir), cores=cores, cpus=cpus if cores != "all" else (),
+            task_samples=suite.task_samples,
         )
         support = spec.cpu_precision(precision, cpu) if device == "cpu" else PrecisionSupport()
         status, reason = _skip(spec, case, availability[spec.name], devices[spec.name], support)
+        if why and status is None:
+            status, reason = Status.UNAVAILABLE, why
         planned.append(PlannedCase(case, status, reason, len(planned), support.feature))
     if overrides.shard:
         planned = [p for p in planned if overrides.shard.owns(p.case.key)]

@@ -100,6 +100,10 @@ class RunnerSpec:
     # How this runtime makes and runs each reduced precision it offers (docs/RESULTS.md's precision table)
     precision_notes: ClassVar[Mapping[str, str]] = MappingProxyType({})
     packages: ClassVar[tuple[str, ...]] = ()  # other distributions whose versions every run records (converters...)
+    # "package.module:function" that ``bench tune`` runs in a subprocess (see bench/tune.py), for runtimes whose
+    # speed depends on a tuning step; None: the runner has none
+    tuner: ClassVar[str | None] = None
+    installable: ClassVar[bool] = True  # False: a runtime bench knows of but cannot install (bench/known.py)
 
     def version(self) -> str | None:
         try:
@@ -185,7 +189,9 @@ class Runner(ABC):
         return outputs
 
     def facts(self) -> dict[str, Any]:
-        """What really ran, read back from the runtime where it can tell: precision, threads, options."""
+        """What really ran, read back from the runtime where it can tell: precision, threads, options. A
+        ``report_label`` fact (say TVM's ``"untuned"``) is shown beside the runner's name wherever a report names
+        it, for configurations whose speed is not the runtime's best (``bench/report/labels.py``)."""
         return {}
 
     def close(self) -> None:  # noqa: B027 - optional hook, most runtimes free on garbage collection

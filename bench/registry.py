@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import get_args
 
 from bench import DISTRIBUTION
+from bench.known import KNOWN
 from bench.plugin import RunnerSpec
 from bench.suite import Precision, Scenario
 
@@ -62,7 +63,8 @@ class Registry:
 
     @classmethod
     def default(cls) -> Registry:
-        """bench's own runners, then every third-party plugin that loads (a broken one is a warning)."""
+        """bench's own runners, then every third-party plugin that loads (a broken one is a warning), then the
+        runtimes bench knows but cannot install (``bench.known``), unless a plugin of that name took their place."""
         registry = cls.builtin()
         for ep in _entry_points():
             if _is_builtin(ep):
@@ -71,7 +73,14 @@ class Registry:
                 registry.register(ep.load())
             except Exception as exc:  # a broken third-party plugin must not break bench
                 warnings.warn(f"runner plugin {ep.name!r} ({ep.value}) not loaded: {exc}", stacklevel=2)
+        registry.add_known(KNOWN)
         return registry
+
+    def add_known(self, known: Mapping[str, RunnerSpec]) -> None:
+        """Register each known-but-not-installable runtime (``bench.known``) that no runner of its name replaces."""
+        for name, spec in known.items():
+            if name not in self._specs:
+                self.register(spec)
 
 
 def _entry_points() -> list[importlib.metadata.EntryPoint]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from bench import envinfo, noise
+from bench import envinfo, noise, thermal
 from bench.errors import UserError
 from bench.execution.parity import reference_ok, reference_path
 from bench.files import first_line
@@ -130,6 +130,8 @@ def _run_one(p: PlannedCase, run: RunInfo, version: str | None) -> dict[str, Any
 class RunOptions:
     strict: bool = False  # a noisy machine is an error, not a warning
     cooldown_s: float = 0.0  # idle time before each case, for machines that heat up
+    cooldown_until_c: float | None = None  # then wait (bounded) until the hottest thermal zone is under this
+    cooldown_max_s: float = 300.0
     machine_label: str = ""  # the CI runner's hardware label, e.g. "x86-avx512"
     shard: str = ""
     verbose: bool = False  # print every case (impossible ones too) and the full table, not just the answer
@@ -150,16 +152,32 @@ def _environment(options: RunOptions, planned: list[PlannedCase]) -> dict[str, A
     }
 
 
-def _run_cases(planned, results, run, registry, display, done: set[str], cooldown_s: float) -> list[dict[str, Any]]:
+def _cooled(options: RunOptions) -> dict[str, Any]:
+    """Before a case that runs: the fixed idle time, then the wait for a cool machine; what the row records."""
+    if options.cooldown_s:
+        time.sleep(options.cooldown_s)
+    cooled = thermal.cool_down(options.cooldown_until_c, options.cooldown_max_s)
+    waited = cooled.waited_s if options.cooldown_until_c is not None and cooled.start_c is not None else None
+    return {"temp_start_c": cooled.start_c, "cooldown_wait_s": waited}
+
+
+def _cooldown_notes(options: RunOptions) -> list[str]:
+    if options.cooldown_until_c is not None and thermal.hottest() is None:
+        return [f"--cooldown-until {options.cooldown_until_c:g}: no thermal zone reads here; cases start at once"]
+    return []
+
+
+def _run_cases(planned, results, run, registry, display, done: set[str], options: RunOptions) -> list[dict[str, Any]]:
     versions = {name: spec.version() for name, spec in registry.specs.items()}
     rows = []
     for p in planned:
         if p.case.key in done:
             continue
-        if cooldown_s and not p.skip_status:
-            time.sleep(cooldown_s)
+        thermals = _cooled(options) if not p.skip_status else {}
         display.started(p.case.key)
         row = _run_one(p, run, versions.get(p.case.runner))
+        if thermals:
+            row = {**row, **thermals, "temp_end_c": thermal.hottest()}
         # the plan index names the file, so a resumed run or another shard never collides
         store.write_case(results, run.run_id, run.started, p.index, row)
         rows.append(row)
@@ -180,12 +198,12 @@ def execute(
     _write_run(results, run, env, "running", len(planned), len(done))  # fails early on an unwritable folder
     to_run = sum(1 for p in planned if not p.skip_status and p.case.key not in done)
     display = Display(to_run, stream, options.verbose)
-    display.warn_noise(env["noise_warnings"])
+    display.warn_noise(env["noise_warnings"] + _cooldown_notes(options))
     previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGTERM, signal.SIGINT)}
     rows: list[dict[str, Any]] = []
     try:
         ensure_references(planned)
-        rows = _run_cases(planned, results, run, registry, display, done, options.cooldown_s)
+        rows = _run_cases(planned, results, run, registry, display, done, options)
     except Interrupted:
         _write_run(results, run, env, "interrupted", len(planned), len(finished_keys(results, run.run_id)))
         display.interrupted(run.run_id, str(results))
@@ -198,7 +216,8 @@ def execute(
             signal.signal(s, handler)
     _write_run(results, run, env, "complete", len(planned), len(done) + len(rows))
     _compact(results, run, display)
-    display.close(rows, run.run_id, str(results))
+    # The answer ranks nothing from an emulated run (bench.report.scenarios reads this flag off the rows).
+    display.close([{**r, "emulated": True} for r in rows] if env["emulated"] else rows, run.run_id, str(results))
     return rows
 
 

@@ -81,11 +81,17 @@ class Suite(Strict):
     batch_sizes: list[Annotated[int, Field(ge=1, le=65536)]] = Field([1], min_length=1)
     threads: list[Annotated[int, Field(ge=1, le=4096)] | Literal["all"]] = Field([1], min_length=1)
     scenarios: list[Scenario] = Field(["latency"], min_length=1)
+    # Which cores a case runs on (bench.topology): all, or one cluster of a big.LITTLE chip, the worker pinned to
+    # it and "all" threads meaning its size. What ncnn's powersave and MNN's power mode are for, done alike for all.
+    cores: list[Literal["all", "big", "little", "prime"]] = Field(["all"], min_length=1)
     timeout_s: float = Field(300.0, gt=0, le=7 * DAY_S, allow_inf_nan=False)
     seed: int = 0
+    # How many of a real model's labelled samples task accuracy scores (default: all its set has, e.g. 200 OCR
+    # crops); fewer for a slow machine or an emulated one. Each row says how many it scored (task_n).
+    task_samples: int | None = Field(None, ge=1, le=100_000)
     timing: TimingConfig = TimingConfig()
 
-    @field_validator("models", "runners", "devices", "precisions", "batch_sizes", "threads", "scenarios")
+    @field_validator("models", "runners", "devices", "precisions", "batch_sizes", "threads", "scenarios", "cores")
     @classmethod
     def _listed_once(cls, values: list) -> list:
         repeated = sorted({str(v) for v in values if values.count(v) > 1})

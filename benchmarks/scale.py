@@ -1,13 +1,16 @@
 """Scale: a synthetic year of nightly results, and the operations a nightly runs over it, one per process.
 
-``write_history`` writes ``rows`` case rows (1,000,000 for the full benchmark) in about one file per run: three
-machines (two of one model, told apart by machine_id, and an ARM64 one) run the same 913 cases each night; a
-night's cases go into one file in the run's partition (the layout a compacted store has), its runs row as the
-store writes it. Raw samples (256 per case) are kept only for each machine's last 7 nights, as a store that
-trims old samples would; older rows keep their statistics.
+``write_history`` writes about ``rows`` case rows in one file per run: ``machines`` machines (by default three:
+two of one model, told apart by machine_id, and an ARM64 one; a fleet adds machines with labels of their own)
+run the same ``cases`` cases each night; a night's cases go into one file in the run's partition (the layout a
+compacted store has), its runs row as the store writes it, and the readers' summary of compacted runs as
+compaction keeps it (``bench.results.summary``). Raw samples (256 per case) are kept only for each
+machine's last 7 nights, as a store that trims old samples would; older rows keep their statistics. The fleet
+of the issue, ten machines for a year at ~2,740 cases a night, is ``write DIR 10000000 10 2740`` (10,001,000
+rows in 3,650 files, 1.7 GB, 2 to 3 minutes to write on two cores).
 
-    python benchmarks/scale.py write DIR ROWS              # a history to poke at
-    python benchmarks/scale.py measure OP DIR BASE NEW OUT  # one operation in this process: JSON seconds, peak RSS
+    python benchmarks/scale.py write DIR ROWS [MACHINES CASES]  # a history to poke at (reused if already there)
+    python benchmarks/scale.py measure OP DIR BASE NEW OUT      # one operation in this process: JSON seconds, peak RSS
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import math
 import resource
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -25,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench.results import store
+from bench.results import store, summary
 from bench.results.schema import CASE_SCHEMA, SCHEMA_VERSION
 
 CASES_PER_RUN = 913
@@ -33,13 +36,17 @@ SAMPLES = 256
 SAMPLED_NIGHTS = 7
 MACHINES = (("a1b2c3d4e5f60001", "x86-avx512", "Xeon 8480+"), ("a1b2c3d4e5f60002", "x86-avx512", "Xeon 8480+"),
             ("a1b2c3d4e5f60003", "arm64", "Neoverse-V2"))
+FLEET_KINDS = (("x86-avx2", "EPYC 7763"), ("x86-avx512", "Xeon 8480+"), ("arm64", "Neoverse-V2"))
+MANIFEST = "scale-history.json"  # beside cases/ and runs/ (no reader lists it): what was written, for reuse
 START = datetime(2026, 1, 1, 2, 0, tzinfo=timezone.utc)
+STAGGER_MINUTES = 7
 MODELS = ("mobilenet_v2", "mobilenet_v3", "shufflenet_v2", "squeezenet", "efficientnet_lite0", "resnet18",
           "resnet50", "det_320", "vit_tiny", "minilm", "tiny_mlp", "tiny_cnn")
 RUNNERS = ("onnxruntime", "openvino", "ncnn", "mnn")
 PRECISIONS = ("fp32", "fp16", "int8")
 BATCHES = (1, 4, 16)
 THREADS = (1, 2, 4, 8, 16)
+SCENARIOS = ("latency", "throughput")  # outermost: the first 2,160 cases are the latency ones of old
 
 
 @dataclass(frozen=True)
@@ -52,17 +59,29 @@ class History:
     new_run: str
 
 
-def case_identities() -> list[dict]:
+def case_identities(cases: int = CASES_PER_RUN) -> list[dict]:
     keys = []
-    for model in MODELS:
-        for runner in RUNNERS:
-            for precision in PRECISIONS:
-                for batch in BATCHES:
-                    for threads in THREADS:
-                        key = f"{model}/{runner}/cpu/{precision}/b{batch}/t{threads}/latency"
-                        keys.append({"case_key": key, "model": model, "runner": runner, "precision": precision,
-                                     "batch": batch, "threads": threads})
-    return keys[:CASES_PER_RUN]
+    for scenario in SCENARIOS:
+        for model in MODELS:
+            for runner in RUNNERS:
+                for precision in PRECISIONS:
+                    for batch in BATCHES:
+                        for threads in THREADS:
+                            key = f"{model}/{runner}/cpu/{precision}/b{batch}/t{threads}/{scenario}"
+                            keys.append({"case_key": key, "model": model, "runner": runner, "precision": precision,
+                                         "batch": batch, "threads": threads, "scenario": scenario})
+    if cases > len(keys):
+        raise ValueError(f"at most {len(keys)} cases per night, got {cases}")
+    return keys[:cases]
+
+
+def machines(count: int = len(MACHINES)) -> list[tuple[str, str, str]]:
+    """(machine_id, machine_label, cpu_model): the three of old, then fleet machines labelled one by one."""
+    out = list(MACHINES[:count])
+    for i in range(len(out), count):
+        kind, cpu = FLEET_KINDS[i % len(FLEET_KINDS)]
+        out.append((f"a1b2c3d4e5f6{i + 1:04x}", f"{kind}-{i + 1}", cpu))
+    return out
 
 
 def _cases_table(ids: pa.Table, run_id: str, when: datetime, rng: np.random.Generator, base_ms: np.ndarray,
@@ -71,14 +90,15 @@ def _cases_table(ids: pa.Table, run_id: str, when: datetime, rng: np.random.Gene
     median = base_ms * rng.lognormal(0.0, 0.02, n)
     ok = rng.random(n) > 0.02
     status = np.where(ok, "ok", "error")
+    start_us = int(when.timestamp()) * 1_000_000
     columns = {
         "schema_version": pa.array(np.full(n, SCHEMA_VERSION, np.int32)),
-        "run_id": pa.array([run_id] * n), "timestamp": pa.array([when + timedelta(seconds=i) for i in range(n)],
-                                                                 CASE_SCHEMA.field("timestamp").type),
-        "suite": pa.array(["server"] * n), "device": pa.array(["cpu"] * n), "scenario": pa.array(["latency"] * n),
-        "status": pa.array(status), "error": pa.array([None if o else "RuntimeError: synthetic failure" for o in ok]),
-        "model_sha256": pa.array(["0" * 64] * n), "model_source": pa.array(["built"] * n),
-        "runner_version": pa.array(["1.20.0"] * n), "precision_used": ids.column("precision"),
+        "run_id": _same(run_id, n), "timestamp": pa.array(start_us + np.arange(n, dtype=np.int64) * 1_000_000,
+                                                           CASE_SCHEMA.field("timestamp").type),
+        "suite": _same("server", n), "device": _same("cpu", n),
+        "status": pa.array(status), "error": pa.array(np.where(ok, None, "RuntimeError: synthetic failure")),
+        "model_sha256": _same("0" * 64, n), "model_source": _same("built", n),
+        "runner_version": _same("1.20.0", n), "precision_used": ids.column("precision"),
         "threads_used": ids.column("threads"), "iterations": pa.array(np.full(n, 1200, np.int64)),
         "median_ms": pa.array(median, mask=~ok), "median_ci_low_ms": pa.array(median * 0.99, mask=~ok),
         "median_ci_high_ms": pa.array(median * 1.01, mask=~ok), "mean_ms": pa.array(median * 1.02, mask=~ok),
@@ -88,8 +108,8 @@ def _cases_table(ids: pa.Table, run_id: str, when: datetime, rng: np.random.Gene
         "unstable": pa.array(np.zeros(n, bool)), "accuracy_ok": pa.array(ok), "cosine": pa.array(np.full(n, 0.9999)),
         "normalized_error": pa.array(rng.uniform(1e-6, 1e-3, n)), "cold_start_ms": pa.array(median * 40 + 50),
         "peak_rss_mb": pa.array(rng.uniform(80, 900, n)), "wall_s": pa.array(rng.uniform(2, 6, n)),
-        "runner_facts": pa.array(['{"providers": ["CPUExecutionProvider"]}'] * n),
-        "timed_region": pa.array(["infer: bound inputs -> outputs in host memory"] * n),
+        "runner_facts": _same('{"providers": ["CPUExecutionProvider"]}', n),
+        "timed_region": _same("infer: bound inputs -> outputs in host memory", n),
     }
     if sampled:
         ns = (median[:, None] * 1e6 * rng.lognormal(0.0, 0.03, (n, SAMPLES))).astype(np.int64)
@@ -100,15 +120,29 @@ def _cases_table(ids: pa.Table, run_id: str, when: datetime, rng: np.random.Gene
     return pa.Table.from_arrays(arrays, schema=CASE_SCHEMA)
 
 
-def write_history(results: Path, rows: int, seed: int = 0) -> History:
+def _same(value: str, n: int) -> pa.Array:
+    """``n`` copies of one string, without a Python list of them."""
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([value])).cast(pa.string())
+
+
+def write_history(results: Path, rows: int, seed: int = 0, machine_count: int = len(MACHINES),
+                  cases: int = CASES_PER_RUN) -> History:
+    """About ``rows`` rows: enough nights of ``cases`` cases on each of ``machine_count`` machines (at least two)."""
+    fleet = machines(machine_count)
+    wanted = {"rows": rows, "seed": seed, "machines": machine_count, "cases": cases}
+    reused = _reuse(results, wanted)
+    if reused:
+        return reused
     rng = np.random.default_rng(seed)
-    ids = pa.Table.from_pylist(case_identities())
-    nights = max(2, math.ceil(rows / (ids.num_rows * len(MACHINES))))
-    base = {m: rng.lognormal(0.0, 1.0, ids.num_rows) * (1.0 + i * 0.3) for i, (m, _, _) in enumerate(MACHINES)}
+    ids = pa.Table.from_pylist(case_identities(cases))
+    nights = max(2, math.ceil(rows / (ids.num_rows * len(fleet))))
+    base = {m: rng.lognormal(0.0, 1.0, ids.num_rows) * (1.0 + i * 0.3) for i, (m, _, _) in enumerate(fleet)}
     runs, files = [], 0
     for night in range(nights):
-        for machine_id, label, cpu in MACHINES:
-            when = START + timedelta(days=night)
+        for index, (machine_id, label, cpu) in enumerate(fleet):
+            # machines start minutes apart, as a fleet does: two rows of one case never share a timestamp, so
+            # "the latest row" is one row (ties would let a report pick either, run to run)
+            when = START + timedelta(days=night, minutes=STAGGER_MINUTES * index)
             run_id = f"{when:%Y%m%dT%H%M%SZ}-{machine_id[-4:]}"
             drift = 1.0 + 0.05 * math.sin(night / 30)
             table = _cases_table(ids, run_id, when, rng, base[machine_id] * drift, night >= nights - SAMPLED_NIGHTS)
@@ -123,8 +157,24 @@ def write_history(results: Path, rows: int, seed: int = 0) -> History:
             })
             runs.append(run_id)
             files += 1
-    first = [r for r in runs if r.endswith(MACHINES[0][0][-4:])]
-    return History(results, nights * len(MACHINES) * ids.num_rows, files, runs, first[-2], first[-1])
+    summary.update(results)  # as compaction keeps it, run by run
+    first = [r for r in runs if r.endswith(fleet[0][0][-4:])]
+    history = History(results, nights * len(fleet) * ids.num_rows, files, runs, first[-2], first[-1])
+    (results / MANIFEST).write_text(json.dumps({**wanted, "history": {**asdict(history), "results": None}}))
+    return history
+
+
+def _reuse(results: Path, wanted: dict) -> History | None:
+    """The history already under ``results`` when it was written with the same arguments (a 10M-row one takes
+    minutes to write); None when there is none. Anything else in the folder is refused, never overwritten."""
+    manifest = results / MANIFEST
+    if manifest.exists():
+        written = json.loads(manifest.read_text())
+        if {k: written.get(k) for k in wanted} == wanted:
+            return History(**{**written["history"], "results": results})
+    if results.exists() and any(results.iterdir()):
+        raise SystemExit(f"{results}: not empty and not a history written with {wanted}; pick an empty folder")
+    return None
 
 
 def write_one_night(results: Path, run_id: str, when: datetime, seed: int = 1) -> int:
@@ -166,12 +216,17 @@ def measure(op: str, results: Path, base: str, new: str, out: Path) -> dict:
     code = OPERATIONS[op](results, base, new, out)
     seconds = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    return {"op": op, "seconds": round(seconds, 3), "peak_rss_mb": round(peak_mb, 1), "result": code}
+    helper_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the report's chart helper, if any
+    cpu = sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+              for f in ("ru_utime", "ru_stime"))
+    return {"op": op, "seconds": round(seconds, 3), "cpu_s": round(cpu, 2), "peak_rss_mb": round(peak_mb, 1),
+            "helper_peak_rss_mb": round(helper_mb, 1), "result": code}
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "write":
-        h = write_history(Path(sys.argv[2]), int(sys.argv[3]))
+        counts = [int(a) for a in sys.argv[3:6]]  # ROWS [MACHINES [CASES]]
+        h = write_history(Path(sys.argv[2]), counts[0], 0, *counts[1:])
         print(json.dumps({"rows": h.rows, "files": h.files, "base": h.base_run, "new": h.new_run}))
     else:
         op, results, base, new, out = sys.argv[2:7]

@@ -4,9 +4,14 @@ Targets on a 2-core machine: each operation under 10 s, peak memory under 2 GB. 
 process by pytest-benchmark (3 rounds in full mode, warm file cache); peak RSS in a fresh process per operation.
 
 Short mode (the default, 20,000 rows, what CI runs):  ``.venv/bin/python -m pytest benchmarks/test_scale.py -m slow``
-Full mode (1,000,000 rows in ~1,100 files):            ``BENCH_SCALE_ROWS=1000000 .venv/bin/python -m pytest
-benchmarks/test_scale.py -m slow --benchmark-columns=min,median,max`` (numbers in docs/PERFORMANCE.md, "Scale").
-Both modes also time compaction: one night of 913 per-case files, as ``bench run`` writes them, into one file.
+A fleet's year (10 machines x 365 nights x 2,740 cases, 10,001,000 rows in 3,650 files; written once into
+BENCH_SCALE_DIR, a few minutes, then reused)::
+
+    BENCH_SCALE_ROWS=10000000 BENCH_SCALE_MACHINES=10 BENCH_SCALE_CASES=2740 BENCH_SCALE_DIR=/tmp/scale-10m \
+        .venv/bin/python -m pytest benchmarks/test_scale.py -m slow --benchmark-columns=min,median,max
+
+(numbers in docs/PERFORMANCE.md, "Scale"). Every mode also times compaction: one night of 913 per-case files,
+as ``bench run`` writes them, into one file.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ from bench.results.compaction import compact_run
 
 pytestmark = pytest.mark.slow
 ROWS = int(os.environ.get("BENCH_SCALE_ROWS", "20000"))
+MACHINES = int(os.environ.get("BENCH_SCALE_MACHINES", "3"))
+CASES = int(os.environ.get("BENCH_SCALE_CASES", "913"))
+CACHED = os.environ.get("BENCH_SCALE_DIR")  # a folder to keep the history in between sessions
 ROUNDS = 3 if ROWS >= 100_000 else 1  # short mode: one round keeps CI quick
 LIMIT_S = 10.0
 LIMIT_RSS_MB = 2048
@@ -35,7 +43,8 @@ SCALE = Path(__file__).with_name("scale.py")
 
 @pytest.fixture(scope="module")
 def history(tmp_path_factory) -> History:
-    return write_history(tmp_path_factory.mktemp("scale") / "results", ROWS)
+    folder = Path(CACHED) if CACHED else tmp_path_factory.mktemp("scale")
+    return write_history(folder / "results", ROWS, 0, MACHINES, CASES)
 
 
 def peak_in_fresh_process(op: str, h: History, out: Path) -> dict:
@@ -54,11 +63,13 @@ def test_scale(op, history, benchmark, tmp_path):
     fresh = peak_in_fresh_process(op, history, tmp_path / "fresh")
     benchmark.extra_info.update(rows=history.rows, files=history.files, **fresh)
     median = benchmark.stats.stats.median
-    verdict = "meets" if median < LIMIT_S and fresh["peak_rss_mb"] < LIMIT_RSS_MB else "MISSES"
+    memory = fresh["peak_rss_mb"] + fresh["helper_peak_rss_mb"]  # the report draws in two processes at once
+    verdict = "meets" if median < LIMIT_S and memory < LIMIT_RSS_MB else "MISSES"
     # Time is reported against the target, never asserted: a shared machine would make it flake.
+    helper = f" + {fresh['helper_peak_rss_mb']:.0f} MB in its helper process" if fresh["helper_peak_rss_mb"] else ""
     print(f"\nscale {op}: {history.rows:,} rows in {history.files:,} case files: median {median:.2f} s "
-          f"(fresh process {fresh['seconds']:.2f} s), peak RSS {fresh['peak_rss_mb']:.0f} MB; {verdict} the "
-          f"target ({LIMIT_S:g} s, {LIMIT_RSS_MB} MB)")
+          f"(fresh process {fresh['seconds']:.2f} s), peak RSS {fresh['peak_rss_mb']:.0f} MB{helper}; {verdict} "
+          f"the target ({LIMIT_S:g} s, {LIMIT_RSS_MB} MB)")
 
 
 def test_compaction(benchmark, tmp_path):

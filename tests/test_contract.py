@@ -16,25 +16,28 @@ from bench.results.schema import CASE_COLUMNS
 CASE = Case(model=ModelRef("m", "/m.onnx", "a" * 64, (InputSpec("x", (1, 4), "float32", -1, 1),), macs=100),
             runner="r", implementation="x:Y", device="cpu", precision="fp16", batch=1, threads=1, scenario="latency")
 SAMPLES = np.array([1_000_000, 1_100_000, 1_200_000] * 10, dtype=np.int64)
-# Columns that no worker result fills: the store stamps the version; run.py adds the declaration's CPU feature.
-ADDED_OUTSIDE = {"schema_version", "precision_feature"}
+# Columns that no worker result fills: the store stamps the version; run.py adds the declaration's CPU feature
+# and the temperatures around the case (bench.thermal).
+ADDED_OUTSIDE = {"schema_version", "precision_feature", "temp_start_c", "temp_end_c", "cooldown_wait_s"}
 
 
 def full_result() -> WorkerResult:
     return WorkerResult(
         Status.OK,
-        timing=Timing(LatencyStats.from_samples_ns(SAMPLES), Phases(1.0, 2.0, 3.0, 4.0, 5), wall_ns=3_300_000_0,
-                      cpu_ns=3_000_000_0, stop_reason="ci_reached", items_per_iteration=1, timed_region="infer"),
+        timing=Timing(LatencyStats.from_samples_ns(SAMPLES),
+                      Phases(1.0, 2.0, 3.0, 4.0, 5, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0), wall_ns=3_300_000_0,
+                      cpu_ns=3_000_000_0, stop_reason="ci_reached", items_per_iteration=1, timed_region="infer",
+                      cpus=(0, 1, 2, 5), cpu_freq_ratio=0.9),
         facts=RunnerFacts.of({"runtime_version": "1.0", "precision_used": "fp16", "threads_used": 1,
                               "converter": "c", "converter_version": "2", "conversion_options": {"o": 1},
                               "conversion_cached": False, "options": {"anything": "else"}}),
         accuracy=Accuracy(True, "", 1e-3, 1e-3, 1e-3, 0.9999, 1.0, 3),
-        task=TaskScore("exact_match", 0.9, 10, '{"exact_match": 0.9}'),
+        task=TaskScore("exact_match", 0.9, 10, '{"exact_match": 0.9}', "m/r/cpu/fp16/b1/t2/latency"),
     )
 
 
 def test_every_result_field_has_a_column_and_every_column_a_source():
-    ok = outcome_row(CASE, WorkerOutcome(Status.OK, full_result(), SAMPLES, exit_code=0), "run", "s", "1.0")
+    ok = outcome_row(CASE, WorkerOutcome(Status.OK, full_result(), SAMPLES, exit_code=0, wall_s=1.0), "run", "s", "1.0")
     failed = outcome_row(CASE, WorkerOutcome(Status.CRASHED, error="SIGSEGV", signal="SIGSEGV"), "run", "s", None)
     skipped = skipped_row(CASE, Status.UNSUPPORTED, "no", "run", "s", None)
     columns = {c.name for c in CASE_COLUMNS}
@@ -45,6 +48,8 @@ def test_every_result_field_has_a_column_and_every_column_a_source():
     assert ok["precision_used"] == "fp16" and ok["accuracy_reason"] == "" and ok["task_value"] == 0.9
     assert ok["cold_start_ms"] == 2.0 + 3.0 + 4.0 and ok["warmup_iterations"] == 5
     assert '"anything": "else"' in ok["runner_facts"] and ok["conversion_options"] == '{"o": 1}'
+    assert ok["overhead_ms"] == pytest.approx(1000 - 33 - 1.0) and ok["parity_ms"] == 9.0
+    assert ok["cpus"] == "0-2,5" and ok["cpu_freq_ratio"] == 0.9 and ok["cores"] == "all"
 
 
 def test_a_result_survives_its_json_whole():

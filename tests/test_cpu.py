@@ -39,6 +39,13 @@ EXPECTED = {
     ("pytorch", "fp32"): ALL,
     ("pytorch", "bf16"): {SPR, ZEN5},  # native bf16 only (avx512_bf16 / amx_bf16; ARM's bf16 flag)
     ("pytorch", "fp16"): {SPR, ARM82},  # native fp16 only (avx512_fp16; asimdhp)
+    ("pytorch_compile", "fp32"): ALL,
+    ("executorch", "fp32"): ALL,
+    ("executorch", "int8"): ALL,  # XNNPACK's quantized kernels on every CPU it runs on
+    ("tvm", "fp32"): ALL,
+    ("tnn", "fp32"): ALL,  # known, not installable (bench/known.py): declared as TNN documents it, never run
+    ("tnn", "fp16"): {ARM82},  # TNN's fp16 kernels are ARMv8.2 ones
+    ("tnn", "int8"): ALL,
 }
 CPU_SPECS = {name: spec for name, spec in Registry.default().specs.items() if "cpu" in spec.devices}
 

@@ -83,9 +83,11 @@ def test_secrets_reach_only_the_steps_that_touch_results(workflow):
 
 
 def bench_commands(workflow) -> list[list[str]]:
-    """Every ``python -m bench ...`` line of every run script, with its shell variables filled in."""
+    """Every ``python -m bench ...`` line of every run script, with its shell variables filled in; a line using a
+    matrix entry's $FLAGS once per entry."""
     commands = []
     for job in workflow["jobs"].values():
+        flags = [entry.get("flags", "") for entry in job.get("strategy", {}).get("matrix", {}).get("include", [])]
         for step in job["steps"]:
             for line in step.get("run", "").splitlines():
                 if "-m bench " not in line:
@@ -93,7 +95,8 @@ def bench_commands(workflow) -> list[list[str]]:
                 command = line.split("-m bench ", 1)[1].split(" || ")[0]
                 for variable, value in SHELL_VALUES.items():
                     command = command.replace(f'"{variable}"', value).replace(variable, value)
-                commands.append(shlex.split(command))
+                expanded = {command.replace("$FLAGS", f) for f in flags} if "$FLAGS" in command else {command}
+                commands += [shlex.split(c) for c in sorted(expanded)]
     return commands
 
 

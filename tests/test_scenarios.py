@@ -274,3 +274,12 @@ def test_the_readme_snippet_runs_and_imports_pandas_only_when_used(tmp_path):
     done = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "realtime, 1 thread" in done.stdout and "ort fp32 t1 b1" in done.stdout and "only one" in done.stdout
+
+
+def test_an_emulated_run_is_never_ranked_and_the_note_says_why():
+    cases, runs = two_machines()
+    runs[0] = {**runs[0], "emulated": True}  # arm-box ran under qemu-user
+    table = scenario_table(cases, runs)
+    assert {x["machine"] for x in table.records()} == {"x86-id"}
+    assert "Not ranked: 2 rows of arm-box ran under emulation" in table.note
+    assert "emulation" not in scenario_table(*two_machines()).note

@@ -115,6 +115,19 @@ def run_converter(cmd: list[str], timeout_s: float, cwd: Path | None = None) -> 
     return output
 
 
+def run_converter_with_account(cmd: list[str], timeout_s: float, folder: Path, cwd: Path | None = None) -> str:
+    """:func:`run_converter` for bench's own converter processes, which write ``folder/error.json`` (message and
+    ops) when they fail: that account, not the process's exit status, is the row's reason."""
+    try:
+        return run_converter(cmd, timeout_s, cwd)
+    except ConversionFailed:
+        error = folder / "error.json"
+        if error.exists():
+            said = json.loads(error.read_text())
+            raise ConversionFailed(said["message"], ops=said["ops"]) from None
+        raise
+
+
 def excerpt(text: str, count: int = MESSAGE_LINES) -> str:
     """The first lines and the last: converters echo their options first and say what failed last."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]

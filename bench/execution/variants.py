@@ -54,7 +54,7 @@ def _prepared(src: Path, work: Path) -> Path:
     from onnx import version_converter
 
     model = onnx.load(str(src))
-    moved = _constants_to_initializers(model.graph)
+    moved = constants_to_initializers(model.graph)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), PER_CHANNEL_OPSET)
     if not moved and opset >= PER_CHANNEL_OPSET:
         return src
@@ -65,7 +65,7 @@ def _prepared(src: Path, work: Path) -> Path:
     return target
 
 
-def _constants_to_initializers(graph) -> int:
+def constants_to_initializers(graph) -> int:
     """Move every tensor-valued Constant node of the main graph into an initializer of the same name (the values
     and the graph's meaning unchanged); returns how many."""
     import onnx

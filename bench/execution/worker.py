@@ -8,6 +8,7 @@ renamed into place last so that the parent never reads a half-written result.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import traceback
@@ -17,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from bench import topology
 from bench.case import Case
-from bench.contract import Accuracy, Phases, RunnerFacts, Status, Timing, WorkerResult
+from bench.contract import SPAWNED_AT_ENV, Accuracy, Phases, RunnerFacts, Status, Timing, WorkerResult
 from bench.execution import parity, task_eval
 from bench.execution.convert import ConversionFailed
 from bench.execution.inputs import make_inputs
@@ -36,14 +38,23 @@ def _timed_ms(fn: Callable[[], Any]) -> tuple[Any, float]:
     return value, (time.perf_counter_ns() - start) / 1e6
 
 
-def _run_parity(runner: Runner, case: Case) -> Accuracy:
-    """After timing: the K parity inputs through the same prepared runtime, compared with the reference."""
+def _run_parity(runner: Runner, case: Case) -> tuple[Accuracy, str]:
+    """After timing: the K parity inputs through the same prepared runtime, compared with the reference; and the
+    outputs' digest, which lets task accuracy reuse the score of bit-identical outputs."""
     outputs = runner.run_each(parity_inputs(case))
-    return parity.check(case, outputs, classifier="classification" in case.model.task)
+    accuracy = parity.check(case, outputs, classifier="classification" in case.model.task)
+    return accuracy, task_eval.outputs_digest(outputs)
 
 
-def run_case(case: Case, out_dir: Path) -> WorkerResult:
-    runner: Runner = load_object(case.implementation)(case)
+def _worker_start_ms(main_ns: int) -> float | None:
+    """Spawn (the launcher's clock, passed in the environment) to main(): what starting a worker costs."""
+    spawned = os.environ.get(SPAWNED_AT_ENV, "")
+    return (main_ns - int(spawned)) / 1e6 if spawned.isdigit() else None
+
+
+def run_case(case: Case, out_dir: Path, started_ms: float | None = None) -> WorkerResult:
+    implementation, import_ms = _timed_ms(lambda: load_object(case.implementation))
+    runner: Runner = implementation(case)
     model_path = Path(case.model.path)
     artifact, convert_ms = _timed_ms(lambda: runner.convert(model_path))
     _, load_ms = _timed_ms(lambda: runner.load(artifact))
@@ -53,19 +64,23 @@ def run_case(case: Case, out_dir: Path) -> WorkerResult:
     _, first_ms = _timed_ms(runner.infer)
     throughput = case.scenario == "throughput"
     infer = runner.infer_concurrent if throughput else runner.infer
-    warmup_iterations = warm_up(infer, case.timing)
+    warmup_iterations, warmup_ms = _timed_ms(lambda: warm_up(infer, case.timing))
     m = measure(infer, case.timing)
-    accuracy = _run_parity(runner, case)
-    task = task_eval.evaluate(runner, case)
+    cpus = tuple(sorted(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else ()
+    freq_ratio = topology.frequency_ratio(cpus)  # read while the loop's heat is still there
+    (accuracy, digest), parity_ms = _timed_ms(lambda: _run_parity(runner, case))
+    version = runner.facts().get("runtime_version")
+    task, task_ms = _timed_ms(lambda: task_eval.evaluate(runner, case, digest, version))
     facts = RunnerFacts.of({**runner.facts(), **(runner.conversion.facts() if runner.conversion else {})})
     runner.close()
-    np.save(out_dir / "samples.npy", m.samples_ns)
+    _, write_ms = _timed_ms(lambda: np.save(out_dir / "samples.npy", m.samples_ns))
     timing = Timing(
         latency=LatencyStats.from_samples_ns(m.samples_ns),
-        phases=Phases(convert_ms, load_ms, prepare_ms, first_ms, warmup_iterations),
+        phases=Phases(convert_ms, load_ms, prepare_ms, first_ms, warmup_iterations, started_ms, import_ms, warmup_ms,
+                      parity_ms, task_ms if task else None, write_ms),
         wall_ns=m.wall_ns, cpu_ns=m.cpu_ns, stop_reason=m.stop_reason,
         items_per_iteration=case.batch * (runner.concurrent_requests if throughput else 1),
-        timed_region=runner.timed_region,
+        timed_region=runner.timed_region, cpus=cpus, cpu_freq_ratio=freq_ratio,
     )
     return WorkerResult(Status.OK, timing=timing, facts=facts, accuracy=accuracy, task=task)
 
@@ -83,14 +98,12 @@ def run_reference(case: Case, out_dir: Path) -> WorkerResult:
     return WorkerResult(Status.OK, reference=str(parity.save_reference(case, outputs)))
 
 
-MODES = {"case": run_case, "reference": run_reference}
-
-
 def main(argv: list[str]) -> int:
+    started_ms = _worker_start_ms(time.time_ns())
     mode, case_file, out_dir = argv[0], Path(argv[1]), Path(argv[2])
     case = Case.from_json(case_file.read_text())
     try:
-        result = MODES[mode](case, out_dir)
+        result = run_case(case, out_dir, started_ms) if mode == "case" else run_reference(case, out_dir)
     except MemoryError:
         traceback.print_exc(limit=5)
         result = WorkerResult(Status.OOM, "MemoryError: the worker ran out of memory")

@@ -15,6 +15,7 @@ from collections import Counter, defaultdict
 
 from bench.contract import Status
 from bench.report import scenarios
+from bench.report.labels import with_runner_labels
 from bench.report.views import Row, eligible
 
 # The scenarios a per-model line shows, in order, with their short names (the full table has them all)
@@ -56,7 +57,10 @@ def _runners_that_ran_nothing(rows: list[Row]) -> list[str]:
 
 
 def _per_model(rows: list[Row]) -> list[str]:
-    table = scenarios.scenario_table(rows)
+    if any(r.get("emulated") for r in rows):
+        return ["picks per model: none, this run was emulated: its timings measure the emulator, not the chip "
+                "(parity and task accuracy stand; the rows are written)"]
+    table = scenarios.scenario_table(with_runner_labels([dict(r) for r in rows]))  # "tvm (untuned)", as the page
     by_model: dict[tuple, dict[str, Row]] = defaultdict(dict)
     for record in table.records():
         by_model[(record["machine"], record["model"])][record["scenario"]] = record

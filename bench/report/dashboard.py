@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench.errors import UserError
 from bench.files import write_text_atomic
-from bench.report import charts, data, scenarios, views
+from bench.report import charts, data, eager, render, scenarios, views
 from bench.report.html import Section, coverage_html, esc, page, table_html
 from bench.report.summary import summary_markdown
 
@@ -43,10 +43,11 @@ def _selection(d: data.ReportData, run_id: str | None) -> str:
     return f"The latest row per case key and machine over {len(d.runs) or 'all'} runs."
 
 
-def sections(d: data.ReportData, t: dict[str, views.Table], baseline: str) -> list[Section]:
+def sections(d: data.ReportData, t: dict[str, views.Table], baseline: str,
+             helper: render.Helper | None = None) -> list[Section]:
     """The page's figures, in order. Each says what it shows, where its data is and why it may be empty."""
     n_runs = len({h["run_id"] for h in d.history})
-    colors = charts.runner_colors(c.get("runner") for c in d.cases)
+    drawn = render.draw(d, t, baseline, helper)  # every chart; some in the helper process, if there is one
     return [
         Section("fig-scenarios", "What to deploy: the best case per deployment scenario",
                 "Per model (and machine): realtime on one core and on all cores, server throughput, a memory-bound "
@@ -55,20 +56,26 @@ def sections(d: data.ReportData, t: dict[str, views.Table], baseline: str) -> li
                 + t["scenarios"].note + " Picks link to their case in All cases.",
                 body=_scenarios(t), csv=["scenarios.csv", "cross_machine.csv"], nodata="no case passed its tolerance"),
         Section("fig-latency", "Latency by runner", "Median latency per model, one bar per case; whiskers are the "
-                "95% CI of the median; hatched red = wrong output.", charts.latency_charts(t["latency"], colors),
+                "95% CI of the median; hatched red = wrong output.", drawn["latency"],
                 csv=["latency.csv"], nodata="no case ran to completion"),
         Section("fig-speedup", f"Speedup vs {baseline}", "Baseline median / case median, same model, device, "
                 "batch, threads and scenario (baseline at the same precision, else fp32).",
-                charts.speedup_chart(t["speedup"], baseline), csv=["speedup.csv"], nodata=t["speedup"].note),
+                drawn["speedup"], csv=["speedup.csv"], nodata=t["speedup"].note),
+        Section("fig-eager", "Why not just run it in PyTorch? Speed-up over PyTorch eager",
+                "Eager PyTorch fp32 median / case median, same model, device, batch, threads and scenario: "
+                "torch.compile and ExecuTorch (PyTorch's own paths) beside every other runtime and precision; "
+                "'✗ wrong' = outside its tolerance. Cold starts (compilation included) are in the CSV.",
+                body=table_html(t["speedup_over_eager_wide"]) if t["speedup_over_eager_wide"].rows else "",
+                csv=["speedup_over_eager.csv", "speedup_over_eager_wide.csv"], nodata=t["speedup_over_eager"].note),
         Section("fig-ecdf", "Latency distributions", "ECDF of every timed iteration (201 quantiles per case); "
-                "a long right tail is jitter the median hides.", charts.ecdf_charts(d.cases, d.quantiles, colors),
+                "a long right tail is jitter the median hides.", drawn["ecdf"],
                 csv=["distribution.csv"], nodata="no raw samples"),
         Section("fig-pareto", "Accuracy vs latency", "Per model at its most-measured configuration. Grey line: "
                 "Pareto front of the cases with correct outputs; red X: wrong output, never fastest.",
-                charts.pareto_charts(t["pareto"], colors), csv=["pareto.csv"], nodata="no timed cases"),
+                drawn["pareto"], csv=["pareto.csv"], nodata="no timed cases"),
         Section("fig-resources", "Cold start and peak memory", "Cold start = load + prepare + first inference "
                 "(conversion excluded); peak RSS of the worker process.",
-                charts.resources_chart(t["cold_start_memory"], colors),
+                drawn["resources"],
                 csv=["cold_start_memory.csv"], nodata="no cold start or memory measurements"),
         Section("fig-tasks", "Task accuracy", "Real trained models scored on labelled data rendered by bench "
                 "(OCR: exact match, accuracy, F1): what a runtime or precision costs in task terms.",
@@ -88,11 +95,11 @@ def sections(d: data.ReportData, t: dict[str, views.Table], baseline: str) -> li
                 "settings; hover for details.", body=coverage_html(t["coverage"]) if t["coverage"].rows else "",
                 csv=["coverage.csv"], nodata="no cases"),
         Section("fig-throughput", "Throughput vs batch", "Items per second at each batch size, where a "
-                "series ran at two or more.", charts.throughput_charts(t["throughput_batch"], colors),
+                "series ran at two or more.", drawn["throughput"],
                 csv=["throughput_batch.csv"], nodata="no series with several batch sizes"),
         Section("fig-trends", "Trends", f"Median per case over the last {n_runs} runs (date and commit), one line "
                 "per case and machine.",
-                charts.trend_charts(t["trends"]), csv=["trends.csv"], nodata="fewer than two runs of any case"),
+                drawn["trends"], csv=["trends.csv"], nodata="fewer than two runs of any case"),
         Section("fig-environment", "Environment", "One row per machine, from its latest run.",
                 body=table_html(t["environment"]) if t["environment"].rows else "", csv=["environment.csv"],
                 nodata="no runs table"),
@@ -139,14 +146,24 @@ def _problems(t: dict[str, views.Table]) -> str:
     return "".join(parts)
 
 
+def _native(d: data.ReportData) -> list[views.Row]:
+    """The cases whose timings may be ranked: not those of an emulated run (they time the emulator). Views of
+    correctness and coverage (wrong outputs, failures, all cases, task accuracy) keep every row."""
+    emulated = {r["run_id"] for r in d.runs if r.get("emulated")}
+    return [c for c in d.cases if c.get("run_id") not in emulated] if emulated else d.cases
+
+
 def tables(d: data.ReportData, baseline: str) -> dict[str, views.Table]:
+    timed = _native(d)
     built = [
-        views.latency(d.cases), views.speedup(d.cases, baseline), views.distribution(d.cases, d.quantiles),
-        views.pareto(d.cases), views.resources(d.cases), views.coverage(d.cases), views.throughput(d.cases),
-        views.environment(d.runs), views.trends(d.history), views.winners(d.cases), views.wrong_outputs(d.cases),
-        views.failures(d.cases), views.case_table(d.cases), views.efficiency(d.cases, d.runs),
-        views.task_accuracy(d.cases), views.winners_by_precision(d.cases), views.int8_speedup(d.cases),
+        views.latency(timed), views.speedup(timed, baseline), views.distribution(timed, d.quantiles),
+        views.pareto(timed), views.resources(timed), views.coverage(d.cases), views.throughput(timed),
+        views.environment(d.runs), views.trends(d.history), views.winners(timed), views.wrong_outputs(d.cases),
+        views.failures(d.cases), views.case_table(d.cases), views.efficiency(timed, d.runs),
+        views.task_accuracy(d.cases), views.winners_by_precision(timed), views.int8_speedup(timed),
     ]
+    over_eager = eager.over_eager(timed)
+    built += [over_eager, eager.over_eager_wide(over_eager)]
     picks = scenarios.scenario_table(d.cases, d.runs)
     built += [picks, scenarios.cross_machine(picks)]
     return {t.name: t for t in built}
@@ -155,15 +172,16 @@ def tables(d: data.ReportData, baseline: str) -> dict[str, views.Table]:
 def build_report(results: Path, out: Path, baseline: str = "onnxruntime", run_id: str | None = None) -> ReportFiles:
     """Write index.html, summary.md and one CSV per table into ``out``; returns their paths."""
     d = data.load(results, run_id)
+    helper = render.helper_for(d)  # at fleet scale a second process draws some charts; it starts up meanwhile
     t = tables(d, baseline)
     out.mkdir(parents=True, exist_ok=True)
     selection = _selection(d, run_id)
     now = datetime.now(timezone.utc)
     subtitle = f"{selection} {len(d.cases)} cases from {results}. Generated {now:%Y-%m-%d %H:%M} UTC.{_capped(d)}"
-    index = write_text_atomic(out / "index.html", page("bench report", subtitle, sections(d, t, baseline)))
+    index = write_text_atomic(out / "index.html", page("bench report", subtitle, sections(d, t, baseline, helper)))
     summary = write_text_atomic(out / "summary.md", summary_markdown(
         d.cases, t["winners"], t["wrong_outputs"], t["failures"], selection, t["winners_by_precision"],
-        t["int8_speedup"], t["scenarios"], t["cross_machine"]))
+        t["int8_speedup"], t["scenarios"], t["cross_machine"], t["speedup_over_eager_wide"]))
     return ReportFiles(index, summary, [table.write_csv(out) for table in t.values()])
 
 

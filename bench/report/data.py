@@ -1,9 +1,11 @@
 """What a report reads from the results store: named columns only, raw samples only as bounded quantiles.
 
-A history can hold a million rows, and a report draws a few thousand of them, so it reads in steps: the keys
-(case key, run id, time, status) of every row, to find the runs holding each case key's latest row and the
-last runs with timings; then the drawn columns of those runs only, and the quantiles of the drawn cases'
-samples (a ``run_id IN (...)`` filter prunes every other run's files). The store's views always have the
+A fleet's history holds ten million rows, and a report draws a few thousand of them, so it reads in steps: the
+runs table, once (later queries join against it); the runs holding each case key's latest row and the last runs
+with timings, from the compacted runs' summary (:mod:`bench.results.summary`) and the keys of the rows it does
+not cover (case key, run id, time, status), or from those of every row where there is no usable summary; then
+the drawn columns of those runs only, and the quantiles of the drawn cases' samples (only those runs' files are
+listed and opened). The store's views always have the
 current schema, so files from an older schema read as nulls where they lack a column, and the charts that
 need one say "no data".
 """
@@ -14,9 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from bench.contract import Status
 from bench.errors import UserError
-from bench.results import store
+from bench.report.labels import with_runner_labels
+from bench.results import store, summary
 
 # The columns behind the charts and tables; samples_ns is never among them (see quantiles()).
 CASE_FIELDS = (
@@ -25,18 +30,20 @@ CASE_FIELDS = (
     "median_ci_high_ms", "p99_ms", "throughput_per_s", "accuracy_ok", "accuracy_reason", "cosine",
     "normalized_error", "top1_agreement", "cold_start_ms", "peak_rss_mb", "iterations", "unstable",
     "achieved_gflops", "task_metric", "task_value", "task_n",
+    "runner_facts",  # only for a runner's report_label (labels.with_runner_labels), then dropped
 )
 RUN_FIELDS = (
     "run_id", "timestamp", "git_commit", "machine_id", "cpu_model", "cpu_arch", "cores_physical",
     "cores_logical", "cpus_allowed", "memory_gb", "os", "kernel", "python", "packages", "cpu_governor",
     "isa_flags", "gpus", "bench_version", "machine_label", "turbo", "noise_warnings", "peak_gflops",
-    "cpu_precision_features",
+    "cpu_precision_features", "emulated", "emulator", "kernel_arch", "soc_model", "cpu_clusters",
 )
 # The latest row is kept per case key AND machine (store.MACHINE): a fleet's results never show one machine's
 # row in place of another's.
 # Probabilities at which each drawn case's samples are summarised for its ECDF: 201 points, not 10^5 samples.
 ECDF_PROBS = tuple(i / 200 for i in range(201))
 MAX_TREND_RUNS = 30
+RUN_MACHINES = "run_machines"  # the runs rows already read, given to store.query by this name
 
 
 @dataclass
@@ -54,34 +61,89 @@ def _in(values: list[str]) -> tuple[str, list[str]]:
     return f"IN ({', '.join('?' for _ in values)})", list(values)
 
 
-def key_runs(results: Path, run_id: str | None, max_runs: int = MAX_TREND_RUNS) -> tuple[list[str], list[str]]:
+def _machines(runs: pa.Table | None) -> tuple[str, dict[str, pa.Table]]:
+    """The join to each case's machine, over the runs rows already read where given (not thousands of files)."""
+    if runs is None:
+        return store.MACHINE_JOIN, {}
+    return store.machine_join(RUN_MACHINES), {RUN_MACHINES: runs.select(["run_id", "machine_id", "machine_label"])}
+
+
+def key_runs(results: Path, run_id: str | None, max_runs: int = MAX_TREND_RUNS,
+             runs: pa.Table | None = None) -> tuple[list[str], list[str]]:
     """Runs holding the latest row of some case key (of ``run_id`` only, if given), and the last ``max_runs``
-    runs with ok timings (for trends, over every run); one scan of four light columns of every row."""
-    where, params = ("WHERE c.run_id = ?", [run_id]) if run_id else ("", [])
+    runs with ok timings (for trends, over every run). With ``runs`` (the runs table as read) and no ``run_id``,
+    from the summary where it is usable; else one scan of five light columns of every row, aggregated in DuckDB
+    two ways at once (per case key and machine, and per run), never materialised row by row."""
+    if run_id is None and runs is not None:
+        summarised = _summarised_key_runs(results, max_runs, runs)
+        if summarised is not None:
+            return summarised
+    chosen, params = ("c.run_id = ?", [run_id]) if run_id else ("true", [])
+    join, given = _machines(runs)
     rows = store.query(results, f"""
-        WITH latest AS (
-            SELECT DISTINCT coalesce(arg_max(c.run_id, c.timestamp), any_value(c.run_id)) AS run_id
-            FROM cases c {store.MACHINE_JOIN} {where} GROUP BY c.case_key, {store.MACHINE}),
+        WITH keyed AS (
+            SELECT c.case_key, {store.MACHINE} AS machine, c.run_id, c.timestamp, {chosen} AS chosen,
+                   c.status = 'ok' AND c.median_ms IS NOT NULL AS timed
+            FROM cases c {join}),
+        grouped AS (
+            SELECT GROUPING(run_id) = 1 AS per_key, run_id,
+                   coalesce(arg_max(run_id, timestamp) FILTER (WHERE chosen),
+                            any_value(run_id) FILTER (WHERE chosen)) AS latest,
+                   count(*) FILTER (WHERE chosen) AS n_latest,
+                   min(timestamp) FILTER (WHERE timed) AS first_timed, count(*) FILTER (WHERE timed) AS n_timed
+            FROM keyed GROUP BY GROUPING SETS ((case_key, machine), (run_id))),
+        latest AS (SELECT DISTINCT latest AS run_id FROM grouped WHERE per_key AND n_latest > 0),
         recent AS (
-            SELECT run_id FROM cases WHERE status = 'ok' AND median_ms IS NOT NULL AND run_id IS NOT NULL
-            GROUP BY run_id ORDER BY min(timestamp) DESC LIMIT ?)
+            SELECT run_id FROM grouped WHERE NOT per_key AND n_timed > 0 AND run_id IS NOT NULL
+            ORDER BY first_timed DESC LIMIT ?)
         SELECT 'latest' AS what, run_id FROM latest UNION ALL SELECT 'recent' AS what, run_id FROM recent""",
-                        [*params, max_runs]).to_pylist()
+                        [*params, max_runs], given=given).to_pylist()
     return ([r["run_id"] for r in rows if r["what"] == "latest"], [r["run_id"] for r in rows if r["what"] == "recent"])
 
 
-def current(results: Path, run_ids: list[str]) -> list[dict[str, Any]]:
+def _summarised_key_runs(results: Path, max_runs: int, runs: pa.Table) -> tuple[list[str], list[str]] | None:
+    """:func:`key_runs` from the compacted runs' summary (bench.results.summary) and a scan of the files it
+    does not cover; None when there is no usable summary."""
+    loc = store.location(results)
+    files = store.visible_files(loc, "cases")
+    kept = summary.usable(loc, files, runs)
+    if kept is None:
+        return None
+    join, given = _machines(runs)
+    given.update(summary_keys=kept.keys, summary_runs=kept.runs)
+    rows = store.query(loc, f"""
+        WITH keyed AS (
+            SELECT c.case_key, {store.MACHINE} AS machine, c.run_id, c.timestamp,
+                   c.status = 'ok' AND c.median_ms IS NOT NULL AS timed
+            FROM cases c {join}),
+        every_key AS (
+            SELECT case_key, machine, run_id, timestamp FROM keyed UNION ALL
+            SELECT case_key, coalesce(machine_label, machine_id), run_id, timestamp FROM summary_keys),
+        latest AS (
+            SELECT DISTINCT coalesce(arg_max(run_id, timestamp), any_value(run_id)) AS run_id
+            FROM every_key GROUP BY case_key, machine),
+        per_run AS (
+            SELECT run_id, min(timestamp) FILTER (WHERE timed) AS first_timed, count(*) FILTER (WHERE timed) AS n
+            FROM keyed GROUP BY run_id UNION ALL SELECT run_id, timestamp, n FROM summary_runs),
+        recent AS (SELECT run_id FROM per_run WHERE n > 0 AND run_id IS NOT NULL ORDER BY first_timed DESC LIMIT ?)
+        SELECT 'latest' AS what, run_id FROM latest UNION ALL SELECT 'recent' AS what, run_id FROM recent""",
+                       [max_runs], run_ids=summary.uncovered_runs(loc, files, kept), given=given).to_pylist()
+    return ([r["run_id"] for r in rows if r["what"] == "latest"], [r["run_id"] for r in rows if r["what"] == "recent"])
+
+
+def current(results: Path, run_ids: list[str], runs: pa.Table | None = None) -> list[dict[str, Any]]:
     """The latest row per case key and machine among ``run_ids`` (the runs that hold them, from :func:`key_runs`)."""
     if not run_ids:
         return []
     in_runs, params = _in(run_ids)
     columns = ", ".join(f"c.{name}" for name in store.column_list(CASE_FIELDS).split(", "))
-    return store.query(results, f"""
-        SELECT {columns}, coalesce({store.MACHINE}, '?') AS machine FROM cases c {store.MACHINE_JOIN}
+    join, given = _machines(runs)
+    return with_runner_labels(store.query(results, f"""
+        SELECT {columns}, coalesce({store.MACHINE}, '?') AS machine FROM cases c {join}
         WHERE c.run_id {in_runs}
         QUALIFY row_number() OVER (PARTITION BY c.case_key, {store.MACHINE} ORDER BY c.timestamp DESC NULLS LAST) = 1
         ORDER BY c.model NULLS LAST, c.runner NULLS LAST, c.precision NULLS LAST, c.batch, c.threads, machine,
-                 c.case_key""", params).to_pylist()
+                 c.case_key""", params, run_ids=run_ids, given=given).to_pylist())
 
 
 def history(results: Path, run_ids: list[str], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -92,7 +154,7 @@ def history(results: Path, run_ids: list[str], runs: list[dict[str, Any]]) -> li
     in_runs, params = _in(run_ids)
     rows = store.query(results, f"""
         SELECT case_key, model, run_id, timestamp, median_ms FROM cases
-        WHERE run_id {in_runs} AND status = 'ok' AND median_ms IS NOT NULL""", params).to_pylist()
+        WHERE run_id {in_runs} AND status = 'ok' AND median_ms IS NOT NULL""", params, run_ids=run_ids).to_pylist()
     by_id = {r["run_id"]: r for r in runs}
     for h in rows:
         run = by_id.get(h["run_id"], {})
@@ -108,7 +170,8 @@ def quantiles(results: Path, cases: list[dict[str, Any]]) -> dict[str, list[floa
     if not cases:
         return {}
     pairs = ", ".join("(?, ?)" for _ in cases)
-    in_runs, run_params = _in(sorted({c["run_id"] for c in cases}))
+    run_ids = sorted({c["run_id"] for c in cases})
+    in_runs, run_params = _in(run_ids)
     params: list[Any] = [v for c in cases for v in (c["case_key"], c["run_id"])] + run_params
     probs = ", ".join(repr(p) for p in ECDF_PROBS)
     sql = f"""
@@ -122,7 +185,7 @@ def quantiles(results: Path, cases: list[dict[str, Any]]) -> dict[str, list[floa
         SELECT case_key, quantile_disc(s, [{probs}]) AS q
         FROM (SELECT case_key, unnest(samples_ns) AS s FROM picked) GROUP BY case_key
     """
-    rows = store.query(results, sql, params).to_pylist()
+    rows = store.query(results, sql, params, run_ids=run_ids).to_pylist()
     return {r["case_key"]: [v / 1e6 for v in r["q"]] for r in rows}
 
 
@@ -131,9 +194,10 @@ def load(results: Path, run_id: str | None = None, max_ecdf_cases: int = 400) ->
     if not store.exists(results):
         raise UserError(f"no results folder at {results} (run `bench run --results {results}` first)")
     sql = f"SELECT {store.column_list(RUN_FIELDS)} FROM runs ORDER BY timestamp NULLS LAST"
-    runs = store.query(results, sql).to_pylist()
-    latest, recent = key_runs(results, run_id)
-    cases = current(results, latest)
+    run_table = store.query(results, sql)  # once: the later queries join against it, not the runs files
+    runs = run_table.to_pylist()
+    latest, recent = key_runs(results, run_id, runs=run_table)
+    cases = current(results, latest, run_table)
     if run_id and not cases and run_id not in {r["run_id"] for r in runs}:
         raise UserError(f"--run: no run {run_id!r} in {results}")
     drawn = [c for c in cases if c["status"] == Status.OK and c["run_id"]][:max_ecdf_cases]

@@ -83,11 +83,28 @@ def scenario_table(cases: list[Row], runs: list[Row] | None = None) -> views.Tab
     """One row per machine, model and deployment scenario (see the module docstring for the rules)."""
     by_run = {r.get("run_id"): r for r in runs or ()}
     tagged = [{**c, "machine": _machine(c, by_run)} for c in cases]
+    flags = [_emulated(c, by_run) for c in tagged]
+    emulated = [c for c, flag in zip(tagged, flags, strict=True) if flag]
+    native = [c for c, flag in zip(tagged, flags, strict=True) if not flag]
     rows = []
-    for (machine, model), group in sorted(views._group(tagged, ("machine", "model")).items(),
+    for (machine, model), group in sorted(views._group(native, ("machine", "model")).items(),
                                           key=lambda kv: tuple(str(k) for k in kv[0])):
         rows += [_table_row(machine, model, contest) for contest in _contests(group)]
-    return views.Table("scenarios", COLUMNS, rows, NOTE)
+    return views.Table("scenarios", COLUMNS, rows, _emulated_note(emulated) + NOTE)  # first: summaries cut notes
+
+
+def _emulated(case: Row, by_run: dict[str, Row]) -> bool:
+    """The case's run ran under emulation (runs.emulated; the case row's own column where no runs row says)."""
+    run = by_run.get(case.get("run_id")) or {}
+    return bool(run["emulated"] if run.get("emulated") is not None else case.get("emulated"))
+
+
+def _emulated_note(emulated: list[Row]) -> str:
+    if not emulated:
+        return ""
+    machines = ", ".join(sorted({str(c["machine"]) for c in emulated}))
+    return (f"Not ranked: {len(emulated)} rows of {machines} ran under emulation (qemu-user), whose timings "
+            "measure the emulator, not the chip; they are in All cases. ")
 
 
 def cross_machine(table: views.Table) -> views.Table:

@@ -49,7 +49,8 @@ def _margin(r: Row) -> str:
 
 
 def summary_markdown(cases: list[Row], winners: Table, wrong: Table, failed: Table, selection: str,
-                     by_precision: Table, speedup: Table, scenarios: Table, cross_machine: Table) -> str:
+                     by_precision: Table, speedup: Table, scenarios: Table, cross_machine: Table,
+                     over_eager: Table | None = None) -> str:
     counts = Counter(category(c) for c in cases)
     lines = ["## bench results", "", cell(selection), "",
              f"**{len(cases)} cases**: " + ", ".join(f"{k} {v}" for k, v in counts.most_common()), ""]
@@ -72,6 +73,9 @@ def summary_markdown(cases: list[Row], winners: Table, wrong: Table, failed: Tab
     for table, title, what in ((by_precision, "Fastest per precision", "precisions"),
                                (speedup, "int8 against each runtime's own fp32", "int8 speed-ups")):
         lines += [f"### {title}", ""] + md_table(table.columns, table.rows, what)
+    if over_eager is not None and over_eager.rows:
+        lines += ["### Why not just run it in PyTorch? Speed-up over PyTorch eager fp32", ""]
+        lines += md_table(over_eager.columns, over_eager.rows, "speed-ups over eager")
     lines += ["### Wrong outputs", ""] + md_table(wrong.columns, wrong.rows, "wrong outputs")
     lines += ["### Failed cases", ""] + md_table(failed.columns, failed.rows, "failed cases")
     text = "\n".join(lines) + "\n"

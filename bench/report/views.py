@@ -19,6 +19,7 @@ from typing import Any
 
 from bench.contract import Status
 from bench.files import first_line, write_text_atomic
+from bench.report.labels import bare_runners, runner_label
 
 Row = dict[str, Any]
 
@@ -280,6 +281,7 @@ def coverage(cases: list[Row]) -> Table:
     keys = ("model", "runner", "precision", "device")
     cols = (*keys, "category", "ok", "cases", "categories", "detail")
     rows = []
+    cases = bare_runners(cases)  # a cell per runtime, tuned or not (labels.py)
     for key, group in sorted(_group(cases, keys).items(), key=lambda kv: tuple(str(k) for k in kv[0])):
         cats = [category(c) for c in group]
         worst = min(cats, key=lambda k: _RANK.get(k, len(_RANK)))
@@ -305,7 +307,8 @@ def throughput(cases: list[Row]) -> Table:
 
 # --- environment and trends ------------------------------------------------------------------------------
 
-ENV_COLUMNS = ("machine_id", "machine_label", "cpu_model", "cpu_arch", "cores_physical", "cores_logical",
+ENV_COLUMNS = ("machine_id", "machine_label", "cpu_model", "cpu_arch", "emulator", "soc_model", "cpu_clusters",
+               "cores_physical", "cores_logical",
                "cpus_allowed", "memory_gb", "os", "kernel", "python", "cpu_governor", "turbo", "noise_warnings",
                "isa_flags", "cpu_precision_features", "packages", "gpus")
 
@@ -422,7 +425,7 @@ def int8_speedup(cases: list[Row]) -> Table:
 
 
 def _who(case: Row) -> str:
-    return f"{case.get('runner') or '?'} {case.get('precision') or '?'}"
+    return f"{runner_label(case)} {case.get('precision') or '?'}"  # "tvm (untuned) fp32": see labels.py
 
 
 def wrong_outputs(cases: list[Row]) -> Table:

@@ -21,12 +21,15 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from bench.results import store
+from bench.errors import UserError
+from bench.files import first_line
+from bench.results import store, summary
 from bench.results.schema import CASE_SCHEMA
 from bench.results.uri import Location
 
@@ -109,7 +112,18 @@ def compact_run(results: store.Results, run_id: str, started: datetime) -> Compa
     loc = store.location(results)
     folder = store.run_folder(run_id, started)
     deleted = compact_folder(loc, folder, store.finished_files(loc, folder))
+    _summarise(loc)
     return Compacted(int(bool(deleted)), deleted)
+
+
+def _summarise(loc: Location, check_machines: bool = False) -> None:
+    """Fold the compacted runs into the readers' summary (bench.results.summary). A summary left behind only
+    makes the next report scan more files, so a failure here is named, never raised."""
+    try:
+        summary.update(loc, check_machines)
+    except (OSError, duckdb.Error, pa.ArrowException, UserError) as exc:
+        print(f"bench: the results summary was not updated ({first_line(exc)}); reports read every file",
+              file=sys.stderr)
 
 
 def _complete_runs(loc: Location) -> set[str]:
@@ -130,4 +144,5 @@ def compact_all(results: store.Results) -> Compacted:
                 print(f"bench compact: {exc}", file=sys.stderr)
                 continue
             runs, files = runs + int(bool(deleted)), files + deleted
+    _summarise(loc, check_machines=True)
     return Compacted(runs, files)

@@ -35,7 +35,20 @@ def _case_columns(case: Case, run_id: str, suite: str, runner_version: str | Non
         "batch": case.batch,
         "threads": case.threads,
         "scenario": case.scenario,
+        "cores": case.cores,
+        "cpus": cpu_list(case.cpus) or None,
     }
+
+
+def cpu_list(cpus: tuple[int, ...] | list[int]) -> str:
+    """CPUs as the kernel writes them: 0-3,6."""
+    spans: list[list[int]] = []
+    for cpu in sorted(cpus):
+        if spans and cpu == spans[-1][1] + 1:
+            spans[-1][1] = cpu
+        else:
+            spans.append([cpu, cpu])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
 
 
 def skipped_row(case: Case, status: Status, reason: str, run_id: str, suite: str, version: str | None) -> dict:
@@ -56,10 +69,13 @@ def _timing_columns(case: Case, t: Timing, samples_ns: np.ndarray) -> dict[str, 
         "stop_reason": t.stop_reason,
         "unstable": unstable(latency.cv, t.stop_reason),
         "cold_start_ms": phases.load_ms + phases.prepare_ms + phases.first_inference_ms,
+        "timed_ms": t.wall_ns / 1e6,
         "cpu_ms_per_inference": t.cpu_ns / latency.iterations / 1e6,
         "cpu_utilization": cpu_utilization,
         "threads_ok": cpu_utilization <= case.threads + THREADS_MARGIN,
         "timed_region": t.timed_region,
+        "cpus": cpu_list(t.cpus) or cpu_list(case.cpus) or None,  # read back by the worker
+        "cpu_freq_ratio": t.cpu_freq_ratio,
         "samples_ns": samples_ns.tolist(),
     }
 
@@ -114,6 +130,8 @@ def outcome_row(case: Case, outcome: WorkerOutcome, run_id: str, suite: str, ver
     if result is None or outcome.samples_ns is None or result.timing is None:
         return row
     row.update(_timing_columns(case, result.timing, outcome.samples_ns))
+    if outcome.wall_s:
+        row["overhead_ms"] = outcome.wall_s * 1000 - row["timed_ms"] - row["convert_ms"]
     row.update(_facts_columns(facts))
     row.update(_accuracy_columns(result.accuracy or Accuracy(accuracy_ok=None, reason="parity not checked")))
     row.update(asdict(result.task) if result.task else {})

@@ -49,6 +49,14 @@ CASE_COLUMNS: tuple[Column, ...] = (
     _c("batch", I32, "items", "batch size"),
     _c("threads", I32, "threads", "compute threads asked for"),
     _c("threads_used", I32, "threads", "compute threads the runtime reports"),
+    _c("cores", STR, "", "the cores axis: all (every CPU the run may use), or the cluster big / little / prime the "
+       "worker was pinned to (bench.topology)"),
+    _c("cpus", STR, "", "the CPUs the worker was pinned to, as a list (0-3,6)"),
+    _c("temp_start_c", F64, "C", "hottest thermal zone when the case started (after any --cooldown-until wait)"),
+    _c("temp_end_c", F64, "C", "hottest thermal zone when the case's worker ended"),
+    _c("cooldown_wait_s", F64, "s", "seconds --cooldown-until waited for the machine to cool before the case"),
+    _c("cpu_freq_ratio", F64, "", "lowest current / top frequency over the case's CPUs right after its timed loop "
+       "(under 0.95: throttled or capped), where cpufreq tells"),
     _c("scenario", STR, "", "latency (one request at a time) or throughput"),
     _c("status", STR, "", ", ".join(s.value for s in Status) + " (bench.contract.Status)"),
     _c("error", STR, "", "why the case did not complete, or why it was not run"),
@@ -78,6 +86,15 @@ CASE_COLUMNS: tuple[Column, ...] = (
     _c("load_ms", F64, "ms", "reading the model (see runner_facts.phases for what it holds)"),
     _c("prepare_ms", F64, "ms", "session creation / compilation"),
     _c("first_inference_ms", F64, "ms", "first (cold) inference"),
+    _c("worker_start_ms", F64, "ms", "from spawning the worker to its main(): the interpreter and bench's imports"),
+    _c("import_ms", F64, "ms", "importing the runner's module, and with it the runtime"),
+    _c("warmup_ms", F64, "ms", "the untimed warm-up iterations"),
+    _c("timed_ms", F64, "ms", "the timed loop, wall time"),
+    _c("parity_ms", F64, "ms", "running the parity inputs and comparing them with the fp32 reference"),
+    _c("task_ms", F64, "ms", "task accuracy on the labelled set (OCR models), where the model has a task"),
+    _c("write_ms", F64, "ms", "the worker writing the raw samples"),
+    _c("overhead_ms", F64, "ms", "the worker's wall time outside the timed loop and conversion (wall_s minus timed_ms "
+       "and convert_ms): what a case costs beyond what it measures"),
     _c("cold_start_ms", F64, "ms", "load + prepare + first inference (conversion excluded)"),
     _c("peak_rss_mb", F64, "MiB", "peak resident memory of the worker process"),
     _c("cpu_ms_per_inference", F64, "ms", "process CPU time over the timed loop / iterations"),
@@ -103,6 +120,9 @@ CASE_COLUMNS: tuple[Column, ...] = (
     _c("task_value", F64, "", "its value, from this runner at this precision (batch 1)"),
     _c("task_n", I32, "samples", "labelled samples scored"),
     _c("task_metrics", STR, "", "JSON: every metric of the task"),
+    _c("task_reused_from", STR, "", "the case key whose score this is, where this case's parity outputs were "
+       "bit-identical to that case's (same model, runtime and version, precision, device, batch): the labelled set "
+       "was not run again (another thread count, typically); empty where it was scored here"),
     _c("wall_s", F64, "s", "wall time of the whole worker process"),
     _c("samples_ns", pa.list_(I64), "ns", "every timed iteration, in order"),
 )
@@ -127,6 +147,17 @@ RUN_COLUMNS: tuple[Column, ...] = (
     _c("shard", STR, "", "--shard I/N this run covered, if sharded"),
     _c("cpu_model", STR, "", "CPU model name"),
     _c("cpu_arch", STR, "", "machine architecture (x86_64, aarch64, ...)"),
+    _c("kernel_arch", STR, "", "the kernel's architecture (/proc/sys/kernel/arch): differs from cpu_arch when the "
+       "run was emulated"),
+    _c("emulated", BOOL, "", "the run's programs ran under user-mode emulation (qemu-user via binfmt_misc): its "
+       "timings measure the emulator, so reports and compare never rank them"),
+    _c("emulator", STR, "", "what emulated it and the CPU model asked for (QEMU_CPU), where emulated"),
+    _c("soc_model", STR, "", "board or SoC from the device tree (/proc/device-tree/model), where there is one"),
+    _c("cpu_cores", STR, "", "JSON [{cpu, part, capacity, max_khz}]: each CPU, with its ARM core name from "
+       "/proc/cpuinfo (CPU implementer / part)"),
+    _c("cpu_clusters", STR, "", "JSON [{name, cpus, parts, capacity, max_mhz, governor}]: the clusters the cores "
+       "axis pins to, fastest first (one cluster, all, where the kernel tells none apart)"),
+    _c("thermal_zones", STR, "", "JSON {zone: C} at the start of the run"),
     _c("cores_physical", I32, "cores", "physical cores"),
     _c("cores_logical", I32, "cores", "logical CPUs"),
     _c("cpus_allowed", I32, "cores", "CPUs this process may run on (affinity / cgroup)"),

@@ -24,7 +24,7 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -49,11 +49,19 @@ PARTITIONS = {
 }
 SCHEMAS = {"cases": CASE_SCHEMA, "runs": RUN_SCHEMA}
 IGNORED_PREFIXES = (".", "_")  # temp files and other tools' metadata
-# For SQL over ``cases c``: each case's run's machine (one runs row per run_id, so that a duplicated runs file
-# cannot duplicate cases), and its name as every reader gives it: the run's --machine-label, else its machine_id.
-MACHINE_JOIN = """LEFT JOIN (SELECT run_id, any_value(machine_id) AS machine_id,
+
+
+def machine_join(runs: str = "runs") -> str:
+    """For SQL over ``cases c``: each case's run's machine (one row of ``runs`` per run_id, so that a duplicated
+    runs file cannot duplicate cases); ``runs`` may name a table given to :func:`query` with the runs table's
+    run_id, machine_id and machine_label."""
+    return f"""LEFT JOIN (SELECT run_id, any_value(machine_id) AS machine_id,
                             any_value(machine_label) AS machine_label
-                     FROM runs GROUP BY run_id) m ON c.run_id = m.run_id"""
+                     FROM {runs} GROUP BY run_id) m ON c.run_id = m.run_id"""
+
+
+MACHINE_JOIN = machine_join()
+# A case's machine as every reader names it: the run's --machine-label, else its machine_id.
 MACHINE = "coalesce(m.machine_label, m.machine_id)"
 COMPACTED = "compacted.parquet"  # a finished run's rows in one file; see compact_run
 GLOB_CHARACTERS = "*?[{"  # DuckDB's read_parquet expands these even in a list of paths
@@ -171,6 +179,40 @@ def finished_files(loc: Location, relative: str) -> list[str]:
 def _files(loc: Location, table: str) -> list[str]:
     """The table's files as readers see them: one copy of each row."""
     return _one_copy(finished_files(loc, table))
+
+
+def visible_files(loc: Location, table: str) -> list[str]:
+    """The table's files as every query sees them (see :func:`_one_copy`)."""
+    return _files(loc, table)
+
+
+def _run_files(loc: Location, table: str, run_ids: Sequence[str]) -> list[str] | None:
+    """The table's files of ``run_ids`` only, found without listing every run's folder (a fleet's year is
+    thousands): the date folders, then ``date=*/run_id=R`` looked up in one call. None where the layout is not
+    the standard one (the caller then lists every file and lets the query's filter choose)."""
+    wanted = list(dict.fromkeys(run_ids))
+    if any(not r or "/" in r or "\\" in r or r.startswith(".") for r in wanted):
+        return None
+    if table == "runs":
+        folders = [f"runs/run_id={r}" for r in wanted]
+    else:
+        try:
+            dates = loc.fs.get_file_info(pafs.FileSelector(loc.path("cases"), allow_not_found=True))
+        except OSError as exc:
+            raise UserError(f"cannot read results at {loc}: {first_line(exc)}") from None
+        dates = [i for i in dates if not i.base_name.startswith(IGNORED_PREFIXES)]
+        if any(i.type != pafs.FileType.Directory or not i.base_name.startswith("date=") for i in dates):
+            return None
+        folders = [f"cases/{d.base_name}/run_id={r}" for d in dates for r in wanted]
+    if len(folders) > MAX_LOOKUPS:  # many runs: one listing of everything is cheaper than a look-up per folder
+        names = {f"run_id={r}" for r in wanted}
+        return [p for p in _files(loc, table) if p.rsplit("/", 2)[-2] in names]
+    found = loc.fs.get_file_info([loc.path(f) for f in folders]) if folders else []
+    folders = [f for f, info in zip(folders, found, strict=True) if info.type == pafs.FileType.Directory]
+    return sorted(_one_copy([p for folder in folders for p in finished_files(loc, folder)]))
+
+
+MAX_LOOKUPS = 2_000
 
 
 def has_table(results: Results, table: str) -> bool:
@@ -300,12 +342,18 @@ def _register(con: duckdb.DuckDBPyConnection, loc: Location, table: str, files: 
 
 
 def _sql(loc: Location, listed: dict[str, list[str]], sql: str, params: list[Any] | None,
-         by_name: bool = False) -> pa.Table:
+         by_name: bool = False, given: Mapping[str, pa.Table] | None = None) -> pa.Table:
     con = duckdb.connect()
     try:
         con.execute("SET enable_progress_bar = false")  # it draws on stderr even when that is a CI log
         for table, files in listed.items():
             _register(con, loc, table, files, by_name)
+        if given:
+            # A view's size is estimated from its first file, the empty template, so DuckDB would make a join's
+            # hash table of the whole history rather than of the small table given (1.7 GB at 10M rows).
+            con.execute("SET disabled_optimizers = 'build_side_probe_side'")
+        for name, rows in (given or {}).items():
+            con.register(name, rows)
         relation = con.sql(sql, params=params or None)
         # DuckDB 2 has to_arrow_table; older releases call it arrow().
         return (getattr(relation, "to_arrow_table", None) or relation.arrow)()
@@ -313,8 +361,13 @@ def _sql(loc: Location, listed: dict[str, list[str]], sql: str, params: list[Any
         con.close()
 
 
-def query(results: Results, sql: str, params: list[Any] | None = None) -> pa.Table:
+def query(results: Results, sql: str, params: list[Any] | None = None, *, run_ids: Sequence[str] | None = None,
+          given: Mapping[str, pa.Table] | None = None) -> pa.Table:
     """Run SQL over the dataset; ``cases`` and ``runs`` are views over all of its files (empty if none).
+
+    ``run_ids``: the views hold only those runs' files (a query about two runs of a year-long history then
+    neither lists nor opens the others). ``given``: more tables by name, already read (a report reads the runs
+    table once and joins every later query against it instead of reading thousands of runs files again).
 
     A failed read is tried again, listing the files again and matching every file's columns by name: a file
     of an older schema may lack a column the query reads, or a file listed may have been deleted meanwhile by a
@@ -325,16 +378,21 @@ def query(results: Results, sql: str, params: list[Any] | None = None) -> pa.Tab
     """
     loc = location(results)
     tables = [table for table in SCHEMAS if re.search(rf"\b{table}\b", sql)]  # list only what the SQL reads
+
+    def files(table: str) -> list[str]:
+        some = _run_files(loc, table, run_ids) if run_ids is not None else None
+        return _files(loc, table) if some is None else some
+
     for attempt in range(MAX_RELISTS + 1):
         try:
-            return _sql(loc, {table: _files(loc, table) for table in tables}, sql, params, by_name=attempt > 0)
+            return _sql(loc, {table: files(table) for table in tables}, sql, params, attempt > 0, given)
         except (duckdb.Error, OSError) as exc:
             if attempt > 0 and not _vanished(exc):
                 break
             time.sleep(0.01 * attempt)  # a compaction's delete of one folder's files takes milliseconds
     # one unreadable file must not stop every reader: leave it out, say so
-    listed = {table: _readable(loc, table, _files(loc, table)) for table in tables}
-    return _sql(loc, listed, sql, params, by_name=True)
+    listed = {table: _readable(loc, table, files(table)) for table in tables}
+    return _sql(loc, listed, sql, params, True, given)
 
 
 MAX_RELISTS = 20

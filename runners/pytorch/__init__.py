@@ -1,7 +1,9 @@
 """PyTorch runner declaration: the "why not just run it in PyTorch?" baseline. Imports nothing from torch.
 
 The ONNX file becomes a ``torch.fx.GraphModule`` with onnx2torch and runs in eager mode under
-``torch.inference_mode()``: what a PyTorch user gets without a compiler. ``torch.compile`` is left out for now.
+``torch.inference_mode()``: what a PyTorch user gets without a compiler. PyTorch's own deployment paths are runners
+of their own beside it: ``pytorch_compile`` (the same module through ``torch.compile``) and ``executorch`` (exported
+and lowered to XNNPACK).
 
 Precisions: fp32 everywhere (TF32 and implicit bf16 turned off, see ``runner.py``); bf16 and fp16 by casting the
 module and the float inputs (``module.to(dtype)``), offered on the CPU only where it has native arithmetic for

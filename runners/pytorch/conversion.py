@@ -6,6 +6,10 @@ user runs. onnx2torch takes about a second on ResNet-50, so the worker converts 
 artifact is the subprocess's report (``conversion.json``): proof, keyed by model sha256 and versions, that this
 model converts, and the record of what it became.
 
+Before converting, tensor-valued Constant nodes become initializers of the same name (the graph's meaning
+unchanged): onnx2torch reads a Conv's weight only from the initializers, and Paddle's exports (PP-OCR) keep every
+weight in a Constant node, so without this they fail at their first Conv.
+
 ``python -m bench.runners.pytorch.conversion MODEL.onnx OUT_DIR`` writes ``OUT_DIR/conversion.json``, or
 ``OUT_DIR/error.json`` (message and failed ops) and exits 1.
 """
@@ -21,9 +25,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.execution.convert import ConversionFailed
-from bench.execution.graph import load_graph
+import onnx
 
+from bench.execution.convert import ConversionFailed
+from bench.execution.variants import constants_to_initializers
+
+# What is done to the ONNX graph before onnx2torch sees it: part of every PyTorch runner's conversion options.
+PREPARE = "tensor-valued Constant nodes -> initializers"
 # onnx2torch imports torchvision at import time for two ops only (nms.py, roialign.py).
 TORCHVISION_OPS = ("NonMaxSuppression", "RoiAlign")
 
@@ -91,7 +99,9 @@ def convert_model(path: Path) -> tuple[Any, dict[str, Any]]:
     torchvision = torchvision_state()
     import onnx2torch
 
-    graph = load_graph(path)
+    model = onnx.load(str(path))
+    moved = constants_to_initializers(model.graph)  # Paddle's exports keep weights in Constant nodes (see above)
+    graph = model.graph
     ops = dict(sorted(Counter(node.op_type for node in graph.node).items()))
     if "placeholder" in torchvision:
         needs = [op for op in TORCHVISION_OPS if op in ops]
@@ -99,7 +109,7 @@ def convert_model(path: Path) -> tuple[Any, dict[str, Any]]:
             raise ConversionFailed(f"onnx2torch converts {', '.join(needs)} with torchvision, which is not "
                                    "installed", ops=needs)
     try:
-        module = onnx2torch.convert(str(path))
+        module = onnx2torch.convert(model)
     except Exception as exc:  # onnx2torch raises NotImplementedError, KeyError, ValueError... per op converter
         node = _failed_node(exc.__traceback__)
         where = f" at node {node.name!r} (op {node.operation_type})" if node is not None else ""
@@ -107,7 +117,8 @@ def convert_model(path: Path) -> tuple[Any, dict[str, Any]]:
                    f"{exc}{_hint(exc, graph)}")
         raise ConversionFailed(message, ops=[node.operation_type] if node is not None else []) from None
     modules = Counter(type(m).__name__ for _, m in module.named_children())
-    report = {"onnx_ops": ops, "torch_modules": dict(sorted(modules.items())), "torchvision": torchvision}
+    report = {"onnx_ops": ops, "torch_modules": dict(sorted(modules.items())), "torchvision": torchvision,
+              "constants_moved_to_initializers": moved}
     return module, report
 
 

@@ -10,7 +10,6 @@ dtypes of the parameters and of the outputs are read back, and a module that doe
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -20,11 +19,17 @@ import numpy as np
 import torch
 
 from bench.cpu import Cpu
-from bench.execution.convert import Conversion, ConversionFailed, cached_artifact, converter_deadline, run_converter
+from bench.execution.convert import (
+    Conversion,
+    ConversionFailed,
+    cached_artifact,
+    converter_deadline,
+    run_converter_with_account,
+)
 from bench.execution.graph import GraphIO, load_graph
 from bench.plugin import Runner, Unsupported
 from bench.runners.pytorch import cpu_precision_support
-from bench.runners.pytorch.conversion import convert_model
+from bench.runners.pytorch.conversion import PREPARE, convert_model
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 DTYPE_NAMES = {str(dtype): name for name, dtype in DTYPES.items()}  # "torch.float32": "fp32"
@@ -85,16 +90,11 @@ class PyTorchRunner(Runner):
 
         def produce(folder: Path) -> None:
             cmd = [sys.executable, "-m", "bench.runners.pytorch.conversion", str(onnx_path), str(folder)]
-            try:
-                run_converter(cmd, timeout_s=converter_deadline(self.case, part=0.5))  # a check, not a build
-            except ConversionFailed:
-                error = folder / "error.json"
-                if error.exists():  # the converter's own account: message and the op it failed on
-                    said = json.loads(error.read_text())
-                    raise ConversionFailed(said["message"], ops=said["ops"]) from None
-                raise
+            # a check, not a build: half the deadline
+            run_converter_with_account(cmd, converter_deadline(self.case, part=0.5), folder)
 
-        options = {"mode": "eager GraphModule, converted again in the worker (not serialized)", **versions}
+        options = {"mode": "eager GraphModule, converted again in the worker (not serialized)",
+                   "prepare": PREPARE, **versions}
         conversion = Conversion("onnx2torch", versions["onnx2torch"], options)
         _, self.conversion = cached_artifact(self.case, conversion, produce)
         return onnx_path

@@ -216,3 +216,13 @@ def test_each_machine_and_base_new_are_exclusive(real_results, capsys):
     for args in (["compare", "--each-machine", "a", "b"], ["compare", "a"], ["compare"]):
         assert main([*args, "--results", str(real_results)]) == 2
         assert "BASE and NEW, or --each-machine" in capsys.readouterr().err
+
+
+def test_an_emulated_run_is_never_compared_even_when_allowed(sets, capsys):
+    base, new = sets({"tiny_mlp": {"ms": 1.0, "seed": 1}}, {"tiny_mlp": {"ms": 3.0, "seed": 3}},
+                     emulated=True, emulator="qemu-aarch64-static on a x86_64 kernel, QEMU_CPU=max")
+    assert main(["compare", str(base), str(new), "--allow-env-diff"]) == 1  # a gate must not pass on it
+    captured = capsys.readouterr()
+    assert statuses(captured.out) == {A: "emulated"}
+    assert "the new run was emulated (qemu-aarch64-static" in captured.err
+    assert "every common case ran under emulation: nothing was compared" in captured.err

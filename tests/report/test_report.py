@@ -17,12 +17,12 @@ import pytest
 from report_fixtures import NOW, copy_results, planter, samples, visit
 
 from bench.cli import main
-from bench.report import build_report, data, scenarios, views
+from bench.report import build_report, data, eager, scenarios, views
 from bench.report.summary import LIMIT_BYTES, MAX_ROWS, summary_markdown
 
-FIGURES = ("fig-scenarios", "fig-latency", "fig-speedup", "fig-ecdf", "fig-pareto", "fig-resources", "fig-tasks",
-           "fig-precisions", "fig-efficiency", "fig-coverage", "fig-throughput", "fig-trends", "fig-environment",
-           "fig-problems", "fig-cases")
+FIGURES = ("fig-scenarios", "fig-latency", "fig-speedup", "fig-ecdf", "fig-pareto", "fig-resources", "fig-eager",
+           "fig-tasks", "fig-precisions", "fig-efficiency", "fig-coverage", "fig-throughput", "fig-trends",
+           "fig-environment", "fig-problems", "fig-cases")
 XSS_MODEL = "<script>alert(1)</script>"
 XSS_RUNNER = '"><img src=x onerror=alert(2)>'
 XSS_ERROR = "bad op <img src=x onerror=alert(3)> & friends | `pipes`\nsecond line"
@@ -31,7 +31,8 @@ XSS_ERROR = "bad op <img src=x onerror=alert(3)> & friends | `pipes`\nsecond lin
 @pytest.fixture(scope="module")
 def planted(real_results, tmp_path_factory) -> Path:
     """The real run, plus: a fast wrong runner, a fast right one with a batch series (both faster than the
-    real run), failures of every kind, a hostile model name, and an earlier run of the real case keys."""
+    real run), an eager PyTorch row (slower), failures of every kind, a hostile model name, and an earlier run of
+    the real case keys."""
     results = copy_results(real_results, tmp_path_factory.mktemp("report") / "results")
     p = planter(results, "20261120T120000Z-plant1", NOW, template_from=real_results, machine_id="other-machine",
                 cpu_model="Other CPU <b>bold</b>")
@@ -41,6 +42,8 @@ def planted(real_results, tmp_path_factory) -> Path:
         ms = 0.0008 * batch ** 0.7
         p.case(runner="right", batch=batch, samples_ns=samples(ms, seed=batch), throughput_per_s=batch / ms * 1e3,
                accuracy_ok=True, normalized_error=1e-6, cosine=0.999999)
+    p.case(runner="pytorch", samples_ns=samples(0.004, seed=5), accuracy_ok=True, normalized_error=1e-6,
+           cosine=0.999999)  # the eager baseline of the speed-up over PyTorch eager
     p.case(failed=("conversion_failed", "converter refused op Foo"), runner="right", precision="fp16")
     p.case(failed=("crashed", "worker died: SIGSEGV"), runner="fastwrong", precision="fp16")
     p.case(failed=("unsupported", "fastwrong does not do int8"), runner="fastwrong", precision="int8")
@@ -112,7 +115,7 @@ def test_wrong_output_is_never_the_winner(report):
     winners = {(w["machine"], w["model"], w["config"]): w for w in read_csv(report / "winners.csv")}
     # the planted rows come from another machine: they never compete with this machine's real ones
     mlp = winners[("other-machine", "tiny_mlp", "cpu b1 t1 latency")]
-    assert mlp["winner"] == "right fp32" and mlp["runner_up"] == ""  # fastwrong is faster, and wrong
+    assert mlp["winner"] == "right fp32" and mlp["runner_up"] == "pytorch fp32"  # not fastwrong: faster, wrong
     assert mlp["wrong_but_faster"] == "fastwrong fp32"
     [here] = [w for (machine, model, cfg), w in winners.items()
               if machine != "other-machine" and (model, cfg) == ("tiny_mlp", "cpu b1 t1 latency")]
@@ -150,7 +153,7 @@ def test_tables_behind_the_charts(report):
     assert "fp16" in this_machine["cpu_precision_features"]  # "fp16: FLAG" or "no fp16, ...": recorded either way
     dist = read_csv(report / "distribution.csv")
     assert all(float(r["p0_ms"]) <= float(r["p50_ms"]) <= float(r["p100_ms"]) for r in dist)
-    assert len(read_csv(report / "cases.csv")) == 4 + 11  # the real keys (also in the earlier run) + planted
+    assert len(read_csv(report / "cases.csv")) == 4 + 12  # the real keys (also in the earlier run) + planted
     tasks = read_csv(report / "task_accuracy.csv")
     assert [(t["model"], t["task_metric"], float(t["task_value"])) for t in tasks] == [("ocr", "exact_match", 0.875)]
     real = [e for e in read_csv(report / "efficiency.csv") if e["runner"] == "onnxruntime"]
@@ -168,7 +171,7 @@ def test_trend_lines_never_join_machines():
 def test_one_run_only(planted):
     cases = data.load(planted, run_id="20261119T120000Z-plant0").cases
     assert len(cases) == 4 and {c["run_id"] for c in cases} == {"20261119T120000Z-plant0"}
-    assert len(data.load(planted).cases) == 15
+    assert len(data.load(planted).cases) == 16
 
 
 def test_missing_columns_and_empty_views_degrade_to_notes(tmp_path):
@@ -177,7 +180,7 @@ def test_missing_columns_and_empty_views_degrade_to_notes(tmp_path):
     (tmp_path / "old" / "cases" / "run_id=r0").mkdir(parents=True)
     pq.write_table(old, tmp_path / "old" / "cases" / "run_id=r0" / "a.parquet")
     (tmp_path / "empty").mkdir()
-    for name, empty in (("old", 11), ("empty", len(FIGURES))):  # old rows: no accuracy, so no pick either
+    for name, empty in (("old", 12), ("empty", len(FIGURES))):  # old rows: no accuracy, so no pick either
         files = build_report(tmp_path / name, tmp_path / f"{name}-out")
         page = files.index.read_text()
         assert sorted(re.findall(r'<figure id="([^"]+)"', page)) == sorted(FIGURES)
@@ -310,6 +313,26 @@ def test_winners_compare_like_with_like_and_int8_is_set_against_its_own_fp32():
     speedup = {r["runner"]: r for r in views.int8_speedup(cases).records()}
     assert speedup["ort"]["speedup"] == 3.0 and speedup["ort"]["int8_accuracy_ok"] is True
     assert speedup["ov"]["speedup"] == round(2.0 / 1.5, 2) and speedup["ov"]["int8_accuracy_ok"] is False
+
+
+def test_speedup_over_eager_sets_every_runtime_against_eager_fp32_and_never_counts_a_wrong_output():
+    def case(runner: str, precision: str, ms: float, ok: bool = True, threads: int = 1) -> dict:
+        return {"model": "m", "device": "cpu", "batch": 1, "threads": threads, "scenario": "latency",
+                "runner": runner, "precision": precision, "status": "ok", "accuracy_ok": ok, "median_ms": ms,
+                "cold_start_ms": 10 * ms, "case_key": f"m/{runner}/{precision}/t{threads}"}
+
+    cases = [case("pytorch", "fp32", 8.0), case("pytorch", "bf16", 4.0), case("onnxruntime", "fp32", 4.0),
+             case("executorch", "int8", 2.0, ok=False), case("executorch", "fp32", 2.0),
+             case("pytorch_compile", "fp32", 5.0), case("onnxruntime", "fp32", 1.0, threads=2)]
+    long = eager.over_eager(cases)
+    by = {(r["runner"], r["precision"]): r for r in long.records()}
+    assert by[("pytorch", "bf16")]["speedup"] == 2.0  # against eager fp32, not eager bf16
+    assert by[("executorch", "fp32")]["speedup"] == 4.0 and by[("pytorch", "fp32")]["speedup"] == 1.0
+    assert by[("pytorch_compile", "fp32")]["cold_start_ms"] == 50.0 and len(long.rows) == 6  # t2: no baseline
+    [row] = eager.over_eager_wide(long).records()
+    assert list(row)[2:6] == ["eager_fp32_ms", "pytorch fp32", "pytorch bf16", "pytorch_compile fp32"]
+    assert row["executorch int8"] == eager.WRONG and row["onnxruntime fp32"] == 2.0
+    assert eager.over_eager([case("onnxruntime", "fp32", 1.0)]).note.startswith("no eager PyTorch")
 
 
 def test_csv_cells_a_spreadsheet_would_run_are_inert(tmp_path):

@@ -1,0 +1,44 @@
+"""A runner's name as a report shows it: with the configuration its row says it ran in, where the runner reports
+one (``report_label`` in its facts, see ``bench.plugin.Runner.facts``). TVM's rows say ``untuned`` or ``tuned: N
+trials``, so that no table, chart or summary presents untuned TVM as TVM's speed."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+LABEL_FACT = "report_label"
+BARE = "runner_bare"  # the runner's own name, kept beside its label
+
+
+def _label_fact(facts: Any) -> str:
+    if isinstance(facts, str):
+        try:
+            facts = json.loads(facts)
+        except ValueError:
+            return ""
+    label = facts.get(LABEL_FACT) if isinstance(facts, dict) else None
+    return label if isinstance(label, str) else ""
+
+
+def runner_label(case: dict[str, Any]) -> str:
+    """``tvm (untuned)`` for a row whose runner facts carry a label; the runner's name otherwise."""
+    runner = case.get("runner") or "?"
+    label = _label_fact(case.get("runner_facts"))
+    return f"{runner} ({label})" if label and not runner.endswith(f"({label})") else runner
+
+
+def with_runner_labels(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with ``runner`` replaced by its label and the facts dropped (the report reads named columns only):
+    every chart and table that names a runner then names its configuration too. The bare name stays in ``BARE``."""
+    for case in cases:
+        case[BARE] = case.get(BARE) or case.get("runner")
+        case["runner"] = runner_label(case)
+        case.pop("runner_facts", None)
+    return cases
+
+
+def bare_runners(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with their runners' bare names back: coverage is about what runs where, whatever its tuning (an
+    unsupported TVM row has no label, and must share its cell with the untuned ones)."""
+    return [{**c, "runner": c[BARE]} if c.get(BARE) else c for c in cases]

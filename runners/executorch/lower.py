@@ -1,0 +1,157 @@
+"""ONNX -> ExecuTorch ``.pte`` with XNNPACK delegation, run by the runner as a converter subprocess:
+
+    python -m bench.runners.executorch.lower CASE_JSON SRC_ONNX OUT_DIR
+
+onnx2torch (as the PyTorch runner converts) -> constant shape tensors made static (``static.py``) ->
+``torch.export.export`` at the case's input shapes -> int8 only: PT2E quantization with XNNPACK's quantizer,
+calibrated on the shared calibration set, and exported again -> ``to_edge_transform_and_lower`` with the
+``XnnpackPartitioner`` -> ``to_executorch()``. Writes ``model.pte`` and ``lowering.json`` (how much of the graph the
+delegate took, which output is which), or ``error.json`` (message and ops) and exits 1.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import operator
+import sys
+import traceback
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.case import Case
+from bench.execution.calibration import at_batch, calibration_inputs
+from bench.execution.convert import ConversionFailed
+from bench.execution.inputs import make_inputs
+from bench.runners.pytorch.conversion import convert_model
+from bench.runners.pytorch.runner import graph_io
+
+# XNNPACK's own recommended int8 recipe: symmetric int8, weights per output channel, activations per tensor.
+INT8_OPTIONS = {"quantizer": "XNNPACKQuantizer (PT2E: prepare_pt2e / convert_pt2e)",
+                "config": "get_symmetric_quantization_config(is_per_channel=True)"}
+QUANTIZE_OPS = ("quantize_per_tensor", "quantize_per_channel", "quantize_affine")
+
+
+def _op_name(target: Any) -> str:
+    """'aten.convolution.default' for edge and aten ops, the function name for others (getitem)."""
+    name = getattr(target, "__name__", None) or str(target)
+    return str(name).split(":")[0].strip()
+
+
+def delegation(edge: Any) -> dict[str, Any]:
+    """How much of the lowered graph XNNPACK took: ops inside delegates vs ops left to ExecuTorch's portable
+    kernels (counted before ``to_executorch``, whose memory-planning ops are not the model's)."""
+    from executorch.exir.lowered_backend_module import LoweredBackendModule
+
+    gm = edge.exported_program().graph_module
+    delegated: Counter[str] = Counter()
+    backends: Counter[str] = Counter()
+    for _, child in gm.named_children():
+        if isinstance(child, LoweredBackendModule):
+            backends[child.backend_id] += 1
+            delegated.update(_op_name(n.target) for n in child.original_module.graph.nodes if n.op == "call_function")
+    portable = Counter(_op_name(n.target) for n in gm.graph.nodes if n.op == "call_function"
+                       and n.target is not operator.getitem and _op_name(n.target) != "executorch_call_delegate")
+    state = "none" if not delegated else "partial" if portable else "full"
+    quantized = sum(c for op, c in (delegated + portable).items() if any(q in op for q in QUANTIZE_OPS))
+    return {"delegation": state, "delegates": dict(backends), "delegated_ops": sum(delegated.values()),
+            "portable_ops": sum(portable.values()), "portable_op_kinds": dict(sorted(portable.items())),
+            "delegated_op_kinds": dict(sorted(delegated.items())), "quantize_ops": quantized}
+
+
+def _output_leaves(module: torch.nn.Module, args: tuple, path: Path) -> dict[str, int]:
+    """Graph output name -> its index among the program's flat outputs (the pytree leaves of the module's
+    result: onnx2torch returns one value per producing node, a tuple for a node with several outputs)."""
+    _, layout = graph_io(path)
+    with torch.no_grad():
+        result = module(*args)
+    leaves = torch.utils._pytree.tree_leaves(result)
+    per_node = (result,) if len({n for _, n, _ in layout}) == 1 else tuple(result)
+    where = {id(leaf): i for i, leaf in enumerate(leaves)}
+    return {name: where[id(per_node[node] if index is None else per_node[node][index])]
+            for name, node, index in layout}
+
+
+def _quantized(module: torch.nn.Module, args: tuple, case: Case, names: list[str]) -> torch.nn.Module:
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    prepared = prepare_pt2e(torch.export.export(module, args).module(), quantizer)
+    for sample in calibration_inputs(case):
+        batch = at_batch(sample, case)
+        prepared(*[torch.from_numpy(batch[name]) for name in names])
+    return convert_pt2e(prepared)
+
+
+def lower(case: Case, src: Path, out: Path) -> dict[str, Any]:
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    module, report = convert_model(src)
+    # only now: it imports onnx2torch, which needs convert_model's torchvision placeholder in place first
+    from bench.runners.executorch.static import bake_constant_shapes
+
+    module.eval()
+    names, _ = graph_io(src)
+    inputs = make_inputs(case.model.inputs, case.batch, case.seed)
+    args = tuple(torch.from_numpy(inputs[name]) for name in names)
+    leaves = _output_leaves(module, args, src)
+    baked = bake_constant_shapes(module)
+    if case.precision == "int8":
+        module = _quantized(module, args, case, names)
+    try:
+        program = torch.export.export(module, args)
+    except Exception as exc:  # torch.export raises many kinds (UserError, GuardOnDataDependentSymNode, ...)
+        where = _onnx2torch_module(exc.__traceback__)
+        raise ConversionFailed(f"torch.export failed{f' in {where}' if where else ''}: {type(exc).__name__}: "
+                               f"{_first_line(exc)}", ops=[where] if where else []) from None
+    edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
+    facts = delegation(edge)
+    (out / "model.pte").write_bytes(edge.to_executorch().buffer)
+    return {**facts, "input_names": names, "output_leaves": leaves, "made_static": baked,
+            "conversion_report": report, "executorch": importlib.metadata.version("executorch")}
+
+
+def _onnx2torch_module(tb: Any) -> str | None:
+    """The innermost onnx2torch module being traced when export failed (say OnnxSlice, whose forward calls
+    .numpy() on its inputs), from the frames' ``self``."""
+    found = None
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        if isinstance(owner, torch.nn.Module) and type(owner).__module__.startswith("onnx2torch."):
+            found = type(owner).__name__
+        tb = tb.tb_next
+    return found
+
+
+def _first_line(exc: Exception) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0][:400] if lines else "(no message)"
+
+
+def main(argv: list[str]) -> int:
+    case, src, out = Case.from_json(Path(argv[0]).read_text()), Path(argv[1]), Path(argv[2])
+    torch.set_num_threads(max(1, case.threads))
+    try:
+        facts = lower(case, src, out)
+    except Exception as exc:  # torch.export, quantization and lowering raise many kinds: the row says which
+        where = None if isinstance(exc, ConversionFailed) else _onnx2torch_module(exc.__traceback__)
+        failed = exc if isinstance(exc, ConversionFailed) else ConversionFailed(
+            f"ExecuTorch lowering failed{f' in {where}' if where else ''}: {type(exc).__name__}: "
+            f"{_first_line(exc)}", ops=[where] if where else [])
+        (out / "error.json").write_text(json.dumps({"message": str(failed), "ops": failed.ops}))
+        traceback.print_exc(limit=8)
+        return 1
+    (out / "lowering.json").write_text(json.dumps(facts, indent=1, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
