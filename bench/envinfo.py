@@ -52,6 +52,8 @@ def emulator(machine: str) -> str | None:
     kernel = kernel_arch()
     if not kernel or arch_family(kernel) == arch_family(machine):
         return None
+    if arch_family(kernel) == "arm64" and machine.startswith("arm"):  # 32-bit ARM code runs natively on arm64
+        return None
     handler = read_text(f"/proc/sys/fs/binfmt_misc/qemu-{machine}") or ""
     interpreter = next((line.split()[1] for line in handler.splitlines() if line.startswith("interpreter ")), "")
     name = Path(interpreter).name or "a user-mode emulator"

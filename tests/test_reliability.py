@@ -80,7 +80,9 @@ def test_case_folders_of_dead_runs_are_swept_and_live_ones_kept(tmp_path, monkey
 
 
 def test_sigterm_reaps_the_worker_keeps_rows_and_marks_the_run(tmp_path, cache_dir):
-    proc = start_run(tmp_path, cache_dir)
+    # the idle second before each case keeps the run alive when SIGTERM comes: four tiny cases can otherwise end
+    # between the first row and the signal
+    proc = start_run(tmp_path, cache_dir, "--cooldown", "1")
     wait_for_rows(tmp_path / "out", 1)
     workers = [c for c in psutil.Process(proc.pid).children(recursive=True)]
     proc.send_signal(signal.SIGTERM)

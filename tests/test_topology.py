@@ -142,6 +142,9 @@ def test_emulation_is_a_kernel_of_another_architecture(monkeypatch):
     monkeypatch.setattr("bench.envinfo.read_text", lambda path: texts.get(str(path)))
     monkeypatch.setenv("QEMU_CPU", "max")
     assert emulator("x86_64") is None
+    texts["/proc/sys/kernel/arch"] = "aarch64"
+    assert emulator("aarch64") is None and emulator("armv7l") is None  # 32-bit ARM runs natively on arm64
+    texts["/proc/sys/kernel/arch"] = "x86_64"
     assert emulator("aarch64") == "a user-mode emulator on a x86_64 kernel, QEMU_CPU=max"
     texts["/proc/sys/fs/binfmt_misc/qemu-aarch64"] = "enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P"
     assert emulator("aarch64").startswith("aarch64-binfmt-P on a x86_64 kernel")

@@ -7,6 +7,7 @@ batch 1, the shape every runner was prepared for at batch 1; other batch sizes a
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -36,9 +37,26 @@ def _score_file(case: Case, runtime_version: str | None, digest: str) -> Path | 
     if not case.cache_dir:
         return None
     identity = [case.model.sha256, case.runner, runtime_version, case.precision, case.device, case.batch,
-                case.seed, case.task_samples, digest]
+                case.seed, case.task_samples, _task_code(), digest]
     key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()
     return Path(case.cache_dir) / "task-scores" / f"{key}.json"
+
+
+@functools.cache
+def _task_code() -> str:
+    """sha256 of the labelled sets' and scorers' code and data (bench.models.tasks) and of what draws them: a
+    kept score is of the set and the scoring this code makes, so any change to them scores afresh."""
+    import importlib.metadata
+
+    import bench.models.tasks as tasks
+
+    digest = hashlib.sha256()
+    for renderer in ("pillow", "matplotlib"):  # the crops are drawn with Pillow in matplotlib's fonts
+        digest.update(f"{renderer} {importlib.metadata.version(renderer)}\0".encode())
+    for path in sorted(Path(tasks.__file__).parent.iterdir()):
+        if path.is_file() and path.suffix in (".py", ".txt"):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def _reused(path: Path | None) -> TaskScore | None:
