@@ -69,9 +69,9 @@ def run_case(case: Case, out_dir: Path, started_ms: float | None = None) -> Work
     cpus = tuple(sorted(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else ()
     freq_ratio = topology.frequency_ratio(cpus)  # read while the loop's heat is still there
     (accuracy, digest), parity_ms = _timed_ms(lambda: _run_parity(runner, case))
-    version = runner.facts().get("runtime_version")
-    task, task_ms = _timed_ms(lambda: task_eval.evaluate(runner, case, digest, version))
+    # Read back once (some runners read their converted file): the task score's key needs the runtime version.
     facts = RunnerFacts.of({**runner.facts(), **(runner.conversion.facts() if runner.conversion else {})})
+    task, task_ms = _timed_ms(lambda: task_eval.evaluate(runner, case, digest, facts.runtime_version))
     runner.close()
     _, write_ms = _timed_ms(lambda: np.save(out_dir / "samples.npy", m.samples_ns))
     timing = Timing(
