@@ -7,9 +7,7 @@ killed whole.
 
 from __future__ import annotations
 
-import ctypes
 import os
-import resource
 import select
 import shutil
 import signal
@@ -19,13 +17,13 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from bench import telemetry
 from bench.case import Case
 from bench.contract import SPAWNED_AT_ENV, Status, WorkerResult
+from bench.forkserver import Forked, ForkServer, worker_setup
 
 MAX_RESULT_BYTES = 16 * 1024 * 1024
 MAX_SAMPLES_BYTES = 256 * 1024 * 1024
@@ -45,6 +43,7 @@ class WorkerOutcome:
     stderr_tail: str = ""
     peak_rss_mb: float | None = None
     wall_s: float = 0.0
+    started_by: str = ""  # how the worker process began: "fork server" or "fresh interpreter"
 
 
 def _tail(path: Path) -> str:
@@ -61,18 +60,39 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
-def _block_until_exit(proc: subprocess.Popen, timeout_s: float) -> bool:
-    """Sleep in select() on a pidfd until the worker exits or the deadline passes; True if it timed out."""
-    try:
-        fd = os.pidfd_open(proc.pid)
-    except (AttributeError, OSError):
-        fd = None
-    if fd is None:  # no pidfd (old kernel, macOS): Popen's wait sleeps between checks
+class _Spawned:
+    """A worker the launcher started itself (a fresh interpreter): its own child, reaped with wait4."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.pid = proc.pid
+        self._proc = proc
+
+    def wait_fallback(self, timeout_s: float) -> bool:
         try:
-            proc.wait(timeout_s)
+            self._proc.wait(timeout_s)
             return False
         except subprocess.TimeoutExpired:
             return True
+
+    def reap(self) -> tuple[int, float]:
+        _, status, rusage = os.wait4(self.pid, 0)
+        self._proc.returncode = os.waitstatus_to_exitcode(status)
+        return self._proc.returncode, rusage.ru_maxrss / 1024.0  # Linux reports KiB
+
+
+Worker = _Spawned | Forked
+
+
+def _block_until_exit(worker: Worker, timeout_s: float) -> bool:
+    """Sleep in select() on a pidfd until the worker exits or the deadline passes; True if it timed out."""
+    try:
+        fd = os.pidfd_open(worker.pid)
+    except ProcessLookupError:  # a forked worker that has exited already (and been reaped by its server)
+        return False
+    except (AttributeError, OSError):
+        fd = None
+    if fd is None:  # no pidfd (old kernel, macOS; never a forked worker): Popen's wait sleeps between checks
+        return worker.wait_fallback(timeout_s)
     try:
         ready, _, _ = select.select([fd], [], [], timeout_s)
     finally:
@@ -80,22 +100,21 @@ def _block_until_exit(proc: subprocess.Popen, timeout_s: float) -> bool:
     return not ready
 
 
-def _wait(proc: subprocess.Popen, timeout_s: float) -> tuple[bool, Any]:
+def _wait(worker: Worker, timeout_s: float) -> tuple[bool, int, float]:
     """Wait for the worker; on timeout, or if the parent is interrupted while waiting, kill its whole group.
 
-    Returns (timed_out, rusage of the worker)."""
+    Returns (timed_out, exit code, peak RSS in MB)."""
     try:
-        timed_out = _block_until_exit(proc, timeout_s)
+        timed_out = _block_until_exit(worker, timeout_s)
     except BaseException:  # SIGTERM / Ctrl-C in the parent: leave no worker behind
-        _kill_group(proc.pid)
-        os.wait4(proc.pid, 0)
+        _kill_group(worker.pid)
+        worker.reap()
         raise
     if timed_out:
-        _kill_group(proc.pid)
-    _, status, rusage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    _kill_group(proc.pid)  # grandchildren left behind by a worker that did exit
-    return timed_out, rusage
+        _kill_group(worker.pid)
+    returncode, peak_rss_mb = worker.reap()
+    _kill_group(worker.pid)  # grandchildren left behind by a worker that did exit
+    return timed_out, returncode, peak_rss_mb
 
 
 def _read_result(out_dir: Path) -> WorkerResult:
@@ -182,33 +201,6 @@ def _interpret(
     return WorkerOutcome(result.status, result, samples, result.error, exit_code=0)
 
 
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """Linux: the worker gets SIGKILL if the parent dies (a killed run leaves no worker running on)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
-
-
-def _worker_setup(max_memory_mb: int | None, cpus: tuple[int, ...] = ()):
-    """Runs in the child before exec: tie it to the parent, cap its address space (RLIMIT_AS) so an
-    allocation past ``--max-memory`` fails inside the worker instead of swapping the machine, and pin it to
-    the case's cores before exec, so every thread it ever starts (numpy's and the runtime's pools) inherits them."""
-    limit = max_memory_mb * 1024 * 1024 if max_memory_mb else None
-
-    def setup() -> None:
-        _die_with_parent()
-        if limit:
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        if cpus:
-            os.sched_setaffinity(0, cpus)
-
-    return setup
-
-
 CASE_DIR_PREFIX = "bench-case-"  # then "<pid namespace>.<parent pid>-": a folder whose parent is gone is a leftover
 
 
@@ -255,32 +247,44 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def run_worker(case: Case, mode: str = "case") -> WorkerOutcome:
-    """Run ``case`` in a fresh ``python -m bench.execution.worker`` process and collect its outcome."""
+def _start(case: Case, mode: str, out_dir: Path, server: ForkServer | None) -> Worker:
+    """The case's worker: forked by ``server`` where there is one, else a fresh ``python -m bench.execution.worker``."""
+    case_file, stdout_file, stderr_file = out_dir / "case.json", out_dir / "stdout.log", out_dir / "stderr.log"
+    forked = server.fork({
+        "mode": mode, "case_file": str(case_file), "out_dir": str(out_dir), "stdout": str(stdout_file),
+        "stderr": str(stderr_file), "max_memory_mb": case.max_memory_mb, "cpus": list(case.cpus),
+        "spawned_at_ns": time.time_ns(),
+    }) if server else None
+    if forked:
+        return forked
+    cmd = [sys.executable, "-m", "bench.execution.worker", mode, str(case_file), str(out_dir)]
+    with open(stdout_file, "wb") as out, open(stderr_file, "wb") as err:
+        return _Spawned(subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
+            preexec_fn=worker_setup(case.max_memory_mb, case.cpus),
+            env={**telemetry.switched_off(), SPAWNED_AT_ENV: str(time.time_ns())},
+        ))
+
+
+def run_worker(case: Case, mode: str = "case", server: ForkServer | None = None) -> WorkerOutcome:
+    """Run ``case`` in a fresh worker process (forked by ``server``, else spawned) and collect its outcome."""
     with tempfile.TemporaryDirectory(prefix=_case_dir_prefix()) as tmp:
         out_dir = Path(tmp)
-        case_file = out_dir / "case.json"
-        case_file.write_text(case.to_json())
-        stderr_file, stdout_file = out_dir / "stderr.log", out_dir / "stdout.log"
-        cmd = [sys.executable, "-m", "bench.execution.worker", mode, str(case_file), str(out_dir)]
-        with open(stdout_file, "wb") as out, open(stderr_file, "wb") as err:
-            start = os.times().elapsed
-            proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
-                preexec_fn=_worker_setup(case.max_memory_mb, case.cpus),
-                env={**telemetry.switched_off(), SPAWNED_AT_ENV: str(time.time_ns())},
-            )
-            kills_before = oom_kills()
-            timed_out, rusage = _wait(proc, case.timeout_s)
-            kills_after = oom_kills()
-        stderr_tail = _tail(stderr_file)
+        (out_dir / "case.json").write_text(case.to_json())
+        start = os.times().elapsed
+        worker = _start(case, mode, out_dir, server)
+        kills_before = oom_kills()
+        timed_out, returncode, peak_rss_mb = _wait(worker, case.timeout_s)
+        kills_after = oom_kills()
+        stderr_tail = _tail(out_dir / "stderr.log")
         rose = None if kills_before is None or kills_after is None else kills_after - kills_before
-        outcome = _interpret(out_dir, timed_out, proc.returncode, case.timeout_s, stderr_tail, rose)
+        outcome = _interpret(out_dir, timed_out, returncode, case.timeout_s, stderr_tail, rose)
         outcome.wall_s = os.times().elapsed - start
         outcome.stderr_tail = stderr_tail
-        outcome.peak_rss_mb = rusage.ru_maxrss / 1024.0  # Linux reports KiB
-        if outcome.exit_code is None and proc.returncode >= 0 and not timed_out:
-            outcome.exit_code = proc.returncode
+        outcome.peak_rss_mb = peak_rss_mb
+        outcome.started_by = "fork server" if isinstance(worker, Forked) else "fresh interpreter"
+        if outcome.exit_code is None and returncode >= 0 and not timed_out:
+            outcome.exit_code = returncode
     return _with_cap_evidence(outcome, case.max_memory_mb)
 
 

@@ -24,6 +24,7 @@ from bench import envinfo, noise, thermal
 from bench.errors import UserError
 from bench.execution.parity import reference_ok, reference_path
 from bench.files import first_line
+from bench.forkserver import ForkServer
 from bench.launcher import remove_stale_case_dirs, run_worker
 from bench.peak import peaks
 from bench.plan import PlannedCase, plan_sha256
@@ -83,7 +84,7 @@ def finished_keys(results: store.Results, run_id: str) -> set[str]:
     return set(store.read_cases(results, ["case_key"], run_id=run_id).column("case_key").to_pylist())
 
 
-def ensure_references(planned: list[PlannedCase]) -> None:
+def ensure_references(planned: list[PlannedCase], server: ForkServer | None = None) -> None:
     """Compute missing fp32 references, each in its own worker (a failure shows on the rows as no reference)."""
     seen: set[Path] = set()
     for p in planned:
@@ -92,7 +93,7 @@ def ensure_references(planned: list[PlannedCase]) -> None:
             continue
         seen.add(path)
         path.unlink(missing_ok=True)  # corrupted, or from before references were hashed: made again
-        run_worker(p.case, mode="reference")
+        run_worker(p.case, mode="reference", server=server)
 
 
 def _write_run(
@@ -119,10 +120,10 @@ def _raise_interrupted(signum: int, _frame: Any) -> None:
     raise Interrupted(signum)
 
 
-def _run_one(p: PlannedCase, run: RunInfo, version: str | None) -> dict[str, Any]:
+def _run_one(p: PlannedCase, run: RunInfo, version: str | None, server: ForkServer) -> dict[str, Any]:
     if p.skip_status:
         return skipped_row(p.case, p.skip_status, p.skip_reason, run.run_id, run.suite, version)
-    row = outcome_row(p.case, run_worker(p.case), run.run_id, run.suite, version)
+    row = outcome_row(p.case, run_worker(p.case, server=server), run.run_id, run.suite, version)
     return {**row, "precision_feature": p.precision_feature}
 
 
@@ -167,7 +168,8 @@ def _cooldown_notes(options: RunOptions) -> list[str]:
     return []
 
 
-def _run_cases(planned, results, run, registry, display, done: set[str], options: RunOptions) -> list[dict[str, Any]]:
+def _run_cases(planned, results, run, registry, display, done: set[str], options: RunOptions,
+               server: ForkServer) -> list[dict[str, Any]]:
     versions = {name: spec.version() for name, spec in registry.specs.items()}
     rows = []
     for p in planned:
@@ -175,7 +177,7 @@ def _run_cases(planned, results, run, registry, display, done: set[str], options
             continue
         thermals = _cooled(options) if not p.skip_status else {}
         display.started(p.case.key)
-        row = _run_one(p, run, versions.get(p.case.runner))
+        row = _run_one(p, run, versions.get(p.case.runner), server)
         if thermals:
             row = {**row, **thermals, "temp_end_c": thermal.hottest()}
         # the plan index names the file, so a resumed run or another shard never collides
@@ -202,8 +204,9 @@ def execute(
     previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGTERM, signal.SIGINT)}
     rows: list[dict[str, Any]] = []
     try:
-        ensure_references(planned)
-        rows = _run_cases(planned, results, run, registry, display, done, options)
+        with ForkServer() as server:  # each case still gets a process of its own: see bench.forkserver
+            ensure_references(planned, server)
+            rows = _run_cases(planned, results, run, registry, display, done, options, server)
     except Interrupted:
         _write_run(results, run, env, "interrupted", len(planned), len(finished_keys(results, run.run_id)))
         display.interrupted(run.run_id, str(results))

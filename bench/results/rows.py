@@ -126,6 +126,7 @@ def outcome_row(case: Case, outcome: WorkerOutcome, run_id: str, suite: str, ver
         "stderr_tail": _scrubbed(outcome.stderr_tail, case),
         "peak_rss_mb": outcome.peak_rss_mb,
         "wall_s": outcome.wall_s,
+        "worker_started_by": outcome.started_by or None,
     }
     if result is None or outcome.samples_ns is None or result.timing is None:
         return row

@@ -86,7 +86,10 @@ CASE_COLUMNS: tuple[Column, ...] = (
     _c("load_ms", F64, "ms", "reading the model (see runner_facts.phases for what it holds)"),
     _c("prepare_ms", F64, "ms", "session creation / compilation"),
     _c("first_inference_ms", F64, "ms", "first (cold) inference"),
-    _c("worker_start_ms", F64, "ms", "from spawning the worker to its main(): the interpreter and bench's imports"),
+    _c("worker_start_ms", F64, "ms", "from starting the worker to its main(): a fork of bench's fork server, or a "
+       "fresh interpreter and bench's imports (worker_started_by says which)"),
+    _c("worker_started_by", STR, "", "how the case's process began: 'fork server' (forked from a process that has "
+       "imported numpy and bench, no runtime) or 'fresh interpreter'"),
     _c("import_ms", F64, "ms", "importing the runner's module, and with it the runtime"),
     _c("warmup_ms", F64, "ms", "the untimed warm-up iterations"),
     _c("timed_ms", F64, "ms", "the timed loop, wall time"),

@@ -1,0 +1,91 @@
+"""The fork server: each case still gets a fresh process of its own, with the isolation a spawned worker has."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.forkserver import ForkServer, available
+from bench.launcher import run_worker
+from bench.plan import Overrides, plan
+from bench.registry import Registry
+from bench.runners.onnxruntime import SPEC as ORT
+from bench.suite import load_suite
+
+FIXTURES = Path(__file__).parent / "fixtures"
+pytestmark = pytest.mark.skipif(not available(), reason="fork server needs Linux fork and pidfd_open")
+
+
+@pytest.fixture
+def fakes(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(FIXTURES))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("BENCH_TEST_RECORD_FILE", str(tmp_path / "records.jsonl"))
+    import fake_runners
+
+    return fake_runners
+
+
+def _cases(spec, cache_dir: Path, **overrides):
+    registry = Registry([ORT] if spec is ORT else [ORT, spec])
+    suite = load_suite(str(FIXTURES / "fast.toml"))
+    return [p.case for p in plan(suite, "fast.toml", Overrides(runners=[spec.name], **overrides), registry, cache_dir)]
+
+
+def _records(tmp_path: Path) -> list[dict]:
+    return [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+
+
+def test_the_server_has_imported_no_runtime():
+    modules = {spec.module.partition(".")[0] for spec in Registry.default().specs.values()}
+    code = "import sys; from bench.forkserver import serve; from bench.execution.worker import main; " \
+           "print('\\n'.join(sys.modules))"
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+    assert modules and "onnxruntime" in modules
+    assert not modules & {m.partition(".")[0] for m in loaded}
+
+
+def test_each_forked_worker_is_fresh_and_isolated_like_a_spawned_one(fakes, cache_dir, tmp_path):
+    [case] = _cases(fakes.RECORDS, cache_dir, max_memory_mb=4096)
+    cpu = sorted(os.sched_getaffinity(0))[-1]
+    pinned = dataclasses.replace(case, cpus=(cpu,))
+    with ForkServer() as server:
+        outcomes = [run_worker(c, server=server) for c in (case, pinned)]
+    spawned = run_worker(case)
+    assert [o.status for o in outcomes + [spawned]] == ["ok"] * 3, [o.error for o in outcomes]
+    assert [o.started_by for o in outcomes + [spawned]] == ["fork server", "fork server", "fresh interpreter"]
+    first, second, fresh = _records(tmp_path)
+    assert len({first["pid"], second["pid"], fresh["pid"]}) == 3
+    for record in (first, second, fresh):
+        assert record["marker_imported"] is False  # the first case's import is not in the second case's process
+        assert record["session_leader"] and record["stdin_is_null"] and record["telemetry"] == "1"
+        assert record["address_space_cap"] == 4096 * 2**20
+    assert second["cpus"] == [cpu] and first["cpus"] == sorted(os.sched_getaffinity(0))
+    assert outcomes[0].peak_rss_mb > 10 and outcomes[0].result.timing.phases.worker_start_ms is not None
+
+
+def test_a_changed_environment_restarts_the_server(fakes, cache_dir, tmp_path, monkeypatch):
+    [case] = _cases(fakes.RECORDS, cache_dir)
+    with ForkServer() as server:
+        monkeypatch.setenv("BENCH_TEST_MARK", "first")
+        run_worker(case, server=server)
+        monkeypatch.setenv("BENCH_TEST_MARK", "second")
+        run_worker(case, server=server)
+    assert [r["mark"] for r in _records(tmp_path)] == ["first", "second"]
+
+
+def test_a_server_that_dies_takes_its_worker_and_the_next_case_gets_a_new_one(fakes, cache_dir):
+    [killer] = _cases(fakes.KILLS_PARENT, cache_dir, timeout_s=30)
+    [good] = _cases(ORT, cache_dir)
+    with ForkServer() as server:
+        lost = run_worker(killer, server=server)
+        after = run_worker(good, server=server)
+    assert lost.status == "crashed" and lost.signal == "SIGKILL", lost  # the server's death killed it at once
+    assert lost.wall_s < 20
+    assert after.status == "ok" and after.started_by == "fork server"
