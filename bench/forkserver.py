@@ -1,12 +1,13 @@
 """A fork server: one process per run that has imported numpy and bench's worker, and no runtime, and forks each
 case's worker from itself: a few milliseconds instead of a fresh interpreter's 0.25-0.3 s of start-up and imports.
 
-Isolation stays that of a fresh process. The server imports only ``bench.execution.worker`` (numpy, bench; a test
-checks that no runtime is among its modules) and never runs a case; each forked worker imports its runner and
-runtime itself and exits. Before the worker's ``main`` the child leads its own session (the launcher kills its
-group at the deadline), dies with the server (which dies with the launcher), has the case's address-space cap
-and CPUs, its stdin on /dev/null and its stdout/stderr in the case folder. It ends with ``os._exit`` after the
-atexit handlers: a runtime's teardown (unloading plugins, freeing pools) is not the case's cost.
+Isolation stays that of a fresh process. The server imports only ``bench.execution.worker`` and the zoo's
+modules (numpy, pydantic, bench; a test checks that no runtime is among its modules) and never runs a case; each
+forked worker imports its runner and runtime itself and exits. Before the worker's ``main`` the child leads its
+own session (the launcher kills its group at the deadline), dies with the server (which dies with the launcher),
+has the case's address-space cap and CPUs, its stdin on /dev/null and its stdout/stderr in the case folder. It
+ends with ``os._exit`` after the atexit handlers: a runtime's teardown (unloading plugins, freeing pools) is not
+the case's cost.
 
 Protocol, one JSON line each way over the server's stdin/stdout: the launcher sends ``{"mode", "case_file",
 "out_dir", "stdout", "stderr", "max_memory_mb", "cpus", "spawned_at_ns"}``; the server answers ``{"pid"}`` once
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import importlib
 import json
 import os
 import resource
@@ -35,6 +37,8 @@ from bench.contract import SPAWNED_AT_ENV
 
 PR_SET_PDEATHSIG = 1
 SETUP_FAILED = 70  # the child could not be set up as a worker (EX_SOFTWARE)
+# What every zoo case's parity and task steps import after the worker module (pydantic with them: ~0.1 s a case).
+PRELOADED = ("bench.models.zoo", "bench.models.tasks")
 
 
 def available() -> bool:
@@ -127,6 +131,9 @@ def _fork(worker: ModuleType, request: dict[str, Any]) -> int:
 def serve() -> int:
     """The server's loop: a request in, a worker forked, its pid out, then its exit once reaped."""
     from bench.execution import worker  # everything a case shares, imported once
+
+    for name in PRELOADED:
+        importlib.import_module(name)
 
     requests = sys.stdin.buffer
     while line := requests.readline():

@@ -19,6 +19,8 @@ from typing import Any
 
 import matplotlib
 import numpy as np
+from matplotlib.backends.backend_mixed import MixedModeRenderer
+from matplotlib.backends.backend_svg import RendererSVG
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
@@ -28,6 +30,7 @@ from bench.report.views import Row, Table
 MAX_MODELS = 24  # small multiples per chart
 MAX_BARS = 30  # bars (or lines) per model
 MAX_HEATMAP_ROWS = 60
+MAX_TREND_TICKS = 8  # labelled runs on a trend chart's axis (each label: date, time and commit)
 WIDTH = 6.4  # inches: two small multiples side by side on a wide screen
 WIDE_SPAN = 30.0  # max / min above which an axis goes log
 RC = {
@@ -35,6 +38,9 @@ RC = {
     "axes.spines.top": False, "axes.spines.right": False, "svg.hashsalt": "bench-report",
 }
 WRONG = "#d62728"
+# Beside the axes, not loc='best': that tries every corner against every point (the slowest step of a fleet's
+# charts), and a legend of up to 30 series would cover the lines anyway.
+LEGEND_BESIDE = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "borderaxespad": 0.0}
 
 
 @dataclass(frozen=True)
@@ -43,14 +49,32 @@ class Chart:
     svg: str
 
 
+PAD_INCHES = 0.05
+_SVG_SIZE = re.compile(r'width="[^"]*pt" height="[^"]*pt" viewBox="[^"]*"')
+
+
+def _draw_svg(fig: Figure) -> str:
+    """Draw ``fig`` to SVG once, then fit the canvas to what was drawn, as ``savefig(bbox_inches="tight")`` would
+    (its figure is laid out as drawn; tight savefig draws it twice, once only to measure: half a fleet report's
+    chart time). The extents are measured with the renderer that drew, whose text layouts are then cached."""
+    buf = io.StringIO()
+    width, height = fig.get_size_inches()
+    image_dpi, fig.dpi = fig.dpi, 72  # as FigureCanvasSVG.print_svg: SVG units are points
+    renderer = MixedModeRenderer(fig, width, height, image_dpi,
+                                 RendererSVG(width * 72, height * 72, buf, image_dpi=image_dpi,
+                                             metadata={"Date": None}))
+    fig.draw(renderer)
+    box = fig.get_tightbbox(renderer).padded(PAD_INCHES)
+    renderer.finalize()
+    x, y, w, h = (72 * v for v in (box.x0, height - box.y1, box.width, box.height))  # SVG's y runs down
+    size = f'width="{w:.6g}pt" height="{h:.6g}pt" viewBox="{x:.6g} {y:.6g} {w:.6g} {h:.6g}"'
+    return _SVG_SIZE.sub(size, buf.getvalue(), count=1)
+
+
 def to_svg(fig: Figure, chart_id: str) -> str:
     """The figure as an SVG element for inlining: no XML prolog, no date, ids unique per chart."""
-    buf = io.StringIO()
     with matplotlib.rc_context({**RC, "svg.hashsalt": chart_id}):
-        # The canvas grows or shrinks to what was drawn: one layout pass, where constrained layout took
-        # several (a quarter of a large report's time went into it).
-        fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight", pad_inches=0.05)
-    text = buf.getvalue()
+        text = _draw_svg(fig)
     text = text[text.index("<svg"):]
     # Prefix every id and reference so charts on one page never clash. Only inside tags: matplotlib escapes
     # < and > in text and " in attributes, so a user's string can neither open a tag nor fake an id="...".
@@ -330,7 +354,7 @@ def throughput_charts(table: Table, colors: Colors | None = None) -> list[Chart]
         ax.set_xlabel("batch size")
         ax.set_ylabel("items / s")
         ax.set_title(f"{model}: throughput vs batch (red X = wrong output)")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, **LEGEND_BESIDE)
         charts.append(Chart(model, to_svg(fig, f"thr{i}-{_slug(model)}")))
     return charts
 
@@ -355,9 +379,11 @@ def trend_charts(table: Table) -> list[Chart]:
         for k, ((key, machine), pts) in enumerate(list(lines.items())[:8]):
             ax.plot([index[p["run_id"]] for p in pts], [p["median_ms"] for p in pts], marker="o",
                     linestyle=["-", "--", ":", "-."][k % 4], label=f"{key} @ {machine}" if several else key)
-        ax.set_xticks(range(len(runs)), ticks, fontsize=7)
+        shown = range(0, len(runs), math.ceil(len(runs) / MAX_TREND_TICKS) or 1)  # 30 runs' labels overlap
+        ax.set_xticks(list(shown), [ticks[k] for k in shown], fontsize=7)
+        ax.set_xlim(-0.5, len(runs) - 0.5)
         ax.set_ylabel("median latency, ms")
         ax.set_title(f"{model}: median per run")
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=6, **LEGEND_BESIDE)
         charts.append(Chart(model, to_svg(fig, f"trend{i}-{_slug(model)}")))
     return charts

@@ -10,6 +10,7 @@ Reads through :mod:`bench.results.store` only; never imports a runner. Example::
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,10 +45,11 @@ def _selection(d: data.ReportData, run_id: str | None) -> str:
 
 
 def sections(d: data.ReportData, t: dict[str, views.Table], baseline: str,
-             helper: render.Helper | None = None) -> list[Section]:
-    """The page's figures, in order. Each says what it shows, where its data is and why it may be empty."""
+             helper: render.Helper | None = None, meanwhile: Callable[[], None] = lambda: None) -> list[Section]:
+    """The page's figures, in order. Each says what it shows, where its data is and why it may be empty.
+    ``meanwhile``: work to do while a helper process draws (see render.draw)."""
     n_runs = len({h["run_id"] for h in d.history})
-    drawn = render.draw(d, t, baseline, helper)  # every chart; some in the helper process, if there is one
+    drawn = render.draw(d, t, baseline, helper, meanwhile)  # every chart; some in the helper process, if any
     return [
         Section("fig-scenarios", "What to deploy: the best case per deployment scenario",
                 "Per model (and machine): realtime on one core and on all cores, server throughput, a memory-bound "
@@ -178,11 +180,17 @@ def build_report(results: Path, out: Path, baseline: str = "onnxruntime", run_id
     selection = _selection(d, run_id)
     now = datetime.now(timezone.utc)
     subtitle = f"{selection} {len(d.cases)} cases from {results}. Generated {now:%Y-%m-%d %H:%M} UTC.{_capped(d)}"
-    index = write_text_atomic(out / "index.html", page("bench report", subtitle, sections(d, t, baseline, helper)))
+    csv: list[Path] = []
+
+    def write_csv() -> None:  # while the helper process, if any, still draws
+        csv.extend(table.write_csv(out) for table in t.values())
+
+    figures = sections(d, t, baseline, helper, write_csv)
+    index = write_text_atomic(out / "index.html", page("bench report", subtitle, figures))
     summary = write_text_atomic(out / "summary.md", summary_markdown(
         d.cases, t["winners"], t["wrong_outputs"], t["failures"], selection, t["winners_by_precision"],
         t["int8_speedup"], t["scenarios"], t["cross_machine"], t["speedup_over_eager_wide"]))
-    return ReportFiles(index, summary, [table.write_csv(out) for table in t.values()])
+    return ReportFiles(index, summary, csv)
 
 
 def command(args) -> int:

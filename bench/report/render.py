@@ -56,15 +56,19 @@ def helper_for(d: data.ReportData) -> Helper | None:
     return Helper()
 
 
-def draw(d: data.ReportData, t: dict[str, views.Table], baseline: str,
-         helper: Helper | None = None) -> dict[str, list[charts.Chart]]:
-    """Chart kind -> its charts, the ``ELSEWHERE`` kinds drawn by ``helper`` where one is given."""
+def draw(d: data.ReportData, t: dict[str, views.Table], baseline: str, helper: Helper | None = None,
+         meanwhile: Callable[[], None] = lambda: None) -> dict[str, list[charts.Chart]]:
+    """Chart kind -> its charts, the ``ELSEWHERE`` kinds drawn by ``helper`` where one is given; ``meanwhile`` runs
+    after this process's own charts, while the helper may still be drawing (the report writes its CSV files)."""
     todo = jobs(d, t, baseline)
     if helper is None:
-        return _run(todo)
+        drawn = _run(todo)
+        meanwhile()
+        return drawn
     away = {name: todo[name] for name in ELSEWHERE}
     helper.send(away)
     here = _run({name: job for name, job in todo.items() if name not in away})
+    meanwhile()
     drawn = helper.result()
     if drawn is None:
         drawn = _run(away)
