@@ -3,11 +3,11 @@
 ``write_history`` writes about ``rows`` case rows in one file per run: ``machines`` machines (by default three:
 two of one model, told apart by machine_id, and an ARM64 one; a fleet adds machines with labels of their own)
 run the same ``cases`` cases each night; a night's cases go into one file in the run's partition (the layout a
-compacted store has), its runs row as the store writes it, and the readers' summary of compacted runs as
-compaction keeps it (``bench.results.summary``). Raw samples (256 per case) are kept only for each
-machine's last 7 nights, as a store that trims old samples would; older rows keep their statistics. The fleet
-of the issue, ten machines for a year at ~2,740 cases a night, is ``write DIR 10000000 10 2740`` (10,001,000
-rows in 3,650 files, 1.7 GB, 2 to 3 minutes to write on two cores).
+compacted store has), its runs row as the store writes it, and the readers' summary of compacted runs and the
+runs table's cache as compaction keeps them (``bench.results.summary``, ``bench.results.runs_cache``). Raw
+samples (256 per case) are kept only for each machine's last 7 nights, as a store that trims old samples would;
+older rows keep their statistics. The fleet of the issue, ten machines for a year at ~2,740 cases a night, is
+``write DIR 10000000 10 2740`` (10,001,000 rows in 3,650 files, 1.7 GB, 2 to 3 minutes to write on two cores).
 
     python benchmarks/scale.py write DIR ROWS [MACHINES CASES]  # a history to poke at (reused if already there)
     python benchmarks/scale.py measure OP DIR BASE NEW OUT      # one operation in this process: JSON seconds, peak RSS
@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench.results import store, summary
+from bench.results import runs_cache, store, summary
 from bench.results.schema import CASE_SCHEMA, SCHEMA_VERSION
 
 CASES_PER_RUN = 913
@@ -158,6 +158,8 @@ def write_history(results: Path, rows: int, seed: int = 0, machine_count: int = 
             runs.append(run_id)
             files += 1
     summary.update(results)  # as compaction keeps it, run by run
+    loc = store.location(results)
+    runs_cache.update(loc, store.finished_infos(loc, "runs"))
     first = [r for r in runs if r.endswith(fleet[0][0][-4:])]
     history = History(results, nights * len(fleet) * ids.num_rows, files, runs, first[-2], first[-1])
     (results / MANIFEST).write_text(json.dumps({**wanted, "history": {**asdict(history), "results": None}}))

@@ -271,19 +271,27 @@ def _err(r: Row) -> float:
     return max(e, ERROR_FLOOR) if isinstance(e, (int, float)) and math.isfinite(e) else float("nan")
 
 
+def _checked(r: Row) -> str:
+    return {False: "wrong", None: "unchecked"}.get(r["accuracy_ok"], "correct")
+
+
 def _pareto_figure(model: str, rows: list[Row], colors: dict) -> Figure:
     fig = _figure(WIDTH, 3.6)
     ax = fig.add_subplot()
+    # One scatter call per kind of point, not per point: a collection each (a quarter of a Pareto figure's time)
+    for kind, style in (("wrong", {"marker": "X", "s": 90, "facecolors": "none", "edgecolors": WRONG,
+                                   "linewidths": 1.5}),
+                        ("unchecked", {"marker": "o", "s": 40, "facecolors": "none", "edgecolors": "gray"})):
+        points = [r for r in rows if _checked(r) == kind]
+        if points:
+            ax.scatter([r["median_ms"] for r in points], [_err(r) for r in points], **style)
+    correct = [r for r in rows if _checked(r) == "correct"]
+    if correct:
+        ax.scatter([r["median_ms"] for r in correct], [_err(r) for r in correct], marker="o", s=40,
+                   color=[colors[r["runner"]] for r in correct])
     for r in rows:
-        x, y = r["median_ms"], _err(r)
-        if r["accuracy_ok"] is False:
-            ax.scatter([x], [y], marker="X", s=90, facecolors="none", edgecolors=WRONG, linewidths=1.5)
-        elif r["accuracy_ok"] is None:
-            ax.scatter([x], [y], marker="o", s=40, facecolors="none", edgecolors="gray")
-        else:
-            ax.scatter([x], [y], marker="o", s=40, color=colors[r["runner"]])
         note = " fastest ★" if r["fastest"] else (" ✗ wrong output" if r["accuracy_ok"] is False else "")
-        ax.annotate(f"{r['runner']} {r['precision']}{note}", (x, y), fontsize=7, xytext=(4, 3),
+        ax.annotate(f"{r['runner']} {r['precision']}{note}", (r["median_ms"], _err(r)), fontsize=7, xytext=(4, 3),
                     textcoords="offset points")
     front = sorted((r for r in rows if r["on_front"]), key=lambda r: r["median_ms"])
     if len(front) > 1:

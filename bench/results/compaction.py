@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from bench.errors import UserError
 from bench.files import first_line
-from bench.results import store, summary
+from bench.results import runs_cache, store, summary
 from bench.results.schema import CASE_SCHEMA
 from bench.results.uri import Location
 
@@ -117,13 +117,16 @@ def compact_run(results: store.Results, run_id: str, started: datetime) -> Compa
 
 
 def _summarise(loc: Location, check_machines: bool = False) -> None:
-    """Fold the compacted runs into the readers' summary (bench.results.summary). A summary left behind only
-    makes the next report scan more files, so a failure here is named, never raised."""
-    try:
-        summary.update(loc, check_machines)
-    except (OSError, duckdb.Error, pa.ArrowException, UserError) as exc:
-        print(f"bench: the results summary was not updated ({first_line(exc)}); reports read every file",
-              file=sys.stderr)
+    """Fold the compacted runs into the readers' summary (bench.results.summary) and the complete runs into the
+    runs table's cache (bench.results.runs_cache). Either left behind only makes the next reader open more
+    files, so a failure here is named, never raised."""
+    updates = {"the results summary": lambda: summary.update(loc, check_machines),
+               "the runs table's cache": lambda: runs_cache.update(loc, store.finished_infos(loc, "runs"))}
+    for name, update in updates.items():
+        try:
+            update()
+        except (OSError, duckdb.Error, pa.ArrowException, UserError) as exc:
+            print(f"bench: {name} was not updated ({first_line(exc)}); readers read every file", file=sys.stderr)
 
 
 def _complete_runs(loc: Location) -> set[str]:

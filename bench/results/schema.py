@@ -213,6 +213,9 @@ def results_markdown() -> str:
         "atomically (temp file, fsync, rename) as each case finishes; once the run is complete they are merged",
         "into `compacted.parquet` in the same folder (where it exists, readers ignore the other files there).",
         "`RESULTS/runs/run_id=ID/run.parquet` holds the environment, captured once per run and joined on `run_id`.",
+        "Two files at the root are bench's own caches, rebuilt from those files as runs complete and never the",
+        "only copy of anything: `_summary.parquet` (which run holds each case key's latest row) and",
+        "`_runs.parquet` (the complete runs' rows of the runs table in one file).",
         "",
     ]
     lines += _table("Cases", CASE_COLUMNS) + _table("Runs", RUN_COLUMNS)

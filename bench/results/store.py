@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 
 from bench.errors import UserError
 from bench.files import first_line, write_atomic
+from bench.results import runs_cache
 from bench.results.schema import CASE_SCHEMA, RUN_SCHEMA, SCHEMA_VERSION
 from bench.results.uri import Location
 
@@ -166,14 +167,30 @@ def _one_copy(paths: list[str]) -> list[str]:
     return [p for p in paths if p.rpartition("/")[0] not in compacted or is_compacted(p)]
 
 
-def finished_files(loc: Location, relative: str) -> list[str]:
-    """Paths (inside ``loc.fs``) of every finished parquet file under ``relative``, compacted copies included."""
+def finished_infos(loc: Location, relative: str) -> list[pafs.FileInfo]:
+    """Every finished parquet file under ``relative`` (paths inside ``loc.fs``, sizes, times), sorted by path."""
     base = loc.path(relative)
     try:
         infos = loc.fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
     except OSError as exc:
         raise UserError(f"cannot read results at {loc}: {first_line(exc)}") from None
-    return sorted(i.path for i in infos if i.type == pafs.FileType.File and _visible(i.path[len(base) + 1:]))
+    return sorted((i for i in infos if i.type == pafs.FileType.File and _visible(i.path[len(base) + 1:])),
+                  key=lambda i: i.path)
+
+
+def finished_files(loc: Location, relative: str) -> list[str]:
+    """Paths (inside ``loc.fs``) of every finished parquet file under ``relative``, compacted copies included."""
+    return [i.path for i in finished_infos(loc, relative)]
+
+
+def _read_files(loc: Location, table: str) -> list[str]:
+    """What a query of the whole table reads: its files, and for the runs table the complete runs' cache in place
+    of the files it covers (bench.results.runs_cache)."""
+    if table != "runs":
+        return _files(loc, table)
+    infos = finished_infos(loc, table)
+    cached = runs_cache.readable(loc, infos)
+    return [cached[0], *cached[1]] if cached else [i.path for i in infos]
 
 
 def _files(loc: Location, table: str) -> list[str]:
@@ -328,15 +345,32 @@ def _readable_natively(loc: Location, table: str, files: list[str]) -> bool:
 KEYS = {"cases": "case_key", "runs": "run_id"}
 
 
+def _register_cache(con: duckdb.DuckDBPyConnection, loc: Location, name: str, path: str) -> None:
+    """The runs cache (one file of the current runs schema, no partition folders) as the view ``name``."""
+    if loc.local is not None and not any(ch in path for ch in GLOB_CHARACTERS):
+        con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM read_parquet({_literal(path)})')
+    else:
+        con.register(name, ds.dataset([path], schema=RUN_SCHEMA, format="parquet", filesystem=loc.fs))
+
+
 def _register(con: duckdb.DuckDBPyConnection, loc: Location, table: str, files: list[str], by_name: bool) -> None:
-    if not files:
+    cache = loc.path(runs_cache.FILE) if table == "runs" else None
+    cached = cache in files
+    files = [f for f in files if f != cache]
+    if not files and not cached:
         con.register(table, _full_schema(table).empty_table())
         return
     raw = f"_{table}_files"
-    if _readable_natively(loc, table, files):
+    if not files:
+        con.register(raw, _full_schema(table).empty_table())
+    elif _readable_natively(loc, table, files):
         _native_view(con, raw, table, files, by_name)
     else:  # pyarrow reads through its filesystem, DuckDB scans the dataset (no DuckDB extension needed)
         con.register(raw, _dataset(loc, table, files))
+    if cached:
+        _register_cache(con, loc, "_runs_cache", cache)
+        con.execute(f'CREATE VIEW "_{table}_all" AS SELECT * FROM "{raw}" UNION ALL BY NAME SELECT * FROM _runs_cache')
+        raw = f"_{table}_all"
     # a row without its key is no row of ours (another tool's parquet matched by name): never a ghost case
     con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM "{raw}" WHERE "{KEYS[table]}" IS NOT NULL')
 
@@ -381,7 +415,7 @@ def query(results: Results, sql: str, params: list[Any] | None = None, *, run_id
 
     def files(table: str) -> list[str]:
         some = _run_files(loc, table, run_ids) if run_ids is not None else None
-        return _files(loc, table) if some is None else some
+        return _read_files(loc, table) if some is None else some
 
     for attempt in range(MAX_RELISTS + 1):
         try:
