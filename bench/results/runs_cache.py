@@ -104,7 +104,7 @@ def update(loc: Location, infos: list[pafs.FileInfo]) -> int:
             parts.append(rows)
             covered[relative] = _stamp(info)
             added += 1
-    if covered or old_covered:
+    if added or kept != set(old_covered):  # runs still going were read for nothing: the cache stays as it is
         _write(loc, parts, covered)
     return added
 
