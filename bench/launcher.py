@@ -250,6 +250,8 @@ def _alive(pid: int) -> bool:
 def _start(case: Case, mode: str, out_dir: Path, server: ForkServer | None) -> Worker:
     """The case's worker: forked by ``server`` where there is one, else a fresh ``python -m bench.execution.worker``."""
     case_file, stdout_file, stderr_file = out_dir / "case.json", out_dir / "stdout.log", out_dir / "stderr.log"
+    for log in (stdout_file, stderr_file):  # there to read even if a forked child dies before it opens them
+        log.touch()
     forked = server.fork({
         "mode": mode, "case_file": str(case_file), "out_dir": str(out_dir), "stdout": str(stdout_file),
         "stderr": str(stderr_file), "max_memory_mb": case.max_memory_mb, "cpus": list(case.cpus),

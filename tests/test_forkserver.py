@@ -90,3 +90,11 @@ def test_a_server_that_dies_takes_its_worker_and_the_next_case_gets_a_new_one(fa
     assert lost.status == "crashed" and lost.signal == "SIGKILL", lost  # the server's death killed it at once
     assert lost.wall_s < 20
     assert after.status == "ok" and after.started_by == "fork server"
+
+
+def test_a_child_that_cannot_be_set_up_is_an_error_row_with_its_reason(cache_dir):
+    [case] = _cases(ORT, cache_dir)
+    with ForkServer() as server:
+        outcome = run_worker(dataclasses.replace(case, cpus=(os.cpu_count() + 4096,)), server=server)
+    assert outcome.status == "error" and outcome.exit_code == 70, outcome
+    assert "sched_setaffinity" in outcome.stderr_tail or "Invalid argument" in outcome.stderr_tail
