@@ -157,12 +157,13 @@ class Forked:
     pid: int
     server: ForkServer
 
-    def reap(self) -> tuple[int, float]:
-        """(exit code, peak RSS in MB) once the worker has exited; a server that died took its worker with it."""
+    def reap(self) -> tuple[int, float | None]:
+        """(exit code, peak RSS in MB) once the worker has exited; a server that died took its worker with it (and
+        its peak with it: unknown, not 0)."""
         try:
             reply = self.server.read()
         except ServerGone:
-            return -signal.SIGKILL, 0.0
+            return -signal.SIGKILL, None
         return int(reply["exit_code"]), int(reply["maxrss_kb"]) / 1024.0
 
 

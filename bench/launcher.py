@@ -100,7 +100,7 @@ def _block_until_exit(worker: Worker, timeout_s: float) -> bool:
     return not ready
 
 
-def _wait(worker: Worker, timeout_s: float) -> tuple[bool, int, float]:
+def _wait(worker: Worker, timeout_s: float) -> tuple[bool, int, float | None]:
     """Wait for the worker; on timeout, or if the parent is interrupted while waiting, kill its whole group.
 
     Returns (timed_out, exit code, peak RSS in MB)."""

@@ -88,6 +88,7 @@ def test_a_server_that_dies_takes_its_worker_and_the_next_case_gets_a_new_one(fa
         lost = run_worker(killer, server=server)
         after = run_worker(good, server=server)
     assert lost.status == "crashed" and lost.signal == "SIGKILL", lost  # the server's death killed it at once
+    assert lost.peak_rss_mb is None  # its server took the figure with it: unknown, never 0
     assert lost.wall_s < 20
     assert after.status == "ok" and after.started_by == "fork server"
 

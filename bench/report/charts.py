@@ -279,16 +279,15 @@ def _pareto_figure(model: str, rows: list[Row], colors: dict) -> Figure:
     fig = _figure(WIDTH, 3.6)
     ax = fig.add_subplot()
     # One scatter call per kind of point, not per point: a collection each (a quarter of a Pareto figure's time)
-    for kind, style in (("wrong", {"marker": "X", "s": 90, "facecolors": "none", "edgecolors": WRONG,
-                                   "linewidths": 1.5}),
-                        ("unchecked", {"marker": "o", "s": 40, "facecolors": "none", "edgecolors": "gray"})):
-        points = [r for r in rows if _checked(r) == kind]
-        if points:
-            ax.scatter([r["median_ms"] for r in points], [_err(r) for r in points], **style)
-    correct = [r for r in rows if _checked(r) == "correct"]
-    if correct:
-        ax.scatter([r["median_ms"] for r in correct], [_err(r) for r in correct], marker="o", s=40,
-                   color=[colors[r["runner"]] for r in correct])
+    kinds: dict[str, list[Row]] = defaultdict(list)
+    for r in rows:
+        kinds[_checked(r)].append(r)
+    styles = {"wrong": {"marker": "X", "s": 90, "facecolors": "none", "edgecolors": WRONG, "linewidths": 1.5},
+              "unchecked": {"marker": "o", "s": 40, "facecolors": "none", "edgecolors": "gray"},
+              "correct": {"marker": "o", "s": 40, "color": [colors[r["runner"]] for r in kinds["correct"]]}}
+    for kind, style in styles.items():
+        if kinds[kind]:
+            ax.scatter([r["median_ms"] for r in kinds[kind]], [_err(r) for r in kinds[kind]], **style)
     for r in rows:
         note = " fastest ★" if r["fastest"] else (" ✗ wrong output" if r["accuracy_ok"] is False else "")
         ax.annotate(f"{r['runner']} {r['precision']}{note}", (r["median_ms"], _err(r)), fontsize=7, xytext=(4, 3),

@@ -32,9 +32,6 @@ def _schema_digest() -> str:
     return hashlib.sha256(RUN_SCHEMA.serialize().to_pybytes()).hexdigest()
 
 
-def _relative(loc: Location, path: str) -> str:
-    return path[len(loc.path("")):].lstrip("/")
-
 
 def _stamp(info: pafs.FileInfo) -> list[int] | None:
     return [info.size, info.mtime_ns] if info.size is not None and info.mtime_ns is not None else None
@@ -61,7 +58,7 @@ def readable(loc: Location, infos: list[pafs.FileInfo]) -> tuple[str, list[str]]
     covered = _covered(loc)
     if not covered:
         return None
-    listed = {_relative(loc, i.path): i for i in infos}
+    listed = {loc.relative(i.path): i for i in infos}
     for path, stamp in covered.items():
         info = listed.get(path)
         if info is None or _stamp(info) != stamp:
@@ -83,7 +80,7 @@ def update(loc: Location, infos: list[pafs.FileInfo]) -> int:
     listed); returns how many were added. Rows the old cache holds for files since changed or gone are dropped
     and, if complete, read again."""
     old_covered = _covered(loc) or {}
-    listed = {_relative(loc, i.path): i for i in infos}
+    listed = {loc.relative(i.path): i for i in infos}
     kept = {p for p, stamp in old_covered.items() if p in listed and _stamp(listed[p]) == stamp}
     todo = [i for rel, i in listed.items() if rel not in kept and _stamp(i) is not None and _run_id(rel)]
     if not todo and kept == set(old_covered):
@@ -98,7 +95,7 @@ def update(loc: Location, infos: list[pafs.FileInfo]) -> int:
     for info in todo:
         with loc.fs.open_input_file(info.path) as f:
             rows = pq.read_table(f, schema=RUN_SCHEMA)
-        relative = _relative(loc, info.path)
+        relative = loc.relative(info.path)
         if rows.num_rows == 1 and rows.column("status")[0].as_py() == "complete" \
                 and rows.column("run_id")[0].as_py() == _run_id(relative):
             parts.append(rows)

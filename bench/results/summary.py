@@ -45,9 +45,6 @@ class Summary:
     runs: pa.Table  # run_id, machine_id, machine_label, timestamp (first timed row), n (timed rows)
 
 
-def _relative(loc: Location, path: str) -> str:
-    return path[len(loc.path("")):].lstrip("/")
-
 
 def read(loc: Location) -> Summary | None:
     """The summary as written, or None (none yet, or unreadable: then it is as if there were none)."""
@@ -69,7 +66,7 @@ def usable(loc: Location, files: list[str], runs: pa.Table) -> Summary | None:
     """The summary, if it still describes ``files`` (the cases table as listed now) and ``runs`` (the runs
     table's run_id, machine_id, machine_label as read now)."""
     summary = read(loc)
-    if summary is None or not summary.covered <= {_relative(loc, f) for f in files}:
+    if summary is None or not summary.covered <= {loc.relative(f) for f in files}:
         return None
     machines: dict[str, set] = {}
     for r in runs.select(["run_id", "machine_id", "machine_label"]).to_pylist():
@@ -82,7 +79,7 @@ def usable(loc: Location, files: list[str], runs: pa.Table) -> Summary | None:
 
 def uncovered_runs(loc: Location, files: list[str], summary: Summary) -> list[str]:
     """Run ids of the listed files the summary does not cover."""
-    return sorted({f.rsplit("/", 2)[-2].partition("=")[2] for f in files if _relative(loc, f) not in summary.covered})
+    return sorted({f.rsplit("/", 2)[-2].partition("=")[2] for f in files if loc.relative(f) not in summary.covered})
 
 
 def update(results: store.Results, check_machines: bool = False) -> int:
@@ -92,14 +89,14 @@ def update(results: store.Results, check_machines: bool = False) -> int:
     which costs a read of every runs file; a reader checks that anyway, and falls back to scanning."""
     loc = store.location(results)
     files = store.visible_files(loc, "cases")
-    listed = {_relative(loc, f) for f in files}
+    listed = {loc.relative(f) for f in files}
     old = read(loc)
     if old is not None and check_machines:
         old = usable(loc, files, _runs(loc, store.visible_files(loc, "runs")))
     if old is not None and not old.covered <= listed:
         old = None  # a covered file is gone: summarise again what there is
     covered = old.covered if old else frozenset()
-    new = [f for f in files if store.is_compacted(f) and _relative(loc, f) not in covered]
+    new = [f for f in files if store.is_compacted(f) and loc.relative(f) not in covered]
     if not new:
         return 0
     run_ids = {f.rsplit("/", 2)[-2].partition("=")[2] for f in new}
@@ -110,7 +107,7 @@ def update(results: store.Results, check_machines: bool = False) -> int:
     for start in range(0, len(new), CHUNK):  # a first summary of a long history: in bounded memory
         keys, more = _aggregate(loc, new[start:start + CHUNK], machines, keys)
         runs.append(more)
-    _write(loc, covered | {_relative(loc, f) for f in new}, keys, pa.concat_tables(
+    _write(loc, covered | {loc.relative(f) for f in new}, keys, pa.concat_tables(
         [r.select(RUN_COLUMNS).cast(pa.schema([SCHEMA.field(c) for c in RUN_COLUMNS])) for r in runs]))
     return len(new)
 

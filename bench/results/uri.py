@@ -127,6 +127,10 @@ class Location:
         """``relative`` (``cases/date=.../x.parquet``) as a path inside ``fs``."""
         return f"{self.root}/{relative}"
 
+    def relative(self, path: str) -> str:
+        """A path inside ``fs`` (as a listing gives it) relative to the root: the inverse of :meth:`path`."""
+        return path[len(self.path("")):].lstrip("/")
+
     def join(self, relative: str) -> Path | str:
         """The address a user would give for ``relative``: a Path under a local folder, else a URI."""
         if self.local is not None and not is_uri(self.uri):
