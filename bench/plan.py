@@ -161,7 +161,7 @@ def plan(
     check_names("device", suite.devices, known_devices, origin)
     _threads(suite, overrides, cpus_allowed())  # bad --threads is refused before any model is built
     if overrides.user_model:
-        models = [user_model(overrides.user_model, overrides.shapes)]
+        models = [user_model(overrides.user_model, overrides.shapes, cache_dir if build_models else None)]
     else:
         zoo_models = _zoo_models(suite, overrides, origin)
         models = [model_ref(m, cache_dir) if build_models else _placeholder(m) for m in zoo_models]

@@ -3,6 +3,7 @@
 A symbolic first dimension is taken as the batch axis (set by the suite's batch sizes, 1 when
 ``--shape`` fixes it); any other dimension left unknown is an error naming the input.
 Generated values: floats in [-1, 1], integers in [0, 9], booleans at random.
+Cases read bench's snapshot of the file and its external data in the cache (``snapshot.py``), never the user's path.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
-from bench.cache import sha256_file
 from bench.case import InputSpec, ModelRef
 from bench.errors import UserError
 from bench.execution.inputs import DTYPES
 from bench.files import first_line
 from bench.models.macs import count_cost
+from bench.models.snapshot import data_locations, model_sha256, snapshot
 
 DIGITS = re.compile(r"[0-9]+")
 RANGES = {"f": (-1.0, 1.0), "i": (0, 9), "u": (0, 9), "b": (0, 1)}
@@ -39,28 +40,33 @@ def parse_shapes(texts: list[str]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _load_graph(path: Path) -> onnx.ModelProto:
+def _check_file(path: Path) -> None:
     if path.is_dir():
         raise UserError(f"{path}: is a folder; --model takes one .onnx file")
     if not path.is_file():
         raise UserError(f"{path}: model file not found")
+
+
+def _parse(file: Path, path: Path) -> onnx.ModelProto:
+    """The graph in ``file`` (the user's ``path`` or bench's copy of it), external data not loaded; errors name
+    ``path``."""
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        model = onnx.load(str(file), load_external_data=False)
     except Exception as exc:  # protobuf raises its own DecodeError; any failure means "not ONNX"
         raise UserError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from None
     if not model.graph.node:
         raise UserError(f"{path}: not an ONNX model (no graph nodes; truncated or another format?)")
-    _check_external_data(model, path.parent)
     return model
 
 
-def _check_external_data(model: onnx.ModelProto, base: Path) -> None:
-    for tensor in model.graph.initializer:
-        if tensor.data_location != TensorProto.EXTERNAL:
-            continue
-        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
-        if not (base / location).is_file():
-            raise UserError(f"{base / location}: external data file of tensor {tensor.name!r} not found")
+def _model_files(path: Path, cache_dir: Path | None) -> tuple[Path, str, onnx.ModelProto]:
+    """Where cases read the model, its sha256 and its graph: bench's copy in the cache (what is run is what was
+    hashed), or with no cache (a dry run, which writes nothing) the user's file itself."""
+    _check_file(path)
+    if cache_dir is not None:
+        return snapshot(path, cache_dir, lambda file: _parse(file, path))
+    model = _parse(path, path)
+    return path.resolve(), model_sha256(path, data_locations(model, path)), model
 
 
 def _dims(value: onnx.ValueInfoProto) -> list[int | str]:
@@ -109,8 +115,9 @@ def _input_spec(value: onnx.ValueInfoProto, given: tuple[int, ...] | None, path:
     return InputSpec(value.name, tuple(dims), dtype.name, low, high, batch_axis)
 
 
-def user_model(path: Path, shapes: dict[str, tuple[int, ...]]) -> ModelRef:
-    model = _load_graph(path)
+def user_model(path: Path, shapes: dict[str, tuple[int, ...]], cache_dir: Path | None = None) -> ModelRef:
+    """The user's model as cases see it; with ``cache_dir``, a snapshot of all its bytes in the cache."""
+    onnx_path, sha256, model = _model_files(path, cache_dir)
     initializers = {t.name for t in model.graph.initializer}
     inputs = [v for v in model.graph.input if v.name not in initializers]
     unknown = set(shapes) - {v.name for v in inputs}
@@ -122,4 +129,4 @@ def user_model(path: Path, shapes: dict[str, tuple[int, ...]]) -> ModelRef:
         macs = count_cost(model, {s.name: list(s.shape) for s in specs}).macs
     except onnx.shape_inference.InferenceError as exc:
         raise UserError(f"{path}: not a valid ONNX graph ({first_line(exc, 200)})") from None
-    return ModelRef(path.stem, str(path.resolve()), sha256_file(path), specs, "user", macs=macs)
+    return ModelRef(path.stem, str(onnx_path), sha256, specs, "user", macs=macs)
