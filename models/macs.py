@@ -22,6 +22,10 @@ Shape computations (Shape -> Gather/Slice/Cast -> Concat -> Reshape, as exporter
 axes) are folded to constants with numpy before inference: ONNX's own data propagation only follows
 them for recent opsets, and older exports (opset 11-13) are common.
 
+A count past int64 (9.2e18 MACs, years of compute per inference) is no inference's: an If branch that is never
+taken can declare any size (a huge Expand + MatMul), and counting the costlier branch trusts it. Such a count is
+unknown (``macs`` None), as the row's int64 column could not hold it either.
+
 ``params`` is the number of elements of floating-point constant tensors, initializers and Constant
 nodes alike (some exporters, e.g. paddle2onnx, keep every weight in Constant nodes), in the main graph
 and in subgraphs. Integer tensors are not counted, so neither are the weights of an int8-quantized model.
@@ -51,14 +55,15 @@ Shapes = Mapping[str, "list[int | None]"]
 @dataclass(frozen=True)
 class ModelCost:
     params: int  # elements of floating-point constant tensors
-    macs: int  # multiply-accumulates of one inference at the given input shapes
+    macs: int | None  # multiply-accumulates of one inference at the given input shapes; None past int64
     unknown_ops: int = 0  # counted ops skipped because a shape stayed unknown (and Loop/Scan nodes)
 
 
 def count_cost(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]]) -> ModelCost:
     """Params and MACs of `model` with its graph inputs fixed to `input_shapes` (name -> full shape)."""
     macs, unknown = _graph_macs(model.graph, _infer_shapes(model, input_shapes))
-    return ModelCost(params=_count_params(model.graph), macs=macs, unknown_ops=unknown)
+    bounded = macs if macs <= np.iinfo(np.int64).max else None  # past int64: no inference's count (module doc)
+    return ModelCost(params=_count_params(model.graph), macs=bounded, unknown_ops=unknown)
 
 
 # ---------------------------------------------------------------------------------------------- counting

@@ -3,6 +3,8 @@ comes from somewhere, and a result.json that does not hold the types is refused 
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -69,3 +71,9 @@ def test_a_result_without_its_types_is_a_bad_output_row_naming_the_field(tmp_pat
     (tmp_path / "result.json").write_text(text)
     outcome = _interpret(tmp_path, timed_out=False, returncode=0, timeout_s=1.0)
     assert outcome.status == Status.BAD_OUTPUT and f"result.json: {where}" in outcome.error, outcome.error
+
+
+def test_a_mac_count_no_int64_holds_is_unknown_on_the_row():
+    huge = dataclasses.replace(CASE, model=dataclasses.replace(CASE.model, macs=2**66))
+    row = outcome_row(huge, WorkerOutcome(Status.OK, full_result(), SAMPLES, exit_code=0, wall_s=1.0), "r", "s", "1")
+    assert row["model_macs"] is None and row["achieved_gflops"] is None

@@ -55,6 +55,13 @@ def skipped_row(case: Case, status: Status, reason: str, run_id: str, suite: str
     return {**_case_columns(case, run_id, suite, version), "status": status, "error": reason}
 
 
+def _macs(case: Case) -> int | None:
+    """The model's MAC count as the int64 column holds it: a count planned elsewhere (a case file made by hand,
+    an older bench) that no int64 holds is unknown, never a crash of the row writer after the case ran."""
+    macs = case.model.macs
+    return macs if isinstance(macs, int) and 0 <= macs <= np.iinfo(np.int64).max else None
+
+
 def _timing_columns(case: Case, t: Timing, samples_ns: np.ndarray) -> dict[str, Any]:
     latency, phases = t.latency, t.phases
     cpu_utilization = t.cpu_ns / t.wall_ns
@@ -63,9 +70,9 @@ def _timing_columns(case: Case, t: Timing, samples_ns: np.ndarray) -> dict[str, 
         **asdict(phases),
         "items_per_iteration": t.items_per_iteration,
         "throughput_per_s": t.items_per_iteration * len(samples_ns) / (float(samples_ns.sum()) / 1e9),
-        "model_macs": case.model.macs,
-        "achieved_gflops": (2 * case.model.macs * t.items_per_iteration / (latency.median_ms * 1e6)
-                            if case.model.macs else None),
+        "model_macs": _macs(case),
+        "achieved_gflops": (2 * _macs(case) * t.items_per_iteration / (latency.median_ms * 1e6)
+                            if _macs(case) else None),
         "stop_reason": t.stop_reason,
         "unstable": unstable(latency.cv, t.stop_reason),
         "cold_start_ms": phases.load_ms + phases.prepare_ms + phases.first_inference_ms,

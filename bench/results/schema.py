@@ -78,7 +78,8 @@ CASE_COLUMNS: tuple[Column, ...] = (
     _c("unstable", BOOL, "", "cv > 0.10, or the median's CI never reached its target before max_time"),
     _c("items_per_iteration", I64, "items", "batch x requests per timed call (requests > 1 in throughput)"),
     _c("throughput_per_s", F64, "items/s", "items_per_iteration x iterations / total timed time"),
-    _c("model_macs", I64, "MACs", "multiply-accumulates of one inference at batch 1, counted from the graph"),
+    _c("model_macs", I64, "MACs", "multiply-accumulates of one inference at batch 1, counted from the graph; null "
+       "when unknown (a count past int64: an untaken If branch can declare any size)"),
     _c("achieved_gflops", F64, "GFLOP/s", "2 x model_macs x items per iteration / median latency"),
     _c("stop_reason", STR, "", "ci_reached, max_time or max_iterations"),
     _c("warmup_iterations", I64, "iterations", "untimed iterations before measuring"),

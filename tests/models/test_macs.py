@@ -174,3 +174,43 @@ def test_a_real_exported_model_from_the_zoo(cache_dir):
     assert cost.unknown_ops == 0
     assert 2e6 < cost.params < 4e6  # no initializers at all: weights sit in Constant nodes
     assert 0.3e9 < cost.macs < 1.5e9
+
+
+def _untaken_huge_branch(path=None) -> onnx.ModelProto:
+    """An If whose never-taken branch expands a 1x1 input to 2^22 x 2^22 and squares it: 2^66 MACs declared, past
+    int64, while the model itself runs in microseconds."""
+    n = 1 << 22
+    shape = numpy_helper.from_array(np.array([n, n], dtype=np.int64))
+    then_branch = helper.make_graph(
+        [helper.make_node("Constant", [], ["shape"], value=shape), helper.make_node("Expand", ["x", "shape"], ["big"]),
+         helper.make_node("MatMul", ["big", "big"], ["square"]),
+         helper.make_node("ReduceSum", ["square"], ["t"], keepdims=0)],
+        "then", [], [helper.make_tensor_value_info("t", TensorProto.FLOAT, None)])
+    else_branch = helper.make_graph([helper.make_node("ReduceSum", ["x"], ["e"], keepdims=0)], "else", [],
+                                    [helper.make_tensor_value_info("e", TensorProto.FLOAT, None)])
+    model = _model(
+        [helper.make_node("Constant", [], ["cond"], value=numpy_helper.from_array(np.array(False))),
+         helper.make_node("If", ["cond"], ["y"], then_branch=then_branch, else_branch=else_branch)],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [],
+    )
+    model.ir_version = 8
+    if path is not None:
+        onnx.save(model, str(path))
+    return model
+
+
+def test_a_count_past_int64_is_unknown():
+    assert count_cost(_untaken_huge_branch(), {"x": [1, 1]}).macs is None
+
+
+@pytest.mark.slow  # a real run, ~5 s
+def test_a_count_past_int64_runs_and_writes_its_row(bench_cli, tmp_path):
+    from bench.results import store
+
+    _untaken_huge_branch(tmp_path / "huge.onnx")
+    done = bench_cli("run", "--model", "huge.onnx", "--runners", "onnxruntime", "--precisions", "fp32",
+                     "--threads", "1", "--scenarios", "latency", "--results", "out")
+    assert done.returncode == 0, done.stderr  # was: OverflowError in the row writer after the case ran, 0 rows
+    rows = store.read_cases(tmp_path / "out", ["status", "model_macs", "achieved_gflops"]).to_pylist()
+    assert rows == [{"status": "ok", "model_macs": None, "achieved_gflops": None}]
