@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from bench.execution.accuracy import TOLERANCES, compare
 
@@ -54,3 +55,39 @@ def test_a_broken_small_output_cannot_hide_behind_a_large_one(cache_dir):
         p = compare({"boxes": reference["boxes"], "scores": broken.astype(np.float32)}, reference, "int8")
         assert not p.accuracy_ok and "in output 'scores'" in p.reason, (p.cosine, p.reason)
         assert p.cosine < 0.95  # the worst output's cosine is the row's
+
+
+def test_reference_outputs_keep_their_names_exactly(tmp_path):
+    from bench.case import Case, InputSpec, ModelRef
+    from bench.execution.parity import PARITY_INPUTS, load_reference, save_reference
+
+    model = ModelRef("m", "/m.onnx", "a" * 64, (InputSpec("x", (1, 4), "float32", -1, 1),), "user")
+    case = Case(model=model, runner="r", implementation="x:Y", device="cpu", precision="fp32", batch=1, threads=1,
+                scenario="latency", cache_dir=str(tmp_path))
+    names = ["y\0evil", "y", "a/b", "", "10", "2"]  # a NUL cut the name, and "y\0evil" then overwrote "y"
+    outputs = [{name: np.full(3, 10 * i + j, np.float32) for j, name in enumerate(names)}
+               for i in range(PARITY_INPUTS)]
+    save_reference(case, outputs)
+    loaded = load_reference(case)
+    assert [list(out) for out in loaded] == [names] * PARITY_INPUTS
+    assert all(np.array_equal(loaded[i][n], outputs[i][n]) for i in range(PARITY_INPUTS) for n in names)
+
+
+@pytest.mark.slow  # a real run, ~5 s
+def test_an_output_name_with_a_nul_is_not_flagged_wrong(bench_cli, tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from bench.results import store
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y\0evil"])], "nul",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y\0evil", TensorProto.FLOAT, [1, 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "nul.onnx"))
+    done = bench_cli("run", "--model", "nul.onnx", "--runners", "onnxruntime", "--precisions", "fp32",
+                     "--threads", "1", "--scenarios", "latency", "--results", "out")
+    assert done.returncode == 0, done.stderr
+    rows = store.read_cases(tmp_path / "out", ["status", "accuracy_ok", "accuracy_reason"]).to_pylist()
+    assert rows == [{"status": "ok", "accuracy_ok": True, "accuracy_reason": ""}]

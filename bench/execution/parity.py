@@ -7,6 +7,7 @@ seed and K. The case's worker runs the same K inputs through its runtime after t
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 
@@ -23,6 +24,10 @@ PARITY_INPUTS = 3
 SEED_OFFSET = 1000  # parity inputs differ from the timing input, which is generated from the case's seed
 # Bump when the parity inputs change, so references cached from the old inputs are never compared with new ones.
 INPUTS_VERSION = 2
+# The reference file's layout: arrays keyed "sample/output index", the output names beside them as JSON. Names as
+# keys (layout 1) lost everything from a NUL on (zip member names end there), which made every runner WRONG.
+LAYOUT = 2
+NAMES = "names.json"
 
 
 def _stack(samples: list[dict[str, np.ndarray]], case: Case) -> dict[str, np.ndarray]:
@@ -49,7 +54,7 @@ def parity_inputs(case: Case) -> list[dict[str, np.ndarray]]:
 
 
 def reference_path(case: Case) -> Path:
-    name = f"{case.model.sha256}-b{case.batch}-s{case.seed}-k{PARITY_INPUTS}-v{INPUTS_VERSION}.npz"
+    name = f"{case.model.sha256}-b{case.batch}-s{case.seed}-k{PARITY_INPUTS}-v{INPUTS_VERSION}-l{LAYOUT}.npz"
     return Path(case.cache_dir) / "reference" / name
 
 
@@ -60,7 +65,8 @@ def _hash_path(path: Path) -> Path:
 def save_reference(case: Case, outputs: list[dict[str, np.ndarray]]) -> Path:
     """The fp32 outputs, and beside them their file's sha256: a reference is a cache entry like a model, checked
     before every use (a corrupted one was never rebuilt and made every case of its model an error)."""
-    arrays = {f"{i}/{name}": array for i, out in enumerate(outputs) for name, array in out.items()}
+    arrays = {f"{i}/{j}": array for i, out in enumerate(outputs) for j, array in enumerate(out.values())}
+    arrays[NAMES] = np.frombuffer(json.dumps([list(out) for out in outputs]).encode(), dtype=np.uint8)
     path = write_atomic(reference_path(case), lambda f: np.savez(f, **arrays))
     write_atomic(_hash_path(path), lambda f: f.write(sha256_file(path).encode()))
     return path
@@ -82,13 +88,11 @@ def load_reference(case: Case) -> list[dict[str, np.ndarray]] | None:
     if _hash_path(path).exists() and not reference_ok(case):
         raise ValueError(f"fp32 reference {path} does not match its sha256 ({_hash_path(path).name}): corrupted "
                          "since it was written; the next run rebuilds it")
-    outputs: list[dict[str, np.ndarray]] = [{} for _ in range(PARITY_INPUTS)]
     try:
         with np.load(path, allow_pickle=False) as data:
-            for key in data.files:
-                index, _, name = key.partition("/")
-                outputs[int(index)][name] = data[key]
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # truncated or garbage bytes
+            names = json.loads(data[NAMES].tobytes())
+            outputs = [{name: data[f"{i}/{j}"] for j, name in enumerate(sample)} for i, sample in enumerate(names)]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # truncated or garbage bytes
         raise ValueError(f"fp32 reference {path} is unreadable ({exc}); the next run rebuilds it") from None
     return outputs
 
