@@ -64,12 +64,24 @@ def load_run(results: store.Results, run_id: str) -> RunInfo:
     """The stored identity of ``run_id``, for ``--resume``."""
     if not store.has_table(results, "runs"):
         raise UserError(f"--resume {run_id}: no runs in {results}")
-    sql = "SELECT run_id, timestamp, suite, argv, plan_sha256 FROM runs WHERE run_id = ?"
+    sql = ("SELECT run_id, timestamp, suite, argv, plan_sha256, machine_id, machine_label, cpu_model FROM runs "
+           "WHERE run_id = ?")
     rows = store.query(results, sql, [run_id]).to_pylist()
     if not rows:
         raise UserError(f"--resume {run_id}: no such run in {results}")
     row = rows[0]
+    _check_same_machine(row)
     return RunInfo(row["run_id"], row["timestamp"], row["suite"], json.loads(row["argv"]), row["plan_sha256"])
+
+
+def _check_same_machine(run: dict[str, Any]) -> None:
+    """A run is one machine's: resumed elsewhere, its rows would be relabelled and its environment overwritten."""
+    here = envinfo.machine_id()
+    if run["machine_id"] and run["machine_id"] != here:
+        label = f"{run['machine_label']}, " if run["machine_label"] else ""
+        raise UserError(f"--resume {run['run_id']}: the run belongs to machine {run['machine_id']} ({label}"
+                        f"{run['cpu_model'] or 'unknown CPU'}), not this one ({here}); resume it on that machine, or "
+                        "start a new run here")
 
 
 def check_resumable(run: RunInfo, planned: list[PlannedCase]) -> None:

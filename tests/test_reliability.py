@@ -131,6 +131,25 @@ def test_resume_refuses_a_plan_that_is_no_longer_the_runs(bench_cli, tmp_path):
     assert rows == ["tiny_mlp/onnxruntime/cpu/fp32/b1/t1/latency"]  # nothing of the other plan was run
 
 
+@pytest.mark.slow  # a real run, ~5-10 s
+def test_resume_refuses_a_run_of_another_machine(bench_cli, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    assert bench_cli("run", "--suite", FAST, "--results", "out").returncode == 0
+    run_id = only_run_id(tmp_path / "out")
+    [run_file] = (tmp_path / "out" / "runs").glob(f"run_id={run_id}/*.parquet")
+    table = pq.read_table(run_file)
+    other = pa.array(["0123456789abcdef"] * table.num_rows, table.schema.field("machine_id").type)
+    pq.write_table(table.set_column(table.schema.get_field_index("machine_id"), "machine_id", other), run_file)
+    done = bench_cli("run", "--resume", run_id, "--results", "out")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert f"--resume {run_id}: the run belongs to machine 0123456789abcdef (" in done.stderr
+    assert "resume it on that machine" in done.stderr
+    # before: the run was taken over, its environment rewritten with this machine's
+    assert store.query(tmp_path / "out", "SELECT machine_id FROM runs").column(0).to_pylist() == ["0123456789abcdef"]
+
+
 def test_a_run_stopped_by_an_error_is_marked_failed_not_running(cache_dir, tmp_path, monkeypatch):
     suite = load_suite(str(Path(__file__).parent / "fixtures" / "fast.toml"))
     planned = plan(suite, "fast", Overrides(models=["tiny_mlp", "tiny_cnn"]), Registry.default(), cache_dir)
