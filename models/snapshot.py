@@ -59,9 +59,11 @@ def _outside_why(location: str, base: Path) -> str:
     target = base / location
     if target.is_symlink():
         return "a symbolic link"
-    if not target.resolve().is_relative_to(base.resolve()):
-        return "behind a symbolic link that leads out of the model's folder"
-    return ""
+    try:
+        inside = target.resolve().is_relative_to(base.resolve())
+    except (OSError, RuntimeError):  # Python < 3.13 raises RuntimeError on a loop of symbolic links
+        return "behind a loop of symbolic links"
+    return "" if inside else "behind a symbolic link that leads out of the model's folder"
 
 
 def data_locations(model: onnx.ModelProto, path: Path) -> tuple[str, ...]:

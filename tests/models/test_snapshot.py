@@ -96,11 +96,12 @@ def outside_locations(tmp_path: Path) -> dict[str, str]:
     (tmp_path / "secret.bin").write_bytes(b"s3cret!!" * 8)
     os.symlink(tmp_path, tmp_path / "model" / "up")  # a folder link inside, leading out
     os.symlink(tmp_path / "secret.bin", tmp_path / "model" / "w.bin")  # the data file itself a link
+    os.symlink("loop", tmp_path / "model" / "loop")  # resolving it never ends
     return {"dotdot": "../secret.bin", "absolute": str(tmp_path / "secret.bin"), "folder link": "up/secret.bin",
-            "file link": "w.bin"}
+            "file link": "w.bin", "link loop": "loop/w.bin"}
 
 
-@pytest.mark.parametrize("form", ["dotdot", "absolute", "folder link", "file link"])
+@pytest.mark.parametrize("form", ["dotdot", "absolute", "folder link", "file link", "link loop"])
 def test_external_data_outside_the_models_folder_is_refused(tmp_path, form):
     (tmp_path / "model").mkdir()
     path = matmul_model(tmp_path / "model" / "m.onnx", external=True)
