@@ -4,39 +4,42 @@ case's worker from itself: a few milliseconds instead of a fresh interpreter's 0
 Isolation stays that of a fresh process. The server imports only ``bench.execution.worker`` and the zoo's
 modules (numpy, pydantic, bench; a test checks that no runtime is among its modules) and never runs a case; each
 forked worker imports its runner and runtime itself and exits. Before the worker's ``main`` the child leads its
-own session (the launcher kills its group at the deadline), dies with the server (which dies with the launcher),
-has the case's address-space cap and CPUs, its stdin on /dev/null and its stdout/stderr in the case folder. It
-ends with ``os._exit`` after the atexit handlers: a runtime's teardown (unloading plugins, freeing pools) is not
-the case's cost.
+own session (the launcher kills its group at the deadline), dies with the server (which dies with the launcher:
+both set their own death signal, see ``bench.containment``), has the case's address-space cap and CPUs, its stdin
+on /dev/null and its stdout/stderr in the case folder. It ends with ``os._exit`` after the atexit handlers: a
+runtime's teardown (unloading plugins, freeing pools) is not the case's cost. The server is a subreaper: a daemon
+the case started comes to it when its parent ends, and is killed and reaped once the worker has been.
 
-Protocol, one JSON line each way over the server's stdin/stdout: the launcher sends ``{"mode", "case_file",
-"out_dir", "stdout", "stderr", "max_memory_mb", "cpus", "spawned_at_ns"}``; the server answers ``{"pid"}`` once
-the child is set up, and ``{"pid", "exit_code", "maxrss_kb"}`` once it has reaped it (``os.wait4``, so the row's
-peak RSS is the worker's own). The launcher waits on the child through a pidfd, as on a worker it spawned.
+Protocol, one JSON line each way over the server's stdin/stdout: the server says ``{"ready"}`` once it has made
+its imports; the launcher sends ``{"mode", "case_file", "out_dir", "stdout", "stderr", "max_memory_mb", "cpus",
+"spawned_at_ns"}``; the server answers ``{"pid"}`` once the child is set up, and ``{"pid", "exit_code",
+"maxrss_kb"}`` once it has reaped it (``os.wait4``, so the row's peak RSS is the worker's own) and ended what the
+case left behind. The launcher waits on the child through a pidfd, as on a worker it spawned, and waits for each
+answer with a deadline: a server that misses one is killed, and the launcher spawns workers from then on.
 """
 
 from __future__ import annotations
 
 import atexit
-import ctypes
 import importlib
 import json
 import os
-import resource
+import select
 import signal
 import subprocess
 import sys
+import time
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from bench import telemetry
+from bench import containment, telemetry
+from bench.containment import SETUP_FAILED
 from bench.contract import SPAWNED_AT_ENV
 
-PR_SET_PDEATHSIG = 1
-SETUP_FAILED = 70  # the child could not be set up as a worker (EX_SOFTWARE)
+START_DEADLINE_S = 120.0  # its imports (numpy, pydantic, the worker): ~0.5 s here, tens of seconds under emulation
+ANSWER_DEADLINE_S = 30.0  # a fork and a child's set-up, or a reap of a worker that has exited: milliseconds
 # What every zoo case's parity and task steps import after the worker module (pydantic with them: ~0.1 s a case).
 PRELOADED = ("bench.models.zoo", "bench.models.tasks")
 
@@ -44,30 +47,6 @@ PRELOADED = ("bench.models.zoo", "bench.models.tasks")
 def available() -> bool:
     """Forking needs fork and a pidfd (Linux 5.3+) to wait on a process that is not the launcher's child."""
     return sys.platform.startswith("linux") and hasattr(os, "fork") and hasattr(os, "pidfd_open")
-
-
-def _die_with_parent() -> None:
-    """Linux: SIGKILL when the parent dies (a killed run leaves no worker, and no server, running on)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
-
-
-def worker_setup(max_memory_mb: int | None, cpus: tuple[int, ...] = ()) -> Callable[[], None]:
-    """What a worker process does before the worker runs (exec'd or forked): tie it to its parent, cap its address
-    space (RLIMIT_AS) so an allocation past ``--max-memory`` fails inside the worker instead of swapping the machine,
-    and pin it to the case's cores, so every thread it ever starts (numpy's and the runtime's pools) inherits them."""
-    limit = max_memory_mb * 1024 * 1024 if max_memory_mb else None
-
-    def setup() -> None:
-        _die_with_parent()
-        if limit:
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        if cpus:
-            os.sched_setaffinity(0, cpus)
-
-    return setup
 
 
 # --- the server ----------------------------------------------------------------------------------------------
@@ -85,10 +64,11 @@ def _redirect(request: dict[str, Any]) -> None:
     sys.stdin = open(os.devnull)  # noqa: SIM115  # the server's buffered stdin holds its requests, not the case's
 
 
-def _become_worker(request: dict[str, Any], argv: list[str]) -> None:
+def _become_worker(request: dict[str, Any], argv: list[str], server: int) -> None:
     os.setsid()  # its own session and process group, as Popen(start_new_session=True) gives a spawned worker
     _redirect(request)  # first: a failure of what follows lands in the case's stderr tail
-    worker_setup(request["max_memory_mb"], tuple(request["cpus"]))()
+    containment.die_with_parent(server)
+    containment.set_up_worker(request["max_memory_mb"], tuple(request["cpus"]))
     os.environ[SPAWNED_AT_ENV] = str(request["spawned_at_ns"])
     sys.argv = argv  # what a spawned worker's sys.argv would hold
     import numpy as np
@@ -109,13 +89,14 @@ def _exit(code: int) -> None:
 def _fork(worker: ModuleType, request: dict[str, Any]) -> int:
     """Fork a worker for ``request``; returns its pid once it is set up (or gone)."""
     ready_r, ready_w = os.pipe()
+    server = os.getpid()
     pid = os.fork()
     if pid == 0:
         os.close(ready_r)
         code = SETUP_FAILED
         args = [request["mode"], request["case_file"], request["out_dir"]]
         try:
-            _become_worker(request, [worker.__file__, *args])
+            _become_worker(request, [worker.__file__, *args], server)
             os.close(ready_w)
             code = worker.main(args)
         except BaseException:  # noqa: BLE001  # whatever happens, the child never returns into the server's loop
@@ -130,16 +111,20 @@ def _fork(worker: ModuleType, request: dict[str, Any]) -> int:
 
 def serve() -> int:
     """The server's loop: a request in, a worker forked, its pid out, then its exit once reaped."""
+    containment.die_with_parent(containment.expected_parent_from_environment())
+    containment.become_subreaper()
     from bench.execution import worker  # everything a case shares, imported once
 
     for name in PRELOADED:
         importlib.import_module(name)
 
+    _reply({"ready": os.getpid()})
     requests = sys.stdin.buffer
     while line := requests.readline():
         pid = _fork(worker, json.loads(line))
         _reply({"pid": pid})
         _, status, rusage = os.wait4(pid, 0)
+        containment.end_children()  # the worker is reaped: any child left is one the case started
         _reply({"pid": pid, "exit_code": os.waitstatus_to_exitcode(status), "maxrss_kb": rusage.ru_maxrss})
     return 0
 
@@ -147,7 +132,7 @@ def serve() -> int:
 # --- the launcher's side ---------------------------------------------------------------------------------------
 
 class ServerGone(OSError):
-    """The server died or answered nonsense; the launcher spawns workers itself from then on."""
+    """The server died, answered nonsense or missed a deadline; the launcher spawns workers itself from then on."""
 
 
 @dataclass
@@ -157,23 +142,40 @@ class Forked:
     pid: int
     server: ForkServer
 
-    def reap(self) -> tuple[int, float | None]:
+    def reap(self) -> tuple[int | None, float | None]:
         """(exit code, peak RSS in MB) once the worker has exited; a server that died took its worker with it (and
-        its peak with it: unknown, not 0)."""
+        its peak with it: unknown, not 0); one that does not answer in time is killed, and the exit is unknown
+        (None: the case's files are the evidence)."""
         try:
-            reply = self.server.read()
+            reply = self.server.read(self.server.answer_deadline_s)
+        except ServerSilent:
+            self.server.give_up()
+            return None, None
         except ServerGone:
             return -signal.SIGKILL, None
         return int(reply["exit_code"]), int(reply["maxrss_kb"]) / 1024.0
 
+    def end_orphans(self) -> None:
+        """Nothing left to do here: the server, their subreaper, ended them before it answered the reap."""
+
+
+class ServerSilent(ServerGone):
+    """The server did not answer within its deadline (stuck, stopped, or not a fork server at all)."""
+
 
 class ForkServer:
     """The launcher's handle on a fork server, started on first use and again whenever the environment it was
-    started with (telemetry switched off, plus whatever the user set) is no longer the one a worker would get."""
+    started with (telemetry switched off, plus whatever the user set) is no longer the one a worker would get.
+    Every answer it owes has a deadline; a server that misses one is killed and ``failed`` stays set."""
+
+    command: tuple[str, ...] = (sys.executable, "-m", "bench.forkserver")
+    start_deadline_s = START_DEADLINE_S
+    answer_deadline_s = ANSWER_DEADLINE_S
 
     def __init__(self) -> None:
         self._proc: subprocess.Popen | None = None
         self._env: dict[str, str] | None = None
+        self._pending = b""  # what the server has written past the last line read
         self.failed = not available()
 
     def __enter__(self) -> ForkServer:
@@ -183,12 +185,16 @@ class ForkServer:
         self.close()
 
     def _start(self, env: dict[str, str]) -> None:
+        """Start the server (no code of ours between its fork and exec: it sets its own death signal) and wait for
+        its first answer."""
         self.close()
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.forkserver"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent, env=env,
+            self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            start_new_session=True, env={**env, containment.PARENT_ENV: str(os.getpid())},
         )
-        self._env = env
+        self._env, self._pending = env, b""
+        if "ready" not in self.read(self.start_deadline_s):
+            raise ServerGone("the fork server's first answer was not ready")
 
     def fork(self, request: dict[str, Any]) -> Forked | None:
         """A worker forked for ``request``, or None where there is no server to be had (spawn it instead)."""
@@ -200,33 +206,62 @@ class ForkServer:
                 self._start(env)
             self._proc.stdin.write((json.dumps(request) + "\n").encode())
             self._proc.stdin.flush()
-            return Forked(int(self.read()["pid"]), self)
-        except (OSError, ValueError, KeyError):
-            self.failed = True  # once broken, every later case spawns its worker: no second guess mid-run
-            self.close()
+            return Forked(int(self.read(self.answer_deadline_s)["pid"]), self)
+        except (OSError, ValueError, KeyError, TypeError):
+            self.give_up()
             return None
 
-    def read(self) -> dict[str, Any]:
-        line = self._proc.stdout.readline() if self._proc else b""
-        if not line:
-            raise ServerGone("the fork server is gone")
+    def give_up(self) -> None:
+        """Once broken, every later case spawns its worker: no second guess mid-run."""
+        self.failed = True
+        self.close(kill=True)
+
+    def read(self, deadline_s: float) -> dict[str, Any]:
+        """The server's next answer, waited for at most ``deadline_s`` (ServerSilent past it; ServerGone at EOF)."""
+        line = self._read_line(deadline_s)
         try:
-            return json.loads(line)
+            reply = json.loads(line)
         except ValueError as exc:
             raise ServerGone(f"the fork server answered {line[:80]!r}") from exc
+        if not isinstance(reply, dict):
+            raise ServerGone(f"the fork server answered {line[:80]!r}")
+        return reply
 
-    def close(self) -> None:
+    def _read_line(self, deadline_s: float) -> bytes:
+        """Blocks in select() on the pipe, not in readline(), which has no deadline."""
+        if self._proc is None:
+            raise ServerGone("the fork server is gone")
+        fd, end = self._proc.stdout.fileno(), time.monotonic() + deadline_s
+        while b"\n" not in self._pending:
+            ready, _, _ = select.select([fd], [], [], max(0.0, end - time.monotonic()))
+            if not ready:
+                raise ServerSilent(f"the fork server did not answer within {deadline_s:g} s")
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise ServerGone("the fork server is gone")
+            self._pending += chunk
+        line, _, self._pending = self._pending.partition(b"\n")
+        return line
+
+    def close(self, kill: bool = False) -> None:
+        """EOF on its stdin ends the server's loop (a case still in flight, after Ctrl-C mid-request: killed); one
+        that does not end within 2 s, or that is given up on (``kill``), is killed, and its forked workers with it."""
         proc, self._proc = self._proc, None
         if proc is None:
             return
         try:
-            proc.stdin.close()  # EOF: the loop ends (a case still in flight, after Ctrl-C mid-request: killed)
-            proc.wait(timeout=2)
+            proc.stdin.close()
+            if not kill:
+                proc.wait(timeout=2)
         except (OSError, subprocess.TimeoutExpired):
+            kill = True
+        if kill:
             proc.kill()
-            proc.wait()
-        finally:
-            proc.stdout.close()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # stuck in the kernel: Python reaps it later
+                pass
+        proc.stdout.close()
 
 
 if __name__ == "__main__":

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ from bench.forkserver import ForkServer, available
 from bench.launcher import run_worker
 from bench.plan import Overrides, plan
 from bench.registry import Registry
+from bench.run import RunInfo, execute
 from bench.runners.onnxruntime import SPEC as ORT
 from bench.suite import load_suite
 
@@ -93,9 +97,66 @@ def test_a_server_that_dies_takes_its_worker_and_the_next_case_gets_a_new_one(fa
     assert after.status == "ok" and after.started_by == "fork server"
 
 
-def test_a_child_that_cannot_be_set_up_is_an_error_row_with_its_reason(cache_dir):
+@pytest.mark.parametrize("forked", [True, False], ids=["forked", "spawned"])
+def test_a_child_that_cannot_be_set_up_is_an_error_row_with_its_reason(cache_dir, forked):
     [case] = _cases(ORT, cache_dir)
-    with ForkServer() as server:
-        outcome = run_worker(dataclasses.replace(case, cpus=(os.cpu_count() + 4096,)), server=server)
+    unpinnable = dataclasses.replace(case, cpus=(os.cpu_count() + 4096,))
+    with ForkServer() as server:  # spawned: the worker sets itself up, so a failure is its row, not the run's crash
+        outcome = run_worker(unpinnable, server=server if forked else None)
     assert outcome.status == "error" and outcome.exit_code == 70, outcome
     assert "sched_setaffinity" in outcome.stderr_tail or "Invalid argument" in outcome.stderr_tail
+
+
+def test_a_server_that_never_answers_is_killed_and_the_run_spawns_its_workers(cache_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(ForkServer, "command", ("sleep", "300"))  # started, silent: as a child stopped before exec
+    monkeypatch.setattr(ForkServer, "start_deadline_s", 2.0)
+    suite = load_suite(str(FIXTURES / "fast.toml"))
+    planned = plan(suite, "fast.toml", Overrides(runners=["onnxruntime"]), Registry([ORT]), cache_dir)
+    start = time.monotonic()
+    rows = execute(planned, tmp_path, RunInfo.new("fast", []), Registry([ORT]), stream=io.StringIO())
+    assert rows and all(r["status"] == "ok" for r in rows), rows
+    assert time.monotonic() - start < 60  # one missed deadline (2 s), not the 300 s the server would take to exit
+
+
+@pytest.mark.parametrize("stall_at", ["pid", "reap"])
+def test_a_server_that_stops_answering_mid_case_is_killed_and_the_case_still_has_its_row(stall_at, cache_dir,
+                                                                                          monkeypatch):
+    monkeypatch.setattr(ForkServer, "command", (sys.executable, str(FIXTURES / "stalling_forkserver.py"), stall_at))
+    monkeypatch.setattr(ForkServer, "answer_deadline_s", 2.0)
+    [case] = _cases(ORT, cache_dir)
+    start = time.monotonic()
+    with ForkServer() as server:
+        stalled = run_worker(case, server=server)
+        after = run_worker(case, server=server)
+    assert time.monotonic() - start < 60
+    assert stalled.status == "ok" and after.status == "ok", (stalled, after)
+    # no pid: the case is spawned instead; no reap: the worker's own result stands, its exit code unknown
+    assert stalled.started_by == ("fresh interpreter" if stall_at == "pid" else "fork server")
+    assert server.failed and after.started_by == "fresh interpreter"
+
+
+def test_the_server_dies_with_its_launcher(tmp_path):
+    code = ("import sys, time; from bench import telemetry; from bench.forkserver import ForkServer; "
+            "s = ForkServer(); s._start(telemetry.switched_off()); print(s._proc.pid, flush=True); time.sleep(60)")
+    launcher = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        server = int(launcher.stdout.readline())
+        os.kill(launcher.pid, signal.SIGKILL)
+        launcher.wait(timeout=10)
+        assert _gone_within(server, 10), "the fork server outlived its launcher"
+    finally:
+        launcher.kill()
+        launcher.stdout.close()
+
+
+def _gone_within(pid: int, seconds: float) -> bool:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            return True
+        if state == "Z":  # dead, waiting for a parent (init, or a subreaper) to collect it
+            return True
+        time.sleep(0.05)
+    return False

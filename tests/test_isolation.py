@@ -134,3 +134,18 @@ def test_a_failure_under_the_memory_cap_says_the_cap_was_in_force(fakes, cache_d
     [row] = execute(planned, tmp_path, RunInfo.new("fast", []), registry, io.StringIO())
     assert row["status"] == "error" and "arena could not grow" in row["error"]  # its own words, not called oom
     assert "under --max-memory 2048 MB" in row["error"] and "a failed allocation can end this way" in row["error"]
+
+
+def test_a_worker_flooding_stderr_is_stopped_at_the_log_cap_with_its_reason(fakes, cache_dir, tmp_path, monkeypatch):
+    from bench import launcher
+
+    monkeypatch.setattr(launcher, "LOG_CAP_BYTES", 16 * 2**20)
+    start = time.monotonic()
+    rows = run_with([fakes.FLOODS], cache_dir, tmp_path, timeout_s=120)
+    row = rows["floods"]
+    assert row["status"] == "error" and row["error"].startswith("stderr passed 16 MB ("), row["error"]
+    written_mb = float(row["error"].split("(")[1].split(" MB")[0])
+    assert written_mb < 16 + 300  # at most one check's worth (1 s at ~100 MB/s, plus slack) past the cap
+    assert "the runtime says this again" in row["stderr_tail"]  # the tail is still there to read
+    assert time.monotonic() - start < 60  # long before its 120 s deadline
+    assert rows["onnxruntime"]["status"] == "ok"

@@ -4,9 +4,18 @@ Usage (by the launcher only): ``python -m bench.execution.worker case|reference 
 
 Files written to OUT_DIR: ``samples.npy`` (int64 ns per timed iteration) and then ``result.json``,
 renamed into place last so that the parent never reads a half-written result.
+
+A spawned worker sets itself up first thing, before numpy and the runner import (numpy's threads take the CPUs
+of the thread that starts them): its death signal, address-space cap and CPUs, from the environment the launcher
+gave it (``bench.containment``; never in ``preexec_fn``, which is unsafe in a launcher with threads).
 """
 
 from __future__ import annotations
+
+from bench import containment
+
+containment.set_up_from_environment()
+# ruff: noqa: E402  (every import below comes after the set-up above, on purpose)
 
 import os
 import sys
