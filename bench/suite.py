@@ -51,6 +51,11 @@ Scenario = Literal["latency", "throughput"]
 
 DAY_S = 24 * 3600  # upper bounds: past them a value is a typo, and 1e308 seconds overflows the clock
 MAX_ITERATIONS = 10**8
+# The bounds a suite file and the command line share (bench.cli, bench.tune): past them a value is a typo, and
+# 3000000000 threads overflowed the row writer's int32 column after the case had run
+MAX_THREADS = 4096
+MAX_BATCH = 65536
+MAX_TIMEOUT_S = 7 * DAY_S
 
 
 class TimingConfig(Strict):
@@ -78,13 +83,13 @@ class Suite(Strict):
     runners: list[str] = Field(["*"], min_length=1)
     devices: list[str] = Field(["cpu"], min_length=1)
     precisions: list[Precision] = Field(["fp32"], min_length=1)
-    batch_sizes: list[Annotated[int, Field(ge=1, le=65536)]] = Field([1], min_length=1)
-    threads: list[Annotated[int, Field(ge=1, le=4096)] | Literal["all"]] = Field([1], min_length=1)
+    batch_sizes: list[Annotated[int, Field(ge=1, le=MAX_BATCH)]] = Field([1], min_length=1)
+    threads: list[Annotated[int, Field(ge=1, le=MAX_THREADS)] | Literal["all"]] = Field([1], min_length=1)
     scenarios: list[Scenario] = Field(["latency"], min_length=1)
     # Which cores a case runs on (bench.topology): all, or one cluster of a big.LITTLE chip, the worker pinned to
     # it and "all" threads meaning its size. What ncnn's powersave and MNN's power mode are for, done alike for all.
     cores: list[Literal["all", "big", "little", "prime"]] = Field(["all"], min_length=1)
-    timeout_s: float = Field(300.0, gt=0, le=7 * DAY_S, allow_inf_nan=False)
+    timeout_s: float = Field(300.0, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)
     seed: int = 0
     # How many of a real model's labelled samples task accuracy scores (default: all its set has, e.g. 200 OCR
     # crops); fewer for a slow machine or an emulated one. Each row says how many it scored (task_n).

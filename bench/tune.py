@@ -63,10 +63,12 @@ def _csv(text: str) -> list[str]:
 def _check(args) -> None:
     if not 1 <= args.trials <= MAX_TRIALS:
         raise UserError(f"--trials is the tuning budget and must be in [1, {MAX_TRIALS}], got {args.trials}")
-    if not 0 < args.timeout <= 7 * 24 * 3600:
+    from bench.suite import MAX_THREADS, MAX_TIMEOUT_S  # a suite file's bounds
+
+    if not 0 < args.timeout <= MAX_TIMEOUT_S:
         raise UserError(f"--timeout is in seconds and must be in (0, a week], got {args.timeout:g}")
-    if args.builders < 0:
-        raise UserError(f"--builders must be >= 0, got {args.builders}")
+    if not 0 <= args.builders <= MAX_THREADS:  # build processes, bounded like threads
+        raise UserError(f"--builders must be in [0, {MAX_THREADS}], got {args.builders}")
     if args.model and args.models:
         raise UserError("--model and --models are exclusive: give your own file or zoo names, not both")
     if args.shape and not args.model:
