@@ -19,6 +19,8 @@ Example::
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from importlib import resources
 from pathlib import Path
@@ -110,7 +112,32 @@ def parse_suite(text: str, origin: str) -> Suite:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{origin}: TOML syntax error: {exc}") from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise UserError(f"{origin}: TOML nested too deeply to be a suite file") from None
     return validated(Suite, data, origin)
+
+
+MAX_SUITE_BYTES = 1 << 20  # a suite file is a few hundred bytes; the cap bounds a read of /dev/zero or a huge file
+
+
+def read_suite_file(path: Path) -> str:
+    """The text of the suite file at ``path``: a regular file of at most 1 MiB of UTF-8, else one line naming it.
+    Opened without blocking, so a named pipe is refused at once instead of waiting for a writer."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise UserError(f"{path}: not a regular file (a device, a pipe or a folder); a suite is a .toml file")
+            data = f.read(MAX_SUITE_BYTES + 1)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read suite file ({exc.strerror or exc})") from None
+    if len(data) > MAX_SUITE_BYTES:
+        raise UserError(f"{path}: larger than {MAX_SUITE_BYTES // (1 << 20)} MiB; a suite file is a short TOML file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 at byte {exc.start} (0x{data[exc.start]:02x}); TOML files are UTF-8, "
+                        "save it as UTF-8") from None
 
 
 def with_axes(suite: Suite, **axes: list | None) -> Suite:
@@ -135,8 +162,5 @@ def load_suite(name_or_path: str) -> Suite:
         return parse_suite(builtin[name_or_path], f"suites/{name_or_path}.toml")
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.exists():
-        try:
-            return parse_suite(path.read_text(), str(path))
-        except OSError as exc:
-            raise UserError(f"{path}: cannot read suite file ({exc.strerror})") from None
+        return parse_suite(read_suite_file(path), str(path))
     raise UserError(f"unknown suite {name_or_path!r}; known suites: {', '.join(sorted(builtin))}, or a .toml path")
