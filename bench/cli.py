@@ -13,11 +13,12 @@ from pathlib import Path
 from bench import telemetry, tune
 from bench.cache import default_cache_dir
 from bench.errors import UserError
+from bench.text import printable
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, not argparse's usage block
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {printable(message)}\n")
 
 
 def _csv(text: str) -> list[str]:
@@ -316,5 +317,5 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except UserError as exc:
-        print(f"bench: error: {exc}", file=sys.stderr)
+        print(f"bench: error: {printable(str(exc))}", file=sys.stderr)  # a name in it may hold terminal escapes
         return 2
