@@ -67,3 +67,18 @@ def test_a_model_named_with_escapes_never_reaches_a_terminal_or_text_file_raw(be
     assert csvs and any("\\x1b]0;pwned" in f.read_text() for f in csvs)
     for f in csvs:
         _assert_no_raw_escape(f.name, f.read_text())
+
+
+def test_the_verbose_table_shows_a_name_that_looks_like_rich_markup_as_it_is():
+    """A model file named "m[/x].onnx" ended `bench run --verbose` in rich's MarkupError after every case ran."""
+    import io
+
+    from rich.console import Console
+
+    from bench.progress import summary_table
+
+    row = {"model": f"m[/x][bold]{EVIL}", "runner": "onnxruntime", "device": "cpu", "precision": "fp32", "batch": 1,
+           "threads": 1, "status": "ok", "median_ms": 1.0, "scenario": "latency", "accuracy_ok": True}
+    out = io.StringIO()
+    Console(file=out, width=300).print(summary_table([row]))
+    assert "m[/x][bold]\\x1b]0;pwned\\x07\\x1b[2J" in out.getvalue()
