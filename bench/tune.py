@@ -28,6 +28,7 @@ from typing import Any
 
 from bench import telemetry
 from bench.errors import UserError
+from bench.text import printable
 
 DEFAULT_TIMEOUT_S = 3600.0
 MAX_TRIALS = 100_000
@@ -168,10 +169,10 @@ def command(args) -> int:
         if planned.skip_status:
             outcome = {"status": str(planned.skip_status), "reason": planned.skip_reason}
         else:
-            print(f"{planned.case.model.name} b{planned.case.batch}: tuning ({args.trials} trials at most, "
+            print(f"{printable(planned.case.model.name)} b{planned.case.batch}: tuning ({args.trials} trials at most, "
                   f"{args.timeout:g} s deadline) ...", flush=True)
             outcome = run_tuner(spec.tuner, _request(planned.case, args), args.timeout)
-        print(_line(planned.case, outcome), flush=True)
+        print(printable(_line(planned.case, outcome)), flush=True)  # the model's name and the tuner's reason
         outcomes.append(outcome)
     done = sum(o.get("status") in DONE for o in outcomes)
     failed = sum(o.get("status") in FAILED for o in outcomes)
