@@ -13,11 +13,12 @@ from pathlib import Path
 from bench import telemetry, tune
 from bench.cache import default_cache_dir
 from bench.errors import UserError
+from bench.text import printable
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, not argparse's usage block
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {printable(message)}\n")
 
 
 def _csv(text: str) -> list[str]:
@@ -137,12 +138,13 @@ PLAN_FLAGS = ("runners", "models", "model", "threads", "precisions", "batch_size
               "max_memory", "cache_dir", "dry_run", "shard", "cores")
 
 
-MAX_TIMEOUT_S = 7 * 24 * 3600  # a week: beyond it a deadline is a typo (and 1e308 overflowed the clock)
 MAX_COOLDOWN_S = 3600
 MAX_MEMORY_MB = 1 << 30  # a petabyte: past it the address-space limit overflows setrlimit
 
 
 def _check_run_flags(args: argparse.Namespace) -> None:
+    from bench.suite import MAX_TIMEOUT_S  # a suite file's bound: a week (and 1e308 overflowed the clock)
+
     if args.shape and not args.model:
         raise UserError("--shape needs --model PATH")
     if args.model and args.models:
@@ -169,9 +171,9 @@ def _plan(args: argparse.Namespace):
     shard = Shard.parse(args.shard) if args.shard else None
     args.suite = args.suite or ("model" if args.model else "smoke")
     suite = with_axes(load_suite(args.suite), precisions=args.precisions, batch_sizes=args.batch_sizes,
-                      scenarios=args.scenarios, devices=args.devices, cores=args.cores)
-    overrides = Overrides(
-        models=args.models, runners=args.runners, threads=args.threads, user_model=args.model,
+                      scenarios=args.scenarios, devices=args.devices, cores=args.cores, threads=args.threads)
+    overrides = Overrides(  # --threads replaced the suite's above: checked against a suite file's bounds
+        models=args.models, runners=args.runners, user_model=args.model,
         shapes=parse_shapes(args.shape), timeout_s=args.timeout, max_memory_mb=args.max_memory, shard=shard,
     )
     registry = Registry.default()
@@ -315,5 +317,5 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except UserError as exc:
-        print(f"bench: error: {exc}", file=sys.stderr)
+        print(f"bench: error: {printable(str(exc))}", file=sys.stderr)  # a name in it may hold terminal escapes
         return 2

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from bench.cpu import REFERENCE_CPUS
+from bench.known import KNOWN
 from bench.plugin import RunnerSpec
 from bench.registry import Registry
 from bench.results.schema import results_markdown
@@ -40,6 +41,14 @@ def runner_table(specs: Mapping[str, RunnerSpec]) -> list[str]:
     return lines
 
 
+def documented_runners() -> Mapping[str, RunnerSpec]:
+    """What ``bench list runners`` shows where no third-party plugin is installed: bench's own runners, then the
+    runtimes it knows but cannot install (TNN), as ``Registry.default`` adds them."""
+    registry = Registry.builtin()
+    registry.add_known(KNOWN)
+    return registry.specs
+
+
 def readme_with_runner_table(readme: str, specs: Mapping[str, RunnerSpec]) -> str:
     head, start, rest = readme.partition(RUNNERS_START)
     _, end, tail = rest.partition(RUNNERS_END)
@@ -49,7 +58,7 @@ def readme_with_runner_table(readme: str, specs: Mapping[str, RunnerSpec]) -> st
 
 
 def main() -> int:
-    specs = Registry.builtin().specs  # bench's own runners, not third-party plugins installed here
+    specs = documented_runners()  # not third-party plugins installed here
     (ROOT / "docs" / "RESULTS.md").write_text(results_markdown())
     readme = ROOT / "README.md"
     readme.write_text(readme_with_runner_table(readme.read_text(), specs))

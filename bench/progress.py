@@ -22,8 +22,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from bench.contract import Status
+from bench.text import printable
 
 SKIPPED = (Status.UNSUPPORTED, Status.UNAVAILABLE)
 
@@ -62,14 +64,18 @@ class Display:
 
     def warn_noise(self, warnings: list[str]) -> None:
         for warning in warnings:
-            self.console.print(f"warning: {warning} (numbers may be noisy; --strict refuses to run)", markup=False)
+            self._say(f"warning: {warning} (numbers may be noisy; --strict refuses to run)")
 
     def warn(self, warning: str) -> None:
-        self.console.print(f"warning: {warning}", markup=False)
+        self._say(f"warning: {warning}")
+
+    def _say(self, line: str) -> None:
+        """Every line bench prints: names in it come from model files and may hold terminal escapes."""
+        self.console.print(printable(line), markup=False, soft_wrap=True)
 
     def started(self, key: str) -> None:
         if self.live:
-            self.progress.update(self.task, description=key, refresh=True)
+            self.progress.update(self.task, description=printable(key), refresh=True)
 
     def finished(self, row: dict[str, Any]) -> None:
         if row["status"] in SKIPPED:  # planned as impossible: a row, not progress
@@ -92,14 +98,14 @@ class Display:
 
     def _print(self, line: str) -> None:
         console = self.progress.console if self.live else self.console
-        console.print(line, markup=False, soft_wrap=True)
+        console.print(printable(line), markup=False, soft_wrap=True)
 
     def interrupted(self, run_id: str, results: str) -> None:
         if self.live:
             self.progress.stop()
-        self.console.print(
+        self._say(
             f"run {run_id} interrupted after {self.done} cases; finished rows are in {results}. "
-            f"Continue with: bench run --resume {run_id} --results {results}", markup=False,
+            f"Continue with: bench run --resume {run_id} --results {results}"
         )
 
     def close(self, rows: list[dict[str, Any]], run_id: str, results: str) -> None:
@@ -110,17 +116,17 @@ class Display:
         if self.verbose:
             self._details(rows)
         for line in answer_lines(rows, results):
-            self.console.print(line, markup=False, soft_wrap=True)
-        self.console.print(f"run {run_id}: {len(rows)} rows written to {results}", markup=False)
+            self._say(line)
+        self._say(f"run {run_id}: {len(rows)} rows written to {results}")
 
     def _details(self, rows: list[dict[str, Any]]) -> None:
         self.console.print(summary_table(rows))
         wrong = [r["case_key"] for r in rows if r.get("accuracy_ok") is False]
         if wrong:
-            self.console.print(f"WRONG OUTPUTS (timings kept, flagged): {', '.join(wrong)}", markup=False)
+            self._say(f"WRONG OUTPUTS (timings kept, flagged): {', '.join(wrong)}")
         shaky = [r["case_key"] for r in rows if r.get("unstable")]
         if shaky:
-            self.console.print(f"unstable timings (cv > 10% or CI not reached): {', '.join(shaky)}", markup=False)
+            self._say(f"unstable timings (cv > 10% or CI not reached): {', '.join(shaky)}")
 
 
 def summary_table(rows: list[dict[str, Any]]) -> Table:
@@ -131,8 +137,8 @@ def summary_table(rows: list[dict[str, Any]]) -> Table:
     for r in rows:
         p99 = f"{r['p99_ms']:.3f}" if r.get("p99_ms") is not None else ""
         tput = f"{r['throughput_per_s']:.1f}" if r.get("throughput_per_s") is not None else ""
-        table.add_row(
+        table.add_row(*(Text(printable(c)) for c in (  # Text: a name like "[/x]" is not rich markup
             r["model"], r["runner"], r["device"], r["precision"], str(r["batch"]), str(r["threads"]),
             r["status"], _latency(r), p99, tput, _accuracy(r),
-        )
+        )))
     return table

@@ -19,6 +19,8 @@ Example::
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from importlib import resources
 from pathlib import Path
@@ -51,6 +53,11 @@ Scenario = Literal["latency", "throughput"]
 
 DAY_S = 24 * 3600  # upper bounds: past them a value is a typo, and 1e308 seconds overflows the clock
 MAX_ITERATIONS = 10**8
+# The bounds a suite file and the command line share (bench.cli, bench.tune): past them a value is a typo, and
+# 3000000000 threads overflowed the row writer's int32 column after the case had run
+MAX_THREADS = 4096
+MAX_BATCH = 65536
+MAX_TIMEOUT_S = 7 * DAY_S
 
 
 class TimingConfig(Strict):
@@ -78,13 +85,13 @@ class Suite(Strict):
     runners: list[str] = Field(["*"], min_length=1)
     devices: list[str] = Field(["cpu"], min_length=1)
     precisions: list[Precision] = Field(["fp32"], min_length=1)
-    batch_sizes: list[Annotated[int, Field(ge=1, le=65536)]] = Field([1], min_length=1)
-    threads: list[Annotated[int, Field(ge=1, le=4096)] | Literal["all"]] = Field([1], min_length=1)
+    batch_sizes: list[Annotated[int, Field(ge=1, le=MAX_BATCH)]] = Field([1], min_length=1)
+    threads: list[Annotated[int, Field(ge=1, le=MAX_THREADS)] | Literal["all"]] = Field([1], min_length=1)
     scenarios: list[Scenario] = Field(["latency"], min_length=1)
     # Which cores a case runs on (bench.topology): all, or one cluster of a big.LITTLE chip, the worker pinned to
     # it and "all" threads meaning its size. What ncnn's powersave and MNN's power mode are for, done alike for all.
     cores: list[Literal["all", "big", "little", "prime"]] = Field(["all"], min_length=1)
-    timeout_s: float = Field(300.0, gt=0, le=7 * DAY_S, allow_inf_nan=False)
+    timeout_s: float = Field(300.0, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)
     seed: int = 0
     # How many of a real model's labelled samples task accuracy scores (default: all its set has, e.g. 200 OCR
     # crops); fewer for a slow machine or an emulated one. Each row says how many it scored (task_n).
@@ -105,7 +112,32 @@ def parse_suite(text: str, origin: str) -> Suite:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{origin}: TOML syntax error: {exc}") from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise UserError(f"{origin}: TOML nested too deeply to be a suite file") from None
     return validated(Suite, data, origin)
+
+
+MAX_SUITE_BYTES = 1 << 20  # a suite file is a few hundred bytes; the cap bounds a read of /dev/zero or a huge file
+
+
+def read_suite_file(path: Path) -> str:
+    """The text of the suite file at ``path``: a regular file of at most 1 MiB of UTF-8, else one line naming it.
+    Opened without blocking, so a named pipe is refused at once instead of waiting for a writer."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise UserError(f"{path}: not a regular file (a device, a pipe or a folder); a suite is a .toml file")
+            data = f.read(MAX_SUITE_BYTES + 1)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read suite file ({exc.strerror or exc})") from None
+    if len(data) > MAX_SUITE_BYTES:
+        raise UserError(f"{path}: larger than {MAX_SUITE_BYTES // (1 << 20)} MiB; a suite file is a short TOML file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 at byte {exc.start} (0x{data[exc.start]:02x}); TOML files are UTF-8, "
+                        "save it as UTF-8") from None
 
 
 def with_axes(suite: Suite, **axes: list | None) -> Suite:
@@ -130,8 +162,5 @@ def load_suite(name_or_path: str) -> Suite:
         return parse_suite(builtin[name_or_path], f"suites/{name_or_path}.toml")
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.exists():
-        try:
-            return parse_suite(path.read_text(), str(path))
-        except OSError as exc:
-            raise UserError(f"{path}: cannot read suite file ({exc.strerror})") from None
+        return parse_suite(read_suite_file(path), str(path))
     raise UserError(f"unknown suite {name_or_path!r}; known suites: {', '.join(sorted(builtin))}, or a .toml path")

@@ -28,6 +28,7 @@ from typing import Any
 
 from bench import telemetry
 from bench.errors import UserError
+from bench.text import printable
 
 DEFAULT_TIMEOUT_S = 3600.0
 MAX_TRIALS = 100_000
@@ -63,10 +64,12 @@ def _csv(text: str) -> list[str]:
 def _check(args) -> None:
     if not 1 <= args.trials <= MAX_TRIALS:
         raise UserError(f"--trials is the tuning budget and must be in [1, {MAX_TRIALS}], got {args.trials}")
-    if not 0 < args.timeout <= 7 * 24 * 3600:
+    from bench.suite import MAX_THREADS, MAX_TIMEOUT_S  # a suite file's bounds
+
+    if not 0 < args.timeout <= MAX_TIMEOUT_S:
         raise UserError(f"--timeout is in seconds and must be in (0, a week], got {args.timeout:g}")
-    if args.builders < 0:
-        raise UserError(f"--builders must be >= 0, got {args.builders}")
+    if not 0 <= args.builders <= MAX_THREADS:  # build processes, bounded like threads
+        raise UserError(f"--builders must be in [0, {MAX_THREADS}], got {args.builders}")
     if args.model and args.models:
         raise UserError("--model and --models are exclusive: give your own file or zoo names, not both")
     if args.shape and not args.model:
@@ -166,10 +169,10 @@ def command(args) -> int:
         if planned.skip_status:
             outcome = {"status": str(planned.skip_status), "reason": planned.skip_reason}
         else:
-            print(f"{planned.case.model.name} b{planned.case.batch}: tuning ({args.trials} trials at most, "
+            print(f"{printable(planned.case.model.name)} b{planned.case.batch}: tuning ({args.trials} trials at most, "
                   f"{args.timeout:g} s deadline) ...", flush=True)
             outcome = run_tuner(spec.tuner, _request(planned.case, args), args.timeout)
-        print(_line(planned.case, outcome), flush=True)
+        print(printable(_line(planned.case, outcome)), flush=True)  # the model's name and the tuner's reason
         outcomes.append(outcome)
     done = sum(o.get("status") in DONE for o in outcomes)
     failed = sum(o.get("status") in FAILED for o in outcomes)

@@ -106,7 +106,7 @@ def test_unknown_names_are_one_line_exit_2(bench_cli, tmp_path):
         (["--suite", "nope"], "unknown suite 'nope'"),
         (["--models", "nope"], "--models: unknown model 'nope'"),
         (["--runners", "nope"], "--runners: unknown runner 'nope'"),
-        (["--threads", "0"], "threads must be >= 1"),
+        (["--threads", "0"], "--threads: key 'threads.0': Input should be greater than or equal to 1 (got 0)"),
         (["--shape", "x:1"], "--shape needs --model"),
         (["--model", str(tmp_path)], f"{tmp_path}: is a folder; --model takes one .onnx file"),
         (["--cache-dir", str(Path(__file__))], "is a file, not a folder"),
@@ -121,6 +121,26 @@ def test_unknown_names_are_one_line_exit_2(bench_cli, tmp_path):
         assert needle in done.stderr and done.stderr.count("\n") == 1, done.stderr
         assert "Traceback" not in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_numeric_flags_have_a_suite_files_bounds(bench_cli):
+    """3000000000 threads once ran, then crashed the row writer (an int32 column): a flag is bounded as the suite
+    file's key it replaces (bench.suite), refused in one line before anything is planned."""
+    from bench.suite import MAX_BATCH, MAX_THREADS, MAX_TIMEOUT_S
+
+    for args, needle in [
+        (["--threads", "3000000000"], f"'threads.0': Input should be less than or equal to {MAX_THREADS}"),
+        (["--threads", "1,1"], "--threads: key 'threads': Value error, listed more than once: 1"),
+        (["--batch-sizes", str(MAX_BATCH + 1)], f"less than or equal to {MAX_BATCH}"),
+        (["--timeout", str(MAX_TIMEOUT_S + 1)], f"--timeout is in seconds and must be in (0, {MAX_TIMEOUT_S}]"),
+    ]:
+        done = bench_cli("run", "--suite", FAST, *args, "--dry-run")
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert done.stderr.startswith("bench: error: ") and needle in done.stderr, done.stderr
+        assert done.stderr.count("\n") == 1 and not done.stdout
+    assert bench_cli("run", "--suite", FAST, "--threads", str(MAX_THREADS), "--dry-run").returncode == 0
+    tune = bench_cli("tune", "--runner", "tvm", "--trials", "1", "--builders", "3000000000")
+    assert tune.returncode == 2 and f"--builders must be in [0, {MAX_THREADS}]" in tune.stderr, tune.stderr
 
 
 def test_list_commands(bench_cli):

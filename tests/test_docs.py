@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bench.docs import readme_with_runner_table, runner_table
+from bench.docs import documented_runners, readme_with_runner_table, runner_table
 from bench.registry import Registry
 from bench.results.schema import results_markdown
 
@@ -19,12 +19,22 @@ def test_results_doc_is_current():
 
 def test_readme_runner_table_is_current_and_names_every_builtin_runner():
     readme = (ROOT / "README.md").read_text()
-    specs = Registry.builtin().specs
+    specs = documented_runners()
     assert readme == readme_with_runner_table(readme, specs), STALE
     table = "\n".join(runner_table(specs))
     for name, spec in specs.items():
         assert f"| {name} | `{spec.install_hint}` |" in table
         assert all(p in table for p in spec.precisions)
+
+
+def test_every_runtime_bench_list_runners_shows_has_a_row_in_the_readme(bench_cli):
+    """TNN was listed by `bench list runners` (bench.known) and missing from README's table, made from the builtin
+    runners alone; both now come from the builtin runners plus the known runtimes."""
+    listed = bench_cli("list", "runners")
+    assert listed.returncode == 0, listed.stderr
+    names = [line.split()[0] for line in listed.stdout.splitlines()[1:] if line.strip()]
+    readme = (ROOT / "README.md").read_text()
+    assert "tnn" in names and not [n for n in names if f"\n| {n} | `" not in readme]
 
 
 def test_every_module_of_the_core_is_on_the_map():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from bench.errors import UserError
@@ -55,3 +57,33 @@ def test_suite_from_path_and_missing_file(tmp_path):
     assert load_suite(str(path)).models == ["tiny_mlp"]
     with pytest.raises(UserError, match="cannot read suite file"):
         load_suite(str(tmp_path / "absent.toml"))
+
+
+
+def _unreadable_suite(kind: str, tmp_path) -> tuple[str, str]:
+    """A suite file of ``kind`` and what the one line about it says."""
+    path = tmp_path / f"{kind}.toml"
+    if kind == "latin1":
+        path.write_bytes('name = "café"\nmodels = ["tiny_mlp"]\n'.encode("latin-1"))
+        return str(path), f"{path}: not UTF-8 at byte 11 (0xe9)"
+    if kind == "device":
+        return "/dev/zero", "/dev/zero: not a regular file"
+    if kind == "fifo":
+        os.mkfifo(path)  # no writer ever opens it: reading it would wait forever
+        return str(path), f"{path}: not a regular file"
+    if kind == "huge":
+        path.write_bytes(GOOD.encode() + b"#" * (2 << 20))
+        return str(path), f"{path}: larger than 1 MiB"
+    path.write_text("x = " + "[" * 100_000)
+    return str(path), f"{path}: TOML nested too deeply"
+
+
+@pytest.mark.parametrize("kind", ["latin1", "device", "fifo", "huge", "deep"])
+def test_a_suite_file_bench_cannot_read_is_one_line_and_never_waits(bench_cli, tmp_path, kind):
+    """Not UTF-8, a device without end, a named pipe with no writer, 2 MiB, arrays nested 100,000 deep: each is one
+    line naming the file (and the byte), exit 2, in seconds; before, a traceback, an unbounded read or a hang."""
+    path, needle = _unreadable_suite(kind, tmp_path)
+    done = bench_cli("run", "--suite", path, "--dry-run", timeout=60)
+    assert done.returncode == 2, done.stderr[-500:]
+    assert done.stderr.startswith("bench: error: ") and "Traceback" not in done.stderr
+    assert needle in done.stderr and done.stderr.count("\n") == 1, done.stderr[-500:]

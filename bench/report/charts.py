@@ -23,9 +23,11 @@ from matplotlib.backends.backend_mixed import MixedModeRenderer
 from matplotlib.backends.backend_svg import RendererSVG
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from bench.report.views import Row, Table
+from bench.text import printable
 
 MAX_MODELS = 24  # small multiples per chart
 MAX_BARS = 30  # bars (or lines) per model
@@ -57,6 +59,7 @@ def _draw_svg(fig: Figure) -> str:
     """Draw ``fig`` to SVG once, then fit the canvas to what was drawn, as ``savefig(bbox_inches="tight")`` would
     (its figure is laid out as drawn; tight savefig draws it twice, once only to measure: half a fleet report's
     chart time). The extents are measured with the renderer that drew, whose text layouts are then cached."""
+    _printable_text(fig)
     buf = io.StringIO()
     width, height = fig.get_size_inches()
     image_dpi, fig.dpi = fig.dpi, 72  # as FigureCanvasSVG.print_svg: SVG units are points
@@ -69,6 +72,19 @@ def _draw_svg(fig: Figure) -> str:
     x, y, w, h = (72 * v for v in (box.x0, height - box.y1, box.width, box.height))  # SVG's y runs down
     size = f'width="{w:.6g}pt" height="{h:.6g}pt" viewBox="{x:.6g} {y:.6g} {w:.6g} {h:.6g}"'
     return _SVG_SIZE.sub(size, buf.getvalue(), count=1)
+
+
+def _printable_text(fig: Figure) -> None:
+    """Every title, label, legend entry and annotation with its control characters escaped: names come from model
+    files, and matplotlib warns about a missing glyph with the character raw on the terminal (an ESC in a name).
+    Tick labels are made again at each draw: those that are names go through ``_names`` where they are set."""
+    for text in fig.findobj(Text):
+        text.set_text(printable(text.get_text()))
+
+
+def _names(labels: Iterable[str]) -> list[str]:
+    """Tick labels that are names (models, runners, runs), escaped as ``_printable_text`` does the other texts."""
+    return [printable(label) for label in labels]
 
 
 def to_svg(fig: Figure, chart_id: str) -> str:
@@ -168,7 +184,7 @@ def _latency_figure(model: str, rows: list[Row], colors: dict) -> Figure:
               + (f" {r['scenario']}" if r["scenario"] != "latency" else "")
               + (f" {r['device']}" if r["device"] != "cpu" else "") + (" ✗ wrong output" if w else "")
               for r, w in zip(rows, wrong, strict=True)]
-    ax.set_yticks(y, labels)
+    ax.set_yticks(y, _names(labels))
     for k in range(1, len(rows)):  # a thin line between batch / thread / scenario groups
         if _group_key(rows[k]) != _group_key(rows[k - 1]):
             ax.axhline(k - 0.5, color="#999", lw=0.6)
@@ -211,8 +227,8 @@ def speedup_chart(table: Table, baseline: str) -> list[Chart]:
             dark = abs(logs[i, j]) > 0.6 * span
             ax.text(j, i, f"{value:.2g}×" + (" ✗ wrong" if wrong[i, j] else ""), ha="center", va="center",
                     fontsize=8, color="white" if dark else "black", fontweight="bold" if wrong[i, j] else "normal")
-    ax.set_xticks(range(len(col_keys)), col_keys, rotation=30, ha="right")
-    ax.set_yticks(range(len(row_keys)), row_keys)
+    ax.set_xticks(range(len(col_keys)), _names(col_keys), rotation=30, ha="right")
+    ax.set_yticks(range(len(row_keys)), _names(row_keys))
     bar = fig.colorbar(image, ax=ax, shrink=0.8, format=FuncFormatter(lambda v, _: f"{2 ** v:.2g}×"))
     bar.set_label("speedup")
     ax.set_title(f"speedup vs {baseline} (✗ wrong = wrong output)")
@@ -325,7 +341,7 @@ def resources_chart(table: Table, colors: Colors | None = None) -> list[Chart]:
     rss = [r["peak_rss_mb"] or 0 for r in rows]
     left.barh(y, cold, color=[colors[r["runner"]] for r in rows])
     right.barh(y, rss, color=[colors[r["runner"]] for r in rows])
-    left.set_yticks(y, labels)
+    left.set_yticks(y, _names(labels))
     left.invert_yaxis()
     if _wide(cold):
         _log(left, "x")
@@ -387,7 +403,7 @@ def trend_charts(table: Table) -> list[Chart]:
             ax.plot([index[p["run_id"]] for p in pts], [p["median_ms"] for p in pts], marker="o",
                     linestyle=["-", "--", ":", "-."][k % 4], label=f"{key} @ {machine}" if several else key)
         shown = range(0, len(runs), math.ceil(len(runs) / MAX_TREND_TICKS) or 1)  # 30 runs' labels overlap
-        ax.set_xticks(list(shown), [ticks[k] for k in shown], fontsize=7)
+        ax.set_xticks(list(shown), _names(ticks[k] for k in shown), fontsize=7)
         ax.set_xlim(-0.5, len(runs) - 0.5)
         ax.set_ylabel("median latency, ms")
         ax.set_title(f"{model}: median per run")

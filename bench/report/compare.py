@@ -43,6 +43,7 @@ import numpy as np
 from bench.contract import Status
 from bench.errors import UserError
 from bench.results import store
+from bench.text import printable
 
 MAX_SAMPLES = 2001  # per side; odd, so a median is one order statistic
 RESAMPLES = 10_000
@@ -402,7 +403,7 @@ def run(base: str, new: str, results: Path, threshold: Threshold, markdown_file:
     if c.env_notes:
         print("bench compare: environment differs between the runs:", file=sys.stderr)
         for note in c.env_notes:
-            print(f"  {note}", file=sys.stderr)
+            print(f"  {printable(note)}", file=sys.stderr)
         skipped = c.counts().get("env_differs", 0)
         if skipped:
             print(f"  {skipped} cases not compared; pass --allow-env-diff to compare them anyway",
@@ -439,11 +440,11 @@ def each_machine(results: Path, threshold: Threshold, folder: Path, allow_env_di
     folder.mkdir(parents=True, exist_ok=True)
     codes = []
     for pair in pairs:
-        what = f"{pair['machine_label'] or 'unlabelled'} {pair['suite']} ({pair['machine_id']})"
+        what = printable(f"{pair['machine_label'] or 'unlabelled'} {pair['suite']} ({pair['machine_id']})")
         try:
             code = run(pair["base"], pair["new"], results, threshold, _pair_file(folder, pair), None, allow_env_diff)
         except UserError as exc:
-            print(f"bench compare: {what}: {exc}", file=sys.stderr)
+            print(f"bench compare: {what}: {printable(str(exc))}", file=sys.stderr)
             code = 2
         print(f"{what}: {pair['base']} -> {pair['new']}: {('ok', 'REGRESSED', 'not compared')[code]}")
         codes.append(code)

@@ -5,6 +5,7 @@ fastest passing case per model, configuration and precision (so an int8 winner n
 from __future__ import annotations
 
 from bench.report import data, views
+from bench.text import printable
 
 SHORT = {
     "ok": "ok", "ok (unchecked)": "ok?", "wrong output": "WRONG", "conversion failed": "convert-fail",
@@ -28,6 +29,7 @@ def matrix(results, run_id: str | None = None) -> str:
 
 
 def _aligned(rows: list[list[str]]) -> list[str]:
+    rows = [[printable(c) for c in r] for r in rows]  # model and runner names from files: no terminal escapes
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
 

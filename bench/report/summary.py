@@ -15,6 +15,7 @@ from typing import Any
 from bench.report.html import fmt
 from bench.report.scenarios import SHOWN
 from bench.report.views import Row, Table, category
+from bench.text import printable
 
 MAX_ROWS = 40
 MAX_CELL = 160
@@ -23,8 +24,9 @@ LIMIT_BYTES = 384 * 1024
 
 
 def cell(value: Any) -> str:
-    """One markdown table cell: no newlines, no pipes, no HTML (GitHub renders some), at most MAX_CELL chars."""
-    text = " ".join(fmt(value).split())
+    """One markdown table cell: no newlines, no pipes, no HTML (GitHub renders some), no terminal escapes, at most
+    MAX_CELL chars."""
+    text = printable(" ".join(fmt(value).split()))
     text = text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
     return html.escape(text, quote=False).replace("|", "\\|").replace("`", "'")
 

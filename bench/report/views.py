@@ -20,6 +20,7 @@ from typing import Any
 from bench.contract import Status
 from bench.files import first_line, write_text_atomic
 from bench.report.labels import bare_runners, runner_label
+from bench.text import printable
 
 Row = dict[str, Any]
 
@@ -69,8 +70,10 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 def _inert(value: Any) -> Any:
     """A text cell a spreadsheet would run as a formula (a model named "=HYPERLINK(...)") gets a leading quote,
-    OWASP's advice for CSV injection; numbers stay numbers."""
-    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
+    OWASP's advice for CSV injection, and its control characters escaped (``cat`` shows CSV); numbers stay numbers."""
+    if not isinstance(value, str):
+        return value
+    return "'" + printable(value) if value.startswith(FORMULA_START) else printable(value)
 
 
 def category(case: Row) -> str:
