@@ -197,14 +197,30 @@ def _case_rows(folder: Path, run_id: str, max_samples: int) -> list[dict[str, An
     run's own files are listed and read."""
     step = f"greatest(1, ceil(len(samples_ns) / {max_samples}))::BIGINT"
     samples = f"list_slice(samples_ns, 1, len(samples_ns), {step}) AS samples"
-    return store.query(folder, f"SELECT {store.column_list(CASE_FIELDS)}, {samples} FROM cases WHERE run_id = ?",
-                       [run_id], run_ids=[run_id]).to_pylist()
+    fastest = "list_min(samples_ns) AS fastest_ns"  # of every sample: one planted value must not hide in the cut
+    return store.query(folder, f"SELECT {store.column_list(CASE_FIELDS)}, {samples}, {fastest} FROM cases "
+                       "WHERE run_id = ?", [run_id], run_ids=[run_id]).to_pylist()
+
+
+def _possible_samples(rows: list[dict[str, Any]], spec: str) -> list[dict[str, Any]]:
+    """``rows`` less those with a raw sample of 0 ns or less, which no clock gives (the store leaves out rows with
+    impossible statistics; the samples are checked here, where they are read): named in one line, never compared."""
+    def impossible(row: dict[str, Any]) -> bool:
+        return row["fastest_ns"] is not None and row["fastest_ns"] <= 0
+
+    bad = [r["case_key"] for r in rows if impossible(r)]
+    if bad:
+        print(f"bench compare: {spec}: left out {len(bad)} case row(s) with a raw sample of 0 ns or less (planted or "
+              f"corrupt): {'; '.join(bad[:5])}" + (f"; and {len(bad) - 5} more" if len(bad) > 5 else ""),
+              file=sys.stderr)
+    return [r for r in rows if not impossible(r)]
 
 
 def load_side(spec: str, results: Path, max_samples: int = MAX_SAMPLES) -> Side:
     folder, run_id = resolve(spec, results)
     cases: dict[str, dict[str, Any]] = {}
-    for row in sorted(_case_rows(folder, run_id, max_samples), key=lambda r: str(r["timestamp"])):
+    rows = _possible_samples(_case_rows(folder, run_id, max_samples), spec)
+    for row in sorted(rows, key=lambda r: str(r["timestamp"])):
         cases[row["case_key"]] = row  # the latest row per case key
     rows = store.query(folder, "SELECT * FROM runs WHERE run_id = ?", [run_id], run_ids=[run_id]).to_pylist()
     return Side(spec, run_id, cases, rows[0] if rows else {})

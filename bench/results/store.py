@@ -344,6 +344,29 @@ def _readable_natively(loc: Location, table: str, files: list[str]) -> bool:
 
 KEYS = {"cases": "case_key", "runs": "run_id"}
 
+# Values no timing can produce. A case row holding one was planted or corrupted: it is no result (no pick, no
+# comparison, no chart), so every cases view leaves it out and the first query that meets it names it once. Empty
+# (null) values are fine: a failed case has none. Raw samples are checked where they are read (bench compare):
+# reading them in every query would cost more than the rest of the row.
+POSITIVE = ("median_ms", "median_ci_low_ms", "median_ci_high_ms", "mean_ms", "min_ms", "max_ms", "p90_ms", "p95_ms",
+            "p99_ms", "throughput_per_s")
+NON_NEGATIVE = ("std_ms", "cold_start_ms", "peak_rss_mb", "iterations")
+ORDERED = (("min_ms", "median_ms"), ("median_ms", "max_ms"), ("median_ci_low_ms", "median_ms"),
+           ("median_ms", "median_ci_high_ms"), ("min_ms", "p90_ms"), ("p90_ms", "p95_ms"), ("p95_ms", "p99_ms"),
+           ("p99_ms", "max_ms"))
+
+
+def impossible(alias: str = "") -> str:
+    """SQL: the row holds a timing no measurement can produce (NaN, infinite, <= 0, out of order); never null.
+    ``alias``: the table's alias in the query ("c" gives c."median_ms")."""
+    col = (lambda name: f'{alias}."{name}"') if alias else (lambda name: f'"{name}"')
+    tests = [f"NOT isfinite({col(c)}::DOUBLE) OR {col(c)} <= 0" for c in POSITIVE]
+    tests += [f"NOT isfinite({col(c)}::DOUBLE) OR {col(c)} < 0" for c in NON_NEGATIVE]
+    tests += [f"{col(low)} > {col(high)}" for low, high in ORDERED]
+    # a percentile below the median: numpy's p99 of 2 samples interpolates below the upper median bench records
+    tests.append(f"{col('p99_ms')} < {col('median_ms')} AND {col('iterations')} > 2")
+    return "(" + " OR ".join(f"coalesce({t}, false)" for t in tests) + ")"
+
 
 def _register_cache(con: duckdb.DuckDBPyConnection, loc: Location, name: str, path: str) -> None:
     """The runs cache (one file of the current runs schema, no partition folders) as the view ``name``."""
@@ -372,7 +395,30 @@ def _register(con: duckdb.DuckDBPyConnection, loc: Location, table: str, files: 
         con.execute(f'CREATE VIEW "_{table}_all" AS SELECT * FROM "{raw}" UNION ALL BY NAME SELECT * FROM _runs_cache')
         raw = f"_{table}_all"
     # a row without its key is no row of ours (another tool's parquet matched by name): never a ghost case
-    con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM "{raw}" WHERE "{KEYS[table]}" IS NOT NULL')
+    possible = f" AND NOT {impossible()}" if table == "cases" else ""
+    con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM "{raw}" WHERE "{KEYS[table]}" IS NOT NULL{possible}')
+    if table == "cases":
+        _name_impossible(con, loc, raw, tuple(files))
+
+
+def _name_impossible(con: duckdb.DuckDBPyConnection, loc: Location, raw: str, files: tuple[str, ...]) -> None:
+    """One stderr line naming the case rows that :func:`impossible` leaves out, once per process per row; the
+    scan is made once per set of files (a report runs many queries over the same ones)."""
+    if files in _CHECKED:
+        return
+    _CHECKED.add(files)
+    bad = con.execute(f'SELECT run_id, case_key, count(*) OVER () FROM "{raw}" WHERE "case_key" IS NOT NULL '
+                      f"AND {impossible()} ORDER BY run_id, case_key LIMIT 5").fetchall()
+    names = [f"run {run_id} case {key}" for run_id, key, _ in bad]
+    if not names or {f"{loc} {n}" for n in names} <= _WARNED:
+        return
+    _WARNED.update(f"{loc} {n}" for n in names)
+    more = f"; and {bad[0][2] - len(names)} more" if bad[0][2] > len(names) else ""
+    print(f"bench: left out {bad[0][2]} case row(s) whose timings no measurement can produce (NaN, infinite, zero "
+          f"or negative, or out of order; planted or corrupt): {'; '.join(names)}{more}", file=sys.stderr)
+
+
+_CHECKED: set[tuple[str, ...]] = set()
 
 
 def _sql(loc: Location, listed: dict[str, list[str]], sql: str, params: list[Any] | None,
