@@ -132,6 +132,17 @@ def run_folder(run_id: str, started: datetime) -> str:
     return f"cases/date={started:%Y-%m-%d}/run_id={run_id}"
 
 
+# The names bench gives what it writes under cases/ (see run_folder, _case_relative and COMPACTED): compaction
+# merges and deletes these only, never another file that happens to sit in a bench-like folder.
+RUN_FOLDER = re.compile(r"cases/date=\d{4}-\d{2}-\d{2}/run_id=[^/]+")
+CASE_FILE = re.compile(r"\d{5,}-[\w.-]{0,120}\.parquet")
+
+
+def written_by_bench(folder: str, name: str) -> bool:
+    """``folder/name`` (relative to the results root) is named as bench names a run's case or compacted file."""
+    return bool(RUN_FOLDER.fullmatch(folder)) and (name == COMPACTED or bool(CASE_FILE.fullmatch(name)))
+
+
 def _case_relative(run_id: str, started: datetime, index: int, case_key: str) -> str:
     safe_key = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in case_key)[:120]
     return f"{run_folder(run_id, started)}/{index:05d}-{safe_key}.parquet"
@@ -171,11 +182,52 @@ def finished_infos(loc: Location, relative: str) -> list[pafs.FileInfo]:
     """Every finished parquet file under ``relative`` (paths inside ``loc.fs``, sizes, times), sorted by path."""
     base = loc.path(relative)
     try:
-        infos = loc.fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+        infos = _local_infos(loc, relative) if loc.local is not None else \
+            loc.fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
     except OSError as exc:
         raise UserError(f"cannot read results at {loc}: {first_line(exc)}") from None
     return sorted((i for i in infos if i.type == pafs.FileType.File and _visible(i.path[len(base) + 1:])),
                   key=lambda i: i.path)
+
+
+def _local_infos(loc: Location, relative: str) -> list[pafs.FileInfo]:
+    """The files under ``relative`` in a local folder, found without following a symbolic link below the results
+    root: bench writes none, and one there (a loop, or a way out of the tree) would multiply rows or read files
+    that are no results. Links met are named once on stderr."""
+    base, links = loc.path(relative), []
+    parts = [p for p in relative.split("/") if p]
+    above = [f"{loc.root}/{'/'.join(parts[:i + 1])}" for i in range(len(parts))]
+    if any(os.path.islink(folder) for folder in above[1:]):  # below the table's own folder (cases/, runs/)
+        links.append(base)
+        walked: Iterable[tuple[str, list[str], list[str]]] = ()
+    else:
+        walked = os.walk(base, onerror=_raise)  # followlinks=False: a linked folder is listed, never entered
+    infos = []
+    for folder, dirs, files in walked:
+        links += [f"{folder}/{d}" for d in dirs if os.path.islink(f"{folder}/{d}")]
+        for name in files:
+            info = os.lstat(f"{folder}/{name}")
+            if stat.S_ISLNK(info.st_mode):
+                links.append(f"{folder}/{name}")
+            elif stat.S_ISREG(info.st_mode):
+                infos.append(pafs.FileInfo(f"{folder}/{name}", pafs.FileType.File, size=info.st_size,
+                                           mtime_ns=info.st_mtime_ns))
+    _name_links(links)
+    return infos
+
+
+def _raise(exc: OSError) -> None:
+    if not isinstance(exc, FileNotFoundError):  # a folder that is not there has no files
+        raise exc
+
+
+def _name_links(links: list[str]) -> None:
+    unseen = [link for link in links if link not in _WARNED]
+    if unseen:  # once per process: a report lists the same folders many times
+        _WARNED.update(unseen)
+        print(f"bench: ignored {len(unseen)} symbolic link(s) inside the results (bench writes none; they are not "
+              f"followed): {'; '.join(unseen[:5])}" + (f"; and {len(unseen) - 5} more" if len(unseen) > 5 else ""),
+              file=sys.stderr)
 
 
 def finished_files(loc: Location, relative: str) -> list[str]:
