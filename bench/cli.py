@@ -106,7 +106,8 @@ def _add_compare(sub) -> None:
     p.add_argument("--threshold", default="5%", help="relative change of the median that counts (default: 5%%)")
     p.add_argument("--markdown", type=Path, metavar="FILE", help="write the markdown table here, not to stdout")
     p.add_argument("--json", type=Path, metavar="FILE", help="github-action-benchmark customSmallerIsBetter JSON")
-    p.add_argument("--allow-env-diff", action="store_true", help="compare cases whose machine or runtime differs")
+    p.add_argument("--allow-env-diff", action="store_true",
+                   help="compare cases whose machine or model bytes differ (runtime upgrades are always compared)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -100,12 +100,13 @@ class Display:
         console = self.progress.console if self.live else self.console
         console.print(printable(line), markup=False, soft_wrap=True)
 
-    def interrupted(self, run_id: str, results: str) -> None:
+    def interrupted(self, run_id: str, results: str, why: str = "interrupted", then: str = "Continue with") -> None:
+        """The run stopped before its end (a signal, a full disk): its id, where its rows are, how to finish it."""
         if self.live:
             self.progress.stop()
-        self._say(
-            f"run {run_id} interrupted after {self.done} cases; finished rows are in {results}. "
-            f"Continue with: bench run --resume {run_id} --results {results}"
+        self._say(  # one line (soft_wrap): the command must survive a copy from a log
+            f"run {run_id} {why} after {self.done} cases; finished rows are in {results}. "
+            f"{then}: bench run --resume {run_id} --results {results}"
         )
 
     def close(self, rows: list[dict[str, Any]], run_id: str, results: str) -> None:

@@ -9,6 +9,7 @@ whose rows are missing, under the same run id. A run that completes is compacted
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import secrets
 import signal
@@ -223,8 +224,12 @@ def execute(
         _write_run(results, run, env, "interrupted", len(planned), len(finished_keys(results, run.run_id)))
         display.interrupted(run.run_id, str(results))
         raise
-    except Exception:  # whatever stopped it, the run row must not say "running" forever
+    except Exception as exc:  # whatever stopped it, the run row must not say "running" forever
         _mark_failed(results, run, env, len(planned))
+        if isinstance(exc, OSError):  # a full disk, say: every finished row is kept, and --resume finishes the run
+            display.interrupted(run.run_id, str(results), f"stopped ({exc.strerror or first_line(exc)})",
+                                "Free space there, then continue with" if exc.errno == errno.ENOSPC else
+                                "Continue with")
         raise
     finally:
         for s, handler in previous.items():

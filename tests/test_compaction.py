@@ -135,3 +135,51 @@ def test_a_reader_sees_every_row_once_while_many_runs_are_compacted(tmp_path):
     assert compact.wait() == 0
     assert set(counts) == {320}, sorted(set(counts))  # never a row missing or twice, never an error
     assert len(list(tmp_path.rglob("compacted.parquet"))) == 40
+
+
+def test_a_symlink_loop_inside_the_results_is_never_followed(bench_cli, tmp_path):
+    """A loop multiplied every row (972 for 12) and killed `bench compact`; a link out of the tree read files that
+    are no results. Neither is followed, both are named once, and compaction leaves them alone."""
+    results = tmp_path / "out"
+    a_run(results, "complete")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    pq.write_table(pa.table({"run_id": ["r1"], "case_key": ["stranger"], "timestamp": [NOW]}),
+                   outside / "00009-stranger.parquet")
+    (results / "cases/date=2026-11-26/loop").symlink_to("..")
+    (results / FOLDER / "out").symlink_to(outside)
+    (results / FOLDER / "00010-link.parquet").symlink_to(outside / "00009-stranger.parquet")
+    assert sorted(keys(results)) == ["a", "b", "c"]
+    done = bench_cli("compact", "--results", "out")
+    assert done.returncode == 0 and "compacted 1 runs: 3 case files merged into 1" in done.stdout, done.stderr
+    named = [line for line in done.stderr.splitlines() if "symbolic link" in line]
+    assert len(named) == 1 and "ignored 3 symbolic link(s)" in named[0], done.stderr
+    assert names(results) == ["00010-link.parquet", store.COMPACTED, "out"] and keys(results) == ["a", "b", "c"]
+    assert (outside / "00009-stranger.parquet").exists()
+
+
+@pytest.mark.parametrize("foreign", ["metrics.parquet", "runs/r1/metrics.parquet", "sub/00003-d.parquet"])
+def test_compaction_merges_and_deletes_only_files_bench_wrote(tmp_path, capsys, foreign):
+    a_run(tmp_path, "complete")
+    planted = tmp_path / FOLDER / foreign
+    planted.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"run_id": ["r1"], "case_key": ["d"], "timestamp": [NOW], "median_ms": [1.0]}), planted)
+    assert compact_run(tmp_path, "r1", NOW) == Compacted(runs=1, files=3)  # as a run completes
+    assert planted.exists(), "a file bench did not write was deleted"
+    compacted = pq.read_table(tmp_path / FOLDER / store.COMPACTED).column("case_key").to_pylist()
+    assert compacted == ["a", "b", "c"]
+    assert f"bench compact: left alone 1 file(s) bench did not write: {planted}\n" in capsys.readouterr().err
+    store.write_case(tmp_path, "r1", NOW, 5, row("e"))  # a later per-case file: `bench compact` merges it alone
+    assert compact_all(tmp_path) == Compacted(runs=1, files=1)
+    assert planted.exists()
+    assert sorted(pq.read_table(tmp_path / FOLDER / store.COMPACTED).column("case_key").to_pylist()) == [*"abce"]
+
+
+def test_a_bench_like_folder_elsewhere_is_not_compacted(tmp_path, capsys):
+    a_run(tmp_path, "complete")
+    planted = tmp_path / "cases/mirror/runs/run_id=r1/00000-x.parquet"  # named like bench's, in no run folder
+    planted.parent.mkdir(parents=True)
+    pq.write_table(pa.table({"run_id": ["r1"], "case_key": ["x"], "timestamp": [NOW]}), planted)
+    assert compact_all(tmp_path) == Compacted(runs=1, files=3)
+    assert planted.exists() and not (planted.parent / store.COMPACTED).exists()
+    assert str(planted) in capsys.readouterr().err

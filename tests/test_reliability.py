@@ -188,3 +188,54 @@ def test_a_damaged_fp32_reference_is_rebuilt_not_trusted(bench_cli, tmp_path, da
     assert done.returncode == 0, done.stderr
     [row] = store.read_cases(tmp_path / "second", ["status", "accuracy_ok"]).to_pylist()
     assert row == {"status": "ok", "accuracy_ok": True}  # against a rebuilt reference
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A real 1 MiB filesystem (tmpfs, mounted for the test and unmounted after), so that a full disk is the
+    kernel's ENOSPC, not a mock; skipped where mounting is not permitted (not root, no CAP_SYS_ADMIN)."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], capture_output=True,
+                             text=True, timeout=30)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip() or mounted.returncode}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True, timeout=30)
+
+
+def fill(folder: Path) -> Path:
+    """Write into ``folder`` until its filesystem is full (ENOSPC); returns the filler."""
+    filler = folder / "filler"
+    with filler.open("wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError as exc:
+            assert exc.errno == 28, exc
+    return filler
+
+
+@pytest.mark.slow  # real runs, ~10-20 s
+def test_a_full_disk_stop_names_the_run_and_how_to_resume_it(tiny_disk, cache_dir, tmp_path, bench_cli):
+    results = tiny_disk / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--suite", FAST, "--results", str(results)],
+                            cwd=tmp_path, env={**os.environ, "BENCH_CACHE_DIR": str(cache_dir)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(results.glob("runs/run_id=*/run.parquet")):  # the run's row is written before any case runs
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.005)
+    filler = fill(tiny_disk)  # the disk fills up while the first case runs
+    out, err = proc.communicate(timeout=120)
+    run_id = next(results.glob("runs/run_id=*")).name.removeprefix("run_id=")
+    assert proc.returncode == 2 and "No space left on device" in err, (out, err)
+    assert (f"run {run_id} stopped (No space left on device) after 0 cases; finished rows are in {results}. Free "
+            f"space there, then continue with: bench run --resume {run_id} --results {results}") in out + err
+    filler.unlink()
+    done = bench_cli("run", "--resume", run_id, "--results", str(results))
+    assert done.returncode == 0, done.stderr
+    assert store.query(results, "SELECT status, cases_written FROM runs").to_pylist() == [
+        {"status": "complete", "cases_written": 1}]

@@ -19,10 +19,17 @@ With threshold t (``--threshold 5%`` gives t = 0.05), a case is
 * **broken** when BASE ran with correct outputs and NEW did not run, or gave wrong outputs;
 * **fixed** the other way round; **failing** when neither side ran; **no_samples** when a side has none;
 * **new** / **missing** when the case key is only in NEW / only in BASE;
-* **env_differs** when the machine (machine_id, cpu_model) or the case's runtime version differs between the
-  runs, unless ``allow_env_diff``; such cases are not compared and what differs is printed.
+* **env_differs** when the machine (machine_id, cpu_model) or the model's bytes differ between the runs, unless
+  ``allow_env_diff``: such timings are not of the same benchmark, so the case is not compared and what differs
+  is printed; **emulated** when a run ran under emulation (never compared).
 
-The exit code is 1 when any case is regressed or broken, else 0.
+A change of the case's runtime version (an upgrade) does not hold a case back: the case is compared, and its note
+names the version change as the likely cause ("onnxruntime 1.32.0 → 1.33.0: 3.1x slower"), in the table and in
+the JSON. That is the night a nightly gate exists for.
+
+The exit code is 1 when any case is regressed or broken, and 1 when nothing could be compared at all (no case
+rows, no case in common, or every common case held back, emulated, failing or without samples), with one line
+saying why; else 0. ``--each-machine`` says "not compared" for such a pair and then exits 2 (1 wins).
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ MAX_MARKDOWN_ROWS = 500
 FAILING_STATUSES = ("regressed", "broken")
 ORDER = ("regressed", "broken", "improved", "fixed", "new", "missing", "env_differs", "emulated", "failing",
          "no_samples", "unchanged")
+COMPARED = ("regressed", "broken", "improved", "fixed", "unchanged")  # statuses that judged a case
 CASE_FIELDS = ("case_key", "run_id", "timestamp", "model", "model_sha256", "runner", "runner_version", "status",
                "accuracy_ok", "median_ms", "median_ci_low_ms", "median_ci_high_ms")
 
@@ -100,6 +108,7 @@ class Change:
     p_value: float | None = None
     note: str = ""
     new_row: dict[str, Any] | None = field(default=None, repr=False)
+    cause: str = ""  # the runtime version change this case ran across, e.g. "onnxruntime 1.32.0 → 1.33.0"
 
 
 @dataclass
@@ -122,6 +131,29 @@ class Comparison:
 
     def counts(self) -> dict[str, int]:
         return {s: n for s in ORDER if (n := sum(c.status == s for c in self.changes))}
+
+    def not_compared(self) -> str | None:
+        """Why no case at all was judged (one line), or None when some were: a gate must not pass on nothing."""
+        if any(c.status in COMPARED for c in self.changes):
+            return None
+        b, n = self.base, self.new
+        if not b.cases and not n.cases:
+            return (f"neither {b.label} (run {b.run_id}) nor {n.label} (run {n.run_id}) has a case row (are their "
+                    "case files missing?): nothing was compared")
+        if self.nothing_in_common:
+            return (f"no case of {b.label} is in {n.label} ({len(b.cases)} missing, {len(n.cases)} new): nothing "
+                    "was compared")
+        if not b.cases:
+            return f"{b.label} (run {b.run_id}) has no case row: nothing was compared"
+        statuses = {c.status for c in self.changes} - {"new", "missing"}
+        if statuses == {"emulated"}:  # a gate that passed here would pass whatever the chip does
+            return "every common case ran under emulation: nothing was compared"
+        counts = ", ".join(f"{k} {v}" for k, v in self.counts().items() if k not in ("new", "missing"))
+        return f"no common case could be compared ({counts}): nothing was compared"
+
+    def causes(self) -> list[str]:
+        """The runtime version changes named on regressed or broken cases, once each."""
+        return list(dict.fromkeys(c.cause for c in self.changes if c.cause and c.status in FAILING_STATUSES))
 
 
 # --- reading ---------------------------------------------------------------------------------------------
@@ -166,14 +198,30 @@ def _case_rows(folder: Path, run_id: str, max_samples: int) -> list[dict[str, An
     run's own files are listed and read."""
     step = f"greatest(1, ceil(len(samples_ns) / {max_samples}))::BIGINT"
     samples = f"list_slice(samples_ns, 1, len(samples_ns), {step}) AS samples"
-    return store.query(folder, f"SELECT {store.column_list(CASE_FIELDS)}, {samples} FROM cases WHERE run_id = ?",
-                       [run_id], run_ids=[run_id]).to_pylist()
+    fastest = "list_min(samples_ns) AS fastest_ns"  # of every sample: one planted value must not hide in the cut
+    return store.query(folder, f"SELECT {store.column_list(CASE_FIELDS)}, {samples}, {fastest} FROM cases "
+                       "WHERE run_id = ?", [run_id], run_ids=[run_id]).to_pylist()
+
+
+def _possible_samples(rows: list[dict[str, Any]], spec: str) -> list[dict[str, Any]]:
+    """``rows`` less those with a raw sample of 0 ns or less, which no clock gives (the store leaves out rows with
+    impossible statistics; the samples are checked here, where they are read): named in one line, never compared."""
+    def impossible(row: dict[str, Any]) -> bool:
+        return row["fastest_ns"] is not None and row["fastest_ns"] <= 0
+
+    bad = [r["case_key"] for r in rows if impossible(r)]
+    if bad:
+        print(f"bench compare: {spec}: left out {len(bad)} case row(s) with a raw sample of 0 ns or less (planted or "
+              f"corrupt): {'; '.join(bad[:5])}" + (f"; and {len(bad) - 5} more" if len(bad) > 5 else ""),
+              file=sys.stderr)
+    return [r for r in rows if not impossible(r)]
 
 
 def load_side(spec: str, results: Path, max_samples: int = MAX_SAMPLES) -> Side:
     folder, run_id = resolve(spec, results)
     cases: dict[str, dict[str, Any]] = {}
-    for row in sorted(_case_rows(folder, run_id, max_samples), key=lambda r: str(r["timestamp"])):
+    rows = _possible_samples(_case_rows(folder, run_id, max_samples), spec)
+    for row in sorted(rows, key=lambda r: str(r["timestamp"])):
         cases[row["case_key"]] = row  # the latest row per case key
     rows = store.query(folder, "SELECT * FROM runs WHERE run_id = ?", [run_id], run_ids=[run_id]).to_pylist()
     return Side(spec, run_id, cases, rows[0] if rows else {})
@@ -316,6 +364,20 @@ def emulation_notes(base: Side, new: Side) -> list[str]:
             for name, side in (("base", base), ("new", new)) if side.env.get("emulated")]
 
 
+def _times(ratio: float) -> str:
+    return f"{ratio:.3g}x"
+
+
+def version_note(change: Change) -> str:
+    """The runtime version change as the likely cause of what the case did, e.g. "onnxruntime 1.32.0 → 1.33.0:
+    3.1x slower"."""
+    if change.status == "regressed" and change.change is not None:
+        return f"{change.cause}: {_times(1 + change.change)} slower"
+    if change.status == "improved" and change.change is not None and change.change > -1:
+        return f"{change.cause}: {_times(1 / (1 + change.change))} faster"
+    return change.cause
+
+
 def compare(base: Side, new: Side, threshold: Threshold, allow_env_diff: bool = False) -> Comparison:
     machine = machine_differences(base, new)
     emulated = emulation_notes(base, new)
@@ -332,15 +394,18 @@ def compare(base: Side, new: Side, threshold: Threshold, allow_env_diff: bool = 
             changes.append(Change(key, "emulated", b.get("median_ms"), n.get("median_ms"), note=emulated[0],
                                   new_row=n))
             continue
-        rb, rn = runtime_version(b, base.env), runtime_version(n, new.env)
-        differs = machine + ([f"{b.get('runner')} {rb} → {rn}"] if rb != rn else []) + _model_changed(b, n)
+        differs = machine + _model_changed(b, n)  # timings of another benchmark: not comparable
         if differs and not allow_env_diff:
             changes.append(Change(key, "env_differs", b.get("median_ms"), n.get("median_ms"),
                                   note="; ".join(differs), new_row=n))
             continue
         change = compare_case(key, b, n, threshold.fraction, p_value=p_values.get(key))
-        if differs:
-            change.note = "; ".join(filter(None, [change.note, "env differs: " + "; ".join(differs)]))
+        rb, rn = runtime_version(b, base.env), runtime_version(n, new.env)
+        if rb != rn:  # an upgrade is compared: the night it regresses is the night the gate is for
+            change.cause = f"{b.get('runner')} {rb} → {rn}"
+        parts = [version_note(change) if change.cause else "", change.note,
+                 "env differs: " + "; ".join(differs) if differs else ""]
+        change.note = "; ".join(filter(None, parts))
         changes.append(change)
     changes.sort(key=lambda c: (ORDER.index(c.status), -(abs(c.change) if c.change is not None else 0), c.case_key))
     return Comparison(base, new, threshold, changes, notes)
@@ -398,16 +463,23 @@ def benchmark_json(c: Comparison) -> list[dict[str, Any]]:
 
 def run(base: str, new: str, results: Path, threshold: Threshold, markdown_file: Path | None = None,
         json_file: Path | None = None, allow_env_diff: bool = False) -> int:
-    """The command: compare, print or write the table and the JSON; 1 if anything regressed or broke."""
+    """The command: compare, print or write the table and the JSON; 1 if anything regressed or broke, or if
+    nothing could be compared (one line on stderr says why)."""
+    c = compare_and_write(base, new, results, threshold, markdown_file, json_file, allow_env_diff)
+    return 1 if c.failed or c.not_compared() else 0
+
+
+def compare_and_write(base: str, new: str, results: Path, threshold: Threshold, markdown_file: Path | None,
+                      json_file: Path | None, allow_env_diff: bool) -> Comparison:
     c = compare(load_side(base, results), load_side(new, results), threshold, allow_env_diff)
     if c.env_notes:
         print("bench compare: environment differs between the runs:", file=sys.stderr)
         for note in c.env_notes:
             print(f"  {printable(note)}", file=sys.stderr)
-        skipped = c.counts().get("env_differs", 0)
-        if skipped:
-            print(f"  {skipped} cases not compared; pass --allow-env-diff to compare them anyway",
-                  file=sys.stderr)
+    skipped = c.counts().get("env_differs", 0)
+    if skipped:
+        print(f"{'  ' if c.env_notes else 'bench compare: '}{skipped} cases not compared (other machine or model "
+              "bytes); pass --allow-env-diff to compare them anyway", file=sys.stderr)
     text = markdown(c)
     if markdown_file:
         markdown_file.write_text(text, encoding="utf-8")
@@ -415,14 +487,9 @@ def run(base: str, new: str, results: Path, threshold: Threshold, markdown_file:
         sys.stdout.write(text)
     if json_file:
         json_file.write_text(json.dumps(benchmark_json(c), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    if c.nothing_in_common:
-        print(f"bench compare: no case of {base} is in {new} ({len(c.base.cases)} missing, {len(c.new.cases)} "
-              "new): nothing was compared", file=sys.stderr)
-    statuses = {ch.status for ch in c.changes}
-    only_emulated = "emulated" in statuses and statuses <= {"emulated", "new", "missing"}
-    if only_emulated:  # a gate that passed here would pass whatever the chip does
-        print("bench compare: every common case ran under emulation: nothing was compared", file=sys.stderr)
-    return 1 if c.failed or c.nothing_in_common or only_emulated else 0
+    if why := c.not_compared():
+        print(f"bench compare: {why}", file=sys.stderr)
+    return c
 
 
 def _pair_file(folder: Path, pair: dict[str, Any]) -> Path:
@@ -432,7 +499,9 @@ def _pair_file(folder: Path, pair: dict[str, Any]) -> Path:
 
 def each_machine(results: Path, threshold: Threshold, folder: Path, allow_env_diff: bool = False) -> int:
     """Every machine's latest complete run of each suite against its previous one (never another machine's), one
-    markdown file per pair in ``folder``; 1 if any pair regressed, else 2 if any could not be compared, else 0."""
+    markdown file per pair in ``folder``; 1 if any pair regressed, else 2 if any could not be compared (nothing in
+    it was compared, or it could not be read), else 0. A pair whose regressions ran across a runtime upgrade
+    names it on its line."""
     pairs = store.previous_and_latest(results)
     if not pairs:
         print("bench compare: no machine has two complete runs of one suite yet: nothing to compare")
@@ -442,11 +511,15 @@ def each_machine(results: Path, threshold: Threshold, folder: Path, allow_env_di
     for pair in pairs:
         what = printable(f"{pair['machine_label'] or 'unlabelled'} {pair['suite']} ({pair['machine_id']})")
         try:
-            code = run(pair["base"], pair["new"], results, threshold, _pair_file(folder, pair), None, allow_env_diff)
+            c = compare_and_write(pair["base"], pair["new"], results, threshold, _pair_file(folder, pair), None,
+                                  allow_env_diff)
+            code = 1 if c.failed else 2 if c.not_compared() else 0
+            causes = f" (likely cause: {'; '.join(c.causes())})" if c.failed and c.causes() else ""
         except UserError as exc:
             print(f"bench compare: {what}: {printable(str(exc))}", file=sys.stderr)
-            code = 2
-        print(f"{what}: {pair['base']} -> {pair['new']}: {('ok', 'REGRESSED', 'not compared')[code]}")
+            code, causes = 2, ""
+        verdict = ("ok", "REGRESSED", "not compared")[code]
+        print(f"{what}: {pair['base']} -> {pair['new']}: {verdict}{printable(causes)}")
         codes.append(code)
     return 1 if 1 in codes else max(codes)
 

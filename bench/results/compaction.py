@@ -78,11 +78,25 @@ def _check_known(loc: Location, files: list[str]) -> None:
                                 "wrote it)")
 
 
+def _bench_files(loc: Location, folder: str, files: list[str]) -> list[str]:
+    """``files`` that bench wrote in ``folder`` itself (named as it names them); any other file is named on stderr
+    and left alone: compaction deletes what it merges, and a file bench did not write is not bench's to delete."""
+    ours = [f for f in files if f.rpartition("/")[0] == loc.path(folder)
+            and store.written_by_bench(folder, f.rpartition("/")[2])]
+    foreign = [f for f in files if f not in ours]
+    if foreign:
+        print(f"bench compact: left alone {len(foreign)} file(s) bench did not write: "
+              + "; ".join(str(loc.join(loc.relative(f))) for f in foreign[:5])
+              + (f"; and {len(foreign) - 5} more" if len(foreign) > 5 else ""), file=sys.stderr)
+    return ours
+
+
 def compact_folder(loc: Location, folder: str, files: list[str]) -> int:
     """Merge ``files`` (paths inside ``loc.fs``, all in ``folder``) into the folder's compacted file and delete
-    the per-case ones; returns how many were deleted. A folder that is already one compacted file is left alone,
-    and so is one holding a file of a schema newer than this bench's (``UnknownSchema``): nothing is deleted
-    that was not carried over whole."""
+    the per-case ones; returns how many were deleted. Only files bench wrote are merged (``_bench_files``). A
+    folder that is already one compacted file is left alone, and so is one holding a file of a schema newer than
+    this bench's (``UnknownSchema``): nothing is deleted that was not carried over whole."""
+    files = _bench_files(loc, folder, files)
     per_case = [f for f in files if not store.is_compacted(f)]
     if not per_case:
         return 0

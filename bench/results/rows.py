@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -117,8 +118,15 @@ def _scrubbed(text: str | None, case: Case) -> str | None:
         places.insert(0, (str(Path(case.model.path).parent), "<model folder>"))
     for folder, name in places:
         if folder and folder not in ("/", "."):
-            text = text.replace(folder.rstrip("/") + "/", name + "/")
+            text = _folder_at_a_boundary(folder.rstrip("/")).sub(name, text)
     return text
+
+
+def _folder_at_a_boundary(folder: str) -> re.Pattern[str]:
+    """``folder`` where it ends a path component: before "/", a quote, a space, the end (OpenVINO's "outside the
+    base directory '/x/y'"), or a sentence's full stop; never the start of a longer name ("/home/al" in
+    "/home/alice")."""
+    return re.compile(re.escape(folder) + r"(?![\w-]|\.[\w.-])")
 
 
 def outcome_row(case: Case, outcome: WorkerOutcome, run_id: str, suite: str, version: str | None) -> dict:

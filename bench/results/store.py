@@ -132,6 +132,17 @@ def run_folder(run_id: str, started: datetime) -> str:
     return f"cases/date={started:%Y-%m-%d}/run_id={run_id}"
 
 
+# The names bench gives what it writes under cases/ (see run_folder, _case_relative and COMPACTED): compaction
+# merges and deletes these only, never another file that happens to sit in a bench-like folder.
+RUN_FOLDER = re.compile(r"cases/date=\d{4}-\d{2}-\d{2}/run_id=[^/]+")
+CASE_FILE = re.compile(r"\d{5,}-[\w.-]{0,120}\.parquet")
+
+
+def written_by_bench(folder: str, name: str) -> bool:
+    """``folder/name`` (relative to the results root) is named as bench names a run's case or compacted file."""
+    return bool(RUN_FOLDER.fullmatch(folder)) and (name == COMPACTED or bool(CASE_FILE.fullmatch(name)))
+
+
 def _case_relative(run_id: str, started: datetime, index: int, case_key: str) -> str:
     safe_key = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in case_key)[:120]
     return f"{run_folder(run_id, started)}/{index:05d}-{safe_key}.parquet"
@@ -171,11 +182,52 @@ def finished_infos(loc: Location, relative: str) -> list[pafs.FileInfo]:
     """Every finished parquet file under ``relative`` (paths inside ``loc.fs``, sizes, times), sorted by path."""
     base = loc.path(relative)
     try:
-        infos = loc.fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+        infos = _local_infos(loc, relative) if loc.local is not None else \
+            loc.fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
     except OSError as exc:
         raise UserError(f"cannot read results at {loc}: {first_line(exc)}") from None
     return sorted((i for i in infos if i.type == pafs.FileType.File and _visible(i.path[len(base) + 1:])),
                   key=lambda i: i.path)
+
+
+def _local_infos(loc: Location, relative: str) -> list[pafs.FileInfo]:
+    """The files under ``relative`` in a local folder, found without following a symbolic link below the results
+    root: bench writes none, and one there (a loop, or a way out of the tree) would multiply rows or read files
+    that are no results. Links met are named once on stderr."""
+    base, links = loc.path(relative), []
+    parts = [p for p in relative.split("/") if p]
+    above = [f"{loc.root}/{'/'.join(parts[:i + 1])}" for i in range(len(parts))]
+    if any(os.path.islink(folder) for folder in above[1:]):  # below the table's own folder (cases/, runs/)
+        links.append(base)
+        walked: Iterable[tuple[str, list[str], list[str]]] = ()
+    else:
+        walked = os.walk(base, onerror=_raise)  # followlinks=False: a linked folder is listed, never entered
+    infos = []
+    for folder, dirs, files in walked:
+        links += [f"{folder}/{d}" for d in dirs if os.path.islink(f"{folder}/{d}")]
+        for name in files:
+            info = os.lstat(f"{folder}/{name}")
+            if stat.S_ISLNK(info.st_mode):
+                links.append(f"{folder}/{name}")
+            elif stat.S_ISREG(info.st_mode):
+                infos.append(pafs.FileInfo(f"{folder}/{name}", pafs.FileType.File, size=info.st_size,
+                                           mtime_ns=info.st_mtime_ns))
+    _name_links(links)
+    return infos
+
+
+def _raise(exc: OSError) -> None:
+    if not isinstance(exc, FileNotFoundError):  # a folder that is not there has no files
+        raise exc
+
+
+def _name_links(links: list[str]) -> None:
+    unseen = [link for link in links if link not in _WARNED]
+    if unseen:  # once per process: a report lists the same folders many times
+        _WARNED.update(unseen)
+        print(f"bench: ignored {len(unseen)} symbolic link(s) inside the results (bench writes none; they are not "
+              f"followed): {'; '.join(unseen[:5])}" + (f"; and {len(unseen) - 5} more" if len(unseen) > 5 else ""),
+              file=sys.stderr)
 
 
 def finished_files(loc: Location, relative: str) -> list[str]:
@@ -344,6 +396,29 @@ def _readable_natively(loc: Location, table: str, files: list[str]) -> bool:
 
 KEYS = {"cases": "case_key", "runs": "run_id"}
 
+# Values no timing can produce. A case row holding one was planted or corrupted: it is no result (no pick, no
+# comparison, no chart), so every cases view leaves it out and the first query that meets it names it once. Empty
+# (null) values are fine: a failed case has none. Raw samples are checked where they are read (bench compare):
+# reading them in every query would cost more than the rest of the row.
+POSITIVE = ("median_ms", "median_ci_low_ms", "median_ci_high_ms", "mean_ms", "min_ms", "max_ms", "p90_ms", "p95_ms",
+            "p99_ms", "throughput_per_s")
+NON_NEGATIVE = ("std_ms", "cold_start_ms", "peak_rss_mb", "iterations")
+ORDERED = (("min_ms", "median_ms"), ("median_ms", "max_ms"), ("median_ci_low_ms", "median_ms"),
+           ("median_ms", "median_ci_high_ms"), ("min_ms", "p90_ms"), ("p90_ms", "p95_ms"), ("p95_ms", "p99_ms"),
+           ("p99_ms", "max_ms"))
+
+
+def impossible(alias: str = "") -> str:
+    """SQL: the row holds a timing no measurement can produce (NaN, infinite, <= 0, out of order); never null.
+    ``alias``: the table's alias in the query ("c" gives c."median_ms")."""
+    col = (lambda name: f'{alias}."{name}"') if alias else (lambda name: f'"{name}"')
+    tests = [f"NOT isfinite({col(c)}::DOUBLE) OR {col(c)} <= 0" for c in POSITIVE]
+    tests += [f"NOT isfinite({col(c)}::DOUBLE) OR {col(c)} < 0" for c in NON_NEGATIVE]
+    tests += [f"{col(low)} > {col(high)}" for low, high in ORDERED]
+    # a percentile below the median: numpy's p99 of 2 samples interpolates below the upper median bench records
+    tests.append(f"{col('p99_ms')} < {col('median_ms')} AND {col('iterations')} > 2")
+    return "(" + " OR ".join(f"coalesce({t}, false)" for t in tests) + ")"
+
 
 def _register_cache(con: duckdb.DuckDBPyConnection, loc: Location, name: str, path: str) -> None:
     """The runs cache (one file of the current runs schema, no partition folders) as the view ``name``."""
@@ -372,7 +447,30 @@ def _register(con: duckdb.DuckDBPyConnection, loc: Location, table: str, files: 
         con.execute(f'CREATE VIEW "_{table}_all" AS SELECT * FROM "{raw}" UNION ALL BY NAME SELECT * FROM _runs_cache')
         raw = f"_{table}_all"
     # a row without its key is no row of ours (another tool's parquet matched by name): never a ghost case
-    con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM "{raw}" WHERE "{KEYS[table]}" IS NOT NULL')
+    possible = f" AND NOT {impossible()}" if table == "cases" else ""
+    con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM "{raw}" WHERE "{KEYS[table]}" IS NOT NULL{possible}')
+    if table == "cases":
+        _name_impossible(con, loc, raw, tuple(files))
+
+
+def _name_impossible(con: duckdb.DuckDBPyConnection, loc: Location, raw: str, files: tuple[str, ...]) -> None:
+    """One stderr line naming the case rows that :func:`impossible` leaves out, once per process per row; the
+    scan is made once per set of files (a report runs many queries over the same ones)."""
+    if files in _CHECKED:
+        return
+    _CHECKED.add(files)
+    bad = con.execute(f'SELECT run_id, case_key, count(*) OVER () FROM "{raw}" WHERE "case_key" IS NOT NULL '
+                      f"AND {impossible()} ORDER BY run_id, case_key LIMIT 5").fetchall()
+    names = [f"run {run_id} case {key}" for run_id, key, _ in bad]
+    if not names or {f"{loc} {n}" for n in names} <= _WARNED:
+        return
+    _WARNED.update(f"{loc} {n}" for n in names)
+    more = f"; and {bad[0][2] - len(names)} more" if bad[0][2] > len(names) else ""
+    print(f"bench: left out {bad[0][2]} case row(s) whose timings no measurement can produce (NaN, infinite, zero "
+          f"or negative, or out of order; planted or corrupt): {'; '.join(names)}{more}", file=sys.stderr)
+
+
+_CHECKED: set[tuple[str, ...]] = set()
 
 
 def _sql(loc: Location, listed: dict[str, list[str]], sql: str, params: list[Any] | None,

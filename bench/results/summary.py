@@ -127,7 +127,8 @@ def _aggregate(loc: Location, files: list[str], runs: pa.Table, keys: pa.Table) 
         con.register("new_runs", runs)
         con.register("old_keys", keys)
         rows = ("SELECT c.case_key, c.run_id, c.timestamp, c.status, c.median_ms, m.machine_id, m.machine_label "
-                f"FROM new_cases c {store.machine_join('new_runs')} WHERE c.case_key IS NOT NULL")
+                f"FROM new_cases c {store.machine_join('new_runs')} WHERE c.case_key IS NOT NULL "
+                f"AND NOT {store.impossible('c')}")  # as every cases view: an impossible row is no row
         keys = con.sql(f"""
             WITH every_row AS (
                 SELECT case_key, machine_id, machine_label, run_id, timestamp FROM ({rows})

@@ -1,9 +1,11 @@
-"""`bench compare` on planted result sets: a 20% regression is flagged, a non-change is not, and nothing
-is compared across machines or runtime versions unless asked."""
+"""`bench compare` on planted result sets: a 20% regression is flagged, a non-change is not, nothing is compared
+across machines unless asked, a runtime upgrade is compared and named, and nothing compared fails the gate."""
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 import sys
 from datetime import timedelta
@@ -94,10 +96,11 @@ def test_few_noisy_samples_are_inconclusive_not_regressed(sets, capsys):
 def test_other_machine_is_not_compared_unless_allowed(sets, capsys):
     base, new = sets({"tiny_mlp": {"ms": 1.0, "seed": 1}}, {"tiny_mlp": {"ms": 1.2, "seed": 3}},
                      cpu_model="Some Other CPU")
-    assert main(["compare", str(base), str(new)]) == 0
+    assert main(["compare", str(base), str(new)]) == 1  # nothing was compared: a gate must not pass on it
     captured = capsys.readouterr()
     assert statuses(captured.out) == {A: "env_differs"}
     assert "→ Some Other CPU" in captured.err and "--allow-env-diff" in captured.err
+    assert "no common case could be compared (env_differs 1): nothing was compared" in captured.err
     assert main(["compare", str(base), str(new), "--allow-env-diff"]) == 1
     captured = capsys.readouterr()
     assert statuses(captured.out) == {A: "regressed"} and "env differs" in captured.out
@@ -112,14 +115,67 @@ def test_another_graph_under_the_same_name_is_not_compared(sets, capsys):
     assert statuses(out) == {A: "env_differs", B: "unchanged"} and "model tiny_mlp changed (sha256 " in out
 
 
-def test_runtime_version_change_holds_back_only_its_cases(sets, capsys):
-    base, new = sets({"tiny_mlp": {"ms": 1.0, "seed": 1}, "tiny_cnn": {"ms": 2.0, "seed": 2}},
-                     {"tiny_mlp": {"ms": 1.0, "seed": 3}, "tiny_cnn": {"ms": 2.0, "seed": 4}},
-                     packages=json.dumps({"onnxruntime": "0.0.1-other"}))
+def upgraded(real: Path, tmp_path: Path, new_mlp_ms: float) -> tuple[Path, Path]:
+    """Two nights of one machine: onnxruntime 1.32.0, then 1.33.0 with tiny_mlp at ``new_mlp_ms`` (was 1.0)."""
+    base = make_set(tmp_path / "base", real, "base-run", {"tiny_mlp": {"ms": 1.0, "seed": 1},
+                                                          "tiny_cnn": {"ms": 2.0, "seed": 2}},
+                    packages=json.dumps({"onnxruntime": "1.32.0", "numpy": "2.0.0"}))
+    new = make_set(tmp_path / "new", real, "new-run", {"tiny_mlp": {"ms": new_mlp_ms, "seed": 3},
+                                                       "tiny_cnn": {"ms": 2.0, "seed": 4}},
+                   days=1, packages=json.dumps({"onnxruntime": "1.33.0", "numpy": "2.0.0"}))
+    return base, new
+
+
+UPGRADE = "onnxruntime 1.32.0 → 1.33.0"
+
+
+def test_a_runtime_upgrade_is_compared_and_its_regression_fails_naming_the_upgrade(real_results, tmp_path):
+    base, new = upgraded(real_results, tmp_path, new_mlp_ms=3.0)
+    md, js = tmp_path / "cmp.md", tmp_path / "cmp.json"
+    done = subprocess.run([sys.executable, "-m", "bench", "compare", str(base), str(new), "--markdown", str(md),
+                           "--json", str(js)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert "onnxruntime: 1.32.0 → 1.33.0" in done.stderr and "--allow-env-diff" not in done.stderr
+    text = md.read_text()
+    assert statuses(text) == {A: "regressed", B: "unchanged"}
+    row = next(line for line in text.splitlines() if line.startswith(f"| {A}"))
+    assert re.search(rf"{UPGRADE}: (2\.9|3\.0|3\.1)\d*x slower", row), row
+    assert f"{UPGRADE} |" in next(line for line in text.splitlines() if line.startswith(f"| {B}"))
+    extra = {e["name"]: e["extra"] for e in json.loads(js.read_text())}
+    assert extra[A].startswith("regressed; change +") and f"{UPGRADE}: " in extra[A] and "x slower" in extra[A]
+
+
+def test_a_runtime_upgrade_without_a_regression_passes(real_results, tmp_path, capsys):
+    base, new = upgraded(real_results, tmp_path, new_mlp_ms=1.0)
     assert main(["compare", str(base), str(new)]) == 0
-    captured = capsys.readouterr()
-    assert set(statuses(captured.out).values()) == {"env_differs"}
-    assert "onnxruntime: " in captured.err and "→ 0.0.1-other" in captured.err
+    out = capsys.readouterr().out
+    assert statuses(out) == {A: "unchanged", B: "unchanged"} and out.count(UPGRADE) == 2
+
+
+@pytest.mark.parametrize(("new_ms", "code", "line"), [(3.0, 1, f"REGRESSED (likely cause: {UPGRADE})"),
+                                                      (1.0, 0, "ok")])
+def test_each_machine_compares_across_a_runtime_upgrade(real_results, tmp_path, capsys, new_ms, code, line):
+    results = tmp_path / "fleet"
+    for run_id, days, ms, version in [("a1", 1, 1.0, "1.32.0"), ("a2", 2, new_ms, "1.33.0")]:
+        make_set(results, real_results, run_id, {"tiny_mlp": {"ms": ms, "seed": days}}, days=days,
+                 machine_id="machine-a", packages=json.dumps({"onnxruntime": version}))
+    out = tmp_path / "compare"
+    assert main(["compare", "--each-machine", "--results", str(results), "--markdown-dir", str(out)]) == code
+    assert capsys.readouterr().out.splitlines()[-1].endswith(f"a1 -> a2: {line}")
+    assert UPGRADE in next(out.iterdir()).read_text()
+
+
+def test_runs_without_case_rows_are_not_compared(real_results, tmp_path):
+    """Both runs are in the runs table, their case files are gone: "no cases" must not pass a gate."""
+    results = tmp_path / "results"
+    make_set(results, real_results, "r1", {"tiny_mlp": {"ms": 1.0, "seed": 1}})
+    make_set(results, real_results, "r2", {"tiny_mlp": {"ms": 1.0, "seed": 2}}, days=1)
+    shutil.rmtree(results / "cases")
+    done = subprocess.run([sys.executable, "-m", "bench", "compare", "r1", "r2", "--results", str(results)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr == ("bench compare: neither r1 (run r1) nor r2 (run r2) has a case row (are their case "
+                           "files missing?): nothing was compared\n")
 
 
 def test_broken_and_fixed(sets, capsys):

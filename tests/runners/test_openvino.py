@@ -213,3 +213,37 @@ def test_a_quantization_that_did_nothing_is_not_an_int8_row(tmp_path, save_graph
     [row] = store.read_cases(tmp_path / "r").to_pylist()
     assert row["status"] == "unsupported" and "ran no int8 convolution or matmul" in row["error"], row["error"]
     assert row.get("median_ms") is None and row.get("precision_used") is None
+
+
+def test_openvinos_refusal_names_the_model_folder_without_spelling_it_out(tmp_path):
+    """OpenVINO ends its path in a quote ("outside the base directory '/x/y'"), with no "/" after the folder: the
+    published error must still say <model folder>, never the user's path. The message is OpenVINO's own."""
+    import numpy as np
+    import onnx
+    import openvino as ov
+    from onnx import TensorProto, helper, numpy_helper
+
+    from bench.case import Case, ModelRef
+    from bench.results.rows import _scrubbed
+
+    folder = tmp_path / "private-project"
+    folder.mkdir()
+    weights = numpy_helper.from_array(np.ones((4, 4), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], [weights])
+    path = folder / "mine.onnx"
+    onnx.save(helper.make_model(graph), path, save_as_external_data=True, location="w.bin", size_threshold=0)
+    (folder / "w.bin").rename(tmp_path / "w.bin")
+    model = onnx.load(path, load_external_data=False)
+    model.graph.initializer[0].external_data[0].value = "../w.bin"  # the location: outside the model's folder
+    onnx.save(model, path)
+    with pytest.raises(RuntimeError) as refused:
+        ov.Core().read_model(str(path))
+    error = str(refused.value)
+    assert f"outside the base directory '{folder}'" in error  # no "/" after the folder
+    case = Case(ModelRef("mine", str(path), "0" * 64, (), source="user"), "openvino", "", "cpu", "fp32", 1, 1,
+                "latency", cache_dir=str(tmp_path / "cache"))
+    published = _scrubbed(error, case)
+    assert "outside the base directory '<model folder>'" in published and str(folder) not in published, published
+    assert _scrubbed(f"read {folder}-old/x.onnx and {folder}.", case) == f"read {folder}-old/x.onnx and <model folder>."
