@@ -8,7 +8,6 @@ a command uses it): a folder another user owns or can write is refused, an entry
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import shutil
@@ -16,6 +15,8 @@ import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from bench.files import os_reason
 
 
 def default_cache_dir() -> Path:
@@ -53,13 +54,6 @@ def ownership_problem(info: os.stat_result) -> str:
     return ""
 
 
-def os_reason(exc: OSError) -> str:
-    """An OS error as a user reads it: a name too long for the filesystem is said so, with its limit."""
-    if exc.errno == errno.ENAMETOOLONG:
-        return "a name in the path is longer than the filesystem allows (255 bytes a name)"
-    return exc.strerror or str(exc)
-
-
 def open_cache(cache_dir: Path) -> list[str]:
     """Make ``cache_dir`` ready for a command that reads and writes it, before anything in it is used: the folder
     must be this user's alone (else a ``UserError``); every entry another user could have made or changed is
@@ -77,9 +71,9 @@ def _user_error(message: str) -> Exception:
     return UserError(message)
 
 
-def _unusable(flag: str, exc: OSError) -> Exception:
-    return _user_error(f"{flag}: cannot be the model cache ({os_reason(exc)}); give a writable folder (or set "
-                       "BENCH_CACHE_DIR)")
+def _unusable(flag: str, exc: OSError, cache_dir: Path) -> Exception:
+    return _user_error(f"{flag}: cannot be the model cache ({os_reason(exc, cache_dir)}); give a writable folder "
+                       "(or set BENCH_CACHE_DIR)")
 
 
 def _check_root(cache_dir: Path) -> None:
@@ -91,7 +85,7 @@ def _check_root(cache_dir: Path) -> None:
     except FileExistsError:  # made by a concurrent run just now: judged below like any other
         info = cache_dir.stat()
     except OSError as exc:
-        raise _unusable(flag, exc) from None
+        raise _unusable(flag, exc, cache_dir) from None
     if not stat.S_ISDIR(info.st_mode):
         raise _user_error(f"{flag}: is a file, not a folder; give a writable folder (or set BENCH_CACHE_DIR)")
     problem = ownership_problem(info)
@@ -103,7 +97,7 @@ def _check_root(cache_dir: Path) -> None:
         with tempfile.NamedTemporaryFile(dir=cache_dir, prefix=".write-check-"):
             pass
     except OSError as exc:
-        raise _unusable(flag, exc) from None
+        raise _unusable(flag, exc, cache_dir) from None
 
 
 def _entry_problem(path: Path) -> str:
@@ -137,5 +131,6 @@ def _remove_untrusted(path: Path, problem: str, root: Path) -> str:
         pass
     except OSError as exc:
         raise _user_error(f"model cache entry {path}: {problem}, so not trusted, and bench cannot remove it "
-                          f"({os_reason(exc)}); remove it as its owner or root, or give another --cache-dir") from None
+                          f"({os_reason(exc, path)}); remove it as its owner or root, or give another "
+                          "--cache-dir") from None
     return f"model cache: removed {path.relative_to(root)} ({problem}): not trusted; it is rebuilt when needed"

@@ -12,6 +12,7 @@ from pathlib import Path
 from bench import telemetry, tune
 from bench.cache import default_cache_dir, open_cache
 from bench.errors import UserError
+from bench.files import os_reason
 
 
 class _Parser(argparse.ArgumentParser):
@@ -181,7 +182,7 @@ def _plan(args: argparse.Namespace):
     try:
         return suite, registry, plan(suite, args.suite, overrides, registry, cache_dir)
     except OSError as exc:  # a full disk while building the zoo into the cache, say
-        raise UserError(f"model cache {cache_dir}: {exc.strerror or exc} while building models into it") from None
+        raise UserError(f"model cache {cache_dir}: {os_reason(exc)} while building models into it") from None
 
 
 def _check_cache(cache_dir: Path) -> None:

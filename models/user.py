@@ -18,7 +18,7 @@ from bench.cache import sha256_file
 from bench.case import InputSpec, ModelRef
 from bench.errors import UserError
 from bench.execution.inputs import DTYPES
-from bench.files import first_line
+from bench.files import first_line, os_reason
 from bench.models.macs import count_cost
 
 DIGITS = re.compile(r"[0-9]+")
@@ -40,6 +40,12 @@ def parse_shapes(texts: list[str]) -> dict[str, tuple[int, ...]]:
 
 
 def _load_graph(path: Path) -> onnx.ModelProto:
+    try:
+        path.stat()
+    except FileNotFoundError:
+        raise UserError(f"{path}: model file not found") from None
+    except OSError as exc:  # a name over the filesystem's limit, say: the model's path is the culprit, nothing else
+        raise UserError(f"{path}: cannot read the model file ({os_reason(exc, path)})") from None
     if path.is_dir():
         raise UserError(f"{path}: is a folder; --model takes one .onnx file")
     if not path.is_file():
