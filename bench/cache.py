@@ -79,11 +79,13 @@ def _unusable(flag: str, exc: OSError, cache_dir: Path) -> Exception:
 def _check_root(cache_dir: Path) -> None:
     flag = f"--cache-dir {cache_dir}"
     try:
-        if not os.path.lexists(cache_dir):
-            cache_dir.mkdir(mode=0o700, parents=True)
+        cache_dir.mkdir(mode=0o700, parents=True)
+    except FileExistsError:  # the usual case, or a file: judged below like any other
+        pass
+    except OSError as exc:
+        raise _unusable(flag, exc, cache_dir) from None
+    try:
         info = cache_dir.stat()  # a symlink the user made to a folder of theirs is fine: its target is judged
-    except FileExistsError:  # made by a concurrent run just now: judged below like any other
-        info = cache_dir.stat()
     except OSError as exc:
         raise _unusable(flag, exc, cache_dir) from None
     if not stat.S_ISDIR(info.st_mode):

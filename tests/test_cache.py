@@ -89,7 +89,7 @@ def test_a_planted_reference_is_removed_and_rebuilt_not_used(bench_cli, tmp_path
 
 
 @pytest.mark.slow  # two real runs, ~5 s
-def test_a_cache_made_under_a_loose_umask_is_private_and_kept(cache_dir, tmp_path):
+def test_a_cache_made_under_a_loose_umask_is_private_and_kept(tmp_path):
     cache = tmp_path / "new" / "cache"
     env = {**os.environ, "BENCH_CACHE_DIR": str(cache)}
 
