@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 from bench import telemetry, tune
-from bench.cache import default_cache_dir
+from bench.cache import default_cache_dir, open_cache
 from bench.errors import UserError
+from bench.files import os_reason
 from bench.text import printable
 
 
@@ -185,21 +185,14 @@ def _plan(args: argparse.Namespace):
     try:
         return suite, registry, plan(suite, args.suite, overrides, registry, cache_dir)
     except OSError as exc:  # a full disk while building the zoo into the cache, say
-        raise UserError(f"model cache {cache_dir}: {exc.strerror or exc} while building models into it") from None
+        raise UserError(f"model cache {cache_dir}: {os_reason(exc)} while building models into it") from None
 
 
 def _check_cache(cache_dir: Path) -> None:
-    """The model cache must be a folder bench can write: one line now, not a traceback from the first model."""
-    if cache_dir.exists() and not cache_dir.is_dir():
-        raise UserError(f"--cache-dir {cache_dir}: is a file, not a folder; give a writable folder (or set "
-                        "BENCH_CACHE_DIR)")
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=cache_dir, prefix=".write-check-"):
-            pass
-    except OSError as exc:
-        raise UserError(f"--cache-dir {cache_dir}: cannot be the model cache ({exc.strerror or exc}); give a "
-                        "writable folder (or set BENCH_CACHE_DIR)") from None
+    """The model cache must be a folder of this user's alone that bench can write: one line now, not a traceback
+    from the first model nor another user's planted conversion later (``bench.cache.open_cache``)."""
+    for note in open_cache(cache_dir):
+        print(note, file=sys.stderr)
 
 
 def _resumed(args: argparse.Namespace):
@@ -253,6 +246,7 @@ def _build_models(args: argparse.Namespace) -> int:
     names = args.models or sorted(zoo)
     check_names("model", names, sorted(zoo), "--models")
     cache = args.cache_dir or default_cache_dir()
+    _check_cache(cache)
     for name in names:
         cost = compute_cost(zoo[name], cache)
         print(f"{name}: {zoo[name].cache_path(cache)}  params={cost['params']:,}  MACs={cost['macs']:,}", flush=True)

@@ -3,6 +3,7 @@ the one place for each, used by the cache, the store, the worker, the references
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -56,3 +57,19 @@ def first_line(value: BaseException | str | None, limit: int = 0) -> str:
     text = str(value).strip() if value is not None else ""
     line = text.splitlines()[0] if text else (type(value).__name__ if isinstance(value, BaseException) else "")
     return line if not limit or len(line) <= limit else line[: limit - 1] + "…"
+
+
+NAME_MAX = 255  # bytes in one name of a path, on ext4, xfs, btrfs, tmpfs and most others
+
+
+def os_reason(exc: OSError, path: str | Path | None = None) -> str:
+    """An OS error as a user reads it. A name too long for the filesystem says which name, its length and the
+    limit: the culprit is a name in ``path`` (or the error's own file), not the folder it would go in."""
+    if exc.errno != errno.ENAMETOOLONG:
+        return exc.strerror or str(exc)
+    parts = Path(path or exc.filename or "").parts
+    longest = max(parts, key=lambda part: len(os.fsencode(part)), default="")
+    size = len(os.fsencode(longest))
+    if size <= NAME_MAX:
+        return f"the path is {len(os.fsencode(str(path or exc.filename)))} bytes, longer than the system allows"
+    return f"the name {first_line(longest, 40)!r} is {size} bytes; the filesystem takes at most {NAME_MAX} a name"

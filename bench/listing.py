@@ -58,6 +58,13 @@ def _si(value: int | None) -> str:
     return str(value)
 
 
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # a cache path too long for the filesystem, say: not cached, and the listing goes on
+        return False
+
+
 def models(cache: Path | None = None) -> str:
     """The zoo; parameters and MACs show once `bench models build` has put a model in the cache."""
     cache = cache or default_cache_dir()
@@ -65,6 +72,6 @@ def models(cache: Path | None = None) -> str:
     for name, m in sorted(load_manifest().items()):
         inputs = " ".join(f"{i.name}:{'x'.join(map(str, i.shape)) or 'scalar'}:{i.dtype}" for i in m.inputs)
         cost = cached_cost(m, cache) or {}
-        cached = "yes" if m.cache_path(cache).exists() else "no"
+        cached = "yes" if _exists(m.cache_path(cache)) else "no"
         rows.append([name, m.task, m.source, _si(cost.get("params")), _si(cost.get("macs")), inputs, cached])
     return _columns(rows)

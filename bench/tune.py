@@ -94,7 +94,7 @@ def _spec(name: str):
 
 def _cases(args, registry, spec):
     """One case per model and batch size: the suite's models built into the cache, as ``bench run`` plans them."""
-    from bench.cache import default_cache_dir
+    from bench.cache import default_cache_dir, open_cache
     from bench.models.user import parse_shapes
     from bench.plan import Overrides, plan
     from bench.suite import load_suite, with_axes
@@ -104,7 +104,10 @@ def _cases(args, registry, spec):
                       devices=[spec.devices[0]])
     overrides = Overrides(models=args.models, runners=[spec.name], threads=[1], user_model=args.model,
                           shapes=parse_shapes(args.shape))
-    planned = plan(suite, name, overrides, registry, args.cache_dir or default_cache_dir())
+    cache_dir = args.cache_dir or default_cache_dir()
+    for note in open_cache(cache_dir):
+        print(note, file=sys.stderr)
+    planned = plan(suite, name, overrides, registry, cache_dir)
     unique = {(p.case.model.sha256, p.case.batch): p for p in planned}
     return list(unique.values())
 

@@ -18,7 +18,7 @@ from onnx import TensorProto
 from bench.case import InputSpec, ModelRef
 from bench.errors import UserError
 from bench.execution.inputs import DTYPES
-from bench.files import first_line
+from bench.files import first_line, os_reason
 from bench.models.macs import count_cost
 from bench.models.snapshot import data_locations, model_sha256, snapshot
 
@@ -41,6 +41,12 @@ def parse_shapes(texts: list[str]) -> dict[str, tuple[int, ...]]:
 
 
 def _check_file(path: Path) -> None:
+    try:
+        path.stat()
+    except FileNotFoundError:
+        raise UserError(f"{path}: model file not found") from None
+    except OSError as exc:  # a name over the filesystem's limit, say: the model's path is the culprit, nothing else
+        raise UserError(f"{path}: cannot read the model file ({os_reason(exc, path)})") from None
     if path.is_dir():
         raise UserError(f"{path}: is a folder; --model takes one .onnx file")
     if not path.is_file():

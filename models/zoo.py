@@ -163,10 +163,24 @@ def compute_cost(model: ZooModel, cache_dir: Path) -> dict[str, int]:
     return data
 
 
+# A count a parquet int64 column holds; anything else in a cached cost.json was not written by compute_cost.
+Count = Annotated[int, Field(ge=0, le=2**63 - 1)]
+
+
+class _Cost(Strict):
+    """``cost.json`` beside a cached model, as :func:`compute_cost` writes it."""
+
+    params: Count
+    macs: Count
+    unknown_ops: Count
+
+
 def cached_cost(model: ZooModel, cache_dir: Path) -> dict[str, int] | None:
+    """The stored cost, or None when it is absent or not what :func:`compute_cost` writes (missing keys, strings,
+    floats such as 1e400, negative counts, integers past int64): then it is counted again, never used."""
     import json
 
     try:
-        return json.loads(cost_path(model, cache_dir).read_text())
-    except (OSError, ValueError):
+        return _Cost.model_validate(json.loads(cost_path(model, cache_dir).read_text())).model_dump()
+    except (OSError, ValueError):  # pydantic's ValidationError and a bad UTF-8 byte are ValueErrors too
         return None

@@ -16,6 +16,7 @@ fp16: float16 conversion with fp32 model inputs and outputs kept (Cast nodes at 
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -23,11 +24,13 @@ from pathlib import Path
 from bench.case import Case
 from bench.execution.calibration import CALIBRATION_SAMPLES, calibration_inputs, calibration_sha256
 from bench.execution.convert import Conversion, cached_artifact, converter_deadline, run_converter
+from bench.files import NAME_MAX
 
 INT8_OPTIONS = {"format": "QDQ", "per_channel": True, "weights": "int8", "activations": "uint8",
                 "calibration": f"MinMax over {CALIBRATION_SAMPLES} sample inputs",
                 "prepare": "Constant weights -> initializers; opset raised to 13 where lower"}
 PER_CHANNEL_OPSET = 13
+INFERRED = "-inferred"  # onnxruntime.quantization.quant_utils.load_model_with_shape_infer's suffix
 FP16_OPTIONS = {"keep_io_types": True}
 
 
@@ -56,13 +59,19 @@ def _prepared(src: Path, work: Path) -> Path:
     model = onnx.load(str(src))
     moved = constants_to_initializers(model.graph)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), PER_CHANNEL_OPSET)
-    if not moved and opset >= PER_CHANNEL_OPSET:
+    if not moved and opset >= PER_CHANNEL_OPSET and _quantizer_can_name(src):
         return src
     if opset < PER_CHANNEL_OPSET:
         model = version_converter.convert_version(model, PER_CHANNEL_OPSET)
     target = work / "prepared.onnx"
     onnx.save(model, str(target))
     return target
+
+
+def _quantizer_can_name(src: Path) -> bool:
+    """ONNX Runtime's quantizer writes ``<stem>-inferred.onnx`` beside the model it is given: a model whose own name
+    is near the filesystem's limit (a user's 250-byte file name) gets a copy under a short name instead."""
+    return len(os.fsencode(f"{src.stem}{INFERRED}{src.suffix}")) <= NAME_MAX
 
 
 def constants_to_initializers(graph) -> int:

