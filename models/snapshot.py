@@ -6,8 +6,9 @@ the model's folder. All of them are the model's identity (:func:`model_sha256`):
 folder (``..``, an absolute path, a symbolic link) is refused before any runtime sees it: some converters read
 whatever it names (a secret two folders up ended up inside a cached MNN artifact), others silently read zeros.
 
-:func:`snapshot` copies the model and its data files into ``cache/onnx/<sha256>/`` and hashes the copy, so every
+:func:`snapshot` copies the model and its data files into ``cache/user/<sha256>/`` and hashes the copy, so every
 case and the fp32 reference read the bytes that were hashed, whatever happens to the user's files during the run.
+(Not the zoo's ``onnx/``: a user's copy of a zoo model, under another name, must not replace the zoo's folder.)
 """
 
 from __future__ import annotations
@@ -128,10 +129,10 @@ def _install(tmp: Path, folder: Path, onnx_name: str, locations: tuple[str, ...]
 
 def snapshot(path: Path, cache_dir: Path, parse: Callable[[Path], onnx.ModelProto]
              ) -> tuple[Path, str, onnx.ModelProto]:
-    """Copy the model at ``path`` and its external data into ``cache_dir/onnx/<sha256>/``; returns the copy's
+    """Copy the model at ``path`` and its external data into ``cache_dir/user/<sha256>/``; returns the copy's
     ``.onnx`` path, its sha256 and its graph (``parse(file)``, external data not loaded). What is checked and
     hashed is the copy, so a file replaced in the user's folder meanwhile cannot be run under another's hash."""
-    root = cache_dir / "onnx"
+    root = cache_dir / "user"
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-user-", dir=root))
     try:

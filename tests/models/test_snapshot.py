@@ -74,9 +74,19 @@ def test_the_snapshot_holds_every_byte_and_is_what_was_hashed(tmp_path):
     path = matmul_model(tmp_path / "m.onnx", external=True)
     ref = user_model(path, {}, cache_dir=tmp_path / "cache")
     copy = Path(ref.path)
-    assert copy == tmp_path / "cache" / "onnx" / ref.sha256 / "m.onnx"
+    assert copy == tmp_path / "cache" / "user" / ref.sha256 / "m.onnx"
     assert (copy.parent / "m.onnx.data").read_bytes() == (tmp_path / "m.onnx.data").read_bytes()
     assert user_model(path, {}).sha256 == ref.sha256  # the copy hashes as the original does
+
+
+def test_a_users_copy_of_a_zoo_model_leaves_the_zoos_folder_alone(tmp_path):
+    """Same bytes, another name: the zoo keeps cache/onnx/<sha256>/<zoo name>.onnx while a user's run has its copy."""
+    path = matmul_model(tmp_path / "mine.onnx")
+    zoo_copy = tmp_path / "cache" / "onnx" / sha256_file(path) / "zoo_name.onnx"
+    zoo_copy.parent.mkdir(parents=True)
+    zoo_copy.write_bytes(path.read_bytes())
+    ref = user_model(path, {}, cache_dir=tmp_path / "cache")
+    assert zoo_copy.is_file() and Path(ref.path).is_file() and Path(ref.path) != zoo_copy
 
 
 @pytest.mark.slow  # two real runs, ~10 s
@@ -114,7 +124,7 @@ def test_external_data_outside_the_models_folder_is_refused(tmp_path, form):
         assert f"{path}: tensor 'w' has its external data at {location!r}" in message and "\n" not in message
         assert "only from files inside the model's folder" in message
     leaked = [f for f in (tmp_path / "cache").rglob("*") if f.is_file() and b"s3cret" in f.read_bytes()]
-    assert not leaked and not list((tmp_path / "cache" / "onnx").iterdir())  # nothing copied, nothing left
+    assert not leaked and not list((tmp_path / "cache" / "user").iterdir())  # nothing copied, nothing left
 
 
 def test_an_outside_location_is_one_line_through_the_cli(bench_cli, tmp_path):
