@@ -41,6 +41,9 @@ def verified(path: Path, sha256: str) -> bool:
 
 # Mode bits that let someone other than the owner write: a cache entry with either was never only ours.
 OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
+# Top-level folders of the cache that bench itself never reads, left alone by the walk: scripts/arm64 keeps its
+# Debian root in ``arm64/`` (whose /tmp is 1777 by design: removing it would break the emulated runs).
+NOT_OURS = frozenset({"arm64"})
 
 
 def ownership_problem(info: os.stat_result) -> str:
@@ -115,6 +118,8 @@ def _entry_problem(path: Path) -> str:
 def _untrusted_entries(root: Path) -> Iterator[tuple[Path, str]]:
     """Every entry under ``root`` that is not plainly ours, outermost first (a folder's contents go with it)."""
     for folder, dirs, files in os.walk(root):  # never follows a link: a link is itself an untrusted entry
+        if folder == str(root):
+            dirs[:] = [d for d in dirs if d not in NOT_OURS]
         for name in [*dirs, *files]:
             problem = _entry_problem(Path(folder, name))
             if problem:

@@ -149,3 +149,12 @@ def test_a_cache_path_too_long_for_the_filesystem_is_one_line_naming_the_name(be
         assert done.returncode == 2 and done.stderr == expected, done.stderr
     listing = bench_cli("models", "--cache-dir", str(cache))  # only reads: the zoo, nothing cached
     assert listing.returncode == 0 and "tiny_mlp" in listing.stdout, listing.stderr
+
+
+def test_the_arm64_root_scripts_arm64_keeps_in_the_cache_is_left_alone(tmp_path, umask_022):
+    """scripts/arm64 keeps a Debian root under cache/arm64 (its /tmp is 1777 by design); bench never reads it, and
+    removing parts of it would break every later emulated run."""
+    tmp = tmp_path / "cache" / "arm64" / "key" / "root" / "tmp"
+    tmp.mkdir(parents=True)
+    tmp.chmod(0o1777)
+    assert open_cache(tmp_path / "cache") == [] and tmp.is_dir()

@@ -35,6 +35,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from bench.cache import ownership_problem
 from bench.errors import UserError
 from bench.files import first_line, write_atomic
 from bench.results import runs_cache
@@ -325,7 +326,7 @@ def _private(folder: Path) -> bool:
         info = folder.lstat()
     except OSError:
         return False
-    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o022
+    return stat.S_ISDIR(info.st_mode) and not ownership_problem(info)
 
 
 @functools.cache
