@@ -23,9 +23,9 @@ def _reduced(specs: Mapping[str, RunnerSpec]) -> list[tuple[RunnerSpec, str]]:
 
 
 def precisions_markdown(specs: Mapping[str, RunnerSpec]) -> list[str]:
-    """What each precision value means (``bench.suite.PRECISIONS``), then how each runner makes and runs each
+    """What each precision value means (``bench.case.PRECISIONS``), then how each runner makes and runs each
     reduced precision it offers (its spec's ``precision_notes``)."""
-    from bench.suite import PRECISIONS
+    from bench.case import PRECISIONS
 
     lines = ["## Precisions", "", "| precision | means |", "|---|---|"]
     lines += [f"| {name} | {meaning} |" for name, meaning in PRECISIONS.items()]

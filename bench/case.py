@@ -1,4 +1,6 @@
-"""A case: one model on one runner, device, precision, batch, thread count and scenario.
+"""A case: one model on one runner, device, precision, batch, thread count and scenario, and the words it is
+made of (the precisions and scenarios bench knows, the timing policy), which the suite file, the registry, the
+planner and the worker all share.
 
 Cases cross the process boundary as JSON, so they hold plain data only. What became of one is a
 ``bench.contract.Status``.
@@ -8,8 +10,35 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
-from bench.execution.timing import TimingPolicy
+# What a precision value asks for, whichever runtime runs it (docs/RESULTS.md; each runtime's own way of doing it is
+# its spec's precision_notes). int8_weights is not int8: only the stored weights are int8, the arithmetic is float.
+PRECISIONS = {
+    "fp32": "float32 weights and arithmetic: the reference every other precision is checked against",
+    "fp16": "float16 arithmetic (weights and activations), where the hardware has it; never fp16 storage alone",
+    "bf16": "bfloat16 arithmetic, native or emulated as the runtime reports",
+    "int8": "int8 weights and activations computed by int8 kernels, calibrated post-training on the shared "
+            "calibration set (bench.execution.calibration); layers the quantizer leaves alone run fp32",
+    "int8_weights": "weights stored as int8 and turned back into float at load: a smaller file, float arithmetic "
+                    "(never labelled int8 compute)",
+}
+Precision = Literal["fp32", "fp16", "bf16", "int8", "int8_weights"]
+Scenario = Literal["latency", "throughput"]
+
+
+@dataclass(frozen=True)
+class TimingPolicy:
+    """When to stop measuring (``bench.execution.timing`` applies it). Times in seconds; ``target_rel_ci`` is the 95%
+    CI half-width over the median."""
+
+    warmup_time_s: float = 0.2
+    warmup_iterations: int = 3
+    min_iterations: int = 10
+    min_time_s: float = 1.0
+    max_time_s: float = 10.0
+    target_rel_ci: float = 0.01
+    max_iterations: int = 2_000_000
 
 
 @dataclass(frozen=True)

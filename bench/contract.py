@@ -1,4 +1,6 @@
-"""The worker-to-row contract: what a worker writes to ``result.json``, as frozen types.
+"""The worker-to-row contract: what a worker writes to ``result.json``, as frozen types; what a runner tells the
+worker about its conversion (``Conversion``, ``ConversionFailed``); and what the parent learned of a worker run
+(``WorkerOutcome``), which a row is made from.
 
 The worker builds a :class:`WorkerResult` and writes ``to_json()`` (plain ``json``: nothing heavy is imported
 in the process being timed); the parent reads it back with ``from_json``, which checks every field's type, so a
@@ -12,9 +14,10 @@ import functools
 import json
 from dataclasses import asdict, dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bench.execution.stats import LatencyStats
+if TYPE_CHECKING:
+    import numpy as np
 
 # pydantic reads this from plain dataclasses when the parent checks a result: an unknown key is refused too.
 FORBID_EXTRA = {"extra": "forbid"}
@@ -36,6 +39,50 @@ class Status(str, Enum):
 
     def __str__(self) -> str:
         return self.value
+
+
+class ConversionFailed(Exception):
+    """The converter refused the model. The worker turns this into a ``conversion_failed`` row."""
+
+    def __init__(self, message: str, ops: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.ops = ops or []
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """What was converted, with what, and whether the cache had it already: recorded on the row."""
+
+    converter: str
+    converter_version: str
+    options: dict[str, Any] = field(default_factory=dict)
+    cached: bool = False
+
+    def facts(self) -> dict[str, Any]:
+        return {
+            "converter": self.converter,
+            "converter_version": self.converter_version,
+            "conversion_options": self.options,
+            "conversion_cached": self.cached,
+        }
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Summary of one case's timed iterations, in milliseconds (computed by ``bench.execution.stats.latency_stats``)."""
+
+    iterations: int
+    median_ms: float
+    median_ci_low_ms: float
+    median_ci_high_ms: float
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    max_ms: float
+    p90_ms: float
+    p95_ms: float
+    p99_ms: float
+    cv: float
 
 
 @dataclass(frozen=True)
@@ -159,6 +206,22 @@ class WorkerResult:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "(top level)"
             raise ValueError(f"result.json: {where}: {first['msg']}") from None
+
+
+@dataclass
+class WorkerOutcome:
+    """What the parent learned about one worker run (``bench.launcher``); ``bench.results.rows`` makes its row."""
+
+    status: Status
+    result: WorkerResult | None = None
+    samples_ns: np.ndarray | None = None
+    error: str = ""
+    exit_code: int | None = None
+    signal: str | None = None
+    stderr_tail: str = ""
+    peak_rss_mb: float | None = None
+    wall_s: float = 0.0
+    started_by: str = ""  # how the worker process began: "fork server" or "fresh interpreter"
 
 
 @functools.cache

@@ -24,7 +24,7 @@ import numpy as np
 
 from bench import containment, telemetry
 from bench.case import Case
-from bench.contract import SPAWNED_AT_ENV, Status, WorkerResult
+from bench.contract import SPAWNED_AT_ENV, Status, WorkerOutcome, WorkerResult
 from bench.forkserver import Forked, ForkServer
 
 MAX_RESULT_BYTES = 16 * 1024 * 1024
@@ -32,22 +32,6 @@ MAX_SAMPLES_BYTES = 256 * 1024 * 1024
 TAIL_BYTES = 4000
 LOG_CAP_BYTES = 64 * 1024 * 1024  # per log file (stdout.log, stderr.log): past it the case is ended
 LOG_CHECK_S = 1.0  # how often the wait wakes to look at the logs' sizes
-
-
-@dataclass
-class WorkerOutcome:
-    """What the parent learned about one worker run."""
-
-    status: Status
-    result: WorkerResult | None = None
-    samples_ns: np.ndarray | None = None
-    error: str = ""
-    exit_code: int | None = None
-    signal: str | None = None
-    stderr_tail: str = ""
-    peak_rss_mb: float | None = None
-    wall_s: float = 0.0
-    started_by: str = ""  # how the worker process began: "fork server" or "fresh interpreter"
 
 
 def _tail(path: Path) -> str:

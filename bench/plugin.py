@@ -41,8 +41,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from bench.case import Case
+from bench.contract import Conversion
 from bench.cpu import Cpu
-from bench.execution.convert import Conversion
 
 
 class Unsupported(Exception):

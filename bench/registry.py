@@ -14,9 +14,9 @@ from types import MappingProxyType
 from typing import get_args
 
 from bench import DISTRIBUTION
+from bench.case import Precision, Scenario
 from bench.known import KNOWN
 from bench.plugin import RunnerSpec
-from bench.suite import Precision, Scenario
 
 ENTRY_POINT_GROUP = "bench.runners"
 REQUIRED = ("name", "distribution", "module", "implementation", "install_hint")

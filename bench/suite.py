@@ -28,28 +28,13 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from bench.case import Precision, Scenario, TimingPolicy
 from bench.errors import Strict, UserError, validated
-from bench.execution.timing import TimingPolicy
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
-
-# What a precision value asks for, whichever runtime runs it (docs/RESULTS.md; each runtime's own way of doing it is
-# its spec's precision_notes). int8_weights is not int8: only the stored weights are int8, the arithmetic is float.
-PRECISIONS = {
-    "fp32": "float32 weights and arithmetic: the reference every other precision is checked against",
-    "fp16": "float16 arithmetic (weights and activations), where the hardware has it; never fp16 storage alone",
-    "bf16": "bfloat16 arithmetic, native or emulated as the runtime reports",
-    "int8": "int8 weights and activations computed by int8 kernels, calibrated post-training on the shared "
-            "calibration set (bench.execution.calibration); layers the quantizer leaves alone run fp32",
-    "int8_weights": "weights stored as int8 and turned back into float at load: a smaller file, float arithmetic "
-                    "(never labelled int8 compute)",
-}
-Precision = Literal["fp32", "fp16", "bf16", "int8", "int8_weights"]
-Scenario = Literal["latency", "throughput"]
-
 
 DAY_S = 24 * 3600  # upper bounds: past them a value is a typo, and 1e308 seconds overflows the clock
 MAX_ITERATIONS = 10**8

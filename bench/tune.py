@@ -186,7 +186,7 @@ def command(args) -> int:
 
 def child(argv: list[str]) -> int:
     """In the subprocess: run the tuner, write its outcome (a failure is an outcome, with its reason)."""
-    from bench.execution.convert import ConversionFailed
+    from bench.contract import ConversionFailed
     from bench.files import write_bytes_atomic
     from bench.loading import load_object
 

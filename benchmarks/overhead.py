@@ -13,9 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from bench.case import Case
+from bench.case import Case, TimingPolicy
 from bench.execution.inputs import make_inputs
-from bench.execution.timing import TimingPolicy, measure
+from bench.execution.timing import measure
 from bench.loading import load_object
 from bench.models.zoo import load_manifest, model_ref
 from bench.registry import Registry

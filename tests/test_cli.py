@@ -79,8 +79,8 @@ def test_axis_flags_replace_the_suites_axes(bench_cli):
 
 
 def test_own_model_without_a_suite_plans_every_runner_precision_and_scenario(bench_cli, tmp_path):
+    from bench.case import PRECISIONS
     from bench.registry import Registry
-    from bench.suite import PRECISIONS
 
     model = tmp_path / "mine.onnx"
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from bench.case import Case, InputSpec, ModelRef
-from bench.contract import Accuracy, Phases, RunnerFacts, Status, TaskScore, Timing, WorkerResult
-from bench.execution.stats import LatencyStats
-from bench.launcher import WorkerOutcome, _interpret
+from bench.contract import Accuracy, Phases, RunnerFacts, Status, TaskScore, Timing, WorkerOutcome, WorkerResult
+from bench.execution.stats import latency_stats
+from bench.launcher import _interpret
 from bench.results.rows import outcome_row, skipped_row
 from bench.results.schema import CASE_COLUMNS
 
@@ -26,7 +26,7 @@ ADDED_OUTSIDE = {"schema_version", "precision_feature", "temp_start_c", "temp_en
 def full_result() -> WorkerResult:
     return WorkerResult(
         Status.OK,
-        timing=Timing(LatencyStats.from_samples_ns(SAMPLES),
+        timing=Timing(latency_stats(SAMPLES),
                       Phases(1.0, 2.0, 3.0, 4.0, 5, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0), wall_ns=3_300_000_0,
                       cpu_ns=3_000_000_0, stop_reason="ci_reached", items_per_iteration=1, timed_region="infer",
                       cpus=(0, 1, 2, 5), cpu_freq_ratio=0.9),

@@ -51,8 +51,8 @@ def test_every_module_of_the_core_is_on_the_map():
 def test_every_precision_is_explained_has_a_tolerance_and_each_runner_says_how_it_does_it():
     import typing
 
+    from bench.case import PRECISIONS, Precision
     from bench.execution.accuracy import TOLERANCES
-    from bench.suite import PRECISIONS, Precision
 
     assert set(PRECISIONS) == set(TOLERANCES) == set(typing.get_args(Precision))
     for name, spec in Registry.builtin().specs.items():

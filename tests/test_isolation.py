@@ -107,9 +107,9 @@ def test_enormous_or_zero_latency_output_is_bad_output(tmp_path):
         f.truncate(2**30)
     assert _interpret(tmp_path, False, 0, 1).status == "bad_output"
     from bench.contract import Phases, Status, Timing, WorkerResult
-    from bench.execution.stats import LatencyStats
+    from bench.execution.stats import latency_stats
 
-    timing = Timing(LatencyStats.from_samples_ns(np.ones(10, dtype=np.int64)), Phases(0, 0, 0, 0, 0), 1, 1, "x", 1, "x")
+    timing = Timing(latency_stats(np.ones(10, dtype=np.int64)), Phases(0, 0, 0, 0, 0), 1, 1, "x", 1, "x")
     (tmp_path / "result.json").write_text(WorkerResult(Status.OK, timing=timing).to_json())  # a well-formed result
     np.save(tmp_path / "samples.npy", np.zeros(10, dtype=np.int64))
     outcome = _interpret(tmp_path, False, 0, 1)

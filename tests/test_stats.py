@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.execution.stats import LatencyStats, median_ci_ranks, median_with_ci
-from bench.execution.timing import TimingPolicy, measure
+from bench.case import TimingPolicy
+from bench.execution.stats import latency_stats, median_ci_ranks, median_with_ci
+from bench.execution.timing import measure
 
 
 def test_median_ci_ranks_match_the_binomial_table():
@@ -23,7 +24,7 @@ def test_median_ci_contains_the_true_median_about_95_percent_of_the_time():
 
 
 def test_summary_of_known_samples():
-    s = LatencyStats.from_samples_ns(np.array([1_000_000, 2_000_000, 3_000_000, 4_000_000, 5_000_000]))
+    s = latency_stats(np.array([1_000_000, 2_000_000, 3_000_000, 4_000_000, 5_000_000]))
     assert (s.median_ms, s.min_ms, s.max_ms, s.mean_ms, s.iterations) == (3.0, 1.0, 5.0, 3.0, 5)
 
 

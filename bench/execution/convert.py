@@ -14,40 +14,14 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.cache import sha256_file
 from bench.case import Case
+from bench.contract import Conversion, ConversionFailed
 
 MESSAGE_LINES = 12
-
-
-class ConversionFailed(Exception):
-    """The converter refused the model. The worker turns this into a ``conversion_failed`` row."""
-
-    def __init__(self, message: str, ops: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.ops = ops or []
-
-
-@dataclass(frozen=True)
-class Conversion:
-    """What was converted, with what, and whether the cache had it already: recorded on the row."""
-
-    converter: str
-    converter_version: str
-    options: dict[str, Any] = field(default_factory=dict)
-    cached: bool = False
-
-    def facts(self) -> dict[str, Any]:
-        return {
-            "converter": self.converter,
-            "converter_version": self.converter_version,
-            "conversion_options": self.options,
-            "conversion_cached": self.cached,
-        }
 
 
 def artifact_key(case: Case, converter: str, version: str, options: dict[str, Any]) -> str:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
+
+from bench.contract import LatencyStats
 
 Z95 = 1.959964
 
@@ -37,41 +38,24 @@ def relative_ci_half_width(samples: np.ndarray) -> float:
     return (hi - lo) / 2.0 / median if median > 0 else math.inf
 
 
-@dataclass(frozen=True)
-class LatencyStats:
-    """Summary of one case's timed iterations, in milliseconds."""
-
-    iterations: int
-    median_ms: float
-    median_ci_low_ms: float
-    median_ci_high_ms: float
-    mean_ms: float
-    std_ms: float
-    min_ms: float
-    max_ms: float
-    p90_ms: float
-    p95_ms: float
-    p99_ms: float
-    cv: float
-
-    @classmethod
-    def from_samples_ns(cls, samples_ns: np.ndarray) -> LatencyStats:
-        ms = np.asarray(samples_ns, dtype=np.float64) / 1e6
-        median, lo, hi = median_with_ci(ms)
-        p90, p95, p99 = np.percentile(ms, [90, 95, 99])
-        mean = float(ms.mean())
-        std = float(ms.std(ddof=1)) if len(ms) > 1 else 0.0
-        return cls(
-            iterations=len(ms),
-            median_ms=median,
-            median_ci_low_ms=lo,
-            median_ci_high_ms=hi,
-            mean_ms=mean,
-            std_ms=std,
-            min_ms=float(ms.min()),
-            max_ms=float(ms.max()),
-            p90_ms=float(p90),
-            p95_ms=float(p95),
-            p99_ms=float(p99),
-            cv=std / mean if mean > 0 else 0.0,
-        )
+def latency_stats(samples_ns: np.ndarray) -> LatencyStats:
+    """The summary of one case's timed iterations (nanoseconds in, milliseconds out)."""
+    ms = np.asarray(samples_ns, dtype=np.float64) / 1e6
+    median, lo, hi = median_with_ci(ms)
+    p90, p95, p99 = np.percentile(ms, [90, 95, 99])
+    mean = float(ms.mean())
+    std = float(ms.std(ddof=1)) if len(ms) > 1 else 0.0
+    return LatencyStats(
+        iterations=len(ms),
+        median_ms=median,
+        median_ci_low_ms=lo,
+        median_ci_high_ms=hi,
+        mean_ms=mean,
+        std_ms=std,
+        min_ms=float(ms.min()),
+        max_ms=float(ms.max()),
+        p90_ms=float(p90),
+        p95_ms=float(p95),
+        p99_ms=float(p99),
+        cv=std / mean if mean > 0 else 0.0,
+    )

@@ -14,22 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bench.case import TimingPolicy
 from bench.execution.stats import relative_ci_half_width
 
 NS = 1_000_000_000
-
-
-@dataclass(frozen=True)
-class TimingPolicy:
-    """When to stop measuring. Times in seconds; ``target_rel_ci`` is the 95% CI half-width over the median."""
-
-    warmup_time_s: float = 0.2
-    warmup_iterations: int = 3
-    min_iterations: int = 10
-    min_time_s: float = 1.0
-    max_time_s: float = 10.0
-    target_rel_ci: float = 0.01
-    max_iterations: int = 2_000_000
 
 
 @dataclass(frozen=True)

@@ -29,12 +29,20 @@ import numpy as np
 
 from bench import topology
 from bench.case import Case
-from bench.contract import SPAWNED_AT_ENV, Accuracy, Phases, RunnerFacts, Status, Timing, WorkerResult
+from bench.contract import (
+    SPAWNED_AT_ENV,
+    Accuracy,
+    ConversionFailed,
+    Phases,
+    RunnerFacts,
+    Status,
+    Timing,
+    WorkerResult,
+)
 from bench.execution import parity, task_eval
-from bench.execution.convert import ConversionFailed
 from bench.execution.inputs import make_inputs
 from bench.execution.parity import parity_inputs
-from bench.execution.stats import LatencyStats
+from bench.execution.stats import latency_stats
 from bench.execution.timing import measure, warm_up
 from bench.files import write_bytes_atomic
 from bench.loading import load_object
@@ -84,7 +92,7 @@ def run_case(case: Case, out_dir: Path, started_ms: float | None = None) -> Work
     runner.close()
     _, write_ms = _timed_ms(lambda: np.save(out_dir / "samples.npy", m.samples_ns))
     timing = Timing(
-        latency=LatencyStats.from_samples_ns(m.samples_ns),
+        latency=latency_stats(m.samples_ns),
         phases=Phases(convert_ms, load_ms, prepare_ms, first_ms, warmup_iterations, started_ms, import_ms, warmup_ms,
                       parity_ms, task_ms if task else None, write_ms),
         wall_ns=m.wall_ns, cpu_ns=m.cpu_ns, stop_reason=m.stop_reason,

@@ -12,8 +12,7 @@ from typing import Any
 import numpy as np
 
 from bench.case import Case
-from bench.contract import Accuracy, RunnerFacts, Status, Timing
-from bench.launcher import WorkerOutcome
+from bench.contract import Accuracy, RunnerFacts, Status, Timing, WorkerOutcome
 from bench.noise import unstable
 
 # CPU time may exceed the thread limit a little: the Python loop and the runtime's housekeeping threads.

@@ -49,9 +49,9 @@ def samples(median_ms: float, n: int = 600, seed: int = 0, spread: float = 0.05)
 
 
 def stats_columns(ns: list[int]) -> dict[str, Any]:
-    from bench.execution.stats import LatencyStats
+    from bench.execution.stats import latency_stats
 
-    return vars(LatencyStats.from_samples_ns(np.asarray(ns)))
+    return vars(latency_stats(np.asarray(ns)))
 
 
 @dataclass
