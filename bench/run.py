@@ -31,7 +31,7 @@ from bench.peak import peaks
 from bench.plan import PlannedCase, plan_sha256
 from bench.progress import Display
 from bench.registry import Registry
-from bench.results import store
+from bench.results import layout, store
 from bench.results.compaction import compact_run
 from bench.results.rows import outcome_row, skipped_row
 
@@ -61,7 +61,7 @@ class RunInfo:
         return cls(f"{started:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}", started, suite, argv)
 
 
-def load_run(results: store.Results, run_id: str) -> RunInfo:
+def load_run(results: layout.Results, run_id: str) -> RunInfo:
     """The stored identity of ``run_id``, for ``--resume``."""
     if not store.has_table(results, "runs"):
         raise UserError(f"--resume {run_id}: no runs in {results}")
@@ -93,7 +93,7 @@ def check_resumable(run: RunInfo, planned: list[PlannedCase]) -> None:
                         "new run instead")
 
 
-def finished_keys(results: store.Results, run_id: str) -> set[str]:
+def finished_keys(results: layout.Results, run_id: str) -> set[str]:
     return set(store.read_cases(results, ["case_key"], run_id=run_id).column("case_key").to_pylist())
 
 
@@ -110,7 +110,7 @@ def ensure_references(planned: list[PlannedCase], server: ForkServer | None = No
 
 
 def _write_run(
-    results: store.Results, run: RunInfo, env: dict[str, Any], status: str, planned: int, written: int,
+    results: layout.Results, run: RunInfo, env: dict[str, Any], status: str, planned: int, written: int,
 ) -> None:
     row = {
         "run_id": run.run_id, "timestamp": run.started, "suite": run.suite, "argv": json.dumps(run.argv),
@@ -118,7 +118,7 @@ def _write_run(
         "command": " ".join(["bench", "run", *run.argv]), "status": status, "cases_planned": planned,
         "cases_written": written, **env,
     }
-    store.write_run(results, run.run_id, row)
+    layout.write_run(results, run.run_id, row)
 
 
 def _mark_failed(results: store.Location, run: RunInfo, env: dict[str, Any], planned: int) -> None:
@@ -194,18 +194,18 @@ def _run_cases(planned, results, run, registry, display, done: set[str], options
         if thermals:
             row = {**row, **thermals, "temp_end_c": thermal.hottest()}
         # the plan index names the file, so a resumed run or another shard never collides
-        store.write_case(results, run.run_id, run.started, p.index, row)
+        layout.write_case(results, run.run_id, run.started, p.index, row)
         rows.append(row)
         display.finished(row)
     return rows
 
 
 def execute(
-    planned: list[PlannedCase], results: store.Results, run: RunInfo, registry: Registry, stream=None,
+    planned: list[PlannedCase], results: layout.Results, run: RunInfo, registry: Registry, stream=None,
     options: RunOptions = RunOptions(),
 ) -> list[dict[str, Any]]:
     """Run every planned case whose row is not yet in ``results`` (a folder or URI); returns the new rows."""
-    results = store.location(results)  # resolved once for the whole run
+    results = layout.location(results)  # resolved once for the whole run
     run = run if run.plan_sha256 else dataclasses.replace(run, plan_sha256=plan_sha256(planned))
     remove_stale_case_dirs()
     done = finished_keys(results, run.run_id) if store.has_table(results, "cases") else set()

@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench.results import runs_cache, store, summary
+from bench.results import layout, runs_cache, store, summary
 from bench.results.schema import CASE_SCHEMA, SCHEMA_VERSION
 
 CASES_PER_RUN = 913
@@ -146,10 +146,10 @@ def write_history(results: Path, rows: int, seed: int = 0, machine_count: int = 
             run_id = f"{when:%Y%m%dT%H%M%SZ}-{machine_id[-4:]}"
             drift = 1.0 + 0.05 * math.sin(night / 30)
             table = _cases_table(ids, run_id, when, rng, base[machine_id] * drift, night >= nights - SAMPLED_NIGHTS)
-            target = results / store.run_folder(run_id, when) / store.COMPACTED
+            target = results / layout.run_folder(run_id, when) / layout.COMPACTED
             target.parent.mkdir(parents=True, exist_ok=True)
             pq.write_table(table, target, compression="zstd")
-            store.write_run(results, run_id, {
+            layout.write_run(results, run_id, {
                 "run_id": run_id, "timestamp": when, "suite": "server", "status": "complete",
                 "cases_planned": ids.num_rows, "cases_written": ids.num_rows, "machine_id": machine_id,
                 "machine_label": label, "cpu_model": cpu, "git_commit": f"{night:040x}",
@@ -158,7 +158,7 @@ def write_history(results: Path, rows: int, seed: int = 0, machine_count: int = 
             runs.append(run_id)
             files += 1
     summary.update(results)  # as compaction keeps it, run by run
-    loc = store.location(results)
+    loc = layout.location(results)
     runs_cache.update(loc, store.finished_infos(loc, "runs"))
     first = [r for r in runs if r.endswith(fleet[0][0][-4:])]
     history = History(results, nights * len(fleet) * ids.num_rows, files, runs, first[-2], first[-1])
@@ -185,7 +185,7 @@ def write_one_night(results: Path, run_id: str, when: datetime, seed: int = 1) -
     ids = pa.Table.from_pylist(case_identities())
     table = _cases_table(ids, run_id, when, rng, rng.lognormal(0.0, 1.0, ids.num_rows), sampled=True)
     for index, row in enumerate(table.to_pylist()):
-        store.write_case(results, run_id, when, index, {k: v for k, v in row.items() if k != "schema_version"})
+        layout.write_case(results, run_id, when, index, {k: v for k, v in row.items() if k != "schema_version"})
     return table.num_rows
 
 

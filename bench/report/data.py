@@ -21,7 +21,7 @@ import pyarrow as pa
 from bench.contract import Status
 from bench.errors import UserError
 from bench.report.labels import with_runner_labels
-from bench.results import store, summary
+from bench.results import layout, store, summary
 
 # The columns behind the charts and tables; samples_ns is never among them (see quantiles()).
 CASE_FIELDS = (
@@ -104,7 +104,7 @@ def key_runs(results: Path, run_id: str | None, max_runs: int = MAX_TREND_RUNS,
 def _summarised_key_runs(results: Path, max_runs: int, runs: pa.Table) -> tuple[list[str], list[str]] | None:
     """:func:`key_runs` from the compacted runs' summary (bench.results.summary) and a scan of the files it
     does not cover; None when there is no usable summary."""
-    loc = store.location(results)
+    loc = layout.location(results)
     files = store.visible_files(loc, "cases")
     kept = summary.usable(loc, files, runs)
     if kept is None:

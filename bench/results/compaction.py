@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from bench.errors import UserError
 from bench.files import first_line
-from bench.results import runs_cache, store, summary
+from bench.results import layout, runs_cache, store, summary
 from bench.results.schema import CASE_SCHEMA
 from bench.results.uri import Location
 
@@ -68,7 +68,7 @@ class UnknownSchema(OSError):
 
 
 def _check_known(loc: Location, files: list[str]) -> None:
-    known = set(CASE_SCHEMA.names) | set(store.PARTITIONS["cases"].names)
+    known = set(CASE_SCHEMA.names) | set(layout.PARTITIONS["cases"].names)
     for path in files:
         with loc.fs.open_input_file(path) as f:
             extra = sorted(set(pq.read_schema(f).names) - known)
@@ -82,7 +82,7 @@ def _bench_files(loc: Location, folder: str, files: list[str]) -> list[str]:
     """``files`` that bench wrote in ``folder`` itself (named as it names them); any other file is named on stderr
     and left alone: compaction deletes what it merges, and a file bench did not write is not bench's to delete."""
     ours = [f for f in files if f.rpartition("/")[0] == loc.path(folder)
-            and store.written_by_bench(folder, f.rpartition("/")[2])]
+            and layout.written_by_bench(folder, f.rpartition("/")[2])]
     foreign = [f for f in files if f not in ours]
     if foreign:
         print(f"bench compact: left alone {len(foreign)} file(s) bench did not write: "
@@ -97,13 +97,13 @@ def compact_folder(loc: Location, folder: str, files: list[str]) -> int:
     folder that is already one compacted file is left alone, and so is one holding a file of a schema newer than
     this bench's (``UnknownSchema``): nothing is deleted that was not carried over whole."""
     files = _bench_files(loc, folder, files)
-    per_case = [f for f in files if not store.is_compacted(f)]
+    per_case = [f for f in files if not layout.is_compacted(f)]
     if not per_case:
         return 0
     _check_known(loc, files)
-    table = _merged(loc, per_case, [f for f in files if store.is_compacted(f)])
-    target = f"{folder}/{store.COMPACTED}"
-    store.write_at(loc, target, table)
+    table = _merged(loc, per_case, [f for f in files if layout.is_compacted(f)])
+    target = f"{folder}/{layout.COMPACTED}"
+    layout.write_at(loc, target, table)
     written = _rows_in(loc, loc.path(target))
     if written != table.num_rows:
         raise OSError(f"{loc.join(target)} holds {written} rows, expected {table.num_rows}; per-case files kept")
@@ -121,10 +121,10 @@ def _folders(loc: Location, files: list[str]) -> dict[str, list[str]]:
     return folders
 
 
-def compact_run(results: store.Results, run_id: str, started: datetime) -> Compacted:
+def compact_run(results: layout.Results, run_id: str, started: datetime) -> Compacted:
     """Compact one complete run (``bench run`` calls this as a run completes)."""
-    loc = store.location(results)
-    folder = store.run_folder(run_id, started)
+    loc = layout.location(results)
+    folder = layout.run_folder(run_id, started)
     deleted = compact_folder(loc, folder, store.finished_files(loc, folder))
     _summarise(loc)
     return Compacted(int(bool(deleted)), deleted)
@@ -148,9 +148,9 @@ def _complete_runs(loc: Location) -> set[str]:
     return {r["run_id"] for r in rows}
 
 
-def compact_all(results: store.Results) -> Compacted:
+def compact_all(results: layout.Results) -> Compacted:
     """Compact every complete run that still has per-case files (``bench compact``); other runs are left alone."""
-    loc = store.location(results)
+    loc = layout.location(results)
     complete = _complete_runs(loc)
     runs = files = 0
     for folder, paths in _folders(loc, store.finished_files(loc, "cases")).items():

@@ -24,14 +24,14 @@ import pandas as pd
 import pyarrow as pa
 
 from bench.errors import UserError
-from bench.results import store
+from bench.results import layout, store
 
 TABLES = ("cases", "runs")
 # Nullable dtypes: pyarrow's default turns an int column with one null into floats (threads 1 -> 1.0).
 DTYPES = {pa.int32(): pd.Int32Dtype(), pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
 
 
-def load(results: store.Results = "results", table: str = "cases", run_id: str | None = None,
+def load(results: layout.Results = "results", table: str = "cases", run_id: str | None = None,
          latest: bool = True) -> pd.DataFrame:
     """Rows of ``table`` ("cases" or "runs") under ``results`` (a folder or a URI), of ``run_id`` only if given.
 

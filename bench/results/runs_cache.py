@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from bench.results import layout
 from bench.results.schema import RUN_SCHEMA
 from bench.results.uri import Location
 
@@ -107,9 +108,7 @@ def update(loc: Location, infos: list[pafs.FileInfo]) -> int:
 
 
 def _write(loc: Location, parts: list[pa.Table], covered: dict[str, list[int]]) -> None:
-    from bench.results import store  # store reads through this module
-
     table = pa.concat_tables(parts) if parts else RUN_SCHEMA.empty_table()
     metadata = {**(RUN_SCHEMA.metadata or {}), COVERED_KEY: json.dumps(covered).encode(),
                 SCHEMA_KEY: _schema_digest().encode()}
-    store.write_at(loc, FILE, table.replace_schema_metadata(metadata))
+    layout.write_at(loc, FILE, table.replace_schema_metadata(metadata))

@@ -1,11 +1,9 @@
 """The results store: a hive-partitioned parquet dataset, one file per finished case, local or remote.
 
 ``results`` is a folder or a URI (``s3://bucket/prefix``, ``file://``, ``gs://``, ...; see :mod:`bench.results.uri`).
-In a local folder each file is written to a hidden temp name, fsynced, then renamed, so readers never see a
-half-written file, and a run killed at any point keeps every finished case. On an object store the file is
-serialized in memory first and sent in one PUT, which the store makes visible whole or not at all. A complete
-run's per-case files are then merged into one ``compacted.parquet`` (:mod:`bench.results.compaction`); where a folder
-holds one, readers see only it.
+Where each file goes and how it is written whole is :mod:`bench.results.layout` (its writers stay importable from
+here: ``store.write_case``, ``store.write_run``). A complete run's per-case files are merged into one
+``compacted.parquet`` (:mod:`bench.results.compaction`); where a folder holds one, readers see only it.
 
 Reading lists the ``*.parquet`` files (hidden and ``_`` names skipped) and registers each table in DuckDB as a
 view with the current schema, so files of older schema versions merge by column name (missing columns read as
@@ -25,7 +23,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,20 +34,16 @@ import pyarrow.parquet as pq
 
 from bench.cache import ownership_problem
 from bench.errors import UserError
-from bench.files import first_line, write_atomic
-from bench.results import runs_cache
-from bench.results.schema import CASE_SCHEMA, RUN_SCHEMA, SCHEMA_VERSION
+from bench.files import first_line
+from bench.results import layout, runs_cache
+from bench.results.layout import IGNORED_PREFIXES, PARTITIONS, Results, is_compacted, location
+from bench.results.schema import CASE_SCHEMA, RUN_SCHEMA
 from bench.results.uri import Location
 
-Results = str | Path | Location  # a folder, a URI, or one already resolved with Location.resolve
-
-# Each table's hive partition columns, in path order; they are columns of the rows too (date is derived).
-PARTITIONS = {
-    "cases": pa.schema([("date", pa.date32()), ("run_id", pa.string())]),
-    "runs": pa.schema([("run_id", pa.string())]),
-}
 SCHEMAS = {"cases": CASE_SCHEMA, "runs": RUN_SCHEMA}
-IGNORED_PREFIXES = (".", "_")  # temp files and other tools' metadata
+# Where the store's users (tests, benchmarks) have always found the writers and the compacted file's name.
+COMPACTED, case_file, write_at = layout.COMPACTED, layout.case_file, layout.write_at
+write_case, write_run, write_table_atomic = layout.write_case, layout.write_run, layout.write_table_atomic
 
 
 def machine_join(runs: str = "runs") -> str:
@@ -65,13 +58,7 @@ def machine_join(runs: str = "runs") -> str:
 MACHINE_JOIN = machine_join()
 # A case's machine as every reader names it: the run's --machine-label, else its machine_id.
 MACHINE = "coalesce(m.machine_label, m.machine_id)"
-COMPACTED = "compacted.parquet"  # a finished run's rows in one file; see compact_run
 GLOB_CHARACTERS = "*?[{"  # DuckDB's read_parquet expands these even in a list of paths
-
-
-def location(results: Results) -> Location:
-    """Resolve ``results`` once; pass the result on to avoid resolving it again for every call."""
-    return Location.resolve(results)
 
 
 def exists(results: Results) -> bool:
@@ -79,101 +66,7 @@ def exists(results: Results) -> bool:
     return location(results).is_dir()
 
 
-# --- writing ---------------------------------------------------------------------------------------------
-
-def _write_local(table: pa.Table, target: Path) -> Path:
-    return write_atomic(target, lambda f: pq.write_table(table, f, compression="zstd"))
-
-
-def _write_remote(table: pa.Table, fs: pafs.FileSystem, path: str, object_store: bool) -> None:
-    """Serialize first (a bad row fails before anything is opened), then send every byte in one write."""
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd")
-    data = sink.getvalue()
-    if object_store:  # one PUT on close: the object appears whole or not at all
-        with fs.open_output_stream(path) as f:
-            f.write(data)
-        return
-    parent, _, name = path.rpartition("/")
-    tmp = f"{parent}/.{name}.{os.getpid()}.tmp"  # a filesystem with real folders (HDFS): temp name, then move
-    fs.create_dir(parent, recursive=True)
-    with fs.open_output_stream(tmp) as f:
-        f.write(data)
-    fs.move(tmp, path)
-
-
-def write_at(loc: Location, relative: str, table: pa.Table) -> Path | str:
-    """Write ``table`` to ``relative`` under ``loc`` so that no reader sees it half-written; returns its address."""
-    if loc.local is not None:
-        _write_local(table, loc.local / relative)
-    else:
-        _write_remote(table, loc.fs, loc.path(relative), loc.object_store)
-    return loc.join(relative)
-
-
-def write_table_atomic(table: pa.Table, target: str | Path) -> Path | str:
-    """Write ``table`` to the file ``target`` (a path or a URI) so that no reader sees it half-written."""
-    loc = location(target)
-    if loc.local is not None:
-        return _write_local(table, loc.local)
-    _write_remote(table, loc.fs, loc.root, loc.object_store)
-    return target
-
-
-def _one_row(schema: pa.Schema, row: dict[str, Any]) -> pa.Table:
-    unknown = set(row) - set(schema.names)
-    if unknown:
-        raise KeyError(f"columns not in the schema: {sorted(unknown)}")
-    row = {**row, "schema_version": SCHEMA_VERSION}
-    return pa.Table.from_pylist([row], schema=schema)
-
-
-def run_folder(run_id: str, started: datetime) -> str:
-    """The partition folder (relative to the results root) that holds a run's case files."""
-    return f"cases/date={started:%Y-%m-%d}/run_id={run_id}"
-
-
-# The names bench gives what it writes under cases/ (see run_folder, _case_relative and COMPACTED): compaction
-# merges and deletes these only, never another file that happens to sit in a bench-like folder.
-RUN_FOLDER = re.compile(r"cases/date=\d{4}-\d{2}-\d{2}/run_id=[^/]+")
-CASE_FILE = re.compile(r"\d{5,}-[\w.-]{0,120}\.parquet")
-
-
-def written_by_bench(folder: str, name: str) -> bool:
-    """``folder/name`` (relative to the results root) is named as bench names a run's case or compacted file."""
-    return bool(RUN_FOLDER.fullmatch(folder)) and (name == COMPACTED or bool(CASE_FILE.fullmatch(name)))
-
-
-def _case_relative(run_id: str, started: datetime, index: int, case_key: str) -> str:
-    # ASCII only: 120 characters are then 120 bytes, and the name (with write_atomic's temp prefix and suffix) stays
-    # under the filesystem's 255 bytes whatever script the model's name is in
-    safe_key = "".join(ch if ch.isascii() and ch.isalnum() or ch in "-_." else "_" for ch in case_key)[:120]
-    return f"{run_folder(run_id, started)}/{index:05d}-{safe_key}.parquet"
-
-
-def case_file(results: Results, run_id: str, started: datetime, index: int, case_key: str) -> Path | str:
-    """Where a case's row goes: a Path under a local folder, else a URI."""
-    return location(results).join(_case_relative(run_id, started, index, case_key))
-
-
-def write_case(results: Results, run_id: str, started: datetime, index: int, row: dict[str, Any]) -> Path | str:
-    relative = _case_relative(run_id, started, index, row["case_key"])
-    return write_at(location(results), relative, _one_row(CASE_SCHEMA, row))
-
-
-def write_run(results: Results, run_id: str, row: dict[str, Any]) -> Path | str:
-    return write_at(location(results), f"runs/run_id={run_id}/run.parquet", _one_row(RUN_SCHEMA, row))
-
-
 # --- reading ---------------------------------------------------------------------------------------------
-
-def _visible(relative: str) -> bool:
-    return relative.endswith(".parquet") and not any(p.startswith(IGNORED_PREFIXES) for p in relative.split("/"))
-
-
-def is_compacted(path: str) -> bool:
-    return path.rpartition("/")[2] == COMPACTED
-
 
 def _one_copy(paths: list[str]) -> list[str]:
     """Where a folder holds a compacted file, only that file: its per-case files are copies awaiting deletion."""
@@ -189,7 +82,7 @@ def finished_infos(loc: Location, relative: str) -> list[pafs.FileInfo]:
             loc.fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
     except OSError as exc:
         raise UserError(f"cannot read results at {loc}: {first_line(exc)}") from None
-    return sorted((i for i in infos if i.type == pafs.FileType.File and _visible(i.path[len(base) + 1:])),
+    return sorted((i for i in infos if i.type == pafs.FileType.File and layout.visible(i.path[len(base) + 1:])),
                   key=lambda i: i.path)
 
 
@@ -358,10 +251,10 @@ def _template(table: str) -> str:
     """
     path = _template_path(table)
     if not path.exists():  # checked every time: a temp cleaner may have taken it
-        _write_local(SCHEMAS[table].empty_table(), path)
+        layout.write_local(SCHEMAS[table].empty_table(), path)
     elif pq.read_metadata(path).num_rows:  # an empty template it must be, whoever wrote it
         path.unlink()
-        _write_local(SCHEMAS[table].empty_table(), path)
+        layout.write_local(SCHEMAS[table].empty_table(), path)
     return str(path)
 
 

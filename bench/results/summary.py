@@ -25,7 +25,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench.results import store
+from bench.results import layout, store
 from bench.results.uri import Location
 
 FILE = "_summary.parquet"  # beside cases/ and runs/: no listing of either sees it
@@ -82,12 +82,12 @@ def uncovered_runs(loc: Location, files: list[str], summary: Summary) -> list[st
     return sorted({f.rsplit("/", 2)[-2].partition("=")[2] for f in files if loc.relative(f) not in summary.covered})
 
 
-def update(results: store.Results, check_machines: bool = False) -> int:
+def update(results: layout.Results, check_machines: bool = False) -> int:
     """Fold every compacted file not yet covered into the summary; returns how many files were added. The
     files are read here through pyarrow (never through store.query, which a compaction may be running under).
     ``check_machines`` (``bench compact``): first drop a summary whose runs' machines are named otherwise now,
     which costs a read of every runs file; a reader checks that anyway, and falls back to scanning."""
-    loc = store.location(results)
+    loc = layout.location(results)
     files = store.visible_files(loc, "cases")
     listed = {loc.relative(f) for f in files}
     old = read(loc)
@@ -96,7 +96,7 @@ def update(results: store.Results, check_machines: bool = False) -> int:
     if old is not None and not old.covered <= listed:
         old = None  # a covered file is gone: summarise again what there is
     covered = old.covered if old else frozenset()
-    new = [f for f in files if store.is_compacted(f) and loc.relative(f) not in covered]
+    new = [f for f in files if layout.is_compacted(f) and loc.relative(f) not in covered]
     if not new:
         return 0
     run_ids = {f.rsplit("/", 2)[-2].partition("=")[2] for f in new}
@@ -150,7 +150,7 @@ def _write(loc: Location, covered: frozenset[str], keys: pa.Table, runs: pa.Tabl
              keys.append_column("kind", pa.array(["key"] * keys.num_rows, pa.string())),
              runs.append_column("kind", pa.array(["run"] * runs.num_rows, pa.string()))]
     table = pa.concat_tables([_conform(p) for p in parts])
-    store.write_at(loc, FILE, table)
+    layout.write_at(loc, FILE, table)
 
 
 def _conform(table: pa.Table) -> pa.Table:
