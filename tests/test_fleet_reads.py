@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.report import compare, dashboard, data, render
+from bench.report import change, compare, dashboard, data, render
 from bench.results import store
 
 START = datetime(2026, 3, 1, 2, tzinfo=timezone.utc)
@@ -122,7 +122,7 @@ def test_batched_rank_test_is_the_per_case_one():
         coarse = 10_000 if i % 3 == 0 else 1  # coarse clocks: many tied samples
         pairs[f"k{i}"] = ((rng.lognormal(0, 0.05, nb) * 1e6 // coarse).astype(np.int64).tolist(),
                           (rng.lognormal(0.02 * (i % 2), 0.05, nn) * 1e6 // coarse).astype(np.int64).tolist())
-    batched = compare.rank_test_p_values(pairs)
+    batched = change.rank_test_p_values(pairs)
     assert set(batched) == {k for k, (b, n) in pairs.items() if len(b) > 8 and len(n) > 8}
     for key, p in batched.items():
         assert p == float(mannwhitneyu(*pairs[key], alternative="two-sided").pvalue), key

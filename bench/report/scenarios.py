@@ -14,7 +14,7 @@ first", each with its runner-up of another runtime and whether the lead is real.
 * **accuracy first**: smallest loss against fp32 (below), the fastest among equal losses.
 
 Ties: the two latency scenarios tie when the 95% CIs of the medians overlap, or when both rows have raw samples
-and the Mann-Whitney U test of ``bench compare`` (``compare.compare_case``, samples cut as it cuts them) gives
+and the Mann-Whitney U test of ``bench compare`` (``change.compare_case``, samples cut as it cuts them) gives
 p >= 0.01. The others tie within a stated distance: 2% for throughput and memory, 5% for cold start (a one-off
 measurement, noisier), for accuracy 0.001 of a task score or 1e-6 of ``1 - cosine`` (absolute: losses sit
 near 0).
@@ -39,7 +39,8 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench.report import compare, views
+from bench.report import views
+from bench.report.change import ALPHA, MAX_SAMPLES, compare_case
 from bench.report.views import Row
 
 SCENARIOS = ("realtime, 1 thread", "realtime, all cores", "server throughput", "memory-bound edge", "cold start",
@@ -50,7 +51,7 @@ TIE_WITHIN = {"server throughput": 0.02, "memory-bound edge": 0.02, "cold start"
 # steps of 1/n (0.005 for 200 samples), so 0.001 means "the same score"; 1 - cosine is ~1e-12 for fp32 kernels,
 # ~1e-6 for fp16 and ~1e-4 for bf16, so 1e-6 keeps fp32 apart from the reduced precisions.
 ACCURACY_TIE = {0: 0.001, 1: 1e-6}
-LATENCY_TIE = f"tie when the 95% CIs of the medians overlap or Mann-Whitney p >= {compare.ALPHA} on the raw samples"
+LATENCY_TIE = f"tie when the 95% CIs of the medians overlap or Mann-Whitney p >= {ALPHA} on the raw samples"
 COLUMNS = ("machine", "model", "scenario", "pick", "runner", "precision", "threads", "batch", "value", "unit",
            "runner_up", "runner_up_value", "margin_pct", "verdict", "p_value", "like_for_like", "rule",
            "pick_case_key", "runner_up_case_key")
@@ -253,22 +254,22 @@ def _noise_tie(pick: Row, up: Row, margin: float | None) -> tuple[bool, float | 
     """As ``views.winners``: a missing CI bound falls back to the median itself."""
     overlap = (pick.get("median_ci_high_ms") or pick["median_ms"]) >= (up.get("median_ci_low_ms") or up["median_ms"])
     p = _p_value(pick, up)
-    return overlap or (p is not None and p >= compare.ALPHA), p
+    return overlap or (p is not None and p >= ALPHA), p
 
 
 def _samples(case: Row) -> list[int] | None:
-    """At most compare.MAX_SAMPLES evenly spaced raw samples, as ``bench compare`` cuts them."""
+    """At most MAX_SAMPLES evenly spaced raw samples, as ``bench compare`` cuts them."""
     ns = case.get("samples_ns")
     if ns is None or len(ns) < 3:
         return None
-    return list(ns[::max(1, math.ceil(len(ns) / compare.MAX_SAMPLES))])
+    return list(ns[::max(1, math.ceil(len(ns) / MAX_SAMPLES))])
 
 
 def _p_value(pick: Row, up: Row) -> float | None:
     a, b = _samples(pick), _samples(up)
     if a is None or b is None:
         return None
-    change = compare.compare_case(str(pick.get("case_key")), {**up, "samples": b}, {**pick, "samples": a}, 0.0)
+    change = compare_case(str(pick.get("case_key")), {**up, "samples": b}, {**pick, "samples": a}, 0.0)
     return change.p_value
 
 

@@ -16,7 +16,8 @@ import pytest
 from report_fixtures import NOW, copy_results, planter, samples
 
 from bench.cli import main
-from bench.report.compare import ALPHA, Threshold, bootstrap_medians, classify
+from bench.report.change import ALPHA, bootstrap_medians, classify
+from bench.report.compare import Threshold
 from bench.results import store
 
 A = "tiny_mlp/onnxruntime/cpu/fp32/b1/t1/latency"
