@@ -72,6 +72,8 @@ def _add_run(sub) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the plan and run nothing")
     p.add_argument("--verbose", action="store_true", help="print every case, impossible ones too, and the full table")
     p.add_argument("--resume", metavar="RUN_ID", help="finish an interrupted run: only its missing cases run")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="convert again what a converter refused before (by default its cached failure is reused)")
     p.add_argument("--strict", action="store_true", help="refuse to run on a noisy machine (governor, load, ...)")
     p.add_argument("--cooldown", type=float, default=0.0, metavar="S", help="idle seconds before each case")
     p.add_argument("--cooldown-until", type=float, metavar="CELSIUS",
@@ -182,6 +184,8 @@ def _plan(args: argparse.Namespace):
     if args.dry_run:
         return suite, registry, plan(suite, args.suite, overrides, registry, cache_dir, build_models=False)
     _check_cache(cache_dir)
+    if args.retry_failed:
+        _forget_failures(cache_dir)
     try:
         return suite, registry, plan(suite, args.suite, overrides, registry, cache_dir)
     except OSError as exc:  # a full disk while building the zoo into the cache, say
@@ -195,6 +199,13 @@ def _check_cache(cache_dir: Path) -> None:
         print(note, file=sys.stderr)
 
 
+def _forget_failures(cache_dir: Path) -> None:
+    from bench.execution.convert import forget_failures
+
+    count = forget_failures(cache_dir)
+    print(f"--retry-failed: forgot {count} cached conversion failure(s) in {cache_dir}", file=sys.stderr)
+
+
 def _resumed(args: argparse.Namespace):
     from bench.run import load_run
 
@@ -205,6 +216,7 @@ def _resumed(args: argparse.Namespace):
     replayed = build_parser().parse_args(["run", *run.argv])
     replayed.results = args.results
     replayed.verbose = args.verbose  # how much to print is not part of the run
+    replayed.retry_failed = args.retry_failed  # nor whether to try a refused conversion again
     replayed.argv = ["run", *run.argv]
     return run, replayed
 

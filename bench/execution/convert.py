@@ -2,7 +2,11 @@
 
 Artifacts live in the shared cache under ``artifacts/<runner>/<key>/``, where the key hashes the model's
 sha256, the converter's name and version, and the conversion options. A finished artifact folder holds a
-``MANIFEST.json`` with the sha256 of every file; a folder whose files no longer match is rebuilt.
+``MANIFEST.json`` with the sha256 of every file; a folder whose files no longer match is rebuilt. A conversion
+the converter refused is recorded beside it, as ``<key>.failed.json``, and the next case of that key is the same
+``conversion_failed`` row without running the converter again (``bench run --retry-failed`` forgets the records);
+a converter stopped by something other than the model (its deadline, a kill, memory, a full disk) is never
+recorded.
 """
 
 from __future__ import annotations
@@ -10,9 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,8 +27,25 @@ from typing import Any
 from bench.cache import sha256_file
 from bench.case import Case
 from bench.contract import Conversion, ConversionFailed
+from bench.files import write_text_atomic
 
 MESSAGE_LINES = 12
+
+
+class ConverterInterrupted(ConversionFailed):
+    """The converter did not finish for a reason outside the model: its deadline, a kill (the OOM killer, bench's
+    deadline, an interrupted run), the machine's memory or disk. A ``conversion_failed`` row like any other, but
+    never recorded as the model's failure: the next case tries again."""
+
+
+# Signals that say who stopped a converter, not what it made of the model: SIGKILL (the OOM killer, a deadline),
+# SIGTERM / SIGINT / SIGHUP (an interrupted run), SIGBUS (a mapped file whose disk filled up). A converter's own
+# crash (SIGSEGV, SIGABRT, SIGFPE, SIGILL) happens again on the same model, and is recorded.
+NOT_THE_MODEL = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGBUS})
+# What a converter (or a runner's message) says when the machine, not the model, stopped it.
+MACHINE_TROUBLE = re.compile(r"No space left on device|ENOSPC|Disk quota exceeded|MemoryError|std::bad_alloc|"
+                             r"Cannot allocate memory|out of memory", re.IGNORECASE)
+FAILED_SUFFIX = ".failed.json"
 
 
 def artifact_key(case: Case, converter: str, version: str, options: dict[str, Any]) -> str:
@@ -43,11 +67,14 @@ def _intact(folder: Path) -> bool:
 def cached_artifact(
     case: Case, conversion: Conversion, produce: Callable[[Path], None]
 ) -> tuple[Path, Conversion]:
-    """The artifact folder for ``case``; ``produce(tmp_folder)`` fills it when absent or corrupt."""
+    """The artifact folder for ``case``; ``produce(tmp_folder)`` fills it when absent or corrupt. When the
+    converter refused this key before, that refusal again (``ConversionFailed``), and ``produce`` is not run."""
     runner_dir = Path(case.cache_dir) / "artifacts" / case.runner
     folder = runner_dir / artifact_key(case, conversion.converter, conversion.converter_version, conversion.options)
     if _intact(folder):
         return folder, Conversion(**{**conversion.__dict__, "cached": True})
+    failure = folder.with_name(folder.name + FAILED_SUFFIX)
+    _raise_recorded(failure)
     runner_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=runner_dir))
     try:
@@ -58,9 +85,42 @@ def cached_artifact(
         (tmp / "MANIFEST.json").write_text(json.dumps(files, indent=1))
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(tmp, folder)
+    except ConversionFailed as exc:
+        if not isinstance(exc, ConverterInterrupted) and not MACHINE_TROUBLE.search(str(exc)):
+            _record_failure(failure, exc, conversion)
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return folder, conversion
+
+
+def _record_failure(failure: Path, exc: ConversionFailed, conversion: Conversion) -> None:
+    record = {"message": str(exc), "ops": exc.ops, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+              **conversion.facts()}
+    try:
+        write_text_atomic(failure, json.dumps(record, indent=1, default=str))
+    except OSError:  # a full disk, say: the failure is still the row's; only the next case tries again
+        pass
+
+
+def _raise_recorded(failure: Path) -> None:
+    """The recorded refusal, said the same way, and where it came from. A record that cannot be read is ignored:
+    the conversion is tried again and a new record replaces it."""
+    try:
+        record = json.loads(failure.read_text())
+        message, ops, date = str(record["message"]), [str(op) for op in record["ops"]], str(record["date"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    raise ConversionFailed(f"{message} (cached failure from {date}; delete {failure} or run with --retry-failed "
+                           "to try again)", ops=ops)
+
+
+def forget_failures(cache_dir: Path) -> int:
+    """Remove every recorded conversion failure under ``cache_dir`` (``bench run --retry-failed``); how many."""
+    records = list((cache_dir / "artifacts").glob(f"*/*{FAILED_SUFFIX}"))
+    for record in records:
+        record.unlink(missing_ok=True)
+    return len(records)
 
 
 # A converter may take this share of the case's deadline: the rest is the worker's, to load, time, check, write.
@@ -81,11 +141,13 @@ def run_converter(cmd: list[str], timeout_s: float, cwd: Path | None = None) -> 
             timeout=timeout_s, check=False,
         )
     except subprocess.TimeoutExpired:
-        raise ConversionFailed(f"converter passed its {timeout_s:g} s deadline: {cmd[0]}") from None
+        raise ConverterInterrupted(f"converter passed its {timeout_s:g} s deadline: {cmd[0]}") from None
     output = (done.stdout or "") + (done.stderr or "")
     if done.returncode != 0:
         how = f"signal {-done.returncode}" if done.returncode < 0 else f"exit code {done.returncode}"
-        raise ConversionFailed(f"{Path(cmd[0]).name} failed ({how}): {excerpt(output)}")
+        stopped = -done.returncode in NOT_THE_MODEL or MACHINE_TROUBLE.search(output)
+        raise (ConverterInterrupted if stopped else ConversionFailed)(
+            f"{Path(cmd[0]).name} failed ({how}): {excerpt(output)}")
     return output
 
 
@@ -94,11 +156,11 @@ def run_converter_with_account(cmd: list[str], timeout_s: float, folder: Path, c
     ops) when they fail: that account, not the process's exit status, is the row's reason."""
     try:
         return run_converter(cmd, timeout_s, cwd)
-    except ConversionFailed:
+    except ConversionFailed as exc:
         error = folder / "error.json"
         if error.exists():
             said = json.loads(error.read_text())
-            raise ConversionFailed(said["message"], ops=said["ops"]) from None
+            raise type(exc)(said["message"], ops=said["ops"]) from None  # an interrupted one stays so
         raise
 
 

@@ -114,7 +114,8 @@ def _run_pnnx(binary: Path, options: dict[str, Any], work: Path, deadline_s: flo
         how = re.search(r"\((exit code -?\d+|signal \d+)\)", str(exc))
         prefix = f"pnnx failed ({how.group(1)})" if how else f"pnnx passed its {deadline_s:g} s deadline"
         said = _what_pnnx_said(log)
-        raise ConversionFailed(f"{prefix}: {said}" if said else prefix, ops=re.findall(r"\btodo (\S+)", said)) from None
+        # type(exc): a deadline or a kill stays a ConverterInterrupted, which the cache never records
+        raise type(exc)(f"{prefix}: {said}" if said else prefix, ops=re.findall(r"\btodo (\S+)", said)) from None
     return ANSI.sub("", log.read_text(errors="replace"))
 
 

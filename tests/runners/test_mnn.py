@@ -20,6 +20,7 @@ from bench.launcher import run_worker
 from bench.models.zoo import load_manifest, model_ref
 from bench.plan import Overrides, plan
 from bench.registry import Registry
+from bench.results import store
 from bench.runners.mnn import SPEC
 from bench.suite import Suite
 
@@ -168,6 +169,35 @@ def test_an_op_mnn_lacks_is_a_conversion_failure_naming_it(run_user_model, tmp_p
     row = run_user_model("mnn", path)
     assert row["status"] == "conversion_failed"
     assert "Not Support" in row["error"] and "ops: MyFancyOp" in row["error"]
+
+
+def test_a_refused_conversion_is_cached_for_the_next_case_and_run_until_retry_failed(
+        bench_cli, cache_dir, tmp_path, save_graph):
+    # An op of its own, so no other test of this session has recorded this model's failure first.
+    f = TensorProto.FLOAT
+    path = save_graph(tmp_path / "refused.onnx", [helper.make_node("OpForTheFailureCache", ["x"], ["y"])],
+                      [helper.make_tensor_value_info("x", f, [1, 8])], [helper.make_tensor_value_info("y", f, [1, 8])])
+    suite = tmp_path / "suite.toml"
+    suite.write_text('name = "refused"\nmodels = ["tiny_cnn"]\nrunners = ["mnn"]\nthreads = [1, 2]\n')
+
+    def run(*args: str) -> list[dict]:
+        results = tmp_path / f"results-{len(list(tmp_path.glob('results-*')))}"
+        done = bench_cli("run", "--suite", str(suite), "--model", str(path), "--results", str(results), *args)
+        assert done.returncode == 0, done.stderr
+        return sorted(store.read_cases(results).to_pylist(), key=lambda r: r["threads"])
+
+    first, second = run()  # two thread counts, one conversion: the second case reuses the first's failure
+    records = [r for r in (cache_dir / "artifacts" / "mnn").glob("*.failed.json") if "ForTheFailure" in r.read_text()]
+    assert [json.loads(r.read_text())["message"] for r in records] == [first["error"].split(" (ops:")[0]]
+    for row in (first, second):
+        assert row["status"] == "conversion_failed" and "ops: OpForTheFailureCache" in row["error"], row["error"]
+    assert "cached failure" not in first["error"]
+    assert second["error"].startswith(first["error"].split(" (ops:")[0] + " (cached failure from ")
+    assert f"delete <cache>/artifacts/mnn/{records[0].name} or run with --retry-failed" in second["error"]
+    again = run("--threads", "1")[0]  # the next run too
+    assert "(cached failure from " in again["error"]
+    retried = run("--threads", "1", "--retry-failed")[0]
+    assert retried["status"] == "conversion_failed" and "cached failure" not in retried["error"]
 
 
 # ---- real trained and built models (slow) -----------------------------------------------------------------
