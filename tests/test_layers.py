@@ -152,7 +152,8 @@ def test_the_worker_loads_only_the_shared_floor_and_its_own():
     bench/execution/, never a parent's module (nor pydantic, which the parent alone checks results with)."""
     script = ("import sys, bench.execution.worker; "
               "print(' '.join(sorted(m for m in sys.modules if m == 'bench' or m.startswith(('bench.', 'pydantic')))))")
-    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                            timeout=120).stdout.split()
     shared = {m for m in loaded if not m.startswith("bench.execution")}
     assert shared == {"bench", "bench.cache", "bench.case", "bench.containment", "bench.contract", "bench.cpu",
                       "bench.files", "bench.loading", "bench.plugin", "bench.topology"}
