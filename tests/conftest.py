@@ -17,6 +17,19 @@ def cache_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
+def fakes(monkeypatch, tmp_path):
+    """tests/fixtures/fake_runners.py importable here and in every worker; what its runners record (the
+    worker's pid and mode, a daemon's pid) lands in ``tmp_path`` (records.jsonl, daemon.pids)."""
+    monkeypatch.syspath_prepend(str(FIXTURES))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("BENCH_TEST_RECORD_FILE", str(tmp_path / "records.jsonl"))
+    monkeypatch.setenv("BENCH_TEST_DAEMON_FILE", str(tmp_path / "daemon.pids"))
+    import fake_runners
+
+    return fake_runners
+
+
+@pytest.fixture
 def bench_cli(cache_dir, tmp_path):
     """Run ``python -m bench ...`` for real, in a subprocess, as a user would."""
 

@@ -25,16 +25,6 @@ FIXTURES = Path(__file__).parent / "fixtures"
 linux_only = pytest.mark.skipif(not available(), reason="subreapers, death signals and pidfds are Linux's")
 
 
-@pytest.fixture
-def fakes(monkeypatch, tmp_path):
-    monkeypatch.syspath_prepend(str(FIXTURES))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")]))
-    monkeypatch.setenv("BENCH_TEST_DAEMON_FILE", str(tmp_path / "daemon.pids"))
-    import fake_runners
-
-    return fake_runners
-
-
 def _case(spec, cache_dir: Path, **overrides):
     suite = load_suite(str(FIXTURES / "fast.toml"))
     [planned] = plan(suite, "fast.toml", Overrides(runners=[spec.name], **overrides), Registry([ORT, spec]), cache_dir)

@@ -6,6 +6,7 @@ import dataclasses
 import io
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -24,16 +25,6 @@ from bench.suite import load_suite
 
 FIXTURES = Path(__file__).parent / "fixtures"
 pytestmark = pytest.mark.skipif(not available(), reason="fork server needs Linux fork and pidfd_open")
-
-
-@pytest.fixture
-def fakes(monkeypatch, tmp_path):
-    monkeypatch.syspath_prepend(str(FIXTURES))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")]))
-    monkeypatch.setenv("BENCH_TEST_RECORD_FILE", str(tmp_path / "records.jsonl"))
-    import fake_runners
-
-    return fake_runners
 
 
 def _cases(spec, cache_dir: Path, **overrides):
@@ -140,6 +131,8 @@ def test_the_server_dies_with_its_launcher(tmp_path):
             "s = ForkServer(); s._start(telemetry.switched_off()); print(s._proc.pid, flush=True); time.sleep(60)")
     launcher = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
+        ready, _, _ = select.select([launcher.stdout], [], [], 60)  # the launcher's own start is bounded too
+        assert ready, "the launcher printed no fork server pid within 60 s"
         server = int(launcher.stdout.readline())
         os.kill(launcher.pid, signal.SIGKILL)
         launcher.wait(timeout=10)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import time
 from pathlib import Path
 
@@ -19,15 +18,6 @@ from bench.runners.onnxruntime import SPEC as ORT
 from bench.suite import load_suite
 
 FIXTURES = Path(__file__).parent / "fixtures"
-
-
-@pytest.fixture
-def fakes(monkeypatch):
-    monkeypatch.syspath_prepend(str(FIXTURES))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")]))
-    import fake_runners
-
-    return fake_runners
 
 
 def run_with(specs, cache_dir: Path, results: Path, timeout_s: float = 60):

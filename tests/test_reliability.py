@@ -226,7 +226,9 @@ def test_a_full_disk_stop_names_the_run_and_how_to_resume_it(tiny_disk, cache_di
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while not list(results.glob("runs/run_id=*/run.parquet")):  # the run's row is written before any case runs
-        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        if time.monotonic() > deadline or proc.poll() is not None:  # never wait unbounded on a run that hangs
+            proc.kill()
+            pytest.fail(f"no run row within 60 s, or the run ended first: {proc.communicate(timeout=30)}")
         time.sleep(0.005)
     filler = fill(tiny_disk)  # the disk fills up while the first case runs
     out, err = proc.communicate(timeout=120)
