@@ -63,16 +63,15 @@ def _macs(case: Case) -> int | None:
 
 
 def _timing_columns(case: Case, t: Timing, samples_ns: np.ndarray) -> dict[str, Any]:
-    latency, phases = t.latency, t.phases
+    latency, phases, macs = t.latency, t.phases, _macs(case)
     cpu_utilization = t.cpu_ns / t.wall_ns
     return {
         **asdict(latency),
         **asdict(phases),
         "items_per_iteration": t.items_per_iteration,
         "throughput_per_s": t.items_per_iteration * len(samples_ns) / (float(samples_ns.sum()) / 1e9),
-        "model_macs": _macs(case),
-        "achieved_gflops": (2 * _macs(case) * t.items_per_iteration / (latency.median_ms * 1e6)
-                            if _macs(case) else None),
+        "model_macs": macs,
+        "achieved_gflops": 2 * macs * t.items_per_iteration / (latency.median_ms * 1e6) if macs else None,
         "stop_reason": t.stop_reason,
         "unstable": unstable(latency.cv, t.stop_reason),
         "cold_start_ms": phases.load_ms + phases.prepare_ms + phases.first_inference_ms,
