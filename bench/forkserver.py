@@ -61,7 +61,7 @@ def _redirect(request: dict[str, Any]) -> None:
         opened = os.open(path, flags, 0o600)
         os.dup2(opened, fd)
         os.close(opened)
-    sys.stdin = open(os.devnull)  # noqa: SIM115  # the server's buffered stdin holds its requests, not the case's
+    sys.stdin = open(os.devnull)  # the server's buffered stdin holds its requests, not the case's
 
 
 def _become_worker(request: dict[str, Any], argv: list[str], server: int) -> None:
@@ -99,7 +99,7 @@ def _fork(worker: ModuleType, request: dict[str, Any]) -> int:
             _become_worker(request, [worker.__file__, *args], server)
             os.close(ready_w)
             code = worker.main(args)
-        except BaseException:  # noqa: BLE001  # whatever happens, the child never returns into the server's loop
+        except BaseException:  # whatever happens, the child never returns into the server's loop
             traceback.print_exc()
         finally:
             _exit(code)

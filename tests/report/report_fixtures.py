@@ -179,7 +179,7 @@ class DevTools:
         try:
             self.send("Browser.close", timeout=5)
             self.proc.wait(timeout=10)
-        except Exception:  # noqa: BLE001 - whatever went wrong, do not leave a browser behind
+        except Exception:  # whatever went wrong, do not leave a browser behind
             pass
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
