@@ -16,8 +16,8 @@ and the scales after the bias in the .bin; ``fuse_requantize`` adds 100 and the 
 int8 convolution feeds another one (directly or through a Split). Where bench differs, and why:
 - the layers left float keep their fp32 weights (ncnn2int8 rewrites them as fp16: PP-OCRv4 det holds a 9.8e7 weight);
 - a layer whose scale is 0 or not finite (an all-zero input blob, a one-weight channel: ncnn's formula divides by
-  ``ln 1``) stays float, where ncnn2int8 would write it; an all-zero weight channel gets scale 1 (ncnn's own rule for
-  the static weight scales), not ``inf``.
+  ``ln 1``) stays float, where ncnn2int8 would write it; an all-zero weight channel, or one whose scale overflows
+  (max|w| near 1e-38), gets scale 1 (ncnn's own rule for the static weight scales), not ``inf``.
 Only those three layer types are quantized (ncnn2int8 also does Gemm, MultiHeadAttention, RNN/LSTM/GRU, Embed,
 SDPA): ``Int8Model.other_quantizable`` counts what this port leaves float.
 
@@ -197,9 +197,12 @@ def weight_scales(layer: Layer, weights: np.ndarray) -> np.ndarray:
     bits, top = (6, np.float32(31)) if _winograd_6bit(layer) else (8, np.float32(127))
     absmax = np.abs(weights).max(axis=1)
     clips = np.array([aciq_clip(float(a), weights.shape[1], bits) for a in absmax], dtype=np.float32)
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", over="ignore"):
         scales = top / clips
-    return np.where(absmax == 0, np.float32(1), scales).astype(np.float32)
+    # scale 1 for an all-zero channel (ncnn's rule for its static weight scales) and for one whose scale overflows
+    # (max|w| near 1e-38: a dead channel, seen in PP-OCRv4 rec after BatchNorm folding): its int8 weights are then 0,
+    # as its fp32 ones nearly are, where ncnn2table writes inf and leaves ncnn2int8 to cast inf to int8
+    return np.where((absmax == 0) | ~np.isfinite(scales), np.float32(1), scales).astype(np.float32)
 
 
 @dataclass
@@ -243,7 +246,8 @@ def format_table(weights: dict[str, np.ndarray], inputs: dict[str, np.float32]) 
 
 def read_table(text: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """ncnn2int8's reading of a table: ``X_param_N`` lines are weight scales, the rest input scales."""
-    weights, inputs = {}, {}
+    weights: dict[str, np.ndarray] = {}
+    inputs: dict[str, np.ndarray] = {}
     for line in text.splitlines():
         tokens = line.split()
         if not tokens:
@@ -343,13 +347,15 @@ def quantize_model(param_text: str, data: bytes, table_text: str) -> Int8Model:
     layers = read_param(param_text)
     extents = layer_extents(layers, data)
     weights, inputs = read_table(table_text)
-    chosen, kept = {}, {}
+    chosen: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    kept: dict[str, str] = {}
     for layer in layers:
         if layer.type not in QUANTIZABLE or layer.name not in inputs:
             continue
-        scales = (weights.get(f"{layer.name}_param_0"), inputs[layer.name])
-        if scales[0] is None or len(scales[0]) != output_channels(layer):
+        found = weights.get(f"{layer.name}_param_0")
+        if found is None or len(found) != output_channels(layer):
             raise ValueError(f"{layer.name}: the table has no weight scales for its {output_channels(layer)} outputs")
+        scales = (found, inputs[layer.name])
         if _usable(*scales):
             chosen[layer.name] = scales
         else:
