@@ -197,6 +197,12 @@ INT8_SUMMARY = ncnn_int8.SUMMARY
 
 def _quantize(case: Case, samples: list[dict[str, np.ndarray]], fp32: Path, out: Path) -> None:
     """Run the port as a converter (a subprocess with a deadline) on a copy of the fp32 artifact."""
+    if not (fp32 / BIN).is_file():  # no weights, nothing to quantize: the read-back in load says so
+        for name in (PARAM, IO):
+            shutil.copyfile(fp32 / name, out / name)
+        (out / INT8_SUMMARY).write_text(json.dumps({"quantized": 0, "kept_float": {}, "requantized": 0,
+                                                     **ncnn_int8.int8_layers((fp32 / PARAM).read_text())}))
+        return
     with tempfile.TemporaryDirectory(prefix="ncnn-int8-") as tmp:
         work = Path(tmp)
         for name in (PARAM, BIN, IO):
