@@ -44,7 +44,7 @@ min_time_s = 0.1
 max_time_s = 1.0
 """
 RUNNERS = ("onnxruntime", "openvino", "ncnn", "mnn")
-INT8 = ("onnxruntime", "openvino", "mnn")  # ncnn's int8 tools are in no package (an unavailable row)
+INT8 = ("onnxruntime", "openvino", "ncnn", "mnn")
 
 
 def _why_not() -> str | None:
@@ -137,7 +137,6 @@ def test_int8_runs_and_is_checked_on_every_runner_that_has_it(emulated):
             row = cases[(model, runner, "int8")]
             assert row["status"] == "ok" and row["accuracy_ok"] is not None, (row["case_key"], row["error"])
             assert row["calibration_sha256"], row["case_key"]
-        assert cases[(model, "ncnn", "int8")]["status"] == "unavailable"
 
 
 def test_without_fp16_arithmetic_the_fp16_cases_are_refused_from_the_flags(emulated):

@@ -31,7 +31,7 @@ EXPECTED = {
     ("openvino", "int8"): ALL,  # NNCF-quantized u8/i8 kernels everywhere (dot products where the CPU has them)
     ("ncnn", "fp32"): ALL,
     ("ncnn", "fp16"): {ARM82},  # x86 is fp16 storage only, AVX512-FP16 included
-    ("ncnn", "int8"): ALL,  # the CPU can; whether bench has ncnn's int8 tools is precision_available's answer
+    ("ncnn", "int8"): ALL,  # the CPU can; VNNI / i8mm / dot-product only make it faster
     ("mnn", "fp32"): ALL,
     ("mnn", "fp16"): {ARM82},  # Arm82Backend only
     ("mnn", "int8"): ALL,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 from pathlib import Path
 from types import MappingProxyType
 
@@ -18,12 +17,6 @@ from bench.case import Case
 from bench.cpu import Cpu
 from bench.plugin import Availability, PrecisionSupport, RunnerSpec
 
-NCNN_INT8_TOOLS = ("ncnn2table", "ncnn2int8")
-NCNN_INT8_MISSING = (
-    "ncnn computes int8, but its calibration and conversion tools (ncnn2table, ncnn2int8) are in no PyPI wheel "
-    "(ncnn, pnnx) and no Debian package: build them from ncnn's source (tools/quantize, -DNCNN_BUILD_TOOLS=ON) and "
-    "put them on PATH"
-)
 PNNX_HINT = "pip install --no-deps pnnx (only its native converter binary is used; no torch needed)"
 # Measured on an AMD EPYC (Zen 5; avx512_bf16, no avx512_fp16), ncnn 1.0.20261020, MobileNetV2, 1 thread.
 X86_FP16_EVIDENCE = (
@@ -55,11 +48,13 @@ class NcnnSpec(RunnerSpec):
     scenarios = ("latency",)
     model_format = "ncnn"
     packages = ("pnnx",)
-    notes = ("batch 1; the converter is the pnnx wheel: `pip install --no-deps pnnx`; int8 rows are `unavailable`: "
-             "ncnn's int8 tools (ncnn2table, ncnn2int8) are in no wheel, and bench does not drive them yet")
+    notes = ("batch 1; the converter is the pnnx wheel: `pip install --no-deps pnnx`; int8: bench's Python port of "
+             "ncnn's ncnn2table (ACIQ) and ncnn2int8, which no wheel ships")
     precision_notes = MappingProxyType({
         "fp16": "use_fp16_packed/storage/arithmetic on an fp32 model; fp16 arithmetic on ARMv8.2 FP16 cores only",
-        "int8": "ncnn's own int8 kernels need its ncnn2table / ncnn2int8 tools, which no wheel ships: unavailable",
+        "int8": "ncnn's int8 kernels (use_int8_inference) on a model quantized by bench's Python port of ncnn2table "
+                "(ACIQ activation scales on the shared calibration set, per-channel weights) and ncnn2int8: "
+                "Convolution, ConvolutionDepthWise and InnerProduct int8, the rest fp32",
     })
     conversion = "ONNX -> ncnn with the pnnx wheel's native converter binary (no torch), fp32 weights (fp16=0)"
 
@@ -70,15 +65,6 @@ class NcnnSpec(RunnerSpec):
         if pnnx_binary() is None:
             return Availability(False, f"the ONNX -> ncnn converter is missing: {PNNX_HINT}")
         return Availability(True)
-
-    def precision_available(self, precision: str) -> Availability:
-        if precision != "int8":
-            return Availability(True)
-        found = [tool for tool in NCNN_INT8_TOOLS if shutil.which(tool)]
-        if not found:
-            return Availability(False, NCNN_INT8_MISSING)
-        return Availability(False, f"ncnn's int8 tools are here ({', '.join(shutil.which(t) for t in found)}), but "
-                                   "bench does not drive ncnn2table / ncnn2int8 yet")
 
     def cpu_precision(self, precision: str, cpu: Cpu) -> PrecisionSupport:
         if precision == "int8":

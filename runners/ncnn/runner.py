@@ -21,6 +21,7 @@ import numpy as np
 
 from bench.case import Case
 from bench.cpu import Cpu
+from bench.execution.calibration import calibration_inputs, calibration_sha256
 from bench.execution.convert import (
     Conversion,
     ConversionFailed,
@@ -32,6 +33,7 @@ from bench.execution.convert import (
 from bench.execution.graph import graph_io
 from bench.plugin import Runner, Unsupported
 from bench.runners.ncnn import PNNX_HINT, SPEC, pnnx_binary
+from bench.runners.ncnn import int8 as ncnn_int8
 
 PARAM, BIN, IO = "model.ncnn.param", "model.ncnn.bin", "io.json"
 ARTIFACT_LAYOUT = 1  # bump when io.json changes, so old cached artifacts are not read
@@ -182,6 +184,58 @@ def _produce(binary: Path, onnx_path: Path, names: tuple[list[str], list[str]], 
         (out / IO).write_text(json.dumps(table, indent=1))
 
 
+# ---- int8 -------------------------------------------------------------------------------------------------
+
+INT8_CONVERTER = "ncnn2table+ncnn2int8 (bench's Python port)"
+INT8_PORT = 2  # bump when the port's output changes, so old int8 artifacts are not read
+# The method is ncnn2table's ACIQ, not its default KL: KL's thresholds destroy PP-OCRv4 rec (exact match 0.0, issue
+# 31), ACIQ keeps it (0.905) and MobileNetV2 (cosine 0.978); one rule for every model, never tuned on evaluation data.
+INT8_RECIPE = {"method": "aciq", "weights": "per output channel, ACIQ-clipped (6-bit for 3x3 stride-1 convolutions)",
+               "layers": list(ncnn_int8.QUANTIZABLE), "port": INT8_PORT}
+INT8_SUMMARY = ncnn_int8.SUMMARY
+
+
+def _quantize(case: Case, samples: list[dict[str, np.ndarray]], fp32: Path, out: Path) -> None:
+    """Run the port as a converter (a subprocess with a deadline) on a copy of the fp32 artifact."""
+    if not (fp32 / BIN).is_file():  # no weights, nothing to quantize: the read-back in load says so
+        for name in (PARAM, IO):
+            shutil.copyfile(fp32 / name, out / name)
+        (out / INT8_SUMMARY).write_text(json.dumps({"quantized": 0, "kept_float": {}, "requantized": 0,
+                                                     **ncnn_int8.int8_layers((fp32 / PARAM).read_text())}))
+        return
+    with tempfile.TemporaryDirectory(prefix="ncnn-int8-") as tmp:
+        work = Path(tmp)
+        for name in (PARAM, BIN, IO):
+            shutil.copyfile(fp32 / name, work / name)
+        arrays: dict[str, Any] = {f"{i}/{name}": array for i, sample in enumerate(samples)
+                                  for name, array in sample.items()}
+        np.savez(work / ncnn_int8.SAMPLES, **arrays)
+        cmd = [sys.executable, "-m", "bench.runners.ncnn.int8", str(work), PARAM, BIN]
+        output = run_converter(cmd, converter_deadline(case, part=0.5), cwd=work)
+        if not (work / ncnn_int8.PARAM_OUT).is_file():
+            raise ConversionFailed(f"the ncnn int8 port wrote no model: {first_lines(output, 6)}")
+        shutil.move(work / ncnn_int8.PARAM_OUT, out / PARAM)
+        shutil.move(work / ncnn_int8.BIN_OUT, out / BIN)
+        for name in (IO, ncnn_int8.TABLE, INT8_SUMMARY):
+            shutil.move(work / name, out / name)
+
+
+def _recipe(read_back: dict[str, int], folder: Path) -> dict[str, str]:
+    """The row's recipe, with the count read back from the written .param, and what bounds it when something does."""
+    summary = json.loads((folder / INT8_SUMMARY).read_text())
+    recipe = {"recipe": f"ncnn2table port: ACIQ activations, per-channel weights; {read_back['int8_layers']} of "
+                        f"{read_back['layers']} convolutions int8"}
+    limits = []
+    if summary["kept_float"]:
+        limits.append(f"{len(summary['kept_float'])} convolutions kept float (a scale of 0 or not finite: "
+                      f"{', '.join(sorted(summary['kept_float']))})")
+    if read_back["other_quantizable"]:
+        limits.append(f"{read_back['other_quantizable']} layers that ncnn2int8 would quantize (Gemm, "
+                      "MultiHeadAttention, RNN/LSTM/GRU, Embed, SDPA) run fp32: the port quantizes Convolution, "
+                      "ConvolutionDepthWise and InnerProduct only")
+    return {**recipe, "limited_by": "bench: " + "; ".join(limits)} if limits else recipe
+
+
 # ---- running ----------------------------------------------------------------------------------------------
 
 
@@ -192,13 +246,14 @@ def _host_dtype(pnnx_type: str) -> type:
 
 def _set_options(opt: ncnn.Option, precision: str, threads: int) -> dict[str, Any]:
     """Every precision switch set explicitly (ncnn's defaults turn fp16 on); returns what was set."""
-    fp16 = precision == "fp16"
+    fp16, int8 = precision == "fp16", precision == "int8"
     wanted = {
         "num_threads": threads, "use_vulkan_compute": False,
         "use_fp16_packed": fp16, "use_fp16_storage": fp16, "use_fp16_arithmetic": fp16,
         "use_bf16_packed": False, "use_bf16_storage": False,
-        "use_int8_inference": False, "use_int8_packed": False, "use_int8_storage": False,
-        "use_int8_arithmetic": False,
+        # int8: ncnn's defaults; its x86 kernels read use_int8_inference (int8 layers of an int8 model), the
+        # other three are the storage / packing of int8 blobs
+        "use_int8_inference": int8, "use_int8_packed": int8, "use_int8_storage": int8, "use_int8_arithmetic": int8,
     }
     for name, value in wanted.items():
         setattr(opt, name, value)
@@ -229,6 +284,18 @@ class NcnnRunner(Runner):
             self.case, conversion,
             lambda out: _produce(binary, onnx_path, (inputs, outputs), external, options, deadline_s, out),
         )
+        return self._quantized(folder, options) if self.case.precision == "int8" else folder
+
+    def _quantized(self, fp32: Path, source: dict[str, Any]) -> Path:
+        """int8: the fp32 conversion quantized by bench's port of ncnn2table + ncnn2int8 on the shared calibration
+        set, cached beside it (its options name the method, the calibration set and the fp32 conversion)."""
+        samples = calibration_inputs(self.case)
+        options = {**INT8_RECIPE, "calibration_sha256": calibration_sha256(samples), "source_conversion": source}
+        conversion = Conversion(INT8_CONVERTER, ncnn.__version__, options)
+        folder, done = cached_artifact(self.case, conversion, lambda out: _quantize(self.case, samples, fp32, out))
+        read_back = ncnn_int8.int8_layers((folder / PARAM).read_text())
+        self.conversion = Conversion(done.converter, done.converter_version,
+                                     {**options, **_recipe(read_back, folder)}, done.cached)
         return folder
 
     def load(self, artifact: Path) -> None:
@@ -236,12 +303,16 @@ class NcnnRunner(Runner):
         # holds them. Here we read the io table and the files (into the page cache).
         self._artifact = artifact
         self._io = json.loads((artifact / IO).read_text())
+        self._int8 = ncnn_int8.int8_layers((artifact / PARAM).read_text()) if self.case.precision == "int8" else None
+        if self._int8 is not None and not self._int8["int8_layers"]:
+            raise Unsupported(f"the ncnn int8 port left no convolution with int8 parameters ({self._int8}): an int8 "
+                              "row would be a float row")
         for name in (PARAM, BIN):
             if (artifact / name).is_file():
                 (artifact / name).read_bytes()
 
     def prepare(self) -> None:
-        if self.case.precision not in ("fp32", "fp16"):
+        if self.case.precision not in ("fp32", "fp16", "int8"):
             raise RuntimeError(f"ncnn runner has no {self.case.precision} path")
         if self.case.precision == "fp16":
             declared = SPEC.cpu_precision("fp16", Cpu.here())
@@ -303,6 +374,9 @@ class NcnnRunner(Runner):
             "cpu": {"x86_avx2": bool(ncnn.cpu_support_x86_avx2()),
                     "arm_asimdhp": bool(ncnn.cpu_support_arm_asimdhp())},
             "io_names": {item["onnx"]: item["ncnn"] for item in [*self._io["inputs"], *self._io["outputs"]]},
+            # int8: read back from the loaded .param: Convolution / ConvolutionDepthWise / InnerProduct layers, those
+            # with int8_scale_term (8=), those that also requantize their output for the next int8 convolution
+            "int8_readback": self._int8,
             "phases": "load: read io.json and the files; prepare: Net with options, load_param + load_model "
                       "(parse, weight packing, layer pipelines)",
         }

@@ -14,6 +14,7 @@ REFUSALS = {  # runner -> what its read-back says, in its own words
     ("openvino", "int8"): "ran no int8 convolution or matmul",
     ("mnn", "int8"): "left no convolution with int8 activations",
     ("mnn", "int8_weights"): "stored no convolution's weights as int8",
+    ("ncnn", "int8"): "left no convolution with int8 parameters",
 }
 SPECS = Registry.builtin().specs
 

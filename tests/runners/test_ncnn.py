@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -138,12 +137,3 @@ def test_mobilenet_v2_matches_reference_on_one_and_two_threads(run_cases):
     for row in run_cases(["ncnn"], ["mobilenet_v2"], threads=(1, 2), max_time_s=1.0):
         ok_fp32(row)
         assert row["threads_ok"] is True, (row["threads"], row["cpu_utilization"])
-
-
-def test_int8_without_ncnns_tools_is_unavailable_and_says_how_to_get_them(run_cases):
-    from bench.runners.ncnn import NCNN_INT8_TOOLS
-
-    row = run_cases(["ncnn"], ["tiny_cnn"], precisions=["int8"])[0]
-    assert row["status"] == "unavailable", (row["status"], row.get("error"))
-    if not any(shutil.which(tool) for tool in NCNN_INT8_TOOLS):
-        assert "ncnn2table" in row["error"] and "no PyPI wheel" in row["error"] and "PATH" in row["error"]
