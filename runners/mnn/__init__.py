@@ -26,13 +26,19 @@ class MnnSpec(RunnerSpec):
     precisions = ("fp32", "fp16", "int8", "int8_weights")
     scenarios = ("latency",)
     model_format = "mnn"
-    notes = ("Module API; int8: MNN's own post-training quantizer (KL) on the shared calibration set, read back from "
-             "the quantized file; int8_weights: int8 weights only, float arithmetic; never the mnnconvert script (it "
-             "installs a package and sends the machine id)")
+    notes = ("Module API; int8: MNN's own post-training quantizer on the shared calibration set with a recipe chosen "
+             "from the model's weights (EMA; KL keeping float the convolutions MNN's weight encoder would zero), read "
+             "back from the quantized file; the row names the loaded MNN library, its VNNI kernels and what bounds "
+             "the result (the PyPI wheel has no AVX-512 VNNI int8 kernels: docs/MNN_INT8.md builds one that has); "
+             "int8_weights: int8 weights only, float arithmetic; never the mnnconvert script (it installs a package "
+             "and sends the machine id)")
     precision_notes = MappingProxyType({
         "fp16": "precision mode 'low': the Arm82Backend's fp16 kernels on ARMv8.2 FP16 cores",
-        "int8": "MNN's post-training quantizer (quantized.out's library): KL for activations, MAX_ABS weights, on the "
-                "shared calibration set; convolutions with int8 activations counted in the quantized file (none: "
+        "int8": "MNN's post-training quantizer (quantized.out's library) on the shared calibration set, 8 bits, "
+                "MAX_ABS weights per output channel; activations EMA (convolution inputs/outputs only), or KL with "
+                "every non-convolution op and the convolutions MNN's weight encoder would zero (channel scale <= "
+                "1e-6 after BatchNorm folding) kept float (EMA ignores skip_quant_op_names); recipe and limited_by "
+                "in conversion_options; convolutions with int8 activations counted in the quantized file (none: "
                 "the row is not int8)",
         "int8_weights": "converter's --weightQuantBits 8: convolution weights stored int8 (per output channel) and "
                         "dequantized to float when the model loads, so the arithmetic is fp32; smaller file, same "

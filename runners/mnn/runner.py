@@ -10,6 +10,7 @@ The Module API is used (not the Interpreter/Session API) because only it runs mo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sys
@@ -36,7 +37,7 @@ from bench.execution.convert import (
 from bench.execution.graph import graph_io
 from bench.plugin import Runner, Unsupported
 
-from . import SPEC, quantize
+from . import SPEC, build, quantize, recipe
 
 MODEL_FILE = "model.mnn"
 OUTPUTS_FILE = "outputs.json"
@@ -134,20 +135,33 @@ class MnnRunner(Runner):
         conversion = Conversion(CONVERTER, mnn_version(), options)
         folder, self.conversion = cached_artifact(
             self.case, conversion, lambda tmp: self._produce(onnx_path, tmp, args, weights_only))
-        return self._quantized(folder) if self.case.precision == "int8" else folder
+        return self._quantized(folder, onnx_path) if self.case.precision == "int8" else folder
 
-    def _quantized(self, fp32: Path) -> Path:
-        """int8: the fp32 conversion quantized by MNN's own quantizer, cached beside it (its options name both)."""
+    def _quantized(self, fp32: Path, onnx_path: Path) -> Path:
+        """int8: the fp32 conversion quantized by MNN's own quantizer with the model's recipe (recipe.py), cached
+        beside it (its options name both). The row's options also say what bounds the result (``limited_by``):
+        MNN's tiny-channel defect (a fact of the model, so in the key) and this MNN build's kernels (of the
+        library loaded here, so not in the key)."""
         samples = calibration_inputs(self.case)  # once: for the cache key's hash and, on a miss, to calibrate
-        options = {**quantize.options(samples), "source_conversion": CONVERSION_OPTIONS}
+        chosen = recipe.choose(onnx_path)
+        options = {**quantize.options(samples, chosen), "source_conversion": CONVERSION_OPTIONS}
 
         def produce(tmp: Path) -> None:
-            quantize.quantize(self.case, samples, fp32 / MODEL_FILE, tmp / MODEL_FILE)
+            quantize.quantize(self.case, samples, fp32 / MODEL_FILE, tmp / MODEL_FILE, chosen)
             (tmp / OUTPUTS_FILE).write_text((fp32 / OUTPUTS_FILE).read_text())
 
         conversion = Conversion(QUANTIZER, mnn_version(), options)
-        folder, self.conversion = cached_artifact(self.case, conversion, produce)
+        folder, done = cached_artifact(self.case, conversion, produce)
+        limits = [limit for limit in (chosen.limit(), build.build_limit(self._library(), Cpu.here())) if limit]
+        row_options = {**done.options, "limited_by": "; ".join(limits)} if limits else done.options
+        self.conversion = dataclasses.replace(done, options=row_options)
         return folder
+
+    def _library(self) -> dict[str, Any]:
+        """The MNN library this process loaded and the int8 kernels it holds (read once per worker)."""
+        if not hasattr(self, "_library_facts"):
+            self._library_facts = build.library_facts()
+        return self._library_facts
 
     def _produce(self, onnx_path: Path, folder: Path, args: tuple[str, ...], weights_only: bool) -> None:
         target = folder / MODEL_FILE
@@ -266,6 +280,7 @@ class MnnRunner(Runner):
             "options": {**self._config, "precision_mode": mode, "shape_mutable": True, "rearrange": False,
                         "memory_mode": "Normal", "power_mode": "Normal"},
             "model_info": self._model_info,
+            "mnn_library": self._library(),
             "outputs_reshaped": getattr(self, "_reshaped", {}),
             # int8 / int8_weights: read back from the quantized file (MNNConvert --JsonFile): convolutions with int8
             # activations, with int8 weights

@@ -251,7 +251,7 @@ def test_int8_is_quantized_read_back_from_the_file_and_close_to_fp32(run_cases):
     readback = json.loads(int8["runner_facts"])["int8_readback"]
     assert readback["int8_convolutions"] > 0 and readback["convolutions"] >= readback["int8_convolutions"]
     options = json.loads(int8["conversion_options"])
-    assert int8["converter"].startswith("mnnquant") and options["feature_quantize_method"] == "KL"
+    assert int8["converter"].startswith("mnnquant") and options["feature_quantize_method"] == "EMA"
     assert int8["calibration_sha256"] == both["onnxruntime", "int8"]["calibration_sha256"]  # one set for all
     int8_checked(int8)
     assert json.loads(both["mnn", "fp32"]["runner_facts"])["int8_readback"] is None
