@@ -120,7 +120,7 @@ class _CountingReader(ncnn.DataReader):
         super().__init__()
         self.data, self.pos = data, start
 
-    def scan(self, format: str, p: Any) -> int:  # noqa: A002 (ncnn's name)
+    def scan(self, format: str, p: Any) -> int:  # ncnn's name for it
         return 0
 
     def read(self, buf: Any, size: int) -> int:
