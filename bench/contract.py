@@ -85,10 +85,11 @@ class LatencyStats:
     cv: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Phases:
     """Where a case's wall time goes, phase by phase, each timed once by the worker (the timed loop is Timing's).
-    The ones after ``warmup_iterations`` came later: None in a result of an older worker."""
+    The ones after ``warmup_iterations`` came later: None in a result of an older worker. Keyword arguments only:
+    eleven numbers in a row are too easy to shift by one."""
 
     __pydantic_config__ = FORBID_EXTRA
 

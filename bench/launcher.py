@@ -4,7 +4,8 @@ The parent blocks on a pidfd until the worker exits or the deadline passes, waki
 size of the case's logs (a worker writing gigabytes to stderr is stopped at ``LOG_CAP_BYTES``); nothing else runs
 beside the process being timed. The worker leads its own process group, so a hang with children is killed whole,
 and what escaped the group (a daemon in a session of its own) is ended by the subreaper above the worker: the
-fork server for a forked worker, the launcher for a spawned one (``bench.containment``).
+fork server for a forked worker, the launcher for a spawned one (``bench.containment``). ``spawn`` and ``wait`` are
+the one lifecycle of a child with a deadline: ``bench tune`` runs its tuner through them too.
 """
 
 from __future__ import annotations
@@ -17,15 +18,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from bench import containment, telemetry
 from bench.case import Case
 from bench.contract import SPAWNED_AT_ENV, Status, WorkerOutcome, WorkerResult
-from bench.forkserver import Forked, ForkServer
+from bench.forkserver import Forked, ForkRequest, ForkServer
 
 MAX_RESULT_BYTES = 16 * 1024 * 1024
 MAX_SAMPLES_BYTES = 256 * 1024 * 1024
@@ -48,10 +52,30 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
-class _Spawned:
-    """A worker the launcher started itself (a fresh interpreter): its own child, reaped with wait4. The launcher
-    is the subreaper of what the worker starts, so every child it has after the worker that it had not before is
-    the case's (``end_orphans``)."""
+class Worker(Protocol):
+    """A process the launcher waits on with a deadline, however it began: spawned here (``Spawned``) or forked by
+    the fork server (``Forked``). It leads its own process group, whose id is its ``pid``."""
+
+    @property
+    def pid(self) -> int: ...
+
+    def wait_fallback(self, timeout_s: float) -> bool:
+        """Wait at most ``timeout_s`` where no pidfd could be opened on it; True while it still runs."""
+        ...
+
+    def reap(self) -> tuple[int | None, float | None]:
+        """(exit code, None where unknown; peak RSS in MB, None where unknown) once it has exited or been killed."""
+        ...
+
+    def end_orphans(self) -> None:
+        """End what it started that left its process group (a daemon), once it has been reaped."""
+        ...
+
+
+class Spawned:
+    """A process the launcher started itself (a fresh interpreter): its own child, reaped with wait4. The launcher
+    is the subreaper of what the process starts, so every child it has after the process that it had not before is
+    the process's (``end_orphans``)."""
 
     def __init__(self, proc: subprocess.Popen, children_before: set[int]) -> None:
         self.pid = proc.pid
@@ -74,19 +98,18 @@ class _Spawned:
         containment.end_children(keep=self._children_before)
 
 
-Worker = _Spawned | Forked
-
-
-@dataclass
-class _Logs:
-    """The case's log files, whose size the wait checks once a second."""
+@dataclass(frozen=True)
+class Logs:
+    """A child's log files, whose size the wait checks once a second; ``stderr`` None: merged into ``stdout``."""
 
     stdout: Path
-    stderr: Path
+    stderr: Path | None = None
 
     def overflow(self) -> str:
-        """Why the case must end now ("stderr passed 64 MB"), or "" while both logs are under the cap."""
+        """Why the child must end now ("stderr passed 64 MB"), or "" while its logs are under the cap."""
         for name, path in (("stdout", self.stdout), ("stderr", self.stderr)):
+            if path is None:
+                continue
             try:
                 size = path.stat().st_size
             except OSError:
@@ -97,7 +120,23 @@ class _Logs:
         return ""
 
 
-TIMED_OUT = "timeout"
+class Ending(Enum):
+    """How the wait on a child ended."""
+
+    EXITED = "exited"
+    TIMED_OUT = "timed out"  # it passed its deadline: its group was killed
+    LOG_CAP = "log cap"  # a log passed LOG_CAP_BYTES: its group was killed
+
+
+@dataclass(frozen=True)
+class Ended:
+    """What the wait learned: how it ended, why (a log's overflow, for LOG_CAP), the exit code (None: unknown) and
+    the peak RSS in MB (None: unknown)."""
+
+    how: Ending
+    returncode: int | None
+    peak_rss_mb: float | None
+    reason: str = ""
 
 
 def _exited_within(worker: Worker, fd: int | None, seconds: float) -> bool:
@@ -108,46 +147,43 @@ def _exited_within(worker: Worker, fd: int | None, seconds: float) -> bool:
     return bool(ready)
 
 
-def _block_until_exit(worker: Worker, timeout_s: float, logs: _Logs) -> str:
-    """Block until the worker exits (""), the deadline passes (TIMED_OUT) or a log passes its cap (the reason)."""
+def _block_until_exit(worker: Worker, timeout_s: float, logs: Logs) -> tuple[Ending, str]:
+    """Block until the worker exits, the deadline passes or a log passes its cap (with the reason)."""
     try:
         fd = os.pidfd_open(worker.pid)
     except ProcessLookupError:  # a forked worker that has exited already (and been reaped by its server)
-        return ""
+        return Ending.EXITED, ""
     except (AttributeError, OSError):
         fd = None
     deadline = time.monotonic() + timeout_s
     try:
         while (left := deadline - time.monotonic()) > 0:
             if _exited_within(worker, fd, min(LOG_CHECK_S, left)):
-                return ""
+                return Ending.EXITED, ""
             if overflow := logs.overflow():
-                return overflow
-        return TIMED_OUT
+                return Ending.LOG_CAP, overflow
+        return Ending.TIMED_OUT, ""
     finally:
         if fd is not None:
             os.close(fd)
 
 
-def _wait(worker: Worker, timeout_s: float, logs: _Logs) -> tuple[str, int | None, float | None]:
+def wait(worker: Worker, timeout_s: float, logs: Logs) -> Ended:
     """Wait for the worker; on timeout, a log past its cap, or if the parent is interrupted while waiting, kill its
-    whole group; then end what the case started outside it.
-
-    Returns (why it was killed: "" when it exited, TIMED_OUT or a log's overflow; exit code, None where unknown;
-    peak RSS in MB)."""
+    whole group; then end what it started outside it."""
     try:
-        killed_for = _block_until_exit(worker, timeout_s, logs)
+        how, reason = _block_until_exit(worker, timeout_s, logs)
     except BaseException:  # SIGTERM / Ctrl-C in the parent: leave no worker behind
         _kill_group(worker.pid)
         worker.reap()
         worker.end_orphans()
         raise
-    if killed_for:
+    if how is not Ending.EXITED:
         _kill_group(worker.pid)
     returncode, peak_rss_mb = worker.reap()
     _kill_group(worker.pid)  # grandchildren left behind by a worker that did exit
     worker.end_orphans()  # and those that left its group (a daemon: fork, setsid, fork)
-    return killed_for, returncode, peak_rss_mb
+    return Ended(how, returncode, peak_rss_mb, reason)
 
 
 def _read_result(out_dir: Path) -> WorkerResult:
@@ -291,28 +327,35 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _start(case: Case, mode: str, out_dir: Path, logs: _Logs, server: ForkServer | None) -> Worker:
+def spawn(cmd: list[str], logs: Logs, env: dict[str, str]) -> Spawned:
+    """Start ``cmd`` leading a process group of its own (the deadline's kill takes its children with it), stdin on
+    /dev/null, output in ``logs``; this process becomes the subreaper of what it leaves behind. The child sets
+    itself up (death signal, limits) in its own code: nothing of ours runs between fork and exec."""
+    containment.become_subreaper()  # what the child leaves behind comes here, to be ended with it
+    before = containment.children()
+    with ExitStack() as files:
+        out = files.enter_context(open(logs.stdout, "wb"))
+        err = files.enter_context(open(logs.stderr, "wb")) if logs.stderr else subprocess.STDOUT
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True, env=env)
+    return Spawned(proc, before)
+
+
+def _start(case: Case, mode: str, out_dir: Path, logs: Logs, server: ForkServer | None) -> Worker:
     """The case's worker: forked by ``server`` where there is one, else a fresh ``python -m bench.execution.worker``
     (which sets up its own death signal, cap and CPUs from its environment: no code of ours between fork and exec)."""
     case_file = out_dir / "case.json"
     for log in (logs.stdout, logs.stderr):  # there to read even if a forked child dies before it opens them
-        log.touch()
-    forked = server.fork({
-        "mode": mode, "case_file": str(case_file), "out_dir": str(out_dir), "stdout": str(logs.stdout),
-        "stderr": str(logs.stderr), "max_memory_mb": case.max_memory_mb, "cpus": list(case.cpus),
-        "spawned_at_ns": time.time_ns(),
-    }) if server else None
+        if log:
+            log.touch()
+    forked = server.fork(ForkRequest(
+        mode=mode, case_file=str(case_file), out_dir=str(out_dir), stdout=str(logs.stdout), stderr=str(logs.stderr),
+        max_memory_mb=case.max_memory_mb, cpus=case.cpus, spawned_at_ns=time.time_ns(),
+    )) if server and logs.stderr else None  # a forked child opens both logs itself: a merged one is spawned
     if forked:
         return forked
-    containment.become_subreaper()  # what the worker leaves behind comes here, to be ended with the case
-    before = containment.children()
     cmd = [sys.executable, "-m", "bench.execution.worker", mode, str(case_file), str(out_dir)]
     setup = containment.worker_environment(os.getpid(), case.max_memory_mb, case.cpus)
-    with open(logs.stdout, "wb") as out, open(logs.stderr, "wb") as err:
-        return _Spawned(subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
-            env={**telemetry.switched_off(), **setup, SPAWNED_AT_ENV: str(time.time_ns())},
-        ), before)
+    return spawn(cmd, logs, {**telemetry.switched_off(), **setup, SPAWNED_AT_ENV: str(time.time_ns())})
 
 
 def run_worker(case: Case, mode: str = "case", server: ForkServer | None = None) -> WorkerOutcome:
@@ -320,22 +363,23 @@ def run_worker(case: Case, mode: str = "case", server: ForkServer | None = None)
     with tempfile.TemporaryDirectory(prefix=_case_dir_prefix()) as tmp:
         out_dir = Path(tmp)
         (out_dir / "case.json").write_text(case.to_json())
-        logs = _Logs(out_dir / "stdout.log", out_dir / "stderr.log")
+        stderr = out_dir / "stderr.log"
+        logs = Logs(out_dir / "stdout.log", stderr)
         start = os.times().elapsed
         worker = _start(case, mode, out_dir, logs, server)
         kills_before = oom_kills()
-        killed_for, returncode, peak_rss_mb = _wait(worker, case.timeout_s, logs)
+        ended = wait(worker, case.timeout_s, logs)
         kills_after = oom_kills()
-        stderr_tail = _tail(logs.stderr)
+        stderr_tail = _tail(stderr)
         rose = None if kills_before is None or kills_after is None else kills_after - kills_before
-        timed_out = killed_for == TIMED_OUT
-        outcome = _interpret(out_dir, timed_out, returncode, case.timeout_s, stderr_tail, rose,
-                             killed_for="" if timed_out else killed_for)
+        outcome = _interpret(out_dir, ended.how is Ending.TIMED_OUT, ended.returncode, case.timeout_s, stderr_tail,
+                             rose, killed_for=ended.reason)
         outcome.wall_s = os.times().elapsed - start
         outcome.stderr_tail = stderr_tail
-        outcome.peak_rss_mb = peak_rss_mb
+        outcome.peak_rss_mb = ended.peak_rss_mb
         outcome.started_by = "fork server" if isinstance(worker, Forked) else "fresh interpreter"
-        if outcome.exit_code is None and returncode is not None and returncode >= 0 and not killed_for:
+        returncode = ended.returncode
+        if outcome.exit_code is None and returncode is not None and returncode >= 0 and ended.how is Ending.EXITED:
             outcome.exit_code = returncode
     return _with_cap_evidence(outcome, case.max_memory_mb)
 

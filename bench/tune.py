@@ -3,6 +3,8 @@
 Each model (at each of the suite's batch sizes) is tuned by the runner's ``tuner`` (``RunnerSpec.tuner``) in a fresh
 subprocess that leads its own process group, with ``--trials`` as the budget and ``--timeout`` as the deadline: past
 it the whole group (the tuner's own build and measurement workers too) is killed and the model's line says so. The
+subprocess lives as a case's worker does (``bench.launcher``'s ``spawn`` and ``wait``: a pidfd deadline, its log
+capped, what left its group ended after it, and it dies with ``bench tune``). The
 tuner writes its database into the cache, keyed like the compiled artifact; later runs find it there, and a second
 ``bench tune`` with the same budget reuses it. Every outcome is one line: tuned, reused, failed or timeout with its
 reason, or conversion_failed / unsupported / unavailable for a model the runner cannot take (as ``bench run`` would
@@ -18,22 +20,38 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import traceback
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bench import telemetry
+from bench import containment, telemetry
 from bench.errors import UserError
 from bench.text import printable
 
+if TYPE_CHECKING:
+    from bench.launcher import Ended
+
 DEFAULT_TIMEOUT_S = 3600.0
 MAX_TRIALS = 100_000
-DONE = ("tuned", "reused")
-FAILED = ("failed", "timeout")  # the tuning itself went wrong: exit code 1
+
+
+class TuneStatus(str, Enum):
+    """What became of a model's tuning (a model the runner cannot take has the row's ``Status`` instead)."""
+
+    TUNED = "tuned"
+    REUSED = "reused"  # the cache had a database for this budget
+    FAILED = "failed"
+    TIMEOUT = "timeout"  # passed --timeout: the tuner's process group was killed
+
+    def __str__(self) -> str:
+        return self.value
+
+
+DONE = (TuneStatus.TUNED, TuneStatus.REUSED)
+FAILED = (TuneStatus.FAILED, TuneStatus.TIMEOUT)  # the tuning itself went wrong: exit code 1
 
 
 def add_parser(sub, handler) -> None:
@@ -117,34 +135,38 @@ def _request(case, args) -> dict[str, Any]:
 
 
 def run_tuner(tuner: str, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-    """The tuner's outcome, from a fresh subprocess with a deadline; a crash or a timeout is an outcome too."""
+    """The tuner's outcome, from a fresh subprocess with a deadline; a crash or a timeout is an outcome too. The
+    subprocess is started and waited for as a case's worker is (``bench.launcher.spawn`` and ``wait``): past the
+    deadline its whole group (the tuner's build and measurement workers) is killed, and what left the group too."""
+    from bench import launcher  # the parent's: the tuner's own process (python -m bench.tune) never imports it
+
     with tempfile.TemporaryDirectory(prefix="bench-tune-") as tmp:
         request_file, outcome_file, log = Path(tmp, "request.json"), Path(tmp, "outcome.json"), Path(tmp, "tune.log")
         request_file.write_text(json.dumps(request))
         cmd = [sys.executable, "-m", "bench.tune", tuner, str(request_file), str(outcome_file)]
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True, env=telemetry.switched_off())
-            try:
-                proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                return {"status": "timeout", "reason": f"passed its {timeout_s:g} s deadline (--timeout): killed, "
-                                                       "no database written"}
-            finally:
-                _kill_group(proc.pid)  # the tuner's build and measurement workers die with it
-        if outcome_file.is_file():
-            return json.loads(outcome_file.read_text())
-        return {"status": "failed", "reason": f"the tuner died ({_how(proc.returncode)}): {_last_lines(log)}"}
+        env = {**telemetry.switched_off(), containment.PARENT_ENV: str(os.getpid())}  # it dies with bench tune
+        logs = launcher.Logs(log)  # stdout and stderr in one file, as the tuner printed them
+        ended = launcher.wait(launcher.spawn(cmd, logs, env), timeout_s, logs)
+        return _outcome(ended, outcome_file, log, timeout_s)
 
 
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+def _outcome(ended: Ended, outcome_file: Path, log: Path, timeout_s: float) -> dict[str, Any]:
+    """The tuner's own outcome where it wrote one in time, else what became of its process."""
+    from bench.launcher import Ending
+
+    if ended.how is Ending.TIMED_OUT:
+        return {"status": TuneStatus.TIMEOUT, "reason": f"passed its {timeout_s:g} s deadline (--timeout): killed, "
+                                                        "no database written"}
+    if ended.how is Ending.LOG_CAP:
+        return {"status": TuneStatus.FAILED, "reason": f"the tuner's output: {ended.reason}"}
+    if outcome_file.is_file():
+        return json.loads(outcome_file.read_text())
+    return {"status": TuneStatus.FAILED, "reason": f"the tuner died ({_how(ended.returncode)}): {_last_lines(log)}"}
 
 
-def _how(code: int) -> str:
+def _how(code: int | None) -> str:
+    if code is None:
+        return "exit unknown"
     return f"signal {-code}" if code < 0 else f"exit code {code}"
 
 
@@ -186,7 +208,7 @@ def command(args) -> int:
 
 def child(argv: list[str]) -> int:
     """In the subprocess: run the tuner, write its outcome (a failure is an outcome, with its reason)."""
-    from bench.contract import ConversionFailed
+    from bench.contract import ConversionFailed, Status
     from bench.files import write_bytes_atomic
     from bench.loading import load_object
 
@@ -196,14 +218,15 @@ def child(argv: list[str]) -> int:
         outcome = load_object(tuner)(request)
     except ConversionFailed as exc:  # the runtime cannot take the model: what `bench run` would say too
         ops = f" (ops: {', '.join(exc.ops)})" if exc.ops else ""
-        outcome = {"status": "conversion_failed", "reason": f"{exc}{ops}"}
+        outcome = {"status": Status.CONVERSION_FAILED, "reason": f"{exc}{ops}"}
     except Exception as exc:  # the tuner failing is an outcome, not a crash of bench tune
         traceback.print_exc(limit=20)
-        outcome = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
+        outcome = {"status": TuneStatus.FAILED, "reason": f"{type(exc).__name__}: {exc}"}
     write_bytes_atomic(Path(outcome_file), json.dumps(outcome).encode())
     return 0
 
 
 if __name__ == "__main__":
+    containment.die_with_parent(containment.expected_parent_from_environment())  # no tuner outlives bench tune
     telemetry.switch_off()
     sys.exit(child(sys.argv[1:]))

@@ -19,6 +19,7 @@ from bench.plan import Overrides, plan
 from bench.registry import Registry
 from bench.runners.onnxruntime import SPEC as ORT
 from bench.suite import load_suite
+from bench.tune import TuneStatus, run_tuner
 
 ROOT = Path(__file__).parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -86,3 +87,43 @@ def test_a_spawned_worker_dies_with_its_launcher(fakes, cache_dir, tmp_path):
         launcher.wait(timeout=10)
         if pids.exists():  # with its launcher killed no subreaper is left to end the daemon: the test does
             subprocess.run(["kill", "-9", pids.read_text().split()[1]], stderr=subprocess.DEVNULL)
+
+
+@linux_only
+def test_a_tuner_past_its_deadline_is_killed_with_its_group_and_its_daemon(fakes, tmp_path):
+    """``bench tune``'s subprocess lives as a case's worker does (launcher.spawn and wait): past the deadline its
+    process group is killed, and a daemon that left the group is ended by the subreaper above it."""
+    start = time.monotonic()
+    outcome = run_tuner("fake_runners:tuner_that_hangs", {}, timeout_s=5)
+    assert outcome["status"] == TuneStatus.TIMEOUT and "passed its 5 s deadline" in outcome["reason"], outcome
+    assert time.monotonic() - start < 30
+    tuner, worker, daemon = map(int, (tmp_path / "records.jsonl").read_text().split())
+    for pid, what in ((tuner, "tuner"), (worker, "build worker in its group"), (daemon, "daemon outside its group")):
+        assert _gone(pid, seconds=2), f"the {what} ({pid}) outlived the tuning's deadline"
+
+
+@linux_only
+def test_a_tuner_dies_with_bench_tune(fakes, tmp_path):
+    code = "from bench.tune import run_tuner; run_tuner('fake_runners:tuner_that_hangs', {}, timeout_s=120)"
+    launcher = subprocess.Popen([sys.executable, "-c", code])
+    record = tmp_path / "records.jsonl"
+    try:
+        end = time.monotonic() + 60
+        while not record.exists() and time.monotonic() < end and launcher.poll() is None:
+            time.sleep(0.1)
+        tuner, *left = map(int, record.read_text().split())
+        os.kill(launcher.pid, signal.SIGKILL)
+        launcher.wait(timeout=10)
+        assert _gone(tuner, seconds=10), "the tuner outlived bench tune"
+    finally:
+        launcher.kill()
+        launcher.wait(timeout=10)
+        for pid in left if record.exists() else []:  # orphans of a killed bench tune: init's now, ended here
+            _kill_quietly(pid)
+
+
+def _kill_quietly(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

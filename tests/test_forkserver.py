@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.forkserver import ForkServer, available
+from bench import telemetry
+from bench.forkserver import ForkRequest, ForkServer, available
 from bench.launcher import run_worker
 from bench.plan import Overrides, plan
 from bench.registry import Registry
@@ -124,6 +125,54 @@ def test_a_server_that_stops_answering_mid_case_is_killed_and_the_case_still_has
     # no pid: the case is spawned instead; no reap: the worker's own result stands, its exit code unknown
     assert stalled.started_by == ("fresh interpreter" if stall_at == "pid" else "fork server")
     assert server.failed and after.started_by == "fresh interpreter"
+
+
+def test_a_forked_worker_is_waited_for_without_a_pidfd_too(cache_dir, monkeypatch):
+    """No pidfd for the worker (out of file descriptors): the wait sleeps on the server's pipe, whose next answer
+    is the worker's reap, as it sleeps in Popen's wait for a spawned one (both are a launcher.Worker)."""
+    [case] = _cases(ORT, cache_dir)
+
+    def no_pidfd(pid: int, flags: int = 0) -> int:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(os, "pidfd_open", no_pidfd)
+    with ForkServer() as server:
+        outcome = run_worker(case, server=server)
+    assert outcome.status == "ok" and outcome.started_by == "fork server", outcome
+
+
+def _request(tmp_path: Path, **changes) -> ForkRequest:
+    fields = {"mode": "case", "case_file": str(tmp_path / "case.json"), "out_dir": str(tmp_path),
+              "stdout": str(tmp_path / "stdout.log"), "stderr": str(tmp_path / "stderr.log"), "max_memory_mb": None,
+              "cpus": (0,), "spawned_at_ns": time.time_ns()}
+    return ForkRequest(**{**fields, **changes})
+
+
+def test_a_malformed_request_is_refused_with_its_reason_and_the_server_goes_on(tmp_path):
+    valid = json.loads(_request(tmp_path).to_line())
+    malformed = {
+        b"not json": "fork request: not JSON: b'not json'",
+        b'["case"]': "fork request: expected a JSON object, got list",
+        b'{"mode": "case"}': "fork request: missing case_file, out_dir, stdout, stderr, max_memory_mb, cpus, "
+                             "spawned_at_ns",
+        json.dumps({**valid, "cpus": "0-3"}).encode(): 'fork request: cpus: expected a list of CPU numbers, got "0-3"',
+        json.dumps({**valid, "max_memory_mb": True}).encode(): "fork request: max_memory_mb: expected null or an "
+                                                                "integer >= 0, got true",
+        json.dumps({**valid, "shell": "rm -rf /"}).encode(): "fork request: unknown key shell",
+    }
+    with ForkServer() as server:
+        server._start(telemetry.switched_off())
+        for line, reason in malformed.items():
+            server._proc.stdin.write(line + b"\n")
+            server._proc.stdin.flush()
+            assert server.read(30) == {"refused": reason}
+        assert server._proc.poll() is None  # refused, not crashed: the server serves the next request
+
+
+def test_a_refused_request_is_spawned_instead_and_the_server_given_up(tmp_path):
+    with ForkServer() as server:
+        assert server.fork(_request(tmp_path, mode="bench")) is None  # the launcher spawns this case's worker
+        assert server.failed and server._proc is None
 
 
 def test_the_server_dies_with_its_launcher(tmp_path):

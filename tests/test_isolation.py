@@ -99,7 +99,8 @@ def test_enormous_or_zero_latency_output_is_bad_output(tmp_path):
     from bench.contract import Phases, Status, Timing, WorkerResult
     from bench.execution.stats import latency_stats
 
-    timing = Timing(latency_stats(np.ones(10, dtype=np.int64)), Phases(0, 0, 0, 0, 0), 1, 1, "x", 1, "x")
+    phases = Phases(convert_ms=0, load_ms=0, prepare_ms=0, first_inference_ms=0, warmup_iterations=0)
+    timing = Timing(latency_stats(np.ones(10, dtype=np.int64)), phases, 1, 1, "x", 1, "x")
     (tmp_path / "result.json").write_text(WorkerResult(Status.OK, timing=timing).to_json())  # a well-formed result
     np.save(tmp_path / "samples.npy", np.zeros(10, dtype=np.int64))
     outcome = _interpret(tmp_path, False, 0, 1)

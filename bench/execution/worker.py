@@ -93,8 +93,9 @@ def run_case(case: Case, out_dir: Path, started_ms: float | None = None) -> Work
     _, write_ms = _timed_ms(lambda: np.save(out_dir / "samples.npy", m.samples_ns))
     timing = Timing(
         latency=latency_stats(m.samples_ns),
-        phases=Phases(convert_ms, load_ms, prepare_ms, first_ms, warmup_iterations, started_ms, import_ms, warmup_ms,
-                      parity_ms, task_ms if task else None, write_ms),
+        phases=Phases(convert_ms=convert_ms, load_ms=load_ms, prepare_ms=prepare_ms, first_inference_ms=first_ms,
+                      warmup_iterations=warmup_iterations, worker_start_ms=started_ms, import_ms=import_ms,
+                      warmup_ms=warmup_ms, parity_ms=parity_ms, task_ms=task_ms if task else None, write_ms=write_ms),
         wall_ns=m.wall_ns, cpu_ns=m.cpu_ns, stop_reason=m.stop_reason,
         items_per_iteration=case.batch * (runner.concurrent_requests if throughput else 1),
         timed_region=runner.timed_region, cpus=cpus, cpu_freq_ratio=freq_ratio,
