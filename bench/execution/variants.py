@@ -28,7 +28,12 @@ from bench.files import NAME_MAX
 
 INT8_OPTIONS = {"format": "QDQ", "per_channel": True, "weights": "int8", "activations": "uint8",
                 "calibration": f"MinMax over {CALIBRATION_SAMPLES} sample inputs",
-                "prepare": "Constant weights -> initializers; opset raised to 13 where lower"}
+                "prepare": "Constant weights -> initializers; opset raised to 13 where lower",
+                # the row's quant_recipe: the same recipe for every model (docs/INT8_RECIPES.md says why)
+                "recipe": f"ONNX Runtime quantize_static, QDQ: weights int8 symmetric per channel, activations uint8 "
+                          f"asymmetric per tensor, MinMax ranges over {CALIBRATION_SAMPLES} calibration samples; every "
+                          "op type the quantizer supports, nothing skipped by bench (Constant weights made "
+                          "initializers first, opset raised to 13 for per-channel)"}
 PER_CHANNEL_OPSET = 13
 INFERRED = "-inferred"  # onnxruntime.quantization.quant_utils.load_model_with_shape_infer's suffix
 FP16_OPTIONS = {"keep_io_types": True}

@@ -85,7 +85,9 @@ def sections(d: data.ReportData, t: dict[str, views.Table], baseline: str,
                 nodata="no case with labelled data"),
         Section("fig-precisions", "Fastest per precision, and int8 against each runtime's own fp32",
                 "The fastest passing case at each precision (an fp32 winner is not beaten by an int8 one), and each "
-                "runtime's int8 speed-up over its fp32 on the same model and configuration.",
+                "runtime's int8 speed-up over its fp32 on the same model and configuration, with both task scores, "
+                "how bench drove the runtime's quantizer (recipe) and what bounds the row (build, runtime defect or "
+                "bench).",
                 body=_precisions(t), csv=["winners_by_precision.csv", "int8_speedup.csv"],
                 nodata="no case passed its tolerance"),
         Section("fig-efficiency", "Efficiency", "Achieved GFLOP/s (2 x MACs from the graph x items / median) next to "

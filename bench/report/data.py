@@ -29,7 +29,7 @@ CASE_FIELDS = (
     "precision_used", "batch", "threads", "scenario", "status", "error", "median_ms", "median_ci_low_ms",
     "median_ci_high_ms", "p99_ms", "throughput_per_s", "accuracy_ok", "accuracy_reason", "cosine",
     "normalized_error", "top1_agreement", "cold_start_ms", "peak_rss_mb", "iterations", "unstable",
-    "achieved_gflops", "task_metric", "task_value", "task_n",
+    "achieved_gflops", "task_metric", "task_value", "task_n", "quant_recipe", "quant_limit",
     "runner_facts",  # only for a runner's report_label (labels.with_runner_labels), then dropped
 )
 RUN_FIELDS = (

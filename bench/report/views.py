@@ -414,17 +414,34 @@ def winners_by_precision(cases: list[Row]) -> Table:
 
 def int8_speedup(cases: list[Row]) -> Table:
     """Each runtime's int8 against its own fp32, same model and configuration: its fp32 median / its int8 median,
-    with whether the int8 outputs stayed inside the int8 tolerance."""
-    cols = ("machine", "model", "config", "runner", "fp32_ms", "int8_ms", "speedup", "int8_accuracy_ok")
+    with whether the int8 outputs stayed inside the int8 tolerance, the task score of both (where the model has
+    labelled data), and how the runtime's quantizer was driven and what bounds the row (``quant_recipe``,
+    ``quant_limit``): a slow or wrong int8 row may be bench's recipe or the build, not the runtime."""
+    cols = ("machine", "model", "config", "runner", "fp32_ms", "int8_ms", "speedup", "int8_accuracy_ok",
+            "task_metric", "fp32_task", "int8_task", "recipe", "limited_by")
     rows = []
     for (machine, model, *cfg, runner), group in sorted(_group(cases, ("machine", *CONFIG_KEYS, "runner")).items(),
                                                         key=lambda kv: tuple(str(k) for k in kv[0])):
         by = {c.get("precision"): c for c in group if timed(c)}
         if "fp32" in by and "int8" in by:
-            fp32, int8 = by["fp32"]["median_ms"], by["int8"]["median_ms"]
-            rows.append((machine, model, config_label(tuple(cfg)), runner, _ms(fp32), _ms(int8), round(fp32 / int8, 2),
-                         by["int8"].get("accuracy_ok")))
+            fp32, int8 = by["fp32"], by["int8"]
+            rows.append((machine, model, config_label(tuple(cfg)), runner, _ms(fp32["median_ms"]),
+                         _ms(int8["median_ms"]), round(fp32["median_ms"] / int8["median_ms"], 2),
+                         int8.get("accuracy_ok"), *_task_scores(fp32, int8), int8.get("quant_recipe"),
+                         int8.get("quant_limit")))
     return Table("int8_speedup", cols, rows)
+
+
+def _task_scores(fp32: Row, int8: Row) -> tuple[Any, Any, Any]:
+    """The task metric and both scores, where the two rows scored the same metric."""
+    metric = int8.get("task_metric")
+    if metric is None or fp32.get("task_metric") != metric:
+        return None, None, None
+    return metric, _score(fp32.get("task_value")), _score(int8.get("task_value"))
+
+
+def _score(value: Any) -> Any:
+    return round(value, 4) if isinstance(value, float) else value
 
 
 def _who(case: Row) -> str:

@@ -87,6 +87,7 @@ def _timing_columns(case: Case, t: Timing, samples_ns: np.ndarray) -> dict[str, 
 
 
 def _facts_columns(facts: RunnerFacts) -> dict[str, Any]:
+    options = facts.conversion_options or {}  # int8: the calibration set's hash and the recipe, as the runner gave
     return {
         "precision_used": facts.precision_used,
         "threads_used": facts.threads_used,
@@ -96,7 +97,9 @@ def _facts_columns(facts: RunnerFacts) -> dict[str, Any]:
         "conversion_options": json.dumps(facts.conversion_options, sort_keys=True)
         if facts.conversion_options is not None else None,
         "conversion_cached": facts.conversion_cached,
-        "calibration_sha256": (facts.conversion_options or {}).get("calibration_sha256"),
+        "calibration_sha256": options.get("calibration_sha256"),
+        "quant_recipe": options.get("recipe"),  # the contract: runners put "recipe" and "limited_by" in options
+        "quant_limit": options.get("limited_by"),
     }
 
 

@@ -111,6 +111,10 @@ CASE_COLUMNS: tuple[Column, ...] = (
     _c("conversion_options", STR, "", "JSON: the options it was given"),
     _c("calibration_sha256", STR, "", "int8: hash of the calibration set (bench.execution.calibration), the same "
        "samples for every runtime"),
+    _c("quant_recipe", STR, "", "int8: how the runtime's own quantizer was driven (method, granularity, layers kept "
+       "float and why), from the conversion's options"),
+    _c("quant_limit", STR, "", "int8: what bounds the row, where something does: 'build: ' (the runtime as "
+       "installed lacks kernels), 'runtime defect: ' or 'bench: ' (a tool bench does not drive)"),
     _c("conversion_cached", BOOL, "", "the converted artifact came from the cache (convert_ms is then the lookup)"),
     _c("accuracy_ok", BOOL, "", "outputs within the precision's tolerance of the fp32 reference"),
     _c("accuracy_reason", STR, "", "why accuracy_ok is false or null"),

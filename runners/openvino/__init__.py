@@ -19,6 +19,7 @@ from types import MappingProxyType
 from bench import extra_hint
 from bench.cpu import FEATURE_FLAGS, Cpu
 from bench.plugin import Availability, PrecisionSupport, RunnerSpec
+from bench.runners.openvino.recipe import TRANSFORMER_RULE
 
 NNCF_HINT = extra_hint("openvino") + " (it brings nncf)"
 # oneDNN's avx2_vnni_2 ISA (Sierra Forest, Arrow Lake, Lunar Lake) is avx_vnni + AVX-VNNI-INT8 + AVX-NE-CONVERT; Linux
@@ -61,8 +62,10 @@ class OpenVinoSpec(RunnerSpec):
         "bf16": "INFERENCE_PRECISION_HINT=bf16 on the fp32 model; the compiled model's hint read back (OpenVINO "
                 "substitutes f32 silently where the CPU lacks AVX-512)",
         "fp16": "INFERENCE_PRECISION_HINT=f16 on the fp32 model, read back as for bf16",
-        "int8": "NNCF post-training quantization (nncf.quantize, default preset) to IR on the shared calibration set; "
-                "the rest forced f32 (hint f32, never int8+bf16); the runtime layers' u8/i8 precisions read back",
+        "int8": "NNCF post-training quantization (nncf.quantize) to IR on the shared calibration set, "
+                f"model_type TRANSFORMER (preset MIXED) where {TRANSFORMER_RULE}, else NNCF's default (preset "
+                "PERFORMANCE), the recipe on the row; the rest forced f32 (hint f32, never int8+bf16); the runtime "
+                "layers' u8/i8 precisions read back",
     })
     conversion = ("none: OpenVINO's ONNX frontend reads the file at load, with the case's input shapes made static; "
                   "int8: nncf.quantize to IR, cached")

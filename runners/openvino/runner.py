@@ -49,9 +49,10 @@ from bench.execution.convert import (  # noqa: E402
     cached_artifact,
     converter_deadline,
     first_lines,
-    run_converter,
+    run_converter_with_account,
 )
 from bench.plugin import Runner, Unsupported  # noqa: E402
+from bench.runners.openvino.recipe import recipe_for  # noqa: E402
 
 DEVICE = "CPU"
 # bench precision -> OpenVINO element type for INFERENCE_PRECISION_HINT (int8: the layers NNCF left in float run
@@ -59,9 +60,9 @@ DEVICE = "CPU"
 HINTS = {"fp32": ov.Type.f32, "bf16": ov.Type.bf16, "fp16": ov.Type.f16, "int8": ov.Type.f32}
 PRECISION_NAMES = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
 # NNCF's defaults, stated: what a user of nncf.quantize gets; part of the cache key with the calibration set's hash.
-INT8_OPTIONS = {"quantizer": "nncf.quantize (post-training)", "preset": "performance (symmetric)",
-                "fast_bias_correction": True, "subset_size": "the whole calibration set", "model_type": None,
-                "calibration_samples": CALIBRATION_SAMPLES}
+# model_type and preset come per model from recipe.py's rule, and the row's recipe says which and why.
+INT8_OPTIONS = {"quantizer": "nncf.quantize (post-training)", "fast_bias_correction": True,
+                "subset_size": "the whole calibration set", "calibration_samples": CALIBRATION_SAMPLES}
 COMPUTE_LAYERS = ("Convolution", "GroupConvolution", "FullyConnected", "MatMul", "Deconvolution")
 INT8_TYPES = ("u8", "i8")
 FRONTEND_FAILURES = (OpConversionFailure, OpValidationFailure, NotImplementedFailure, GeneralFailure)
@@ -130,7 +131,9 @@ class OpenVinoRunner(Runner):
         """int8: the NNCF-quantized IR, from the cache or made now in a subprocess; other precisions read ONNX."""
         if self.case.precision != "int8":
             return onnx_path
-        options = {**INT8_OPTIONS, "calibration_sha256": calibration_sha256(calibration_inputs(self.case)),
+        recipe, calibration = recipe_for(onnx_path), calibration_inputs(self.case)
+        options = {**INT8_OPTIONS, "model_type": recipe.model_type, "preset": recipe.preset,
+                   "recipe": recipe.describe(len(calibration)), "calibration_sha256": calibration_sha256(calibration),
                    "openvino": importlib.metadata.version("openvino"),  # the IR is saved at the case's shapes:
                    "static_input_shapes": {s.name: list(s.shape_at(self.case.batch)) for s in self.case.model.inputs}}
 
@@ -139,8 +142,9 @@ class OpenVinoRunner(Runner):
                 case_file = Path(work) / "case.json"
                 case_file.write_text(self.case.to_json())
                 cmd = [sys.executable, "-m", "bench.runners.openvino.quantize", str(case_file), str(onnx_path),
-                       str(folder)]
-                run_converter(cmd, timeout_s=converter_deadline(self.case), cwd=Path(work))
+                       str(folder), recipe.model_type or "default", recipe.preset]
+                # the quantizer's own account (error.json) is the row's reason: the frontend's words, not a traceback
+                run_converter_with_account(cmd, converter_deadline(self.case), folder, cwd=Path(work))
 
         conversion = Conversion("nncf", importlib.metadata.version("nncf"), options)
         folder, self.conversion = cached_artifact(self.case, conversion, produce)

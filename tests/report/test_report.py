@@ -26,6 +26,8 @@ FIGURES = ("fig-scenarios", "fig-latency", "fig-speedup", "fig-ecdf", "fig-paret
 XSS_MODEL = "<script>alert(1)</script>"
 XSS_RUNNER = '"><img src=x onerror=alert(2)>'
 XSS_ERROR = "bad op <img src=x onerror=alert(3)> & friends | `pipes`\nsecond line"
+INT8_RECIPE = "planted: static QDQ, MinMax, per-channel weights"
+INT8_LIMIT = "build: planted, no VNNI kernels"
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +52,8 @@ def planted(real_results, tmp_path_factory) -> Path:
     p.case(model=XSS_MODEL, runner=XSS_RUNNER, samples_ns=samples(0.5, seed=9), accuracy_ok=True)
     p.case(model="ocr", runner="right", samples_ns=samples(0.3, seed=4), accuracy_ok=True, task_metric="exact_match",
            task_value=0.875, task_n=200)
+    p.case(model="ocr", runner="right", precision="int8", samples_ns=samples(0.15, seed=6), accuracy_ok=True,
+           task_metric="exact_match", task_value=0.86, task_n=200, quant_recipe=INT8_RECIPE, quant_limit=INT8_LIMIT)
     p.case(failed=("error", XSS_ERROR), model=XSS_MODEL, runner=XSS_RUNNER, precision="fp16")
     earlier = planter(results, "20261119T120000Z-plant0", NOW - timedelta(days=1), template_from=real_results,
                       git_commit="abcdef0123")
@@ -153,9 +157,10 @@ def test_tables_behind_the_charts(report):
     assert "fp16" in this_machine["cpu_precision_features"]  # "fp16: FLAG" or "no fp16, ...": recorded either way
     dist = read_csv(report / "distribution.csv")
     assert all(float(r["p0_ms"]) <= float(r["p50_ms"]) <= float(r["p100_ms"]) for r in dist)
-    assert len(read_csv(report / "cases.csv")) == 4 + 12  # the real keys (also in the earlier run) + planted
+    assert len(read_csv(report / "cases.csv")) == 4 + 13  # the real keys (also in the earlier run) + planted
     tasks = read_csv(report / "task_accuracy.csv")
-    assert [(t["model"], t["task_metric"], float(t["task_value"])) for t in tasks] == [("ocr", "exact_match", 0.875)]
+    assert [(t["model"], t["precision"], t["task_metric"], float(t["task_value"])) for t in tasks] == [
+        ("ocr", "fp32", "exact_match", 0.875), ("ocr", "int8", "exact_match", 0.86)]
     real = [e for e in read_csv(report / "efficiency.csv") if e["runner"] == "onnxruntime"]
     assert real and all(float(e["achieved_gflops"]) > 0 and float(e["peak_gflops"]) > 0 for e in real)
     assert "Other CPU &lt;b&gt;bold&lt;/b&gt;" in (report / "index.html").read_text()
@@ -171,7 +176,7 @@ def test_trend_lines_never_join_machines():
 def test_one_run_only(planted):
     cases = data.load(planted, run_id="20261119T120000Z-plant0").cases
     assert len(cases) == 4 and {c["run_id"] for c in cases} == {"20261119T120000Z-plant0"}
-    assert len(data.load(planted).cases) == 16
+    assert len(data.load(planted).cases) == 17
 
 
 def test_missing_columns_and_empty_views_degrade_to_notes(tmp_path):
@@ -221,8 +226,8 @@ def test_summary_is_bounded_by_construction():
     assert len(tables) <= 7 * (MAX_ROWS + 1)
     assert "<b>" not in text
     pipes = {len(re.findall(r"(?<!\\)\|", line)) for line in tables}  # escaped pipes stay inside their cell
-    # scenarios: 12 columns, winners: 9, wrong: 5, failed: 4, per precision: 6, int8: 7
-    assert pipes <= {13, 11, 6, 5, 8, 9}
+    # scenarios: 12 columns, winners: 10, wrong: 5, failed: 4, per precision: 7, int8: 11 (INT8_SHOWN)
+    assert pipes <= {13, 11, 6, 5, 8, 12}
     assert {13, 11, 6, 5} <= pipes
 
 
@@ -313,6 +318,44 @@ def test_winners_compare_like_with_like_and_int8_is_set_against_its_own_fp32():
     speedup = {r["runner"]: r for r in views.int8_speedup(cases).records()}
     assert speedup["ort"]["speedup"] == 3.0 and speedup["ort"]["int8_accuracy_ok"] is True
     assert speedup["ov"]["speedup"] == round(2.0 / 1.5, 2) and speedup["ov"]["int8_accuracy_ok"] is False
+
+
+def test_int8_view_sets_each_runtime_against_its_own_fp32_with_task_scores_recipe_and_limit():
+    """Issue 31: per runtime, int8's speed-up over its own fp32 (same model, machine, threads, batch) with the task
+    score of both beside it, and the recipe and limit from the int8 row; other threads or machines never pair."""
+    def case(runner: str, precision: str, ms: float, threads: int = 1, machine: str = "a", **more) -> dict:
+        return {"machine": machine, "model": "rec", "device": "cpu", "batch": 1, "threads": threads,
+                "scenario": "latency", "runner": runner, "precision": precision, "status": "ok", "accuracy_ok": True,
+                "median_ms": ms, "case_key": f"rec/{runner}/{precision}/t{threads}", **more}
+
+    cases = [case("mnn", "fp32", 7.0, task_metric="exact_match", task_value=0.995),
+             case("mnn", "int8", 20.0, task_metric="exact_match", task_value=0.99, quant_recipe="EMA, conv only",
+                  quant_limit="build: no AVX512-VNNI kernels in the wheel"),
+             case("openvino", "fp32", 32.0, task_metric="exact_match", task_value=0.995),
+             case("openvino", "int8", 8.0, task_metric="exact_match", task_value=0.99123456,
+                  quant_recipe="NNCF PTQ, model_type TRANSFORMER"),
+             case("openvino", "int8", 4.0, threads=2),  # no fp32 at 2 threads: no pair
+             case("ncnn", "fp32", 16.9, machine="b"), case("ncnn", "int8", 12.4, machine="a")]  # other machines
+    rows = {r["runner"]: r for r in views.int8_speedup(cases).records()}
+    assert set(rows) == {"mnn", "openvino"}
+    ov, mnn = rows["openvino"], rows["mnn"]
+    assert (ov["fp32_ms"], ov["int8_ms"], ov["speedup"]) == (32.0, 8.0, 4.0)
+    assert (ov["task_metric"], ov["fp32_task"], ov["int8_task"]) == ("exact_match", 0.995, 0.9912)
+    assert ov["recipe"] == "NNCF PTQ, model_type TRANSFORMER" and ov["limited_by"] is None
+    assert mnn["speedup"] == round(7.0 / 20.0, 2) and mnn["limited_by"].startswith("build: ")
+    assert mnn["recipe"] == "EMA, conv only" and mnn["int8_task"] == 0.99
+
+
+def test_int8_view_is_on_the_page_in_the_summary_and_csv(report):
+    [row] = read_csv(report / "int8_speedup.csv")
+    assert (row["model"], row["runner"], row["task_metric"]) == ("ocr", "right", "exact_match")
+    assert float(row["speedup"]) == round(float(row["fp32_ms"]) / float(row["int8_ms"]), 2) > 1
+    assert (float(row["fp32_task"]), float(row["int8_task"])) == (0.875, 0.86)
+    assert (row["recipe"], row["limited_by"]) == (INT8_RECIPE, INT8_LIMIT)
+    summary = (report / "summary.md").read_text().split("### int8 against each runtime's own fp32")[1]
+    assert f"| 0.875 | 0.86 | {INT8_RECIPE} | {INT8_LIMIT} |" in summary.split("###")[0]
+    page = (report / "index.html").read_text().split('<figure id="fig-precisions">')[1].split("</figure>")[0]
+    assert INT8_RECIPE in page and INT8_LIMIT in page and "int8 speed-up" in page
 
 
 def test_speedup_over_eager_sets_every_runtime_against_eager_fp32_and_never_counts_a_wrong_output():

@@ -22,6 +22,9 @@ def test_int8_variant_is_quantized_recorded_and_cached(run_cases):
     assert int8["precision_used"] == "int8" and int8["converter"] == "onnxruntime.quantization"
     assert json.loads(int8["conversion_options"])["format"] == "QDQ"
     assert len(int8["calibration_sha256"]) == 64 and fp32["calibration_sha256"] is None
+    # the recipe on the row (issue 31): the quantizer's method and granularity; nothing bounds ORT's int8 here
+    assert "QDQ" in int8["quant_recipe"] and "per channel" in int8["quant_recipe"] and "MinMax" in int8["quant_recipe"]
+    assert int8["quant_limit"] is None and fp32["quant_recipe"] is None
     assert json.loads(int8["runner_facts"])["model_nodes"]["DequantizeLinear"] > 0
     assert int8["accuracy_ok"] is True and 0.95 <= int8["cosine"] < 1.0  # really quantized, still close
     assert fp32["precision_feature"] is None and int8["precision_feature"] == SPEC.cpu_precision("int8", HERE).feature

@@ -188,12 +188,100 @@ def test_int8_is_quantized_by_nncf_reads_back_int8_kernels_and_hits_the_cache(ru
     assert facts(int8)["options"]["read_back"]["inference_precision_hint"] == "f32"  # the rest stays f32
     options = json.loads(int8["conversion_options"])
     assert int8["converter"] == "nncf" and int8["calibration_sha256"] == options["calibration_sha256"]
+    assert (options["model_type"], options["preset"]) == (None, "PERFORMANCE")  # a CNN keeps NNCF's default
+    assert int8["quant_recipe"] == options["recipe"] and "model_type default" in int8["quant_recipe"]
     assert int8["calibration_sha256"] == both["onnxruntime", "int8"]["calibration_sha256"]  # one set for all
     assert options["calibration_samples"] > 0 and options["openvino"] == int8["runner_version"]
     int8_checked(int8)
     assert facts(rows["fp32"])["compute_layer_precisions"].keys() <= {"f32"}
     again = run_cases(["openvino"], ["tiny_cnn"], precisions=["int8"])[0]
     assert again["conversion_cached"] is True and json.loads(again["conversion_options"]) == options
+
+
+def tiny_transformer(save_graph, path, seq: int = 8, vocab: int = 50, dim: int = 16):
+    """A BERT-shaped graph in miniature: word embeddings gathered by token id plus a token-type embedding gathered
+    at constant ids (BERT's /embeddings/Gather_1, the op NNCF's default propagation trips on), LayerNormalization,
+    one attention head (Softmax over a scaled MatMul of queries and keys) and a linear out."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.RandomState(31)
+    weights = []
+
+    def weight(name: str, *shape: int, values=None):
+        array = (rng.random_sample(shape).astype(np.float32) - 0.5) * 0.5 if values is None else values
+        weights.append(numpy_helper.from_array(array, name))
+        return name
+
+    node = helper.make_node
+    nodes = [
+        node("Gather", [weight("words", vocab, dim), "input_ids"], ["words_out"]),
+        node("Gather", [weight("types", 2, dim), weight("type_ids", values=np.zeros((1, seq), np.int64))],
+             ["types_out"]),
+        node("Add", ["words_out", "types_out"], ["embedded"]),
+        node("LayerNormalization", ["embedded", weight("gamma", values=np.ones(dim, np.float32)),
+                                    weight("beta", values=np.zeros(dim, np.float32))], ["x"], axis=-1),
+        *(node("MatMul", ["x", weight(f"w_{n}", dim, dim)], [n]) for n in "qkv"),
+        node("Transpose", ["k"], ["k_t"], perm=[0, 2, 1]),
+        node("MatMul", ["q", "k_t"], ["scores"]),
+        node("Div", ["scores", weight("scale", values=np.array(dim ** 0.5, np.float32))], ["scaled"]),
+        node("Softmax", ["scaled"], ["probs"], axis=-1),
+        node("MatMul", ["probs", "v"], ["context"]),
+        node("Add", ["context", "x"], ["residual"]),
+        node("MatMul", ["residual", weight("w_out", dim, dim)], ["y"]),
+    ]
+    return save_graph(path, nodes, [helper.make_tensor_value_info("input_ids", TensorProto.INT64, [1, seq])],
+                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, seq, dim])], weights)
+
+
+def test_the_recipe_rule_reads_attention_from_the_graph(tmp_path, save_graph, cache_dir):
+    """Issue 31's rule, stated on the row: attention (Softmax over a MatMul of two activations) -> NNCF's transformer
+    scheme; a convolutional net, or a Softmax over a weight MatMul (a classifier head), keeps NNCF's default."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    from bench.models.zoo import load_manifest, materialize
+    from bench.runners.openvino.recipe import recipe_for
+
+    transformer = recipe_for(tiny_transformer(save_graph, tmp_path / "bert.onnx"))
+    assert (transformer.model_type, transformer.preset) == ("TRANSFORMER", "MIXED")
+    assert "model_type TRANSFORMER (attention" in transformer.describe(16)
+    cnn = recipe_for(materialize(load_manifest()["tiny_cnn"], cache_dir))
+    assert (cnn.model_type, cnn.preset) == (None, "PERFORMANCE") and "model_type default" in cnn.describe(16)
+    head = save_graph(tmp_path / "head.onnx", [helper.make_node("MatMul", ["x", "w"], ["logits"]),
+                                                helper.make_node("Softmax", ["logits"], ["p"], axis=-1)],
+                      [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+                      [helper.make_tensor_value_info("p", TensorProto.FLOAT, [1, 4])],
+                      [numpy_helper.from_array(np.ones((8, 4), np.float32), "w")])
+    assert recipe_for(head).model_type is None
+
+
+def test_a_transformer_gets_nncfs_transformer_type_and_quantizes(tmp_path, save_graph, run_user_model):
+    """NNCF's default fails on BERT-shaped graphs (KeyError in quantizer propagation at the constant Gather, as on
+    MiniLM's /embeddings/Gather_1); the rule gives it model_type TRANSFORMER, recorded in the key and on the row."""
+    row = run_user_model("openvino", tiny_transformer(save_graph, tmp_path / "bert.onnx"), "--precisions", "int8")
+    assert row["status"] == "ok", row.get("error") or row.get("stderr_tail")
+    options = json.loads(row["conversion_options"])
+    assert (options["model_type"], options["preset"]) == ("TRANSFORMER", "MIXED")
+    assert row["quant_recipe"] == options["recipe"] and "model_type TRANSFORMER" in row["quant_recipe"]
+    assert row["quant_limit"] is None
+    compute = facts(row)["compute_layer_precisions"]
+    assert compute.get("u8", 0) + compute.get("i8", 0) > 0, compute
+    int8_checked(row)
+
+
+@pytest.mark.slow
+def test_silero_vad_int8_says_what_its_fp32_row_says(run_cases):
+    """OpenVINO's ONNX frontend refuses silero_vad (its If) before NNCF sees it: the int8 row says that in the fp32
+    row's words, one line, not the quantizer's traceback."""
+    rows = {r["precision"]: r for r in run_cases(["openvino"], ["silero_vad"], precisions=["fp32", "int8"])}
+    if rows["fp32"]["status"] == "ok":  # a later OpenVINO converts it: then int8 must not fail at the frontend
+        assert not (rows["int8"].get("error") or "").startswith("OpenVINO ONNX frontend")
+        return
+    fp32, int8 = rows["fp32"], rows["int8"]
+    assert fp32["status"] == int8["status"] == "conversion_failed", int8.get("error")
+    assert int8["error"] == fp32["error"] and "(ops: If)" in int8["error"], int8["error"]
+    assert "Traceback" not in int8["error"] and "\n" not in int8["error"]
 
 
 def test_a_quantization_that_did_nothing_is_not_an_int8_row(tmp_path, save_graph, bench_cli):
