@@ -136,7 +136,7 @@ def test_int8_runs_and_is_checked_on_every_runner_that_has_it(emulated):
         for runner in INT8:
             row = cases[(model, runner, "int8")]
             assert row["status"] == "ok" and row["accuracy_ok"] is not None, (row["case_key"], row["error"])
-            assert row["calibration_sha256"], row["case_key"]
+            assert row["calibration_sha256"] and row["quant_recipe"], row["case_key"]
 
 
 def test_without_fp16_arithmetic_the_fp16_cases_are_refused_from_the_flags(emulated):

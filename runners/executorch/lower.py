@@ -31,7 +31,9 @@ from bench.runners.pytorch.runner import graph_io
 
 # XNNPACK's own recommended int8 recipe: symmetric int8, weights per output channel, activations per tensor.
 INT8_OPTIONS = {"quantizer": "XNNPACKQuantizer (PT2E: prepare_pt2e / convert_pt2e)",
-                "config": "get_symmetric_quantization_config(is_per_channel=True)"}
+                "config": "get_symmetric_quantization_config(is_per_channel=True)",
+                "recipe": "PT2E with XNNPACKQuantizer: int8 symmetric, weights per output channel, activations per "
+                          "tensor, static (calibrated); every op XNNPACK's quantizer annotates, nothing skipped"}
 QUANTIZE_OPS = ("quantize_per_tensor", "quantize_per_channel", "quantize_affine")
 
 
