@@ -211,6 +211,11 @@ class ForkServer:
             self.give_up()
             return None
 
+    @property
+    def pid(self) -> int | None:
+        """The server's pid while it runs: its children are the workers in flight (``bench.ahead`` ends them)."""
+        return self._proc.pid if self._proc is not None else None
+
     def give_up(self) -> None:
         """Once broken, every later case spawns its worker: no second guess mid-run."""
         self.failed = True

@@ -112,6 +112,9 @@ CASE_COLUMNS: tuple[Column, ...] = (
     _c("calibration_sha256", STR, "", "int8: hash of the calibration set (bench.execution.calibration), the same "
        "samples for every runtime"),
     _c("conversion_cached", BOOL, "", "the converted artifact came from the cache (convert_ms is then the lookup)"),
+    _c("conversion_ahead_ms", F64, "ms", "the conversion that made this case's cached artifact in this run's pass "
+       "ahead of timing (several conversions at a time, so a busier machine than convert_ms's); null where the case "
+       "converted itself or the artifact came from an earlier run"),
     _c("accuracy_ok", BOOL, "", "outputs within the precision's tolerance of the fp32 reference"),
     _c("accuracy_reason", STR, "", "why accuracy_ok is false or null"),
     _c("max_abs_error", F64, "", "max |output - reference| over all parity inputs"),
