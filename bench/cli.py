@@ -74,6 +74,9 @@ def _add_run(sub) -> None:
     p.add_argument("--resume", metavar="RUN_ID", help="finish an interrupted run: only its missing cases run")
     p.add_argument("--retry-failed", action="store_true",
                    help="convert again what a converter refused before (by default its cached failure is reused)")
+    p.add_argument("--no-convert-ahead", dest="convert_ahead", action="store_false",
+                   help="convert inside each case's worker, one case at a time, instead of every artifact first, "
+                   "several at a time, before timing")
     p.add_argument("--strict", action="store_true", help="refuse to run on a noisy machine (governor, load, ...)")
     p.add_argument("--cooldown", type=float, default=0.0, metavar="S", help="idle seconds before each case")
     p.add_argument("--cooldown-until", type=float, metavar="CELSIUS",
@@ -241,7 +244,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         options = RunOptions(strict=args.strict, cooldown_s=args.cooldown, cooldown_until_c=args.cooldown_until,
                              cooldown_max_s=args.cooldown_max, machine_label=args.machine_label,
-                             shard=args.shard or "", verbose=args.verbose)
+                             shard=args.shard or "", verbose=args.verbose, convert_ahead=args.convert_ahead)
         execute(planned, args.results, run, registry, options=options)
     except Interrupted as exc:
         return exc.exit_code

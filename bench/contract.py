@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 # pydantic reads this from plain dataclasses when the parent checks a result: an unknown key is refused too.
 FORBID_EXTRA = {"extra": "forbid"}
 SPAWNED_AT_ENV = "BENCH_SPAWNED_AT_NS"  # the launcher's time.time_ns() at spawn, for the worker's start-up phase
+# What a worker process can be asked to run (bench.execution.worker's main): a timed case, an fp32 reference, or
+# only a case's conversion (bench.ahead's pass); the fork server refuses anything else.
+WORKER_MODES = ("case", "reference", "convert")
 
 
 class Status(str, Enum):

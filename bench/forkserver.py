@@ -38,7 +38,7 @@ from typing import IO, Any
 
 from bench import containment, telemetry
 from bench.containment import SETUP_FAILED
-from bench.contract import SPAWNED_AT_ENV
+from bench.contract import SPAWNED_AT_ENV, WORKER_MODES
 
 START_DEADLINE_S = 120.0  # its imports (numpy, pydantic, the worker): ~0.5 s here, tens of seconds under emulation
 ANSWER_DEADLINE_S = 30.0  # a fork and a child's set-up, or a reap of a worker that has exited: milliseconds
@@ -46,7 +46,6 @@ ANSWER_DEADLINE_S = 30.0  # a fork and a child's set-up, or a reap of a worker t
 PRELOADED = ("bench.models.zoo", "bench.models.tasks")
 
 
-MODES = ("case", "reference")  # what the worker's main() runs (bench.execution.worker)
 
 
 class BadRequest(ValueError):
@@ -59,7 +58,7 @@ def _is_int(value: object) -> bool:
 
 # Each field of a request -> (what it must be, its check): the server's side of the contract.
 _FIELD_CHECKS: dict[str, tuple[str, Callable[[Any], bool]]] = {
-    "mode": (f"one of {', '.join(MODES)}", lambda v: v in MODES),
+    "mode": (f"one of {', '.join(WORKER_MODES)}", lambda v: v in WORKER_MODES),
     "case_file": ("a path", lambda v: isinstance(v, str) and v != ""),
     "out_dir": ("a path", lambda v: isinstance(v, str) and v != ""),
     "stdout": ("a path", lambda v: isinstance(v, str) and v != ""),
@@ -76,7 +75,7 @@ class ForkRequest:
     (``from_line``) here only; the server checks every field before it forks, so a malformed request is refused
     with its reason instead of ending the server with a KeyError."""
 
-    mode: str  # "case" or "reference"
+    mode: str  # one of WORKER_MODES
     case_file: str
     out_dir: str
     stdout: str  # the case's log files, opened by the child as its fds 1 and 2
@@ -307,6 +306,11 @@ class ForkServer:
         if "refused" in reply:
             raise ServerRefused(f"the fork server refused the request: {reply['refused']}")
         return int(reply["pid"])
+
+    @property
+    def pid(self) -> int | None:
+        """The server's pid while it runs: its children are the workers in flight (``bench.ahead`` ends them)."""
+        return self._proc.pid if self._proc is not None else None
 
     def give_up(self) -> None:
         """Once broken, every later case spawns its worker: no second guess mid-run."""

@@ -104,6 +104,10 @@ class RunnerSpec:
     # speed depends on a tuning step; None: the runner has none
     tuner: ClassVar[str | None] = None
     installable: ClassVar[bool] = True  # False: a runtime bench knows of but cannot install (bench/known.py)
+    # The precisions whose ``Runner.convert`` makes an artifact in the cache, which ``bench run`` makes ahead of the
+    # timed phase, several at a time (bench/ahead.py); None: every precision, the safe default (a conversion tried
+    # ahead for nothing costs one worker, never a wrong row)
+    converted_precisions: ClassVar[tuple[str, ...] | None] = None
 
     def version(self) -> str | None:
         try:
@@ -126,6 +130,10 @@ class RunnerSpec:
         the CPU at hand, the tests about every CPU in ``bench.cpu.REFERENCE_CPUS``. Where the runtime may still
         substitute another precision silently, the runner reads the precision back in the worker as well."""
         return PrecisionSupport()
+
+    def converts(self, precision: str) -> bool:
+        """Whether a case of ``precision`` converts the model into the cache before loading it."""
+        return self.converted_precisions is None or precision in self.converted_precisions
 
     def precision_available(self, precision: str) -> Availability:
         """Whether bench has what this precision needs here (a quantizer, a converter): when not, the case is

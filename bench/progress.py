@@ -69,6 +69,10 @@ class Display:
     def warn(self, warning: str) -> None:
         self._say(f"warning: {warning}")
 
+    def note(self, line: str) -> None:
+        """A line about what the run does before its cases (converting ahead of timing, say)."""
+        self._print(line)
+
     def _say(self, line: str) -> None:
         """Every line bench prints: names in it come from model files and may hold terminal escapes."""
         self.console.print(printable(line), markup=False, soft_wrap=True)

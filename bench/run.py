@@ -22,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from bench import envinfo, noise, thermal
+from bench.ahead import AheadConversions, convert_ahead
 from bench.errors import UserError
 from bench.execution.parity import reference_ok, reference_path
 from bench.files import first_line
@@ -149,6 +150,7 @@ class RunOptions:
     machine_label: str = ""  # the CI runner's hardware label, e.g. "x86-avx512"
     shard: str = ""
     verbose: bool = False  # print every case (impossible ones too) and the full table, not just the answer
+    convert_ahead: bool = True  # make the artifacts first, several at a time, then time (bench.ahead)
 
 
 def _environment(options: RunOptions, planned: list[PlannedCase]) -> dict[str, Any]:
@@ -182,7 +184,7 @@ def _cooldown_notes(options: RunOptions) -> list[str]:
 
 
 def _run_cases(planned, results, run, registry, display, done: set[str], options: RunOptions,
-               server: ForkServer) -> list[dict[str, Any]]:
+               server: ForkServer, ahead: AheadConversions) -> list[dict[str, Any]]:
     versions = {name: spec.version() for name, spec in registry.specs.items()}
     rows = []
     for p in planned:
@@ -190,7 +192,7 @@ def _run_cases(planned, results, run, registry, display, done: set[str], options
             continue
         thermals = _cooled(options) if not p.skip_status else {}
         display.started(p.case.key)
-        row = _run_one(p, run, versions.get(p.case.runner), server)
+        row = ahead.mark(p.case, _run_one(p, run, versions.get(p.case.runner), server))
         if thermals:
             row = {**row, **thermals, "temp_end_c": thermal.hottest()}
         # the plan index names the file, so a resumed run or another shard never collides
@@ -219,7 +221,9 @@ def execute(
     try:
         with ForkServer() as server:  # each case still gets a process of its own: see bench.forkserver
             ensure_references(planned, server)
-            rows = _run_cases(planned, results, run, registry, display, done, options, server)
+            ahead = (convert_ahead(planned, done, registry, server, display.note) if options.convert_ahead
+                     else AheadConversions({}))
+            rows = _run_cases(planned, results, run, registry, display, done, options, server, ahead)
     except Interrupted:
         _write_run(results, run, env, "interrupted", len(planned), len(finished_keys(results, run.run_id)))
         display.interrupted(run.run_id, str(results))

@@ -49,16 +49,18 @@ def run_cases(cache_dir, tmp_path):
 
     Example: ``rows = run_cases(["openvino"], ["tiny_cnn"], precisions=["fp32", "bf16"])``. ``plan_cpu``: plan as
     if on another CPU (a ``bench.cpu.Cpu``), so that the workers' own read-backs are what refuses a case.
+    ``convert_ahead``: off by default, so that each case converts in its own worker and its row says so (what a
+    runner's conversion tests check); tests/test_ahead.py runs the pass.
     """
     import io
 
     from bench.plan import Overrides, plan
     from bench.registry import Registry
-    from bench.run import RunInfo, execute
+    from bench.run import RunInfo, RunOptions, execute
     from bench.suite import Suite, TimingConfig
 
     def run(runners, models, precisions=("fp32",), threads=(1,), scenarios=("latency",), batch_sizes=(1,),
-            timeout_s=300.0, max_time_s=0.5, extra_specs=(), devices=("cpu",), plan_cpu=None):
+            timeout_s=300.0, max_time_s=0.5, extra_specs=(), devices=("cpu",), plan_cpu=None, convert_ahead=False):
         suite = Suite(
             name="test", models=list(models), runners=list(runners), precisions=list(precisions), devices=list(devices),
             threads=list(threads), scenarios=list(scenarios), batch_sizes=list(batch_sizes), timeout_s=timeout_s,
@@ -68,6 +70,7 @@ def run_cases(cache_dir, tmp_path):
         for spec in extra_specs:
             registry.register(spec)
         planned = plan(suite, "test", Overrides(), registry, cache_dir, cpu=plan_cpu)
-        return execute(planned, tmp_path / "results", RunInfo.new("test", []), registry, stream=io.StringIO())
+        return execute(planned, tmp_path / "results", RunInfo.new("test", []), registry, stream=io.StringIO(),
+                       options=RunOptions(convert_ahead=convert_ahead))
 
     return run

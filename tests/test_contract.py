@@ -18,9 +18,10 @@ from bench.results.schema import CASE_COLUMNS
 CASE = Case(model=ModelRef("m", "/m.onnx", "a" * 64, (InputSpec("x", (1, 4), "float32", -1, 1),), macs=100),
             runner="r", implementation="x:Y", device="cpu", precision="fp16", batch=1, threads=1, scenario="latency")
 SAMPLES = np.array([1_000_000, 1_100_000, 1_200_000] * 10, dtype=np.int64)
-# Columns that no worker result fills: the store stamps the version; run.py adds the declaration's CPU feature
-# and the temperatures around the case (bench.thermal).
-ADDED_OUTSIDE = {"schema_version", "precision_feature", "temp_start_c", "temp_end_c", "cooldown_wait_s"}
+# Columns that no worker result fills: the store stamps the version; run.py adds the declaration's CPU feature,
+# the temperatures around the case (bench.thermal) and the conversion made ahead of timing (bench.ahead).
+ADDED_OUTSIDE = {"schema_version", "precision_feature", "temp_start_c", "temp_end_c", "cooldown_wait_s",
+                 "conversion_ahead_ms"}
 
 
 PHASES = Phases(convert_ms=1.0, load_ms=2.0, prepare_ms=3.0, first_inference_ms=4.0, warmup_iterations=5,

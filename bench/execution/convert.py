@@ -11,6 +11,7 @@ recorded.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -83,8 +84,7 @@ def cached_artifact(
         if not files or any((tmp / n).stat().st_size == 0 for n in files):
             raise ConversionFailed("the converter reported success but wrote no usable files")
         (tmp / "MANIFEST.json").write_text(json.dumps(files, indent=1))
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
+        _move_into_place(tmp, folder)
     except ConversionFailed as exc:
         if not isinstance(exc, ConverterInterrupted) and not MACHINE_TROUBLE.search(str(exc)):
             _record_failure(failure, exc, conversion)
@@ -92,6 +92,20 @@ def cached_artifact(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return folder, conversion
+
+
+def _move_into_place(tmp: Path, folder: Path) -> None:
+    """``tmp`` becomes ``folder``, replacing a corrupt one. Two conversions of one key may run at once (``bench run``
+    converts ahead of timing, several at a time, and two cases can share an artifact): the first one in place
+    stays, the other's files are dropped (``tmp`` is removed by the caller)."""
+    if _intact(folder):
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        os.replace(tmp, folder)
+    except OSError as exc:  # the other conversion moved its folder in between
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not _intact(folder):
+            raise
 
 
 def _record_failure(failure: Path, exc: ConversionFailed, conversion: Conversion) -> None:

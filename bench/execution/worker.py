@@ -1,6 +1,7 @@
 """The worker: runs one case in a fresh process and writes a typed result into a folder, never to stdout.
 
-Usage (by the launcher only): ``python -m bench.execution.worker case|reference CASE_JSON OUT_DIR``.
+Usage (by the launcher only): ``python -m bench.execution.worker case|reference|convert CASE_JSON OUT_DIR``
+(``convert``: only the runner's conversion into the cache, for ``bench run``'s pass ahead of timing).
 
 Files written to OUT_DIR: ``samples.npy`` (int64 ns per timed iteration) and then ``result.json``,
 renamed into place last so that the parent never reads a half-written result.
@@ -31,6 +32,7 @@ from bench import topology
 from bench.case import Case
 from bench.contract import (
     SPAWNED_AT_ENV,
+    WORKER_MODES,
     Accuracy,
     ConversionFailed,
     Phases,
@@ -116,12 +118,31 @@ def run_reference(case: Case, out_dir: Path) -> WorkerResult:
     return WorkerResult(Status.OK, reference=str(parity.save_reference(case, outputs)))
 
 
+def run_conversion(case: Case) -> WorkerResult:
+    """The runner's conversion alone, into the cache (``bench.ahead``): nothing loaded, nothing timed but the
+    conversion itself, whose facts and time come back for the rows of the cases that use the artifact."""
+    runner: Runner = load_object(case.implementation)(case)
+    _, convert_ms = _timed_ms(lambda: runner.convert(Path(case.model.path)))
+    made = runner.conversion.facts() if runner.conversion else {}
+    return WorkerResult(Status.OK, facts=RunnerFacts.of({**made, "convert_ms": convert_ms}))
+
+
+def _run(mode: str, case: Case, out_dir: Path, started_ms: float | None) -> WorkerResult:
+    if mode == "case":
+        return run_case(case, out_dir, started_ms)
+    if mode == "convert":
+        return run_conversion(case)
+    if mode == "reference":
+        return run_reference(case, out_dir)
+    raise ValueError(f"unknown worker mode {mode!r} (expected one of {', '.join(WORKER_MODES)})")
+
+
 def main(argv: list[str]) -> int:
     started_ms = _worker_start_ms(time.time_ns())
     mode, case_file, out_dir = argv[0], Path(argv[1]), Path(argv[2])
     case = Case.from_json(case_file.read_text())
     try:
-        result = run_case(case, out_dir, started_ms) if mode == "case" else run_reference(case, out_dir)
+        result = _run(mode, case, out_dir, started_ms)
     except MemoryError:
         traceback.print_exc(limit=5)
         result = WorkerResult(Status.OOM, "MemoryError: the worker ran out of memory")

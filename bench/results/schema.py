@@ -116,6 +116,9 @@ CASE_COLUMNS: tuple[Column, ...] = (
     _c("quant_limit", STR, "", "int8: what bounds the row, where something does: 'build: ' (the runtime as "
        "installed lacks kernels), 'runtime defect: ' or 'bench: ' (a tool bench does not drive)"),
     _c("conversion_cached", BOOL, "", "the converted artifact came from the cache (convert_ms is then the lookup)"),
+    _c("conversion_ahead_ms", F64, "ms", "the conversion that made this case's cached artifact in this run's pass "
+       "ahead of timing (several conversions at a time, so a busier machine than convert_ms's); null where the case "
+       "converted itself or the artifact came from an earlier run"),
     _c("accuracy_ok", BOOL, "", "outputs within the precision's tolerance of the fp32 reference"),
     _c("accuracy_reason", STR, "", "why accuracy_ok is false or null"),
     _c("max_abs_error", F64, "", "max |output - reference| over all parity inputs"),

@@ -37,6 +37,7 @@ class OnnxRuntimeSpec(RunnerSpec):
     install_hint = extra_hint("onnxruntime")
     devices = ("cpu", "cuda")
     precisions = ("fp32", "fp16", "int8")
+    converted_precisions = ("fp16", "int8")  # variants made by ORT's tools; fp32 reads the ONNX file
     scenarios = ("latency", "throughput")
     model_format = "onnx"
     packages = ("onnxruntime-gpu",)

@@ -54,6 +54,7 @@ class OpenVinoSpec(RunnerSpec):
     install_hint = extra_hint("openvino")
     devices = ("cpu",)
     precisions = ("fp32", "bf16", "fp16", "int8")
+    converted_precisions = ("int8",)  # the NNCF-quantized IR; the others read the ONNX file at load
     scenarios = ("latency", "throughput")
     model_format = "onnx"
     notes = ("precision read back from the compiled model; int8: NNCF post-training quantization on the shared "

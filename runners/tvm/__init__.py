@@ -30,6 +30,7 @@ class TvmSpec(RunnerSpec):
     devices = ("cpu",)  # the wheel has a CUDA runtime too, untested here (no GPU)
     # fp32 only: TVM computes a model in its own dtypes; fp16/int8 would need bench to rewrite the graph first
     precisions = ("fp32",)
+    converted_precisions = ()  # tvm.compile runs in prepare (it needs the tuning records), cached there
     scenarios = ("latency",)
     model_format = "onnx"
     packages = ("apache-tvm-ffi", "xgboost-cpu")
