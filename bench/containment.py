@@ -99,7 +99,7 @@ def become_subreaper() -> bool:
 def children(parent: int | None = None) -> set[int]:
     """The pids whose parent is ``parent`` (this process by default), from /proc; empty where there is no /proc."""
     parent = os.getpid() if parent is None else parent
-    found = set()
+    found: set[int] = set()
     try:
         entries = os.listdir("/proc")
     except OSError:
@@ -120,7 +120,7 @@ def _parent_of(pid: str) -> int | None:
     return int(fields[1]) if len(fields) > 1 else None
 
 
-def end_children(keep: set[int] = frozenset()) -> list[int]:
+def end_children(keep: frozenset[int] | set[int] = frozenset()) -> list[int]:
     """Kill and reap every child of this process except ``keep``, generation after generation (a killed daemon's
     own children come here next, this process being their subreaper); returns the pids ended."""
     ended: set[int] = set()

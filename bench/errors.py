@@ -3,7 +3,8 @@ against a pydantic model at the edge (suites, the zoo manifest) and a bad value 
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -21,7 +22,7 @@ class Strict(BaseModel):
 M = TypeVar("M", bound=BaseModel)
 
 
-def _key_path(loc: tuple, data: object) -> str:
+def _key_path(loc: tuple, data: Any) -> str:
     """The part of pydantic's error location that exists in the file (drops union tags like 'int')."""
     parts, node = [], data
     for part in loc:
@@ -36,7 +37,7 @@ def _key_path(loc: tuple, data: object) -> str:
     return ".".join(str(p) for p in parts) or "(top level)"
 
 
-def _describe(error: dict, data: object) -> str:
+def _describe(error: Mapping[str, Any], data: object) -> str:
     key = _key_path(error["loc"], data)
     if error["type"] == "extra_forbidden":
         return f"unknown key {key!r}"

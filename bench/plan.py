@@ -109,7 +109,7 @@ def _core_sets(suite: Suite, overrides: Overrides, root: Path = Path("/")) -> li
     """(cores, cpus, threads, why not) for each cores value x thread count. A cluster this machine lacks (one
     cluster on most x86 machines) still plans its cases, as unavailable rows that say why."""
     allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(cpus_allowed()))
-    sets = []
+    sets: list[tuple[str, tuple[int, ...], int, str]] = []
     for name in suite.cores:
         cpus, why = topology.core_set(name, allowed, root)
         for n in _threads(suite, overrides, len(cpus or allowed)):
@@ -169,7 +169,7 @@ def plan(
     devices = {spec.name: spec.detect_devices() for spec in runners}
     timeout_s = overrides.timeout_s or suite.timeout_s
     cpu = cpu or Cpu.here()
-    planned = []
+    planned: list[PlannedCase] = []
     axes = (models, runners, suite.devices, suite.precisions, suite.batch_sizes, _core_sets(suite, overrides),
             suite.scenarios)
     for model, spec, device, precision, batch, (cores, cpus, n_threads, why), scenario in itertools.product(*axes):

@@ -67,7 +67,7 @@ def save_reference(case: Case, outputs: list[dict[str, np.ndarray]]) -> Path:
     before every use (a corrupted one was never rebuilt and made every case of its model an error)."""
     arrays = {f"{i}/{j}": array for i, out in enumerate(outputs) for j, array in enumerate(out.values())}
     arrays[NAMES] = np.frombuffer(json.dumps([list(out) for out in outputs]).encode(), dtype=np.uint8)
-    path = write_atomic(reference_path(case), lambda f: np.savez(f, **arrays))
+    path = write_atomic(reference_path(case), lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]  # numpy's stub: **kwds beside allow_pickle
     write_atomic(_hash_path(path), lambda f: f.write(sha256_file(path).encode()))
     return path
 

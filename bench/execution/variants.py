@@ -20,6 +20,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from bench.case import Case
 from bench.execution.calibration import CALIBRATION_SAMPLES, calibration_inputs, calibration_sha256
@@ -107,8 +108,8 @@ def make_fp16(case: Case, src: Path, dst: Path) -> None:
 
 
 MAKERS = {"int8": make_int8, "fp16": make_fp16}
-CONVERTERS = {"int8": ("onnxruntime.quantization", INT8_OPTIONS), "fp16": ("onnxruntime.transformers.float16",
-                                                                          FP16_OPTIONS)}
+CONVERTERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "int8": ("onnxruntime.quantization", INT8_OPTIONS), "fp16": ("onnxruntime.transformers.float16", FP16_OPTIONS)}
 
 
 def _ort_version() -> str:

@@ -35,14 +35,14 @@ MAX_HEATMAP_ROWS = 60
 MAX_TREND_TICKS = 8  # labelled runs on a trend chart's axis (each label: date, time and commit)
 WIDTH = 6.4  # inches: two small multiples side by side on a wide screen
 WIDE_SPAN = 30.0  # max / min above which an axis goes log
-RC = {
+RC: dict[Any, Any] = {  # matplotlib types its keys as a Literal of every rc name
     "svg.fonttype": "none", "text.parse_math": False, "font.size": 9, "axes.titlesize": 10,
     "axes.spines.top": False, "axes.spines.right": False, "svg.hashsalt": "bench-report",
 }
 WRONG = "#d62728"
 # Beside the axes, not loc='best': that tries every corner against every point (the slowest step of a fleet's
 # charts), and a legend of up to 30 series would cover the lines anyway.
-LEGEND_BESIDE = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "borderaxespad": 0.0}
+LEGEND_BESIDE: dict[str, Any] = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "borderaxespad": 0.0}
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,8 @@ def _draw_svg(fig: Figure) -> str:
     renderer = MixedModeRenderer(fig, width, height, image_dpi,
                                  RendererSVG(width * 72, height * 72, buf, image_dpi=image_dpi,
                                              metadata={"Date": None}))
-    fig.draw(renderer)
-    box = fig.get_tightbbox(renderer).padded(PAD_INCHES)
+    fig.draw(renderer)  # type: ignore[arg-type]  # matplotlib's stubs omit that a MixedModeRenderer is one
+    box = fig.get_tightbbox(renderer).padded(PAD_INCHES)  # type: ignore[arg-type]
     renderer.finalize()
     x, y, w, h = (72 * v for v in (box.x0, height - box.y1, box.width, box.height))  # SVG's y runs down
     size = f'width="{w:.6g}pt" height="{h:.6g}pt" viewBox="{x:.6g} {y:.6g} {w:.6g} {h:.6g}"'
@@ -298,6 +298,7 @@ def _pareto_figure(model: str, rows: list[Row], colors: dict) -> Figure:
     kinds: dict[str, list[Row]] = defaultdict(list)
     for r in rows:
         kinds[_checked(r)].append(r)
+    styles: dict[str, dict[str, Any]]
     styles = {"wrong": {"marker": "X", "s": 90, "facecolors": "none", "edgecolors": WRONG, "linewidths": 1.5},
               "unchecked": {"marker": "o", "s": 40, "facecolors": "none", "edgecolors": "gray"},
               "correct": {"marker": "o", "s": 40, "color": [colors[r["runner"]] for r in kinds["correct"]]}}

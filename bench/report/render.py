@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any, cast
 
 from bench.report import charts, data, views
 
@@ -69,9 +69,8 @@ def draw(d: data.ReportData, t: dict[str, views.Table], baseline: str, helper: H
     helper.send(away)
     here = _run({name: job for name, job in todo.items() if name not in away})
     meanwhile()
-    drawn = helper.result()
-    if drawn is None:
-        drawn = _run(away)
+    elsewhere = helper.result()
+    drawn = elsewhere if elsewhere is not None else _run(away)
     return {name: here[name] if name in here else drawn[name] for name in todo}
 
 
@@ -82,6 +81,7 @@ class Helper:
     def __init__(self) -> None:
         self.proc = subprocess.Popen([sys.executable, "-m", "bench.report.render"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE)
+        self.stdin, self.stdout = cast(IO[bytes], self.proc.stdin), cast(IO[bytes], self.proc.stdout)  # both PIPE
         self.feeder: threading.Thread | None = None
 
     def send(self, todo: dict[str, Job]) -> None:
@@ -93,19 +93,19 @@ class Helper:
 
     def _feed(self, payload: bytes) -> None:
         try:
-            self.proc.stdin.write(payload)
+            self.stdin.write(payload)
         except OSError:  # it died first; result() says so
             pass
         finally:
             try:
-                self.proc.stdin.close()
+                self.stdin.close()
             except OSError:
                 pass
 
     def result(self) -> dict[str, list[charts.Chart]] | None:
         """The helper's charts, or None (named on stderr) when it failed."""
-        with self.proc.stdout:
-            out = self.proc.stdout.read()
+        with self.stdout:
+            out = self.stdout.read()
         code = self.proc.wait()
         if self.feeder is not None:
             self.feeder.join()

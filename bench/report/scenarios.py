@@ -38,6 +38,7 @@ import math
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from bench.report import views
 from bench.report.change import ALPHA, MAX_SAMPLES, compare_case
@@ -94,7 +95,7 @@ def scenario_table(cases: list[Row], runs: list[Row] | None = None) -> views.Tab
     return views.Table("scenarios", COLUMNS, rows, _emulated_note(emulated) + NOTE)  # first: summaries cut notes
 
 
-def _emulated(case: Row, by_run: dict[str, Row]) -> bool:
+def _emulated(case: Row, by_run: dict[Any, Row]) -> bool:
     """The case's run ran under emulation (runs.emulated; the case row's own column where no runs row says)."""
     run = by_run.get(case.get("run_id")) or {}
     return bool(run["emulated"] if run.get("emulated") is not None else case.get("emulated"))
@@ -160,7 +161,7 @@ def _cell(record: Row | None) -> str:
     return f"{record['runner']} {record['precision']}" + (" (tie)" if record["verdict"] == "tie" else "")
 
 
-def _machine(case: Row, by_run: dict[str, Row]) -> str:
+def _machine(case: Row, by_run: dict[Any, Row]) -> str:
     run = by_run.get(case.get("run_id")) or {}
     return (run.get("machine_label") or run.get("machine_id") or case.get("machine_label") or case.get("machine_id")
             or case.get("machine") or "?")

@@ -30,7 +30,8 @@ CATEGORIES = (
     ("runtime error", "error"), ("bad worker output", "error"), ("conversion failed", "convert"),
     ("unavailable", "na"), ("unsupported", "na"), ("ok (unchecked)", "unchecked"), ("ok", "ok"),
 )
-STATUS_CATEGORY = {
+ACCURACY_CATEGORY: dict[Any, str] = {True: "ok", False: "wrong output"}  # of an ok case; None: unchecked
+STATUS_CATEGORY: dict[str, str] = {
     Status.ERROR: "runtime error", Status.CRASHED: "crashed", Status.TIMEOUT: "timeout", Status.OOM: "out of memory",
     Status.BAD_OUTPUT: "bad worker output", Status.CONVERSION_FAILED: "conversion failed",
     Status.UNSUPPORTED: "unsupported", Status.UNAVAILABLE: "unavailable",
@@ -78,7 +79,7 @@ def _inert(value: Any) -> Any:
 
 def category(case: Row) -> str:
     if case.get("status") == Status.OK:
-        return {True: "ok", False: "wrong output"}.get(case.get("accuracy_ok"), "ok (unchecked)")
+        return ACCURACY_CATEGORY.get(case.get("accuracy_ok"), "ok (unchecked)")
     return STATUS_CATEGORY.get(case.get("status") or "", case.get("status") or "unknown")
 
 
@@ -192,6 +193,8 @@ def pareto(cases: list[Row]) -> Table:
     rows = []
     for model, group in _by_model(cases).items():
         cfg = primary_config(group)
+        if cfg is None:  # no timed case
+            continue
         points = [c for c in group if timed(c) and config(c) == cfg]
         ok = [c for c in points if eligible(c)]
         fastest = min(ok, key=lambda c: c["median_ms"]) if ok else None
@@ -380,7 +383,7 @@ def winners(cases: list[Row]) -> Table:
         up = next((c for c in ok if c.get("runner") != win.get("runner")), None)
         faster_wrong = [c for c in group if timed(c) and not eligible(c) and c["median_ms"] < win["median_ms"]]
         margin = round((up["median_ms"] / win["median_ms"] - 1) * 100, 2) if up else None
-        noise = bool(up) and (win.get("median_ci_high_ms") or win["median_ms"]) >= \
+        noise = up is not None and (win.get("median_ci_high_ms") or win["median_ms"]) >= \
             (up.get("median_ci_low_ms") or up["median_ms"])
         rows.append((machine, model, config_label(tuple(cfg)), _who(win), _ms(win["median_ms"]),
                      _who(up) if up else None,

@@ -96,11 +96,11 @@ def update(loc: Location, infos: list[pafs.FileInfo]) -> int:
     for info in todo:
         with loc.fs.open_input_file(info.path) as f:
             rows = pq.read_table(f, schema=RUN_SCHEMA)
-        relative = loc.relative(info.path)
-        if rows.num_rows == 1 and rows.column("status")[0].as_py() == "complete" \
+        relative, stamp = loc.relative(info.path), _stamp(info)  # a stamp todo already has
+        if stamp is not None and rows.num_rows == 1 and rows.column("status")[0].as_py() == "complete" \
                 and rows.column("run_id")[0].as_py() == _run_id(relative):
             parts.append(rows)
-            covered[relative] = _stamp(info)
+            covered[relative] = stamp
             added += 1
     if added or kept != set(old_covered):  # runs still going were read for nothing: the cache stays as it is
         _write(loc, parts, covered)
