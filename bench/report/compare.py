@@ -22,7 +22,6 @@ saying why; else 0. ``--each-machine`` says "not compared" for such a pair and t
 from __future__ import annotations
 
 import json
-import math
 import re
 import sys
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from bench.contract import Status
 from bench.errors import UserError
 from bench.report.change import ALPHA, MAX_SAMPLES, Change, compare_case, ran_correctly, rank_test_p_values
 from bench.results import store
+from bench.results.uri import Location
 from bench.text import printable
 
 MAX_MARKDOWN_ROWS = 500
@@ -46,20 +46,9 @@ CASE_FIELDS = ("case_key", "run_id", "timestamp", "model", "model_sha256", "runn
 
 @dataclass(frozen=True)
 class Threshold:
-    """A relative change, parsed once from "5%" (or "5", also percent)."""
+    """A relative change of the median that counts (``bench.options.threshold`` parses "5%" into one)."""
 
     fraction: float
-
-    @classmethod
-    def parse(cls, text: str) -> Threshold:
-        number = text.strip().removesuffix("%")
-        try:
-            value = float(number)
-        except ValueError:
-            raise UserError(f"--threshold: expected a percentage such as 5%, got {text!r}") from None
-        if not 0 <= value < 1000 or math.isnan(value):
-            raise UserError(f"--threshold: expected 0% to 1000%, got {text!r}")
-        return cls(value / 100)
 
     def __str__(self) -> str:
         return f"{self.fraction * 100:g}%"
@@ -403,14 +392,28 @@ def each_machine(results: Path, threshold: Threshold, folder: Path, allow_env_di
     return 1 if 1 in codes else max(codes)
 
 
-def command(args) -> int:
-    """``bench compare``: the parsed flags (see bench.cli) -> exit code 0, or 1 on a regression."""
-    threshold = Threshold.parse(args.threshold)
-    if args.each_machine == bool(args.base or args.new) or bool(args.base) != bool(args.new):
+@dataclass(frozen=True)
+class CompareOptions:
+    """``bench compare``'s flags, parsed (bench.cli, bench.options)."""
+
+    base: str | None
+    new: str | None
+    results: Location
+    threshold: Threshold
+    each_machine: bool = False
+    markdown_dir: Path = Path("compare")
+    markdown: Path | None = None
+    json: Path | None = None
+    allow_env_diff: bool = False
+
+
+def command(o: CompareOptions) -> int:
+    """``bench compare``: exit code 0, or 1 on a regression."""
+    if o.each_machine == bool(o.base or o.new) or bool(o.base) != bool(o.new):
         raise UserError("bench compare takes BASE and NEW, or --each-machine without them")
     try:
-        if args.each_machine:
-            return each_machine(args.results, threshold, args.markdown_dir, args.allow_env_diff)
-        return run(args.base, args.new, args.results, threshold, args.markdown, args.json, args.allow_env_diff)
+        if o.base and o.new:
+            return run(o.base, o.new, o.results, o.threshold, o.markdown, o.json, o.allow_env_diff)
+        return each_machine(o.results, o.threshold, o.markdown_dir, o.allow_env_diff)
     except OSError as exc:
         raise UserError(f"cannot write {exc.filename}: {exc.strerror or exc}") from None

@@ -20,6 +20,7 @@ from bench.files import write_text_atomic
 from bench.report import charts, data, eager, render, scenarios, views
 from bench.report.html import Section, coverage_html, esc, page, table_html
 from bench.report.summary import summary_markdown
+from bench.results.uri import Location
 
 
 @dataclass
@@ -193,12 +194,12 @@ def build_report(results: Path, out: Path, baseline: str = "onnxruntime", run_id
     return ReportFiles(index, summary, csv)
 
 
-def command(args) -> int:
-    """``bench report``: the parsed flags (see bench.cli) -> files written, and where."""
+def command(loc: Location, out: Path, baseline: str, run_id: str | None) -> int:
+    """``bench report``: the flags (parsed by bench.cli) -> files written, and where."""
     try:
-        files = build_report(args.results, args.out, args.baseline, args.run_id)
+        files = build_report(loc, out, baseline, run_id)
     except OSError as exc:
-        raise UserError(f"cannot write the report to {args.out}: {exc.strerror or exc}") from None
+        raise UserError(f"cannot write the report to {out}: {exc.strerror or exc}") from None
     print(f"report: {files.index}")
     print(f"summary: {files.summary}")
     print(f"tables: {len(files.csv)} CSV files in {files.index.parent}")
