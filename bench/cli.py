@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from bench import options, telemetry, tune
 from bench.cache import default_cache_dir, open_cache
@@ -17,7 +18,7 @@ from bench.text import printable
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, not argparse's usage block
+    def error(self, message: str) -> NoReturn:  # one line, not argparse's usage block
         # argparse says "argument --timeout: MESSAGE"; bench.options' messages name their flag themselves
         flag, _, rest = message.partition(": ")
         if flag.startswith("argument ") and rest.startswith(flag.removeprefix("argument ")):

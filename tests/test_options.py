@@ -86,3 +86,34 @@ def test_model_flags_are_checked_alike_for_run_and_tune(command, capsys, tmp_pat
     assert capsys.readouterr().err == "bench: error: --shape needs --model PATH\n"
     assert main([*command, "--model", str(tmp_path / "m.onnx"), "--models", "tiny_mlp"]) == 2
     assert "--model and --models are exclusive" in capsys.readouterr().err
+
+
+def test_results_are_resolved_once_where_the_user_names_them(tmp_path, monkeypatch, capsys):
+    """--results becomes a Location in the parser; the report, coverage, compaction and store code below it is handed
+    that Location and never resolves the user's text again (bench.results.load resolves its own argument, once)."""
+    from datetime import datetime, timezone
+
+    import bench.results as r
+    from bench.results import store
+
+    now = datetime(2026, 11, 26, tzinfo=timezone.utc)
+    row = {"run_id": "r1", "timestamp": now, "case_key": "m/a/cpu/fp32/b1/t1/latency", "model": "m", "runner": "a",
+           "device": "cpu", "precision": "fp32", "batch": 1, "threads": 1, "scenario": "latency", "status": "ok",
+           "accuracy_ok": True, "median_ms": 1.0, "median_ci_low_ms": 0.9, "median_ci_high_ms": 1.1, "min_ms": 0.8,
+           "p99_ms": 1.2}
+    store.write_case(tmp_path, "r1", now, 0, row)
+    store.write_run(tmp_path, "r1", {"run_id": "r1", "timestamp": now, "suite": "s", "status": "complete"})
+    resolved: list[object] = []
+    resolve = Location.resolve.__func__  # type: ignore[attr-defined]
+
+    def counted(cls, results):
+        if not isinstance(results, Location):  # a Location handed on is no resolution
+            resolved.append(results)
+        return resolve(cls, results)
+
+    monkeypatch.setattr(Location, "resolve", classmethod(counted))
+    for argv in (["coverage"], ["compact"], ["report", "--out", str(tmp_path / "site")]):
+        assert main([*argv, "--results", str(tmp_path)]) == 0, capsys.readouterr().err
+        assert resolved == [str(tmp_path)], (argv, resolved)
+        resolved.clear()
+    assert len(r.load(tmp_path)) == 1 and resolved == [tmp_path]

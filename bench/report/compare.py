@@ -111,7 +111,7 @@ class Comparison:
 
 # --- reading ---------------------------------------------------------------------------------------------
 
-def _runs(results: Path) -> list[dict[str, Any]]:
+def _runs(results: Location) -> list[dict[str, Any]]:
     """(run_id, timestamp) of every run, oldest first: from the small runs table, else from the cases."""
     table = "runs" if store.has_table(results, "runs") else "cases"
     if not store.has_table(results, table):
@@ -120,14 +120,15 @@ def _runs(results: Path) -> list[dict[str, Any]]:
     return store.query(results, sql).to_pylist()
 
 
-def resolve(spec: str, results: Path) -> tuple[Path, str]:
+def resolve(spec: str, results: Location) -> tuple[Location, str]:
     """BASE or NEW: a results folder (its latest run) or a run id in ``results``."""
     folder = Path(spec)
     if folder.is_dir() and ((folder / "cases").is_dir() or (folder / "runs").is_dir()):
-        runs = _runs(folder)
+        loc = Location.resolve(folder)  # the folder BASE or NEW names, in place of --results
+        runs = _runs(loc)
         if not runs:
             raise UserError(f"no runs in {folder}")
-        return folder, runs[-1]["run_id"]
+        return loc, runs[-1]["run_id"]
     if folder.is_dir():  # a folder was meant, not a run id: name it, not the default results folder
         raise UserError(f"{folder}: a folder without results (no cases/ or runs/ in it)")
     if not results.is_dir():
@@ -141,18 +142,18 @@ def resolve(spec: str, results: Path) -> tuple[Path, str]:
     return results, spec
 
 
-def _has_run(results: Path, run_id: str) -> bool:
+def _has_run(results: Location, run_id: str) -> bool:
     """``run_id`` has a row in the runs table (its own file only is read)."""
     return bool(store.query(results, "SELECT run_id FROM runs WHERE run_id = ?", [run_id], run_ids=[run_id]))
 
 
-def _case_rows(folder: Path, run_id: str, max_samples: int) -> list[dict[str, Any]]:
+def _case_rows(loc: Location, run_id: str, max_samples: int) -> list[dict[str, Any]]:
     """The run's rows, with ``samples``: at most ``max_samples`` evenly spaced raw samples, cut in DuckDB; only the
     run's own files are listed and read."""
     step = f"greatest(1, ceil(len(samples_ns) / {max_samples}))::BIGINT"
     samples = f"list_slice(samples_ns, 1, len(samples_ns), {step}) AS samples"
     fastest = "list_min(samples_ns) AS fastest_ns"  # of every sample: one planted value must not hide in the cut
-    return store.query(folder, f"SELECT {store.column_list(CASE_FIELDS)}, {samples}, {fastest} FROM cases "
+    return store.query(loc, f"SELECT {store.column_list(CASE_FIELDS)}, {samples}, {fastest} FROM cases "
                        "WHERE run_id = ?", [run_id], run_ids=[run_id]).to_pylist()
 
 
@@ -170,13 +171,13 @@ def _possible_samples(rows: list[dict[str, Any]], spec: str) -> list[dict[str, A
     return [r for r in rows if not impossible(r)]
 
 
-def load_side(spec: str, results: Path, max_samples: int = MAX_SAMPLES) -> Side:
-    folder, run_id = resolve(spec, results)
+def load_side(spec: str, results: Location, max_samples: int = MAX_SAMPLES) -> Side:
+    loc, run_id = resolve(spec, results)
     cases: dict[str, dict[str, Any]] = {}
-    rows = _possible_samples(_case_rows(folder, run_id, max_samples), spec)
+    rows = _possible_samples(_case_rows(loc, run_id, max_samples), spec)
     for row in sorted(rows, key=lambda r: str(r["timestamp"])):
         cases[row["case_key"]] = row  # the latest row per case key
-    rows = store.query(folder, "SELECT * FROM runs WHERE run_id = ?", [run_id], run_ids=[run_id]).to_pylist()
+    rows = store.query(loc, "SELECT * FROM runs WHERE run_id = ?", [run_id], run_ids=[run_id]).to_pylist()
     return Side(spec, run_id, cases, rows[0] if rows else {})
 
 
@@ -329,7 +330,7 @@ def benchmark_json(c: Comparison) -> list[dict[str, Any]]:
     return out
 
 
-def run(base: str, new: str, results: Path, threshold: Threshold, markdown_file: Path | None = None,
+def run(base: str, new: str, results: Location, threshold: Threshold, markdown_file: Path | None = None,
         json_file: Path | None = None, allow_env_diff: bool = False) -> int:
     """The command: compare, print or write the table and the JSON; 1 if anything regressed or broke, or if
     nothing could be compared (one line on stderr says why)."""
@@ -337,7 +338,7 @@ def run(base: str, new: str, results: Path, threshold: Threshold, markdown_file:
     return 1 if c.failed or c.not_compared() else 0
 
 
-def compare_and_write(base: str, new: str, results: Path, threshold: Threshold, markdown_file: Path | None,
+def compare_and_write(base: str, new: str, results: Location, threshold: Threshold, markdown_file: Path | None,
                       json_file: Path | None, allow_env_diff: bool) -> Comparison:
     c = compare(load_side(base, results), load_side(new, results), threshold, allow_env_diff)
     if c.env_notes:
@@ -365,7 +366,7 @@ def _pair_file(folder: Path, pair: dict[str, Any]) -> Path:
     return folder / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.md"
 
 
-def each_machine(results: Path, threshold: Threshold, folder: Path, allow_env_diff: bool = False) -> int:
+def each_machine(results: Location, threshold: Threshold, folder: Path, allow_env_diff: bool = False) -> int:
     """Every machine's latest complete run of each suite against its previous one (never another machine's), one
     markdown file per pair in ``folder``; 1 if any pair regressed, else 2 if any could not be compared (nothing in
     it was compared, or it could not be read), else 0. A pair whose regressions ran across a runtime upgrade
