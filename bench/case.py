@@ -74,6 +74,12 @@ class ModelRef:
     macs: int | None = None  # multiply-accumulates of one inference at batch 1, counted from the graph
 
 
+# The three deadlines, each for its own thing: a Case made in code (a test, a script) waits this long for its worker;
+# a planned case carries its suite's (bench.suite.DEFAULT_TIMEOUT_S, 300 s, for a real model converts in it first);
+# a tuning of many candidate programs gets an hour (bench.tune.DEFAULT_TIMEOUT_S).
+DEFAULT_TIMEOUT_S = 120.0
+
+
 @dataclass(frozen=True)
 class Case:
     model: ModelRef
@@ -85,7 +91,7 @@ class Case:
     threads: int
     scenario: str
     timing: TimingPolicy = field(default_factory=TimingPolicy)
-    timeout_s: float = 120.0
+    timeout_s: float = DEFAULT_TIMEOUT_S
     max_memory_mb: int | None = None
     seed: int = 0
     cache_dir: str = ""

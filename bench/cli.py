@@ -8,8 +8,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import NoReturn
 
-from bench import telemetry, tune
+from bench import options, telemetry, tune
 from bench.cache import default_cache_dir, open_cache
 from bench.errors import UserError
 from bench.files import os_reason
@@ -17,38 +18,15 @@ from bench.text import printable
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, not argparse's usage block
-        self.exit(2, f"{self.prog}: error: {printable(message)}\n")
-
-
-def _csv(text: str) -> list[str]:
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    if not items:
-        raise argparse.ArgumentTypeError("expected a comma-separated list")
-    return items
-
-
-def _int_csv(text: str) -> list[int]:
-    try:
-        return [int(t) for t in _csv(text)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    def error(self, message: str) -> NoReturn:  # one line, not argparse's usage block
+        # argparse says "argument --timeout: MESSAGE"; bench.options' messages name their flag themselves
+        flag, _, rest = message.partition(": ")
+        if flag.startswith("argument ") and rest.startswith(flag.removeprefix("argument ")):
+            message = rest
+        self.exit(2, f"bench: error: {printable(message)}\n")
 
 
 RESULTS_HELP = "results folder or URI: s3://bucket/prefix, file://, gs://, ... (default: results/)"
-
-
-def _results(text: str):
-    """A folder stays a Path; a URI (bench.results.uri) is resolved here, once, so a bad one fails before anything
-    runs."""
-    from bench.results.uri import Location, is_uri
-
-    if not is_uri(text):
-        return Path(text)
-    try:
-        return Location.resolve(text)
-    except UserError as exc:  # argparse prints it as one line, without echoing the raw value
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_run(sub) -> None:
@@ -56,19 +34,22 @@ def _add_run(sub) -> None:
     p.set_defaults(handler=cmd_run)
     p.add_argument("--suite", help="suite name (see `list suites`) or path to a .toml file (default: smoke; with "
                    "--model: model, every runner and precision)")
-    p.add_argument("--runners", type=_csv, help="comma-separated runner names, replacing the suite's")
-    p.add_argument("--models", type=_csv, help="comma-separated zoo model names, replacing the suite's")
+    p.add_argument("--runners", type=options.csv, help="comma-separated runner names, replacing the suite's")
+    p.add_argument("--models", type=options.csv, help="comma-separated zoo model names, replacing the suite's")
     p.add_argument("--model", type=Path, help="your own ONNX file, replacing the suite's models")
-    p.add_argument("--shape", action="append", default=[], help="NAME:1x3x224x224 for a dynamic input of --model")
-    p.add_argument("--threads", type=_int_csv, help="comma-separated thread counts, replacing the suite's")
-    p.add_argument("--precisions", type=_csv, help="comma-separated precisions (fp32,int8,...), replacing the suite's")
-    p.add_argument("--batch-sizes", type=_int_csv, help="comma-separated batch sizes, replacing the suite's")
-    p.add_argument("--scenarios", type=_csv, help="latency and/or throughput, replacing the suite's")
-    p.add_argument("--devices", type=_csv, help="comma-separated devices (cpu,cuda,...), replacing the suite's")
-    p.add_argument("--results", type=_results, default=Path("results"), help=RESULTS_HELP)
+    p.add_argument("--shape", type=options.shape, action="append", default=[],
+                   help="NAME:1x3x224x224 for a dynamic input of --model")
+    p.add_argument("--threads", type=options.int_csv, help="comma-separated thread counts, replacing the suite's")
+    p.add_argument("--precisions", type=options.csv,
+                   help="comma-separated precisions (fp32,int8,...), replacing the suite's")
+    p.add_argument("--batch-sizes", type=options.int_csv, help="comma-separated batch sizes, replacing the suite's")
+    p.add_argument("--scenarios", type=options.csv, help="latency and/or throughput, replacing the suite's")
+    p.add_argument("--devices", type=options.csv, help="comma-separated devices (cpu,cuda,...), replacing the suite's")
+    p.add_argument("--results", type=options.results, default="results", help=RESULTS_HELP)
     p.add_argument("--cache-dir", type=Path, help="model cache (default: $BENCH_CACHE_DIR or ~/.cache/bench)")
-    p.add_argument("--timeout", type=float, help="per-case deadline in seconds, replacing the suite's")
-    p.add_argument("--max-memory", type=int, metavar="MB", help="per-case address-space cap; past it: status oom")
+    p.add_argument("--timeout", type=options.timeout, help="per-case deadline in seconds, replacing the suite's")
+    p.add_argument("--max-memory", type=options.max_memory, metavar="MB",
+                   help="per-case address-space cap; past it: status oom")
     p.add_argument("--dry-run", action="store_true", help="print the plan and run nothing")
     p.add_argument("--verbose", action="store_true", help="print every case, impossible ones too, and the full table")
     p.add_argument("--resume", metavar="RUN_ID", help="finish an interrupted run: only its missing cases run")
@@ -78,21 +59,22 @@ def _add_run(sub) -> None:
                    help="convert inside each case's worker, one case at a time, instead of every artifact first, "
                    "several at a time, before timing")
     p.add_argument("--strict", action="store_true", help="refuse to run on a noisy machine (governor, load, ...)")
-    p.add_argument("--cooldown", type=float, default=0.0, metavar="S", help="idle seconds before each case")
-    p.add_argument("--cooldown-until", type=float, metavar="CELSIUS",
+    p.add_argument("--cooldown", type=options.cooldown, default=0.0, metavar="S", help="idle seconds before each case")
+    p.add_argument("--cooldown-until", type=options.cooldown_until, metavar="CELSIUS",
                    help="then wait until the hottest thermal zone is under CELSIUS (bounded by --cooldown-max)")
-    p.add_argument("--cooldown-max", type=float, default=300.0, metavar="S",
+    p.add_argument("--cooldown-max", type=options.cooldown_max, default=300.0, metavar="S",
                    help="longest --cooldown-until wait per case (default 300)")
-    p.add_argument("--cores", type=_csv, help="all, big, little and/or prime (a cluster to pin each case to), "
+    p.add_argument("--cores", type=options.csv, help="all, big, little and/or prime (a cluster to pin each case to), "
                    "replacing the suite's")
-    p.add_argument("--shard", metavar="I/N", help="run only shard I of N (1-based), split by case key")
+    p.add_argument("--shard", type=options.shard, metavar="I/N",
+                   help="run only shard I of N (1-based), split by case key")
     p.add_argument("--machine-label", default="", help="tag the run with this machine's hardware label")
 
 
 def _add_report(sub) -> None:
     p = sub.add_parser("report", help="write a static HTML report, summary.md and CSV tables")
     p.set_defaults(handler=cmd_report)
-    p.add_argument("--results", type=_results, default=Path("results"), help=RESULTS_HELP)
+    p.add_argument("--results", type=options.results, default="results", help=RESULTS_HELP)
     p.add_argument("--out", type=Path, default=Path("reports/latest"), help="report folder (default: reports/latest)")
     p.add_argument("--baseline", default="onnxruntime", help="runner that speedups are relative to")
     p.add_argument("--run", dest="run_id", metavar="RUN_ID", help="only this run (default: latest row per case)")
@@ -107,8 +89,9 @@ def _add_compare(sub) -> None:
                    help="instead of BASE NEW: every machine's latest run of each suite against its previous one")
     p.add_argument("--markdown-dir", type=Path, default=Path("compare"), metavar="DIR",
                    help="with --each-machine: one markdown table per machine and suite here (default: compare/)")
-    p.add_argument("--results", type=_results, default=Path("results"), help=RESULTS_HELP)
-    p.add_argument("--threshold", default="5%", help="relative change of the median that counts (default: 5%%)")
+    p.add_argument("--results", type=options.results, default="results", help=RESULTS_HELP)
+    p.add_argument("--threshold", type=options.threshold, default="5%",
+                   help="relative change of the median that counts (default: 5%%)")
     p.add_argument("--markdown", type=Path, metavar="FILE", help="write the markdown table here, not to stdout")
     p.add_argument("--json", type=Path, metavar="FILE", help="github-action-benchmark customSmallerIsBetter JSON")
     p.add_argument("--allow-env-diff", action="store_true",
@@ -124,18 +107,18 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_parser(sub, cmd_tune)  # bench/tune.py: its flags beside its logic
     cov = sub.add_parser("coverage", help="model x runner x precision: what runs, what fails, what is wrong")
     cov.set_defaults(handler=cmd_coverage)
-    cov.add_argument("--results", type=_results, default=Path("results"), help=RESULTS_HELP)
+    cov.add_argument("--results", type=options.results, default="results", help=RESULTS_HELP)
     cov.add_argument("--run", dest="run_id", metavar="RUN_ID", help="only this run (default: latest row per case)")
     compact = sub.add_parser("compact", help="merge each complete run's per-case files into one file per run")
     compact.set_defaults(handler=cmd_compact)
-    compact.add_argument("--results", type=_results, default=Path("results"), help=RESULTS_HELP)
+    compact.add_argument("--results", type=options.results, default="results", help=RESULTS_HELP)
     lst = sub.add_parser("list", help="list runners, suites or models")
     lst.set_defaults(handler=cmd_list)
     lst.add_argument("what", choices=["runners", "suites", "models"])
     models = sub.add_parser("models", help="list the model zoo, or `models build` to fill the cache ahead of a run")
     models.set_defaults(handler=cmd_models)
     models.add_argument("action", nargs="?", choices=["list", "build"], default="list")
-    models.add_argument("--models", type=_csv, help="comma-separated zoo model names (default: all)")
+    models.add_argument("--models", type=options.csv, help="comma-separated zoo model names (default: all)")
     models.add_argument("--cache-dir", type=Path, help="model cache (default: $BENCH_CACHE_DIR or ~/.cache/bench)")
     return parser
 
@@ -144,53 +127,29 @@ PLAN_FLAGS = ("runners", "models", "model", "threads", "precisions", "batch_size
               "max_memory", "cache_dir", "dry_run", "shard", "cores")
 
 
-MAX_COOLDOWN_S = 3600
-MAX_MEMORY_MB = 1 << 30  # a petabyte: past it the address-space limit overflows setrlimit
-
-
-def _check_run_flags(args: argparse.Namespace) -> None:
-    from bench.suite import MAX_TIMEOUT_S  # a suite file's bound: a week (and 1e308 overflowed the clock)
-
-    if args.shape and not args.model:
-        raise UserError("--shape needs --model PATH")
-    if args.model and args.models:
-        raise UserError("--model and --models are exclusive: give your own file or zoo names, not both")
-    if args.timeout is not None and not 0 < args.timeout <= MAX_TIMEOUT_S:  # also refuses nan
-        raise UserError(f"--timeout is in seconds and must be in (0, {MAX_TIMEOUT_S}], got {args.timeout:g}")
-    if not 0 <= args.cooldown <= MAX_COOLDOWN_S:
-        raise UserError(f"--cooldown is in seconds and must be in [0, {MAX_COOLDOWN_S}], got {args.cooldown:g}")
-    if args.cooldown_until is not None and not -50 <= args.cooldown_until <= 150:
-        raise UserError(f"--cooldown-until is in degrees C and must be in [-50, 150], got {args.cooldown_until:g}")
-    if not 0 <= args.cooldown_max <= MAX_COOLDOWN_S:
-        raise UserError(f"--cooldown-max is in seconds and must be in [0, {MAX_COOLDOWN_S}], got {args.cooldown_max:g}")
-    if args.max_memory is not None and not 64 <= args.max_memory <= MAX_MEMORY_MB:
-        raise UserError(f"--max-memory is in MB and must be in [64, {MAX_MEMORY_MB}], got {args.max_memory}")
-
-
-def _plan(args: argparse.Namespace):
-    from bench.models.user import parse_shapes
-    from bench.plan import Overrides, Shard, plan
+def _plan(args: argparse.Namespace, retry_failed: bool):
+    """The run's plan from its flags (the command line's, or with --resume the run's stored ones)."""
+    from bench.plan import Overrides, plan
     from bench.registry import Registry
     from bench.suite import load_suite, with_axes
 
-    _check_run_flags(args)
-    shard = Shard.parse(args.shard) if args.shard else None
-    args.suite = args.suite or ("model" if args.model else "smoke")
-    suite = with_axes(load_suite(args.suite), precisions=args.precisions, batch_sizes=args.batch_sizes,
+    options.check_model_flags(args.model, args.models, args.shape)
+    suite_name = args.suite or ("model" if args.model else "smoke")
+    suite = with_axes(load_suite(suite_name), precisions=args.precisions, batch_sizes=args.batch_sizes,
                       scenarios=args.scenarios, devices=args.devices, cores=args.cores, threads=args.threads)
     overrides = Overrides(  # --threads replaced the suite's above: checked against a suite file's bounds
         models=args.models, runners=args.runners, user_model=args.model,
-        shapes=parse_shapes(args.shape), timeout_s=args.timeout, max_memory_mb=args.max_memory, shard=shard,
+        shapes=dict(args.shape), timeout_s=args.timeout, max_memory_mb=args.max_memory, shard=args.shard,
     )
     registry = Registry.default()
     cache_dir = args.cache_dir or default_cache_dir()
     if args.dry_run:
-        return suite, registry, plan(suite, args.suite, overrides, registry, cache_dir, build_models=False)
+        return suite, registry, plan(suite, suite_name, overrides, registry, cache_dir, build_models=False)
     _check_cache(cache_dir)
-    if args.retry_failed:
+    if retry_failed:
         _forget_failures(cache_dir)
     try:
-        return suite, registry, plan(suite, args.suite, overrides, registry, cache_dir)
+        return suite, registry, plan(suite, suite_name, overrides, registry, cache_dir)
     except OSError as exc:  # a full disk while building the zoo into the cache, say
         raise UserError(f"model cache {cache_dir}: {os_reason(exc)} while building models into it") from None
 
@@ -210,29 +169,23 @@ def _forget_failures(cache_dir: Path) -> None:
 
 
 def _resumed(args: argparse.Namespace):
+    """The run to finish and its own flags, parsed again from its stored command line (a new Namespace: the
+    command line's --results, --verbose and --retry-failed stay the caller's, for they are not part of the run)."""
     from bench.run import load_run
 
     given = [f for f in PLAN_FLAGS if getattr(args, f)] + (["suite"] if args.suite else [])
     if given:
         raise UserError(f"--resume replays the run's own flags; drop --{given[0].replace('_', '-')}")
     run = load_run(args.results, args.resume)
-    replayed = build_parser().parse_args(["run", *run.argv])
-    replayed.results = args.results
-    replayed.verbose = args.verbose  # how much to print is not part of the run
-    replayed.retry_failed = args.retry_failed  # nor whether to try a refused conversion again
-    replayed.argv = ["run", *run.argv]
-    return run, replayed
+    return run, build_parser().parse_args(["run", *run.argv])
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.run import Interrupted, RunInfo, RunOptions, check_resumable, execute
 
-    if args.resume:
-        run, args = _resumed(args)
-    else:
-        run = None
-    suite, registry, planned = _plan(args)
-    if args.dry_run:
+    run, flags = _resumed(args) if args.resume else (None, args)  # flags: what the run plans and how it runs
+    suite, registry, planned = _plan(flags, args.retry_failed)
+    if flags.dry_run:
         for p in planned:
             note = f"  [{p.skip_status}: {p.skip_reason}]" if p.skip_status else ""
             print(f"{p.case.key}{note}")
@@ -242,10 +195,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_resumable(run, planned)
     run = run or RunInfo.new(suite.name, args.argv[1:])
     try:
-        options = RunOptions(strict=args.strict, cooldown_s=args.cooldown, cooldown_until_c=args.cooldown_until,
-                             cooldown_max_s=args.cooldown_max, machine_label=args.machine_label,
-                             shard=args.shard or "", verbose=args.verbose, convert_ahead=args.convert_ahead)
-        execute(planned, args.results, run, registry, options=options)
+        run_options = RunOptions(strict=flags.strict, cooldown_s=flags.cooldown, cooldown_until_c=flags.cooldown_until,
+                                 cooldown_max_s=flags.cooldown_max, machine_label=flags.machine_label,
+                                 shard=str(flags.shard or ""), verbose=args.verbose,
+                                 convert_ahead=flags.convert_ahead)
+        execute(planned, args.results, run, registry, options=run_options)
     except Interrupted as exc:
         return exc.exit_code
     except OSError as exc:
@@ -299,17 +253,20 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from bench.report import command
 
-    return command(args)
+    return command(args.results, args.out, args.baseline, args.run_id)
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    return tune.command(args)
+    return tune.command(tune.TuneOptions.of(args))
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from bench.report.compare import command
+    from bench.report.compare import CompareOptions, command
 
-    return command(args)
+    return command(CompareOptions(
+        base=args.base, new=args.new, results=args.results, threshold=args.threshold, each_machine=args.each_machine,
+        markdown_dir=args.markdown_dir, markdown=args.markdown, json=args.json, allow_env_diff=args.allow_env_diff,
+    ))
 
 
 def cmd_coverage(args: argparse.Namespace) -> int:
@@ -322,8 +279,10 @@ def cmd_coverage(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     telemetry.switch_off()  # before anything imports a runtime, here or in a child process
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
-    args.argv = argv  # a run stores its own command line, for --resume
+    try:  # a run stores its own command line, for --resume: the Namespace is made with it, not changed after parsing
+        args = build_parser().parse_args(argv, namespace=argparse.Namespace(argv=argv))
+    except SystemExit as exc:  # a bad flag (its one line printed), or --help: the exit code, as a handler returns one
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         return args.handler(args)
     except UserError as exc:

@@ -35,6 +35,7 @@ from bench.registry import Registry
 from bench.results import layout, store
 from bench.results.compaction import compact_run
 from bench.results.rows import outcome_row, skipped_row
+from bench.results.uri import Location
 
 
 class Interrupted(BaseException):
@@ -62,7 +63,7 @@ class RunInfo:
         return cls(f"{started:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}", started, suite, argv)
 
 
-def load_run(results: layout.Results, run_id: str) -> RunInfo:
+def load_run(results: Location, run_id: str) -> RunInfo:
     """The stored identity of ``run_id``, for ``--resume``."""
     if not store.has_table(results, "runs"):
         raise UserError(f"--resume {run_id}: no runs in {results}")
@@ -94,7 +95,7 @@ def check_resumable(run: RunInfo, planned: list[PlannedCase]) -> None:
                         "new run instead")
 
 
-def finished_keys(results: layout.Results, run_id: str) -> set[str]:
+def finished_keys(results: Location, run_id: str) -> set[str]:
     return set(store.read_cases(results, ["case_key"], run_id=run_id).column("case_key").to_pylist())
 
 
@@ -111,7 +112,7 @@ def ensure_references(planned: list[PlannedCase], server: ForkServer | None = No
 
 
 def _write_run(
-    results: layout.Results, run: RunInfo, env: dict[str, Any], status: str, planned: int, written: int,
+    results: Location, run: RunInfo, env: dict[str, Any], status: str, planned: int, written: int,
 ) -> None:
     row = {
         "run_id": run.run_id, "timestamp": run.started, "suite": run.suite, "argv": json.dumps(run.argv),
@@ -122,7 +123,7 @@ def _write_run(
     layout.write_run(results, run.run_id, row)
 
 
-def _mark_failed(results: store.Location, run: RunInfo, env: dict[str, Any], planned: int) -> None:
+def _mark_failed(results: Location, run: RunInfo, env: dict[str, Any], planned: int) -> None:
     """Best effort: the store itself may be what failed; --resume finishes a failed run like an interrupted one."""
     try:
         _write_run(results, run, env, "failed", planned, len(finished_keys(results, run.run_id)))
@@ -203,11 +204,11 @@ def _run_cases(planned, results, run, registry, display, done: set[str], options
 
 
 def execute(
-    planned: list[PlannedCase], results: layout.Results, run: RunInfo, registry: Registry, stream=None,
+    planned: list[PlannedCase], results: Location, run: RunInfo, registry: Registry, stream=None,
     options: RunOptions = RunOptions(),
 ) -> list[dict[str, Any]]:
-    """Run every planned case whose row is not yet in ``results`` (a folder or URI); returns the new rows."""
-    results = layout.location(results)  # resolved once for the whole run
+    """Run every planned case whose row is not yet in ``results`` (resolved by the caller: bench.cli); returns the
+    new rows."""
     run = run if run.plan_sha256 else dataclasses.replace(run, plan_sha256=plan_sha256(planned))
     remove_stale_case_dirs()
     done = finished_keys(results, run.run_id) if store.has_table(results, "cases") else set()
@@ -245,7 +246,7 @@ def execute(
     return rows
 
 
-def _compact(results: store.Location, run: RunInfo, display: Display) -> None:
+def _compact(results: Location, run: RunInfo, display: Display) -> None:
     """One file for the complete run instead of one per case; a failure loses nothing, so it only warns."""
     try:
         compact_run(results, run.run_id, run.started)

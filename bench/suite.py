@@ -38,11 +38,12 @@ else:  # pragma: no cover
 
 DAY_S = 24 * 3600  # upper bounds: past them a value is a typo, and 1e308 seconds overflows the clock
 MAX_ITERATIONS = 10**8
-# The bounds a suite file and the command line share (bench.cli, bench.tune): past them a value is a typo, and
+# The bounds a suite file and the command line share (bench.options): past them a value is a typo, and
 # 3000000000 threads overflowed the row writer's int32 column after the case had run
 MAX_THREADS = 4096
 MAX_BATCH = 65536
 MAX_TIMEOUT_S = 7 * DAY_S
+DEFAULT_TIMEOUT_S = 300.0  # a case's deadline when the suite names none (bench.case.DEFAULT_TIMEOUT_S says why three)
 
 
 class TimingConfig(Strict):
@@ -76,7 +77,7 @@ class Suite(Strict):
     # Which cores a case runs on (bench.topology): all, or one cluster of a big.LITTLE chip, the worker pinned to
     # it and "all" threads meaning its size. What ncnn's powersave and MNN's power mode are for, done alike for all.
     cores: list[Literal["all", "big", "little", "prime"]] = Field(["all"], min_length=1)
-    timeout_s: float = Field(300.0, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)
+    timeout_s: float = Field(DEFAULT_TIMEOUT_S, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)
     seed: int = 0
     # How many of a real model's labelled samples task accuracy scores (default: all its set has, e.g. 200 OCR
     # crops); fewer for a slow machine or an emulated one. Each row says how many it scored (task_n).

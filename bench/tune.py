@@ -23,19 +23,20 @@ import os
 import sys
 import tempfile
 import traceback
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench import containment, telemetry
+from bench import containment, options, telemetry
 from bench.errors import UserError
 from bench.text import printable
 
 if TYPE_CHECKING:
     from bench.launcher import Ended
 
+# A tuning measures thousands of candidate programs: far longer than one case's deadline (a suite's 300 s)
 DEFAULT_TIMEOUT_S = 3600.0
-MAX_TRIALS = 100_000
 
 
 class TuneStatus(str, Enum):
@@ -58,40 +59,43 @@ def add_parser(sub, handler) -> None:
     p = sub.add_parser("tune", help="tune models for a runner that has a tuning step (tvm), into the cache")
     p.set_defaults(handler=handler)
     p.add_argument("--runner", required=True, help="the runner to tune for (one with a tuning step: tvm)")
-    p.add_argument("--trials", type=int, required=True, help="the budget: measured trials per model, in all")
+    p.add_argument("--trials", type=options.trials, required=True,
+                   help="the budget: measured trials per model, in all")
     p.add_argument("--suite", help="tune the suite's models at its batch sizes (default: smoke, or model with --model)")
-    p.add_argument("--models", type=_csv, help="comma-separated zoo model names, replacing the suite's")
+    p.add_argument("--models", type=options.csv, help="comma-separated zoo model names, replacing the suite's")
     p.add_argument("--model", type=Path, help="your own ONNX file, replacing the suite's models")
-    p.add_argument("--shape", action="append", default=[], help="NAME:1x3x224x224 for a dynamic input of --model")
+    p.add_argument("--shape", type=options.shape, action="append", default=[],
+                   help="NAME:1x3x224x224 for a dynamic input of --model")
     p.add_argument("--target", help='the TVM target as JSON (default: LLVM for this CPU, e.g. {"kind": "llvm", '
                    '"mcpu": "znver5"}; num-cores: the cores here); runs compile for this CPU and use only its database')
-    p.add_argument("--builders", type=int, default=0, metavar="N",
+    p.add_argument("--builders", type=options.builders, default=0, metavar="N",
                    help="MetaSchedule build workers (default 0: builds in the tuning process itself)")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
+    p.add_argument("--timeout", type=options.timeout, default=DEFAULT_TIMEOUT_S, metavar="S",
                    help=f"deadline per model in seconds (default {DEFAULT_TIMEOUT_S:g})")
     p.add_argument("--cache-dir", type=Path, help="model cache (default: $BENCH_CACHE_DIR or ~/.cache/bench)")
 
 
-def _csv(text: str) -> list[str]:
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    if not items:
-        raise argparse.ArgumentTypeError("expected a comma-separated list")
-    return items
+@dataclass(frozen=True)
+class TuneOptions:
+    """``bench tune``'s flags, parsed and bounded (bench.options)."""
 
+    runner: str
+    trials: int
+    suite: str | None = None
+    models: list[str] | None = None
+    model: Path | None = None
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    target: str | None = None
+    builders: int = 0
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    cache_dir: Path | None = None
 
-def _check(args) -> None:
-    if not 1 <= args.trials <= MAX_TRIALS:
-        raise UserError(f"--trials is the tuning budget and must be in [1, {MAX_TRIALS}], got {args.trials}")
-    from bench.suite import MAX_THREADS, MAX_TIMEOUT_S  # a suite file's bounds
-
-    if not 0 < args.timeout <= MAX_TIMEOUT_S:
-        raise UserError(f"--timeout is in seconds and must be in (0, a week], got {args.timeout:g}")
-    if not 0 <= args.builders <= MAX_THREADS:  # build processes, bounded like threads
-        raise UserError(f"--builders must be in [0, {MAX_THREADS}], got {args.builders}")
-    if args.model and args.models:
-        raise UserError("--model and --models are exclusive: give your own file or zoo names, not both")
-    if args.shape and not args.model:
-        raise UserError("--shape needs --model PATH")
+    @classmethod
+    def of(cls, args: argparse.Namespace) -> TuneOptions:
+        options.check_model_flags(args.model, args.models, args.shape)
+        return cls(runner=args.runner, trials=args.trials, suite=args.suite, models=args.models, model=args.model,
+                   shapes=dict(args.shape), target=args.target, builders=args.builders, timeout_s=args.timeout,
+                   cache_dir=args.cache_dir)
 
 
 def _spec(name: str):
@@ -110,10 +114,9 @@ def _spec(name: str):
     return registry, spec
 
 
-def _cases(args, registry, spec):
+def _cases(args: TuneOptions, registry, spec):
     """One case per model and batch size: the suite's models built into the cache, as ``bench run`` plans them."""
     from bench.cache import default_cache_dir, open_cache
-    from bench.models.user import parse_shapes
     from bench.plan import Overrides, plan
     from bench.suite import load_suite, with_axes
 
@@ -121,7 +124,7 @@ def _cases(args, registry, spec):
     suite = with_axes(load_suite(name), precisions=[spec.precisions[0]], scenarios=["latency"],
                       devices=[spec.devices[0]])
     overrides = Overrides(models=args.models, runners=[spec.name], threads=[1], user_model=args.model,
-                          shapes=parse_shapes(args.shape))
+                          shapes=args.shapes)
     cache_dir = args.cache_dir or default_cache_dir()
     for note in open_cache(cache_dir):
         print(note, file=sys.stderr)
@@ -130,7 +133,7 @@ def _cases(args, registry, spec):
     return list(unique.values())
 
 
-def _request(case, args) -> dict[str, Any]:
+def _request(case, args: TuneOptions) -> dict[str, Any]:
     return {"case": case.to_json(), "trials": args.trials, "target": args.target, "builders": args.builders}
 
 
@@ -186,8 +189,7 @@ def _line(case, outcome: dict[str, Any]) -> str:
     return f"{what}: {status}: {outcome.get('reason', '?')}"
 
 
-def command(args) -> int:
-    _check(args)
+def command(args: TuneOptions) -> int:
     registry, spec = _spec(args.runner)
     outcomes = []
     for planned in _cases(args, registry, spec):
@@ -195,8 +197,8 @@ def command(args) -> int:
             outcome = {"status": str(planned.skip_status), "reason": planned.skip_reason}
         else:
             print(f"{printable(planned.case.model.name)} b{planned.case.batch}: tuning ({args.trials} trials at most, "
-                  f"{args.timeout:g} s deadline) ...", flush=True)
-            outcome = run_tuner(spec.tuner, _request(planned.case, args), args.timeout)
+                  f"{args.timeout_s:g} s deadline) ...", flush=True)
+            outcome = run_tuner(spec.tuner, _request(planned.case, args), args.timeout_s)
         print(printable(_line(planned.case, outcome)), flush=True)  # the model's name and the tuner's reason
         outcomes.append(outcome)
     done = sum(o.get("status") in DONE for o in outcomes)

@@ -17,6 +17,7 @@ import pytest
 
 from bench.report import change, compare, dashboard, data, render
 from bench.results import store
+from bench.results.uri import Location
 
 START = datetime(2026, 3, 1, 2, tzinfo=timezone.utc)
 MACHINES = (("m0001", "x86"), ("m0002", "x86"), ("m0003", "arm"))  # two machines under one label
@@ -80,7 +81,7 @@ def _runs_table(results: Path):
 def test_one_scan_picks_the_runs_two_scans_picked(history, run_id):
     old_latest, old_recent = _old_key_runs(history, run_id)
     for runs in (None, _runs_table(history)):
-        latest, recent = data.key_runs(history, run_id, max_runs=5, runs=runs)
+        latest, recent = data.key_runs(Location.resolve(history), run_id, max_runs=5, runs=runs)
         assert sorted(latest) == sorted(old_latest) and recent == old_recent
     if run_id is None:  # the resumed run holds a latest row; so does arm's night 2 (the key its last night lacks)
         assert f"{START:%Y%m%dT%H%M%SZ}-m0001" in latest
@@ -130,7 +131,8 @@ def test_batched_rank_test_is_the_per_case_one():
 
 def test_compare_of_two_runs_reads_them_only(history, tmp_path):
     runs = sorted(r["run_id"] for r in _runs_table(history).to_pylist() if r["run_id"].endswith("m0001"))
-    base, new = compare.load_side(runs[-2], history), compare.load_side(runs[-1], history)
+    loc = Location.resolve(history)
+    base, new = compare.load_side(runs[-2], loc), compare.load_side(runs[-1], loc)
     assert base.env["machine_id"] == new.env["machine_id"] == "m0001" and len(new.cases) == len(KEYS)
     assert {c["run_id"] for c in base.cases.values()} == {runs[-2]}
     with pytest.raises(compare.UserError, match="neither a results folder nor a run id"):
@@ -139,7 +141,7 @@ def test_compare_of_two_runs_reads_them_only(history, tmp_path):
 
 @pytest.mark.slow
 def test_charts_drawn_in_two_processes_are_the_ones_one_draws(history, monkeypatch, capsys):
-    d = data.load(history)
+    d = data.load(Location.resolve(history))
     t = dashboard.tables(d, "onnxruntime")
     alone = render.draw(d, t, "onnxruntime")
     assert render.draw(d, t, "onnxruntime", render.Helper()) == alone
@@ -161,7 +163,7 @@ def test_the_summary_of_compacted_runs_chooses_as_a_scan_does(history, tmp_path)
 
     def same() -> summary.Summary | None:
         runs = _runs_table(root)
-        latest, recent = data.key_runs(root, None, max_runs=5, runs=runs)
+        latest, recent = data.key_runs(Location.resolve(root), None, max_runs=5, runs=runs)
         old_latest, old_recent = _old_key_runs(root, None)
         assert sorted(latest) == sorted(old_latest) and recent == old_recent
         return summary.usable(loc, store.visible_files(loc, "cases"), runs)

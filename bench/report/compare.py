@@ -22,7 +22,6 @@ saying why; else 0. ``--each-machine`` says "not compared" for such a pair and t
 from __future__ import annotations
 
 import json
-import math
 import re
 import sys
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from bench.contract import Status
 from bench.errors import UserError
 from bench.report.change import ALPHA, MAX_SAMPLES, Change, compare_case, ran_correctly, rank_test_p_values
 from bench.results import store
+from bench.results.uri import Location
 from bench.text import printable
 
 MAX_MARKDOWN_ROWS = 500
@@ -46,20 +46,9 @@ CASE_FIELDS = ("case_key", "run_id", "timestamp", "model", "model_sha256", "runn
 
 @dataclass(frozen=True)
 class Threshold:
-    """A relative change, parsed once from "5%" (or "5", also percent)."""
+    """A relative change of the median that counts (``bench.options.threshold`` parses "5%" into one)."""
 
     fraction: float
-
-    @classmethod
-    def parse(cls, text: str) -> Threshold:
-        number = text.strip().removesuffix("%")
-        try:
-            value = float(number)
-        except ValueError:
-            raise UserError(f"--threshold: expected a percentage such as 5%, got {text!r}") from None
-        if not 0 <= value < 1000 or math.isnan(value):
-            raise UserError(f"--threshold: expected 0% to 1000%, got {text!r}")
-        return cls(value / 100)
 
     def __str__(self) -> str:
         return f"{self.fraction * 100:g}%"
@@ -122,7 +111,7 @@ class Comparison:
 
 # --- reading ---------------------------------------------------------------------------------------------
 
-def _runs(results: Path) -> list[dict[str, Any]]:
+def _runs(results: Location) -> list[dict[str, Any]]:
     """(run_id, timestamp) of every run, oldest first: from the small runs table, else from the cases."""
     table = "runs" if store.has_table(results, "runs") else "cases"
     if not store.has_table(results, table):
@@ -131,14 +120,15 @@ def _runs(results: Path) -> list[dict[str, Any]]:
     return store.query(results, sql).to_pylist()
 
 
-def resolve(spec: str, results: Path) -> tuple[Path, str]:
+def resolve(spec: str, results: Location) -> tuple[Location, str]:
     """BASE or NEW: a results folder (its latest run) or a run id in ``results``."""
     folder = Path(spec)
     if folder.is_dir() and ((folder / "cases").is_dir() or (folder / "runs").is_dir()):
-        runs = _runs(folder)
+        loc = Location.resolve(folder)  # the folder BASE or NEW names, in place of --results
+        runs = _runs(loc)
         if not runs:
             raise UserError(f"no runs in {folder}")
-        return folder, runs[-1]["run_id"]
+        return loc, runs[-1]["run_id"]
     if folder.is_dir():  # a folder was meant, not a run id: name it, not the default results folder
         raise UserError(f"{folder}: a folder without results (no cases/ or runs/ in it)")
     if not results.is_dir():
@@ -152,18 +142,18 @@ def resolve(spec: str, results: Path) -> tuple[Path, str]:
     return results, spec
 
 
-def _has_run(results: Path, run_id: str) -> bool:
+def _has_run(results: Location, run_id: str) -> bool:
     """``run_id`` has a row in the runs table (its own file only is read)."""
     return bool(store.query(results, "SELECT run_id FROM runs WHERE run_id = ?", [run_id], run_ids=[run_id]))
 
 
-def _case_rows(folder: Path, run_id: str, max_samples: int) -> list[dict[str, Any]]:
+def _case_rows(loc: Location, run_id: str, max_samples: int) -> list[dict[str, Any]]:
     """The run's rows, with ``samples``: at most ``max_samples`` evenly spaced raw samples, cut in DuckDB; only the
     run's own files are listed and read."""
     step = f"greatest(1, ceil(len(samples_ns) / {max_samples}))::BIGINT"
     samples = f"list_slice(samples_ns, 1, len(samples_ns), {step}) AS samples"
     fastest = "list_min(samples_ns) AS fastest_ns"  # of every sample: one planted value must not hide in the cut
-    return store.query(folder, f"SELECT {store.column_list(CASE_FIELDS)}, {samples}, {fastest} FROM cases "
+    return store.query(loc, f"SELECT {store.column_list(CASE_FIELDS)}, {samples}, {fastest} FROM cases "
                        "WHERE run_id = ?", [run_id], run_ids=[run_id]).to_pylist()
 
 
@@ -181,13 +171,13 @@ def _possible_samples(rows: list[dict[str, Any]], spec: str) -> list[dict[str, A
     return [r for r in rows if not impossible(r)]
 
 
-def load_side(spec: str, results: Path, max_samples: int = MAX_SAMPLES) -> Side:
-    folder, run_id = resolve(spec, results)
+def load_side(spec: str, results: Location, max_samples: int = MAX_SAMPLES) -> Side:
+    loc, run_id = resolve(spec, results)
     cases: dict[str, dict[str, Any]] = {}
-    rows = _possible_samples(_case_rows(folder, run_id, max_samples), spec)
+    rows = _possible_samples(_case_rows(loc, run_id, max_samples), spec)
     for row in sorted(rows, key=lambda r: str(r["timestamp"])):
         cases[row["case_key"]] = row  # the latest row per case key
-    rows = store.query(folder, "SELECT * FROM runs WHERE run_id = ?", [run_id], run_ids=[run_id]).to_pylist()
+    rows = store.query(loc, "SELECT * FROM runs WHERE run_id = ?", [run_id], run_ids=[run_id]).to_pylist()
     return Side(spec, run_id, cases, rows[0] if rows else {})
 
 
@@ -340,7 +330,7 @@ def benchmark_json(c: Comparison) -> list[dict[str, Any]]:
     return out
 
 
-def run(base: str, new: str, results: Path, threshold: Threshold, markdown_file: Path | None = None,
+def run(base: str, new: str, results: Location, threshold: Threshold, markdown_file: Path | None = None,
         json_file: Path | None = None, allow_env_diff: bool = False) -> int:
     """The command: compare, print or write the table and the JSON; 1 if anything regressed or broke, or if
     nothing could be compared (one line on stderr says why)."""
@@ -348,7 +338,7 @@ def run(base: str, new: str, results: Path, threshold: Threshold, markdown_file:
     return 1 if c.failed or c.not_compared() else 0
 
 
-def compare_and_write(base: str, new: str, results: Path, threshold: Threshold, markdown_file: Path | None,
+def compare_and_write(base: str, new: str, results: Location, threshold: Threshold, markdown_file: Path | None,
                       json_file: Path | None, allow_env_diff: bool) -> Comparison:
     c = compare(load_side(base, results), load_side(new, results), threshold, allow_env_diff)
     if c.env_notes:
@@ -376,7 +366,7 @@ def _pair_file(folder: Path, pair: dict[str, Any]) -> Path:
     return folder / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.md"
 
 
-def each_machine(results: Path, threshold: Threshold, folder: Path, allow_env_diff: bool = False) -> int:
+def each_machine(results: Location, threshold: Threshold, folder: Path, allow_env_diff: bool = False) -> int:
     """Every machine's latest complete run of each suite against its previous one (never another machine's), one
     markdown file per pair in ``folder``; 1 if any pair regressed, else 2 if any could not be compared (nothing in
     it was compared, or it could not be read), else 0. A pair whose regressions ran across a runtime upgrade
@@ -403,14 +393,28 @@ def each_machine(results: Path, threshold: Threshold, folder: Path, allow_env_di
     return 1 if 1 in codes else max(codes)
 
 
-def command(args) -> int:
-    """``bench compare``: the parsed flags (see bench.cli) -> exit code 0, or 1 on a regression."""
-    threshold = Threshold.parse(args.threshold)
-    if args.each_machine == bool(args.base or args.new) or bool(args.base) != bool(args.new):
+@dataclass(frozen=True)
+class CompareOptions:
+    """``bench compare``'s flags, parsed (bench.cli, bench.options)."""
+
+    base: str | None
+    new: str | None
+    results: Location
+    threshold: Threshold
+    each_machine: bool = False
+    markdown_dir: Path = Path("compare")
+    markdown: Path | None = None
+    json: Path | None = None
+    allow_env_diff: bool = False
+
+
+def command(o: CompareOptions) -> int:
+    """``bench compare``: exit code 0, or 1 on a regression."""
+    if o.each_machine == bool(o.base or o.new) or bool(o.base) != bool(o.new):
         raise UserError("bench compare takes BASE and NEW, or --each-machine without them")
     try:
-        if args.each_machine:
-            return each_machine(args.results, threshold, args.markdown_dir, args.allow_env_diff)
-        return run(args.base, args.new, args.results, threshold, args.markdown, args.json, args.allow_env_diff)
+        if o.base and o.new:
+            return run(o.base, o.new, o.results, o.threshold, o.markdown, o.json, o.allow_env_diff)
+        return each_machine(o.results, o.threshold, o.markdown_dir, o.allow_env_diff)
     except OSError as exc:
         raise UserError(f"cannot write {exc.filename}: {exc.strerror or exc}") from None

@@ -5,6 +5,7 @@ fastest passing case per model, configuration and precision (so an int8 winner n
 from __future__ import annotations
 
 from bench.report import data, views
+from bench.results.uri import Location
 from bench.text import printable
 
 SHORT = {
@@ -14,7 +15,7 @@ SHORT = {
 }
 
 
-def matrix(results, run_id: str | None = None) -> str:
+def matrix(results: Location, run_id: str | None = None) -> str:
     cases = data.load(results, run_id, max_ecdf_cases=0).cases
     table = views.coverage(cases)
     cells = {(r["model"], r["runner"], r["precision"]): r["category"] for r in table.records()}

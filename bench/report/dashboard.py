@@ -20,6 +20,8 @@ from bench.files import write_text_atomic
 from bench.report import charts, data, eager, render, scenarios, views
 from bench.report.html import Section, coverage_html, esc, page, table_html
 from bench.report.summary import summary_markdown
+from bench.results.layout import Results, location
+from bench.results.uri import Location
 
 
 @dataclass
@@ -173,15 +175,17 @@ def tables(d: data.ReportData, baseline: str) -> dict[str, views.Table]:
     return {t.name: t for t in built}
 
 
-def build_report(results: Path, out: Path, baseline: str = "onnxruntime", run_id: str | None = None) -> ReportFiles:
-    """Write index.html, summary.md and one CSV per table into ``out``; returns their paths."""
-    d = data.load(results, run_id)
+def build_report(results: Results, out: Path, baseline: str = "onnxruntime", run_id: str | None = None) -> ReportFiles:
+    """Write index.html, summary.md and one CSV per table into ``out``; returns their paths. ``results``: a folder or
+    a URI (a user's, from Python, resolved here once) or a Location (bench report's, resolved by bench.cli)."""
+    loc = location(results)
+    d = data.load(loc, run_id)
     helper = render.helper_for(d)  # at fleet scale a second process draws some charts; it starts up meanwhile
     t = tables(d, baseline)
     out.mkdir(parents=True, exist_ok=True)
     selection = _selection(d, run_id)
     now = datetime.now(timezone.utc)
-    subtitle = f"{selection} {len(d.cases)} cases from {results}. Generated {now:%Y-%m-%d %H:%M} UTC.{_capped(d)}"
+    subtitle = f"{selection} {len(d.cases)} cases from {loc}. Generated {now:%Y-%m-%d %H:%M} UTC.{_capped(d)}"
     csv: list[Path] = []
 
     def write_csv() -> None:  # while the helper process, if any, still draws
@@ -195,12 +199,12 @@ def build_report(results: Path, out: Path, baseline: str = "onnxruntime", run_id
     return ReportFiles(index, summary, csv)
 
 
-def command(args) -> int:
-    """``bench report``: the parsed flags (see bench.cli) -> files written, and where."""
+def command(loc: Location, out: Path, baseline: str, run_id: str | None) -> int:
+    """``bench report``: the flags (parsed by bench.cli) -> files written, and where."""
     try:
-        files = build_report(args.results, args.out, args.baseline, args.run_id)
+        files = build_report(loc, out, baseline, run_id)
     except OSError as exc:
-        raise UserError(f"cannot write the report to {args.out}: {exc.strerror or exc}") from None
+        raise UserError(f"cannot write the report to {out}: {exc.strerror or exc}") from None
     print(f"report: {files.index}")
     print(f"summary: {files.summary}")
     print(f"tables: {len(files.csv)} CSV files in {files.index.parent}")

@@ -13,7 +13,6 @@ need one say "no data".
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -21,7 +20,8 @@ import pyarrow as pa
 from bench.contract import Status
 from bench.errors import UserError
 from bench.report.labels import with_runner_labels
-from bench.results import layout, store, summary
+from bench.results import store, summary
+from bench.results.uri import Location
 
 # The columns behind the charts and tables; samples_ns is never among them (see quantiles()).
 CASE_FIELDS = (
@@ -68,7 +68,7 @@ def _machines(runs: pa.Table | None) -> tuple[str, dict[str, pa.Table]]:
     return store.machine_join(RUN_MACHINES), {RUN_MACHINES: runs.select(["run_id", "machine_id", "machine_label"])}
 
 
-def key_runs(results: Path, run_id: str | None, max_runs: int = MAX_TREND_RUNS,
+def key_runs(results: Location, run_id: str | None, max_runs: int = MAX_TREND_RUNS,
              runs: pa.Table | None = None) -> tuple[list[str], list[str]]:
     """Runs holding the latest row of some case key (of ``run_id`` only, if given), and the last ``max_runs``
     runs with ok timings (for trends, over every run). With ``runs`` (the runs table as read) and no ``run_id``,
@@ -101,10 +101,9 @@ def key_runs(results: Path, run_id: str | None, max_runs: int = MAX_TREND_RUNS,
     return ([r["run_id"] for r in rows if r["what"] == "latest"], [r["run_id"] for r in rows if r["what"] == "recent"])
 
 
-def _summarised_key_runs(results: Path, max_runs: int, runs: pa.Table) -> tuple[list[str], list[str]] | None:
+def _summarised_key_runs(loc: Location, max_runs: int, runs: pa.Table) -> tuple[list[str], list[str]] | None:
     """:func:`key_runs` from the compacted runs' summary (bench.results.summary) and a scan of the files it
     does not cover; None when there is no usable summary."""
-    loc = layout.location(results)
     files = store.visible_files(loc, "cases")
     kept = summary.usable(loc, files, runs)
     if kept is None:
@@ -131,7 +130,7 @@ def _summarised_key_runs(results: Path, max_runs: int, runs: pa.Table) -> tuple[
     return ([r["run_id"] for r in rows if r["what"] == "latest"], [r["run_id"] for r in rows if r["what"] == "recent"])
 
 
-def current(results: Path, run_ids: list[str], runs: pa.Table | None = None) -> list[dict[str, Any]]:
+def current(results: Location, run_ids: list[str], runs: pa.Table | None = None) -> list[dict[str, Any]]:
     """The latest row per case key and machine among ``run_ids`` (the runs that hold them, from :func:`key_runs`)."""
     if not run_ids:
         return []
@@ -146,7 +145,7 @@ def current(results: Path, run_ids: list[str], runs: pa.Table | None = None) -> 
                  c.case_key""", params, run_ids=run_ids, given=given).to_pylist())
 
 
-def history(results: Path, run_ids: list[str], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def history(results: Location, run_ids: list[str], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Median of every ok case in each of ``run_ids``, with the run's time, commit and machine (its
     --machine-label, else its machine_id): a trend line never joins two machines."""
     if not run_ids:
@@ -165,7 +164,7 @@ def history(results: Path, run_ids: list[str], runs: list[dict[str, Any]]) -> li
     return sorted(rows, key=lambda h: (str(h["run_time"]), h["case_key"]))
 
 
-def quantiles(results: Path, cases: list[dict[str, Any]]) -> dict[str, list[float]]:
+def quantiles(results: Location, cases: list[dict[str, Any]]) -> dict[str, list[float]]:
     """Latency in ms at ECDF_PROBS for the given case rows (by case key and run id), computed in DuckDB."""
     if not cases:
         return {}
@@ -189,7 +188,7 @@ def quantiles(results: Path, cases: list[dict[str, Any]]) -> dict[str, list[floa
     return {r["case_key"]: [v / 1e6 for v in r["q"]] for r in rows}
 
 
-def load(results: Path, run_id: str | None = None, max_ecdf_cases: int = 400) -> ReportData:
+def load(results: Location, run_id: str | None = None, max_ecdf_cases: int = 400) -> ReportData:
     """Read what the report needs. Raises UserError for a missing folder or an unknown run id."""
     if not store.exists(results):
         raise UserError(f"no results folder at {results} (run `bench run --results {results}` first)")

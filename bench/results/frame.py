@@ -41,10 +41,11 @@ def load(results: layout.Results = "results", table: str = "cases", run_id: str 
     """
     if table not in TABLES:
         raise UserError(f"bench.results.load: table must be 'cases' or 'runs', got {table!r}")
-    if not store.exists(results):
+    loc = layout.location(results)  # a user's folder or URI, resolved here once
+    if not store.exists(loc):
         raise UserError(f"no results at {results} (run `bench run --results {results}` first)")
     sql, params = (_cases_sql if table == "cases" else _runs_sql)(run_id, latest)
-    frame = store.query(results, sql, params).to_pandas(types_mapper=DTYPES.get)
+    frame = store.query(loc, sql, params).to_pandas(types_mapper=DTYPES.get)
     frame.attrs["results"] = str(results)
     return frame
 

@@ -25,7 +25,10 @@ from bench.files import write_atomic
 from bench.results.schema import CASE_SCHEMA, RUN_SCHEMA, SCHEMA_VERSION
 from bench.results.uri import Location
 
-Results = str | Path | Location  # a folder, a URI, or one already resolved with Location.resolve
+# What a script or a test may give the store's public functions (store.query, write_case, ...): a folder, a URI, or a
+# Location. Bench's own code resolves it once where a user gives it (bench.cli's --results, bench.results.load,
+# bench.report.build_report) and hands a Location on.
+Results = str | Path | Location
 
 # Each table's hive partition columns, in path order; they are columns of the rows too (date is derived).
 PARTITIONS = {

@@ -16,6 +16,7 @@ import pytest
 from report_fixtures import NOW, copy_results, planter, samples
 
 from bench.cli import main
+from bench.options import threshold
 from bench.report.change import ALPHA, bootstrap_medians, classify
 from bench.report.compare import Threshold
 from bench.results import store
@@ -249,7 +250,7 @@ def test_classification_rules():
     assert classify(0.20, 0.15, 0.25, ALPHA, t)[0] == "unchanged"  # not significant
     assert classify(-0.20, -0.25, -0.15, 1e-9, t) == ("improved", "")
     assert classify(0.03, 0.02, 0.04, 1e-9, t) == ("unchanged", "")  # real, but within the threshold
-    assert Threshold.parse("5%").fraction == Threshold.parse("5").fraction == 0.05
+    assert threshold("5%") == threshold("5") == Threshold(0.05)
 
 
 def test_each_machine_is_compared_with_its_own_previous_run_only(real_results, tmp_path, capsys):

@@ -19,6 +19,7 @@ from report_fixtures import NOW, copy_results, planter, samples, visit
 from bench.cli import main
 from bench.report import build_report, data, eager, scenarios, views
 from bench.report.summary import LIMIT_BYTES, MAX_ROWS, summary_markdown
+from bench.results.uri import Location
 
 FIGURES = ("fig-scenarios", "fig-latency", "fig-speedup", "fig-ecdf", "fig-pareto", "fig-resources", "fig-eager",
            "fig-tasks", "fig-precisions", "fig-efficiency", "fig-coverage", "fig-throughput", "fig-trends",
@@ -174,9 +175,9 @@ def test_trend_lines_never_join_machines():
 
 
 def test_one_run_only(planted):
-    cases = data.load(planted, run_id="20261119T120000Z-plant0").cases
+    cases = data.load(Location.resolve(planted), run_id="20261119T120000Z-plant0").cases
     assert len(cases) == 4 and {c["run_id"] for c in cases} == {"20261119T120000Z-plant0"}
-    assert len(data.load(planted).cases) == 17
+    assert len(data.load(Location.resolve(planted)).cases) == 17
 
 
 def test_missing_columns_and_empty_views_degrade_to_notes(tmp_path):
