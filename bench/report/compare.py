@@ -256,8 +256,8 @@ def compare(base: Side, new: Side, threshold: Threshold, allow_env_diff: bool = 
     for key in sorted(set(base.cases) | set(new.cases)):
         b, n = base.cases.get(key), new.cases.get(key)
         if b is None or n is None:
-            changes.append(Change(key, "new" if b is None else "missing", b and b.get("median_ms"),
-                                  n and n.get("median_ms"), new_row=n))
+            changes.append(Change(key, "new" if b is None else "missing", b.get("median_ms") if b else None,
+                                  n.get("median_ms") if n else None, new_row=n))
             continue
         if emulated:  # not even with --allow-env-diff: there is no chip's speed to compare
             changes.append(Change(key, "emulated", b.get("median_ms"), n.get("median_ms"), note=emulated[0],

@@ -338,7 +338,7 @@ def _register(con: duckdb.DuckDBPyConnection, loc: Location, table: str, files: 
         _native_view(con, raw, table, files, by_name)
     else:  # pyarrow reads through its filesystem, DuckDB scans the dataset (no DuckDB extension needed)
         con.register(raw, _dataset(loc, table, files))
-    if cached:
+    if cache is not None and cached:
         _register_cache(con, loc, "_runs_cache", cache)
         con.execute(f'CREATE VIEW "_{table}_all" AS SELECT * FROM "{raw}" UNION ALL BY NAME SELECT * FROM _runs_cache')
         raw = f"_{table}_all"
@@ -439,7 +439,8 @@ def _readable(loc: Location, table: str, files: list[str]) -> list[str]:
     """``files`` less those that are not parquet files of ``table`` (empty, truncated, random bytes, or another
     tool's parquet without the table's key column), each named once on stderr."""
     key = "case_key" if table == "cases" else "run_id"
-    good, bad = [], []
+    good: list[str] = []
+    bad: list[str] = []
     for path in files:
         try:
             with loc.fs.open_input_file(path) as f:
