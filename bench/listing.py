@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench import vulkan
 from bench.cache import default_cache_dir
 from bench.cpu import Cpu
 from bench.models.zoo import cached_cost, load_manifest
@@ -38,7 +39,18 @@ def runners() -> str:
             status, reason = "available", ""
         rows.append([name, status, spec.version() or "-", ",".join(present or spec.devices),
                      ",".join(spec.precisions), _on_this_cpu(spec, cpu), reason])
-    return _columns(rows)
+    return _columns(rows) + _vulkan_devices(Registry.default())
+
+
+def _vulkan_devices(registry: Registry) -> str:
+    """The Vulkan devices found, below the table, where a runner offers the vulkan device."""
+    if not any("vulkan" in spec.devices for spec in registry.specs.values()):
+        return ""
+    found, why = vulkan.devices()
+    lines = [f"  {d['index']}: {vulkan.summary(d)}, Vulkan {d['api_version']}" for d in found] or [f"  none: {why}"]
+    note = ("\n  (software: a CPU running the GPU's work; its rows are functional checks, never ranked)"
+            if any(d["software"] for d in found) else "")
+    return "\n\nvulkan devices (as ncnn sees them):\n" + "\n".join(lines) + note
 
 
 def suites() -> str:

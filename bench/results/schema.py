@@ -41,7 +41,10 @@ CASE_COLUMNS: tuple[Column, ...] = (
     _c("model_source", STR, "", "built / wheel / user"),
     _c("runner", STR, "", "runner plugin name"),
     _c("runner_version", STR, "", "version of the runtime's package"),
-    _c("device", STR, "", "device asked for (cpu, cuda, gpu, ...)"),
+    _c("device", STR, "", "device asked for (cpu, cuda, vulkan, ...)"),
+    _c("software_device", STR, "", "the device's name where the case ran on a software device (a CPU running the "
+       "GPU's work: Mesa's lavapipe / llvmpipe, SwiftShader): a functional check whose timings measure the CPU, so "
+       "reports and compare never rank it, like an emulated run's; null on real hardware"),
     _c("precision", STR, "", "precision asked for (fp32, fp16, bf16, int8, int8_weights: see Precisions below)"),
     _c("precision_used", STR, "", "precision the runtime reports it ran"),
     _c("precision_feature", STR, "", "CPU feature that let a reduced precision run, from the runner's declaration "
@@ -188,6 +191,10 @@ RUN_COLUMNS: tuple[Column, ...] = (
     _c("swap_used_mb", F64, "MiB", "swap in use at the start"),
     _c("noise_warnings", pa.list_(STR), "", "why this machine may give noisy numbers (empty when quiet)"),
     _c("gpus", STR, "", "JSON: GPUs and driver from NVML, where present"),
+    _c("vulkan_devices", STR, "", "JSON [{index, name, vendor, type, software, api_version, driver_version, "
+       "heap_budget_mb, support}]: each Vulkan device ncnn sees (bench.vulkan; type discrete / integrated / virtual "
+       "/ cpu, support: fp16 / int8 packed, storage, uniform, arithmetic and bf16 as ncnn reports them), or "
+       "{why: ...} where there is none"),
     _c("peak_gflops", STR, "", "JSON {threads: GFLOP/s} of a 1024x1024 fp32 numpy matmul: the machine's yardstick"),
 )
 
@@ -230,6 +237,23 @@ def results_markdown() -> str:
     lines += ["## Accuracy tolerances", "", "| precision | min cosine | max normalized error |", "|---|---|---|"]
     lines += [f"| {p} | {t.min_cosine} | {t.max_normalized_error} |" for p, t in TOLERANCES.items()]
     specs = Registry.builtin().specs  # not third-party plugins installed here
-    lines += ["", *precisions_markdown(specs), *support_markdown(specs)]
+    lines += ["", *precisions_markdown(specs), *support_markdown(specs), *_devices_markdown(specs)]
     return "\n".join(lines).rstrip("\n") + "\n"
 
+
+
+def _devices_markdown(specs: dict) -> list[str]:
+    """How each runner runs each device beyond the CPU (``RunnerSpec.device_notes``), and what a software device is."""
+    lines = ["", "## Devices beyond the CPU", "", "| runner | device | how it runs, its precisions there |",
+             "|---|---|---|"]
+    lines += [f"| {name} | {device} | {note} |" for name, spec in specs.items()
+              for device, note in spec.device_notes.items()]
+    return lines + [
+        "",
+        "A **software device** is a Vulkan implementation that runs the GPU's work on the CPU: Mesa's lavapipe "
+        "(named llvmpipe), Google's SwiftShader; Vulkan reports its type as `cpu`. CI runs ncnn's Vulkan path on "
+        "lavapipe to check that it computes the right answer (parity against the ONNX Runtime fp32 reference, as on "
+        "the CPU), but its timings measure the CPU emulating a GPU: such rows carry `software_device`, and like an "
+        "emulated run's they are never ranked (report, scenario table) or compared (`bench compare` says "
+        "`software`), with a note saying why. The runs table's `vulkan_devices` lists every Vulkan device found.",
+    ]
