@@ -6,11 +6,16 @@ Bump SCHEMA_VERSION when a column changes meaning or type; adding a column needs
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from bench.contract import Status
+
+if TYPE_CHECKING:
+    from bench.plugin import RunnerSpec
 
 SCHEMA_VERSION = 1
 
@@ -242,7 +247,7 @@ def results_markdown() -> str:
 
 
 
-def _devices_markdown(specs: dict) -> list[str]:
+def _devices_markdown(specs: Mapping[str, RunnerSpec]) -> list[str]:
     """How each runner runs each device beyond the CPU (``RunnerSpec.device_notes``), and what a software device is."""
     lines = ["", "## Devices beyond the CPU", "", "| runner | device | how it runs, its precisions there |",
              "|---|---|---|"]
