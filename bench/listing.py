@@ -36,21 +36,22 @@ def runners() -> str:
         elif not present:
             status, reason = "no device", "; ".join(f"{d}: {a.reason}" for d, a in devices.items())
         else:
-            status, reason = "available", ""
+            status, reason = "available", _vulkan(devices)
         rows.append([name, status, spec.version() or "-", ",".join(present or spec.devices),
                      ",".join(spec.precisions), _on_this_cpu(spec, cpu), reason])
-    return _columns(rows) + _vulkan_devices(Registry.default())
+    return _columns(rows)
 
 
-def _vulkan_devices(registry: Registry) -> str:
-    """The Vulkan devices found, below the table, where a runner offers the vulkan device."""
-    if not any("vulkan" in spec.devices for spec in registry.specs.values()):
+def _vulkan(devices: dict) -> str:
+    """For a runner that offers the vulkan device: the Vulkan devices found (ncnn's view), or why it has none."""
+    if "vulkan" not in devices:
         return ""
-    found, why = vulkan.devices()
-    lines = [f"  {d['index']}: {vulkan.summary(d)}, Vulkan {d['api_version']}" for d in found] or [f"  none: {why}"]
-    note = ("\n  (software: a CPU running the GPU's work; its rows are functional checks, never ranked)"
-            if any(d["software"] for d in found) else "")
-    return "\n\nvulkan devices (as ncnn sees them):\n" + "\n".join(lines) + note
+    if not devices["vulkan"].ok:
+        return f"vulkan: {devices['vulkan'].reason}"
+    found, _ = vulkan.devices()
+    software = " (software: a CPU doing the GPU's work; its rows are functional checks, never ranked)"
+    return "vulkan: " + "; ".join(f"{d['index']} {vulkan.summary(d)}, Vulkan {d['api_version']}" for d in found) + (
+        software if any(d["software"] for d in found) else "")
 
 
 def suites() -> str:

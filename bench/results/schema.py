@@ -6,16 +6,11 @@ Bump SCHEMA_VERSION when a column changes meaning or type; adding a column needs
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from bench.contract import Status
-
-if TYPE_CHECKING:
-    from bench.plugin import RunnerSpec
 
 SCHEMA_VERSION = 1
 
@@ -220,7 +215,7 @@ def _table(title: str, columns: tuple[Column, ...]) -> list[str]:
 
 
 def results_markdown() -> str:
-    from bench.capability import precisions_markdown, support_markdown
+    from bench.capability import devices_markdown, precisions_markdown, support_markdown
     from bench.execution.accuracy import TOLERANCES
     from bench.registry import Registry
 
@@ -242,23 +237,5 @@ def results_markdown() -> str:
     lines += ["## Accuracy tolerances", "", "| precision | min cosine | max normalized error |", "|---|---|---|"]
     lines += [f"| {p} | {t.min_cosine} | {t.max_normalized_error} |" for p, t in TOLERANCES.items()]
     specs = Registry.builtin().specs  # not third-party plugins installed here
-    lines += ["", *precisions_markdown(specs), *support_markdown(specs), *_devices_markdown(specs)]
+    lines += ["", *precisions_markdown(specs), *support_markdown(specs), *devices_markdown(specs)]
     return "\n".join(lines).rstrip("\n") + "\n"
-
-
-
-def _devices_markdown(specs: Mapping[str, RunnerSpec]) -> list[str]:
-    """How each runner runs each device beyond the CPU (``RunnerSpec.device_notes``), and what a software device is."""
-    lines = ["", "## Devices beyond the CPU", "", "| runner | device | how it runs, its precisions there |",
-             "|---|---|---|"]
-    lines += [f"| {name} | {device} | {note} |" for name, spec in specs.items()
-              for device, note in spec.device_notes.items()]
-    return lines + [
-        "",
-        "A **software device** is a Vulkan implementation that runs the GPU's work on the CPU: Mesa's lavapipe "
-        "(named llvmpipe), Google's SwiftShader; Vulkan reports its type as `cpu`. CI runs ncnn's Vulkan path on "
-        "lavapipe to check that it computes the right answer (parity against the ONNX Runtime fp32 reference, as on "
-        "the CPU), but its timings measure the CPU emulating a GPU: such rows carry `software_device`, and like an "
-        "emulated run's they are never ranked (report, scenario table) or compared (`bench compare` says "
-        "`software`), with a note saying why. The runs table's `vulkan_devices` lists every Vulkan device found.",
-    ]
