@@ -56,3 +56,20 @@ def support_markdown(specs: Mapping[str, RunnerSpec]) -> list[str]:
             a.reason for a in (spec.cpu_precision(precision, REFERENCE_CPUS[k]) for k in keys) if a.reason)
         lines += [f"- **{spec.name} {precision}**: {reason}" for reason in reasons]
     return lines + [""]
+
+
+def devices_markdown(specs: Mapping[str, RunnerSpec]) -> list[str]:
+    """How each runner runs each device beyond the CPU (``RunnerSpec.device_notes``), and what a software device is."""
+    lines = ["", "## Devices beyond the CPU", "", "| runner | device | how it runs, its precisions there |",
+             "|---|---|---|"]
+    lines += [f"| {name} | {device} | {note} |" for name, spec in specs.items()
+              for device, note in spec.device_notes.items()]
+    return lines + [
+        "",
+        "A **software device** is a Vulkan implementation that runs the GPU's work on the CPU: Mesa's lavapipe "
+        "(named llvmpipe), Google's SwiftShader; Vulkan reports its type as `cpu`. CI runs ncnn's Vulkan path on "
+        "lavapipe to check that it computes the right answer (parity against the ONNX Runtime fp32 reference, as on "
+        "the CPU), but its timings measure the CPU emulating a GPU: such rows carry `software_device`, and like an "
+        "emulated run's they are never ranked (report, scenario table) or compared (`bench compare` says "
+        "`software`), with a note saying why. The runs table's `vulkan_devices` lists every Vulkan device found.",
+    ]

@@ -16,7 +16,7 @@ from typing import Any
 import psutil
 
 import bench
-from bench import thermal, topology
+from bench import thermal, topology, vulkan
 from bench.cpu import Cpu, arch_family, cpu_flags, cpuinfo
 from bench.files import read_text
 
@@ -177,4 +177,11 @@ def capture() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "packages": json.dumps(package_versions(), sort_keys=True),
         "gpus": json.dumps(gpus()),
+        "vulkan_devices": json.dumps(vulkan_devices()),
     }
+
+
+def vulkan_devices() -> list[dict[str, Any]] | dict[str, str]:
+    """Each Vulkan device ncnn sees, or why there is none."""
+    found, why = vulkan.devices()
+    return found if found else {"why": why}

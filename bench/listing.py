@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench import vulkan
 from bench.cache import default_cache_dir
 from bench.cpu import Cpu
 from bench.models.zoo import cached_cost, load_manifest
@@ -35,10 +36,22 @@ def runners() -> str:
         elif not present:
             status, reason = "no device", "; ".join(f"{d}: {a.reason}" for d, a in devices.items())
         else:
-            status, reason = "available", ""
+            status, reason = "available", _vulkan(devices)
         rows.append([name, status, spec.version() or "-", ",".join(present or spec.devices),
                      ",".join(spec.precisions), _on_this_cpu(spec, cpu), reason])
     return _columns(rows)
+
+
+def _vulkan(devices: dict) -> str:
+    """For a runner that offers the vulkan device: the Vulkan devices found (ncnn's view), or why it has none."""
+    if "vulkan" not in devices:
+        return ""
+    if not devices["vulkan"].ok:
+        return f"vulkan: {devices['vulkan'].reason}"
+    found, _ = vulkan.devices()
+    software = " (software: a CPU doing the GPU's work; its rows are functional checks, never ranked)"
+    return "vulkan: " + "; ".join(f"{d['index']} {vulkan.summary(d)}, Vulkan {d['api_version']}" for d in found) + (
+        software if any(d["software"] for d in found) else "")
 
 
 def suites() -> str:

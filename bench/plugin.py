@@ -99,6 +99,8 @@ class RunnerSpec:
     notes: ClassVar[str] = ""  # what a user should know first; README's runner table shows it
     # How this runtime makes and runs each reduced precision it offers (docs/RESULTS.md's precision table)
     precision_notes: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    # How this runtime runs each device other than the CPU, its precisions there included (docs/RESULTS.md)
+    device_notes: ClassVar[Mapping[str, str]] = MappingProxyType({})
     packages: ClassVar[tuple[str, ...]] = ()  # other distributions whose versions every run records (converters...)
     # "package.module:function" that ``bench tune`` runs in a subprocess (see bench/tune.py), for runtimes whose
     # speed depends on a tuning step; None: the runner has none

@@ -94,6 +94,10 @@ DERIVED = {
     "server throughput": "scenario", "memory-bound edge": "scenario", "cold start": "scenario",
     "fp32": "precision", "int8": "precision",
     "tab10": "matplotlib's ten-colour map (charts.runner_colors)",
+    # keys inside the runs table's vulkan_devices JSON (bench.vulkan), shown by views.environment
+    "why": "vulkan_devices: why there is no device", "name": "vulkan_devices: a device's name",
+    "vendor": "vulkan_devices: its vendor", "type": "vulkan_devices: discrete / integrated / virtual / cpu",
+    "software": "vulkan_devices: a software device (lavapipe, SwiftShader)",
 }
 
 

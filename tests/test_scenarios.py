@@ -283,3 +283,12 @@ def test_an_emulated_run_is_never_ranked_and_the_note_says_why():
     assert {x["machine"] for x in table.records()} == {"x86-id"}
     assert "Not ranked: 2 rows of arm-box ran under emulation" in table.note
     assert "emulation" not in scenario_table(*two_machines()).note
+
+
+def test_a_software_device_row_is_never_ranked_and_the_note_says_why():
+    lavapipe = "llvmpipe (LLVM 15.0.6, 256 bits)"
+    fast_on_lavapipe = case("ncnn", median=0.1, device="vulkan", software_device=lavapipe)  # the fastest row here
+    table = scenario_table([case("ort", median=1.0), case("ov", median=2.0), fast_on_lavapipe])
+    assert {r["runner"] for r in table.records()} == {"ort"}  # it beats both, and wins nothing
+    assert f"Not ranked: 1 rows ran on a software device ({lavapipe})" in table.note
+    assert "software device" not in scenario_table([case("ort"), case("ov")]).note

@@ -75,6 +75,10 @@ def _per_model(rows: list[Row]) -> list[str]:
             continue
         cells = [f"{short} {_pick(picks[name])}" for name, short in SHOWN.items() if name in picks]
         lines.append(f"  {model}{where}: " + " | ".join(cells))
+    software = sorted({str(r["software_device"]) for r in rows if r.get("software_device")})
+    if software:  # the scenario table left them out: say so, or a model run only there reads as "no correct row"
+        lines.append(f"  not ranked: the rows on a software device ({', '.join(software)}), a CPU doing a GPU's "
+                     "work: functional checks")
     models = {r["model"] for r in rows}
     unanswered = sorted(m for m in models if m not in {model for _, model in by_model})
     if unanswered:

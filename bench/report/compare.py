@@ -8,7 +8,9 @@ failing, no_samples); and here, from the two runs,
 * **new** / **missing** when the case key is only in NEW / only in BASE;
 * **env_differs** when the machine (machine_id, cpu_model) or the model's bytes differ between the runs, unless
   ``allow_env_diff``: such timings are not of the same benchmark, so the case is not compared and what differs
-  is printed; **emulated** when a run ran under emulation (never compared).
+  is printed; **emulated** when a run ran under emulation (never compared); **software** when either side of the
+  case ran on a software device (a CPU doing a GPU's work: lavapipe, SwiftShader; a functional check, never
+  compared).
 
 A change of the case's runtime version (an upgrade) does not hold a case back: the case is compared, and its note
 names the version change as the likely cause ("onnxruntime 1.32.0 → 1.33.0: 3.1x slower"), in the table and in
@@ -37,11 +39,11 @@ from bench.text import printable
 
 MAX_MARKDOWN_ROWS = 500
 FAILING_STATUSES = ("regressed", "broken")
-ORDER = ("regressed", "broken", "improved", "fixed", "new", "missing", "env_differs", "emulated", "failing",
-         "no_samples", "unchanged")
+ORDER = ("regressed", "broken", "improved", "fixed", "new", "missing", "env_differs", "emulated", "software",
+         "failing", "no_samples", "unchanged")
 COMPARED = ("regressed", "broken", "improved", "fixed", "unchanged")  # statuses that judged a case
 CASE_FIELDS = ("case_key", "run_id", "timestamp", "model", "model_sha256", "runner", "runner_version", "status",
-               "accuracy_ok", "median_ms", "median_ci_low_ms", "median_ci_high_ms")
+               "accuracy_ok", "median_ms", "median_ci_low_ms", "median_ci_high_ms", "software_device")
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,8 @@ class Comparison:
         statuses = {c.status for c in self.changes} - {"new", "missing"}
         if statuses == {"emulated"}:  # a gate that passed here would pass whatever the chip does
             return "every common case ran under emulation: nothing was compared"
+        if statuses <= {"emulated", "software"}:
+            return "every common case ran under emulation or on a software device: nothing was compared"
         counts = ", ".join(f"{k} {v}" for k, v in self.counts().items() if k not in ("new", "missing"))
         return f"no common case could be compared ({counts}): nothing was compared"
 
@@ -233,6 +237,15 @@ def emulation_notes(base: Side, new: Side) -> list[str]:
             for name, side in (("base", base), ("new", new)) if side.env.get("emulated")]
 
 
+def software_note(b: dict[str, Any], n: dict[str, Any]) -> str | None:
+    """Why a case is not compared: a side ran on a software device, so its timings are a CPU's doing a GPU's work."""
+    devices = sorted({str(r["software_device"]) for r in (b, n) if r.get("software_device")})
+    if not devices:
+        return None
+    return (f"ran on a software device ({', '.join(devices)}): a functional check, whose timings say nothing of a "
+            "GPU; never compared")
+
+
 def _times(ratio: float) -> str:
     return f"{ratio:.3g}x"
 
@@ -262,6 +275,9 @@ def compare(base: Side, new: Side, threshold: Threshold, allow_env_diff: bool = 
         if emulated:  # not even with --allow-env-diff: there is no chip's speed to compare
             changes.append(Change(key, "emulated", b.get("median_ms"), n.get("median_ms"), note=emulated[0],
                                   new_row=n))
+            continue
+        if software := software_note(b, n):  # not even with --allow-env-diff, as for emulation
+            changes.append(Change(key, "software", b.get("median_ms"), n.get("median_ms"), note=software, new_row=n))
             continue
         differs = machine + _model_changed(b, n)  # timings of another benchmark: not comparable
         if differs and not allow_env_diff:

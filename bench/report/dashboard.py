@@ -153,10 +153,11 @@ def _problems(t: dict[str, views.Table]) -> str:
 
 
 def _native(d: data.ReportData) -> list[views.Row]:
-    """The cases whose timings may be ranked: not those of an emulated run (they time the emulator). Views of
-    correctness and coverage (wrong outputs, failures, all cases, task accuracy) keep every row."""
+    """The cases whose timings may be ranked: not those of an emulated run (they time the emulator), nor those that
+    ran on a software device (a CPU doing a GPU's work; the scenario table's note says so). Views of correctness
+    and coverage (wrong outputs, failures, all cases, task accuracy) keep every row."""
     emulated = {r["run_id"] for r in d.runs if r.get("emulated")}
-    return [c for c in d.cases if c.get("run_id") not in emulated] if emulated else d.cases
+    return [c for c in d.cases if c.get("run_id") not in emulated and not c.get("software_device")]
 
 
 def tables(d: data.ReportData, baseline: str) -> dict[str, views.Table]:

@@ -30,13 +30,14 @@ CASE_FIELDS = (
     "median_ci_high_ms", "p99_ms", "throughput_per_s", "accuracy_ok", "accuracy_reason", "cosine",
     "normalized_error", "top1_agreement", "cold_start_ms", "peak_rss_mb", "iterations", "unstable",
     "achieved_gflops", "task_metric", "task_value", "task_n", "quant_recipe", "quant_limit",
+    "software_device",
     "runner_facts",  # only for a runner's report_label (labels.with_runner_labels), then dropped
 )
 RUN_FIELDS = (
     "run_id", "timestamp", "git_commit", "machine_id", "cpu_model", "cpu_arch", "cores_physical",
     "cores_logical", "cpus_allowed", "memory_gb", "os", "kernel", "python", "packages", "cpu_governor",
     "isa_flags", "gpus", "bench_version", "machine_label", "turbo", "noise_warnings", "peak_gflops",
-    "cpu_precision_features", "emulated", "emulator", "kernel_arch", "soc_model", "cpu_clusters",
+    "cpu_precision_features", "emulated", "emulator", "kernel_arch", "soc_model", "cpu_clusters", "vulkan_devices",
 )
 # The latest row is kept per case key AND machine (store.MACHINE): a fleet's results never show one machine's
 # row in place of another's.

@@ -87,12 +87,14 @@ def scenario_table(cases: list[Row], runs: list[Row] | None = None) -> views.Tab
     tagged = [{**c, "machine": _machine(c, by_run)} for c in cases]
     flags = [_emulated(c, by_run) for c in tagged]
     emulated = [c for c, flag in zip(tagged, flags, strict=True) if flag]
-    native = [c for c, flag in zip(tagged, flags, strict=True) if not flag]
+    software = [c for c, flag in zip(tagged, flags, strict=True) if not flag and c.get("software_device")]
+    native = [c for c, flag in zip(tagged, flags, strict=True) if not flag and not c.get("software_device")]
     rows = []
     for (machine, model), group in sorted(views._group(native, ("machine", "model")).items(),
                                           key=lambda kv: tuple(str(k) for k in kv[0])):
         rows += [_table_row(machine, model, contest) for contest in _contests(group)]
-    return views.Table("scenarios", COLUMNS, rows, _emulated_note(emulated) + NOTE)  # first: summaries cut notes
+    notes = _emulated_note(emulated) + software_note(software)
+    return views.Table("scenarios", COLUMNS, rows, notes + NOTE)  # first: summaries cut notes
 
 
 def _emulated(case: Row, by_run: dict[Any, Row]) -> bool:
@@ -107,6 +109,15 @@ def _emulated_note(emulated: list[Row]) -> str:
     machines = ", ".join(sorted({str(c["machine"]) for c in emulated}))
     return (f"Not ranked: {len(emulated)} rows of {machines} ran under emulation (qemu-user), whose timings "
             "measure the emulator, not the chip; they are in All cases. ")
+
+
+def software_note(software: list[Row]) -> str:
+    """Why rows that ran on a software device (a CPU doing a GPU's work: lavapipe, SwiftShader) are not ranked."""
+    if not software:
+        return ""
+    devices = ", ".join(sorted({str(c["software_device"]) for c in software}))
+    return (f"Not ranked: {len(software)} rows ran on a software device ({devices}), a CPU running the GPU's work: "
+            "functional checks whose timings say nothing of a GPU; they are in All cases. ")
 
 
 def cross_machine(table: views.Table) -> views.Table:

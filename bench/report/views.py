@@ -316,7 +316,7 @@ def throughput(cases: list[Row]) -> Table:
 ENV_COLUMNS = ("machine_id", "machine_label", "cpu_model", "cpu_arch", "emulator", "soc_model", "cpu_clusters",
                "cores_physical", "cores_logical",
                "cpus_allowed", "memory_gb", "os", "kernel", "python", "cpu_governor", "turbo", "noise_warnings",
-               "isa_flags", "cpu_precision_features", "packages", "gpus")
+               "isa_flags", "cpu_precision_features", "packages", "gpus", "vulkan_devices")
 
 
 def _packages(text: Any) -> str:
@@ -338,6 +338,21 @@ def _features(text: Any) -> str:
     return "; ".join(present + ([f"no {', '.join(absent)}"] if absent else []))
 
 
+def _vulkan(text: Any) -> str:
+    """[{name, vendor, type, software ...}] -> "llvmpipe (LLVM 15.0.6, 256 bits) (Mesa, cpu, software)"; {why} -> why
+    (runs before it was recorded: "")."""
+    try:
+        found = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return str(text)
+    if isinstance(found, dict):
+        return f"none: {found.get('why', '')}"
+    if not isinstance(found, list):
+        return ""
+    return "; ".join(f"{d.get('name')} ({d.get('vendor')}, {d.get('type')}{', software' if d.get('software') else ''})"
+                     for d in found if isinstance(d, dict))
+
+
 def environment(runs: list[Row]) -> Table:
     """One row per machine: its latest run's environment, how many runs, and their first and last dates."""
     cols = (*ENV_COLUMNS, "runs", "commits", "first_run", "last_run")
@@ -349,6 +364,7 @@ def environment(runs: list[Row]) -> Table:
         values[ENV_COLUMNS.index("noise_warnings")] = "; ".join(last.get("noise_warnings") or [])
         values[ENV_COLUMNS.index("packages")] = _packages(last.get("packages"))
         values[ENV_COLUMNS.index("cpu_precision_features")] = _features(last.get("cpu_precision_features"))
+        values[ENV_COLUMNS.index("vulkan_devices")] = _vulkan(last.get("vulkan_devices"))
         stamps = [r["timestamp"] for r in group if r.get("timestamp")]
         commits = {r.get("git_commit") for r in group if r.get("git_commit")}
         rows.append((*values, len(group), len(commits), min(stamps, default=None), max(stamps, default=None)))

@@ -92,6 +92,8 @@ def _facts_columns(facts: RunnerFacts) -> dict[str, Any]:
         "precision_used": facts.precision_used,
         "threads_used": facts.threads_used,
         "runner_facts": json.dumps(facts.details, sort_keys=True, default=str),
+        # a runner that ran on a software device names it (ncnn on lavapipe): the row is never ranked
+        "software_device": facts.details.get("software_device"),
         "converter": facts.converter,
         "converter_version": facts.converter_version,
         "conversion_options": json.dumps(facts.conversion_options, sort_keys=True)

@@ -41,7 +41,10 @@ CASE_COLUMNS: tuple[Column, ...] = (
     _c("model_source", STR, "", "built / wheel / user"),
     _c("runner", STR, "", "runner plugin name"),
     _c("runner_version", STR, "", "version of the runtime's package"),
-    _c("device", STR, "", "device asked for (cpu, cuda, gpu, ...)"),
+    _c("device", STR, "", "device asked for (cpu, cuda, vulkan, ...)"),
+    _c("software_device", STR, "", "the device's name where the case ran on a software device (a CPU running the "
+       "GPU's work: Mesa's lavapipe / llvmpipe, SwiftShader): a functional check whose timings measure the CPU, so "
+       "reports and compare never rank it, like an emulated run's; null on real hardware"),
     _c("precision", STR, "", "precision asked for (fp32, fp16, bf16, int8, int8_weights: see Precisions below)"),
     _c("precision_used", STR, "", "precision the runtime reports it ran"),
     _c("precision_feature", STR, "", "CPU feature that let a reduced precision run, from the runner's declaration "
@@ -188,6 +191,10 @@ RUN_COLUMNS: tuple[Column, ...] = (
     _c("swap_used_mb", F64, "MiB", "swap in use at the start"),
     _c("noise_warnings", pa.list_(STR), "", "why this machine may give noisy numbers (empty when quiet)"),
     _c("gpus", STR, "", "JSON: GPUs and driver from NVML, where present"),
+    _c("vulkan_devices", STR, "", "JSON [{index, name, vendor, type, software, api_version, driver_version, "
+       "heap_budget_mb, support}]: each Vulkan device ncnn sees (bench.vulkan; type discrete / integrated / virtual "
+       "/ cpu, support: fp16 / int8 packed, storage, uniform, arithmetic and bf16 as ncnn reports them), or "
+       "{why: ...} where there is none"),
     _c("peak_gflops", STR, "", "JSON {threads: GFLOP/s} of a 1024x1024 fp32 numpy matmul: the machine's yardstick"),
 )
 
@@ -208,7 +215,7 @@ def _table(title: str, columns: tuple[Column, ...]) -> list[str]:
 
 
 def results_markdown() -> str:
-    from bench.capability import precisions_markdown, support_markdown
+    from bench.capability import devices_markdown, precisions_markdown, support_markdown
     from bench.execution.accuracy import TOLERANCES
     from bench.registry import Registry
 
@@ -230,6 +237,5 @@ def results_markdown() -> str:
     lines += ["## Accuracy tolerances", "", "| precision | min cosine | max normalized error |", "|---|---|---|"]
     lines += [f"| {p} | {t.min_cosine} | {t.max_normalized_error} |" for p, t in TOLERANCES.items()]
     specs = Registry.builtin().specs  # not third-party plugins installed here
-    lines += ["", *precisions_markdown(specs), *support_markdown(specs)]
+    lines += ["", *precisions_markdown(specs), *support_markdown(specs), *devices_markdown(specs)]
     return "\n".join(lines).rstrip("\n") + "\n"
-

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+from pathlib import Path
 from types import MappingProxyType
 
 from bench import extra_hint
 from bench.cpu import Cpu
-from bench.plugin import PrecisionSupport, RunnerSpec
+from bench.plugin import Availability, PrecisionSupport, RunnerSpec
 
 # Measured on an AMD EPYC (Zen 5; avx512_bf16, no avx512_fp16), MNN 3.6.1: tests/runners/test_mnn.py keeps checking it.
 X86_FP16_EVIDENCE = (
@@ -16,13 +19,34 @@ X86_FP16_EVIDENCE = (
 )
 
 
+# What a build with a GPU backend holds: the backend's own library beside the engine, or the API calls linked in.
+GPU_BACKENDS = {"Vulkan": ("libMNN_Vulkan", b"vkCreateInstance"), "OpenCL": ("libMNN_CL", b"clCreateContext")}
+GPU_BUILD = ("a GPU build is MNN's Python package built from source (pymnn/pip_package) with the backend on (CMake "
+             "-DMNN_VULKAN=ON or -DMNN_OPENCL=ON)")
+
+
+@functools.cache
+def gpu_backends() -> tuple[str, ...] | None:
+    """The GPU backends compiled into the installed MNN (its engine library read, never imported), or None when
+    MNN is not installed. The PyPI wheel has none: its engine names Vulkan and OpenCL only in an enum."""
+    spec = importlib.util.find_spec("_mnncengine")
+    if spec is None or not spec.origin:
+        return None
+    engine = Path(spec.origin)
+    folders = [engine.parent, engine.parent / "mnn.libs", engine.parent / "MNN"]
+    data = engine.read_bytes()
+    return tuple(name for name, (library, symbol) in GPU_BACKENDS.items()
+                 if symbol in data or any(any(f.glob(f"{library}*")) for f in folders if f.is_dir()))
+
+
 class MnnSpec(RunnerSpec):
     name = "mnn"
     distribution = "MNN"
     module = "MNN"
     implementation = "bench.runners.mnn.runner:MnnRunner"
     install_hint = extra_hint("mnn")
-    devices = ("cpu",)
+    # vulkan: declared so that a suite asking for it gets an unavailable row that says why (detect_devices)
+    devices = ("cpu", "vulkan")
     precisions = ("fp32", "fp16", "int8", "int8_weights")
     scenarios = ("latency",)
     model_format = "mnn"
@@ -44,10 +68,24 @@ class MnnSpec(RunnerSpec):
                         "dequantized to float when the model loads, so the arithmetic is fp32; smaller file, same "
                         "kernels; weight-quantized convolutions counted in the converted file",
     })
+    device_notes = MappingProxyType({
+        "vulkan": "never run: the PyPI wheel holds only MNN's CPU backend, so the row is unavailable and says how to "
+                  "get a GPU build; bench's MNN runner drives the CPU backend only",
+    })
     conversion = (
         "ONNX -> MNN with the compiled converter module inside the MNN wheel (never the mnnconvert script), "
         "fp32 weights, exact GELU"
     )
+
+    def detect_devices(self) -> dict[str, Availability]:
+        backends = gpu_backends()
+        if not backends:
+            why = (f"MNN {self.version()} as installed has no GPU backend (the PyPI wheel is CPU-only: no "
+                   f"libMNN_Vulkan or libMNN_CL, no vkCreateInstance or clCreateContext in its engine); {GPU_BUILD}")
+        else:
+            why = (f"this MNN has its {' and '.join(backends)} backend(s), but bench's MNN runner drives the CPU "
+                   "backend only")
+        return {"cpu": Availability(True), "vulkan": Availability(False, why)}
 
     def cpu_precision(self, precision: str, cpu: Cpu) -> PrecisionSupport:
         if precision == "int8":

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from types import MappingProxyType
 
-from bench import extra_hint
+from bench import extra_hint, vulkan
 from bench.case import Case
 from bench.cpu import Cpu
 from bench.plugin import Availability, PrecisionSupport, RunnerSpec
@@ -42,8 +42,8 @@ class NcnnSpec(RunnerSpec):
     module = "ncnn"
     implementation = "bench.runners.ncnn.runner:NcnnRunner"
     install_hint = extra_hint("ncnn")
-    # Vulkan is left out: the wheel can drive a Vulkan GPU, but no such device was available to test it on.
-    devices = ("cpu",)
+    # vulkan: ncnn's GPU path (the one Android apps ship), on whichever Vulkan device ncnn sees (bench.vulkan)
+    devices = ("cpu", "vulkan")
     precisions = ("fp32", "fp16", "int8")
     scenarios = ("latency",)
     model_format = "ncnn"
@@ -56,6 +56,15 @@ class NcnnSpec(RunnerSpec):
                 "(ACIQ activation scales on the shared calibration set, per-channel weights) and ncnn2int8: "
                 "Convolution, ConvolutionDepthWise and InnerProduct int8, the rest fp32",
     })
+    device_notes = MappingProxyType({
+        "vulkan": "ncnn's Vulkan compute (use_vulkan_compute) on ncnn's default Vulkan device, named on the row "
+                  "(runner_facts.vulkan_device). fp32: use_fp16_packed / storage / arithmetic and bf16 off, so the "
+                  "GPU stores and computes fp32; fp16: fp16 storage and arithmetic on (ncnn's Vulkan default), "
+                  "refused where the device lacks them; both read back from net.opt after loading. Timed: the "
+                  "extractor with host Mats, so each iteration includes the upload of the inputs and the download of "
+                  "the outputs; cold start includes compiling the shader pipelines (no cache persists between "
+                  "processes). int8: CPU only",
+    })
     conversion = "ONNX -> ncnn with the pnnx wheel's native converter binary (no torch), fp32 weights (fp16=0)"
 
     def available(self) -> Availability:
@@ -65,6 +74,9 @@ class NcnnSpec(RunnerSpec):
         if pnnx_binary() is None:
             return Availability(False, f"the ONNX -> ncnn converter is missing: {PNNX_HINT}")
         return Availability(True)
+
+    def detect_devices(self) -> dict[str, Availability]:
+        return {"cpu": Availability(True), "vulkan": vulkan.availability()}
 
     def cpu_precision(self, precision: str, cpu: Cpu) -> PrecisionSupport:
         if precision == "int8":
@@ -83,6 +95,8 @@ class NcnnSpec(RunnerSpec):
     def unsupported_reason(self, case: Case) -> str | None:
         if case.batch != 1:
             return "ncnn runs batch 1: pnnx drops the batch axis when it converts"
+        if case.device == "vulkan" and case.precision == "int8":
+            return "ncnn int8 is benchmarked on the CPU only: bench's int8 port targets ncnn's CPU kernels"
         return None
 
 

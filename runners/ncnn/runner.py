@@ -19,6 +19,7 @@ from typing import Any
 import ncnn
 import numpy as np
 
+from bench import vulkan
 from bench.case import Case
 from bench.cpu import Cpu
 from bench.execution.calibration import calibration_inputs, calibration_sha256
@@ -244,11 +245,12 @@ def _host_dtype(pnnx_type: str) -> type:
     return np.int32 if pnnx_type.startswith(("i", "u", "b")) else np.float32
 
 
-def _set_options(opt: ncnn.Option, precision: str, threads: int) -> dict[str, Any]:
-    """Every precision switch set explicitly (ncnn's defaults turn fp16 on); returns what was set."""
+def _set_options(opt: ncnn.Option, precision: str, threads: int, gpu: bool = False) -> dict[str, Any]:
+    """Every precision switch set explicitly (ncnn's defaults turn fp16 on, on the CPU and on Vulkan alike);
+    returns what was set."""
     fp16, int8 = precision == "fp16", precision == "int8"
     wanted = {
-        "num_threads": threads, "use_vulkan_compute": False,
+        "num_threads": threads, "use_vulkan_compute": gpu,
         "use_fp16_packed": fp16, "use_fp16_storage": fp16, "use_fp16_arithmetic": fp16,
         "use_bf16_packed": False, "use_bf16_storage": False,
         # int8: ncnn's defaults; its x86 kernels read use_int8_inference (int8 layers of an int8 model), the
@@ -260,12 +262,43 @@ def _set_options(opt: ncnn.Option, precision: str, threads: int) -> dict[str, An
     return wanted
 
 
+VULKAN_TIMED_REGION = (
+    "Extractor on the Vulkan device: create_extractor(), input() of each host Mat (built and cloned once in bind), "
+    "extract() of every output to a host Mat, extractor released: each iteration uploads the inputs, computes on the "
+    "device and downloads the outputs, as a caller does; outputs copied to numpy after timing"
+)
+PIPELINE_CACHE = ("not persisted: each process compiles (ncnn's Python API exposes no pipeline cache; its in-memory "
+                  "one dies with the worker), so cold_start_ms includes compiling every shader pipeline")
+
+
+def _vulkan_device(index: int) -> dict[str, Any]:
+    """The device the case ran on, as ncnn's GpuInfo describes it."""
+    info = ncnn.get_gpu_info(index)
+    return vulkan.describe({
+        "index": index, "name": info.device_name(), "vendor_id": info.vendor_id(), "device_id": info.device_id(),
+        "type_code": info.type(), "api_version": info.api_version(), "driver_version": info.driver_version(),
+    })
+
+
+def _gpu_read_back(wanted: dict[str, Any], read_back: dict[str, Any], device: dict[str, Any]) -> None:
+    """ncnn turns off, after loading, what the Vulkan device cannot do (and Vulkan itself where it finds no device):
+    a row must not claim a precision or a device that did not run."""
+    if not read_back["use_vulkan_compute"]:
+        raise Unsupported("ncnn turned use_vulkan_compute off while loading (no usable Vulkan device): the case "
+                          "would run on the CPU")
+    dropped = sorted(name for name, value in wanted.items() if value is True and read_back[name] is False)
+    if dropped:
+        raise Unsupported(f"the Vulkan device {device['name']!r} lacks what {', '.join(dropped)} asks: ncnn turned "
+                          "them off while loading, so the row would not be of the precision asked")
+
+
 def _check(code: int, what: str) -> None:
     if code != 0:
         raise RuntimeError(f"ncnn {what} returned {code} (the reason is in stderr)")
 
 
 class NcnnRunner(Runner):
+    _device: dict[str, Any] | None = None  # the Vulkan device a vulkan case runs on (set in prepare)
     timed_region = (
         "Extractor: create_extractor(), input() of each input Mat (built and cloned once in bind), extract() of "
         "every output, extractor released; outputs copied to numpy after timing"
@@ -314,20 +347,33 @@ class NcnnRunner(Runner):
     def prepare(self) -> None:
         if self.case.precision not in ("fp32", "fp16", "int8"):
             raise RuntimeError(f"ncnn runner has no {self.case.precision} path")
-        if self.case.precision == "fp16":
+        gpu = self.case.device == "vulkan"
+        if self.case.precision == "fp16" and not gpu:
             declared = SPEC.cpu_precision("fp16", Cpu.here())
             if not declared.ok or not ncnn.cpu_support_arm_asimdhp():  # and ncnn's own probe must agree
                 raise Unsupported(declared.reason or "ncnn's cpu_support_arm_asimdhp() says no FP16 SIMD here")
         self.net = ncnn.Net()
-        wanted = _set_options(self.net.opt, self.case.precision, self.case.threads)
+        self._device = self._use_vulkan() if gpu else None
+        wanted = _set_options(self.net.opt, self.case.precision, self.case.threads, gpu)
         _check(self.net.load_param(str(self._artifact / PARAM)), "load_param")
         if self._io["weights"]:
             _check(self.net.load_model(str(self._artifact / BIN)), "load_model")
         else:
             _check(self.net.load_model(ncnn.DataReaderFromEmpty()), "load_model (no weights)")
         read_back = {name: getattr(self.net.opt, name) for name in wanted}
+        if self._device is not None:
+            _gpu_read_back(wanted, read_back, self._device)
         if read_back != wanted:
             raise RuntimeError(f"ncnn changed the options it was given: set {wanted}, read back {read_back}")
+
+    def _use_vulkan(self) -> dict[str, Any]:
+        """Point the net at ncnn's default Vulkan device; returns that device, described."""
+        if ncnn.get_gpu_count() < 1:
+            raise Unsupported(f"ncnn sees no Vulkan device here: {vulkan.probe()[1]}")
+        index = ncnn.get_default_gpu_index()
+        self.net.set_vulkan_device(index)
+        self.timed_region = VULKAN_TIMED_REGION
+        return _vulkan_device(index)
 
     def bind(self, inputs: dict[str, np.ndarray]) -> None:
         # ncnn.Mat(ndarray) is zero-copy; clone() gives ncnn its own buffer, so an in-place first layer can
@@ -379,6 +425,21 @@ class NcnnRunner(Runner):
             "int8_readback": self._int8,
             "phases": "load: read io.json and the files; prepare: Net with options, load_param + load_model "
                       "(parse, weight packing, layer pipelines)",
+            **(self._vulkan_facts() if self._device is not None else {}),
+        }
+
+    def _vulkan_facts(self) -> dict[str, Any]:
+        device = self._device or {}
+        return {
+            "vulkan_device": device,
+            # a CPU running the shaders: the row is a functional check, never ranked (bench/results/rows.py)
+            "software_device": device["name"] if device.get("software") else None,
+            "transfers": "timed: each iteration uploads the inputs and downloads the outputs (host Mats in, host "
+                         "Mats out), as a caller pays",
+            "pipeline_cache": PIPELINE_CACHE,
+            "phases": "load: read io.json and the files; prepare: Net with options on the Vulkan device, load_param + "
+                      "load_model (parse, weight upload, shader pipelines compiled); first inference: the first "
+                      "command buffers",
         }
 
     def close(self) -> None:

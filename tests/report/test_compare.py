@@ -284,3 +284,14 @@ def test_an_emulated_run_is_never_compared_even_when_allowed(sets, capsys):
     assert statuses(captured.out) == {A: "emulated"}
     assert "the new run was emulated (qemu-aarch64-static" in captured.err
     assert "every common case ran under emulation: nothing was compared" in captured.err
+
+
+def test_a_case_on_a_software_device_is_never_compared_even_when_allowed(sets, capsys):
+    lavapipe = "llvmpipe (LLVM 15.0.6, 256 bits)"
+    base, new = sets({"tiny_mlp": {"ms": 1.0, "seed": 1, "software_device": lavapipe}},
+                     {"tiny_mlp": {"ms": 3.0, "seed": 3, "software_device": lavapipe}})
+    assert main(["compare", str(base), str(new), "--allow-env-diff"]) == 1  # a gate must not pass on it
+    captured = capsys.readouterr()
+    assert statuses(captured.out) == {A: "software"}
+    assert f"ran on a software device ({lavapipe}): a functional check" in captured.out
+    assert "every common case ran under emulation or on a software device: nothing was compared" in captured.err
