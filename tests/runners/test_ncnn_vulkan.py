@@ -5,6 +5,7 @@ and, with the Vulkan loader pointed at no driver in a real `bench run`, unavaila
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -14,8 +15,11 @@ from bench.runners.ncnn import SPEC
 
 pytestmark = pytest.mark.skipif(not SPEC.available().ok, reason=f"ncnn runner unavailable: {SPEC.available().reason}")
 DEVICES, NO_DEVICE = vulkan.devices()
-needs_vulkan = pytest.mark.skipif(not DEVICES, reason=f"no Vulkan device: {NO_DEVICE} (scripts/install test adds "
-                                  "lavapipe as root on Debian)")
+WHY_NOT = f"no Vulkan device: {NO_DEVICE} (scripts/install test adds lavapipe as root on Debian)"
+# CI (.ci/run sets BENCH_REQUIRE_VULKAN=1) must prove the Vulkan path: there a missing device fails, never skips.
+if not DEVICES and os.environ.get("BENCH_REQUIRE_VULKAN") == "1":
+    pytest.fail(f"BENCH_REQUIRE_VULKAN=1 but {WHY_NOT}", pytrace=False)
+needs_vulkan = pytest.mark.skipif(not DEVICES, reason=WHY_NOT)
 FP16_OPTIONS = ("use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic")
 
 
