@@ -107,6 +107,31 @@ def test_distinct_samples_are_a_clear_win():
     assert row["verdict"] == "clear" and row["p_value"] < 0.01
 
 
+def test_rows_without_samples_are_read_once_and_only_where_the_cis_leave_the_tie_open():
+    """The report's rows carry no samples_ns: the reader is asked, once per table, for the rows of the latency
+    leads whose CIs do not overlap, and their verdicts are those of the same rows with their samples."""
+    same = samples(1.0, seed=1)
+    held = [case("ort", median=1.0, ci=0.001, samples_ns=same), case("ov", median=1.01, ci=0.001, samples_ns=same),
+            case("ort", threads=4, median=0.5, ci=0.2, samples_ns=samples(0.5)),  # CIs overlap: no test
+            case("ov", threads=4, median=0.55, ci=0.2, samples_ns=samples(0.55, seed=2))]
+    asked: list[list[str]] = []
+
+    def reader(rows: list[dict]) -> dict:
+        asked.append([x["case_key"] for x in rows])
+        by_key = {(x["case_key"], x["run_id"]): x["samples_ns"] for x in held}
+        return {(x["case_key"], x["run_id"]): by_key[(x["case_key"], x["run_id"])] for x in rows}
+
+    bare = [{k: v for k, v in x.items() if k != "samples_ns"} for x in held]
+    with_samples = scenario_table(held).records()
+    assert scenario_table(bare, None, reader).records() == with_samples
+    assert asked == [["m/ort/cpu/fp32/b1/t1/latency", "m/ov/cpu/fp32/b1/t1/latency"]]
+    row = {x["scenario"]: x for x in with_samples}
+    assert row["realtime, 1 thread"]["verdict"] == "tie" and row["realtime, 1 thread"]["p_value"] == 1.0
+    assert row["realtime, all cores"]["verdict"] == "tie" and row["realtime, all cores"]["p_value"] is None
+    # without a reader, rows without samples are left to their CIs (a caller that has no store)
+    assert {x["scenario"]: x["verdict"] for x in scenario_table(bare).records()}["realtime, 1 thread"] == "clear"
+
+
 @pytest.mark.parametrize(("other", "verdict"), [(985.0, "tie"), (950.0, "clear")])
 def test_throughput_ties_within_two_percent(other, verdict):
     cases = [case("ort", scenario="throughput", throughput_per_s=1000.0),

@@ -22,8 +22,10 @@ With threshold t (``--threshold 5%`` gives t = 0.05), a case is
 from __future__ import annotations
 
 import functools
+import math
 import zlib
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +37,18 @@ MAX_SAMPLES = 2001  # per side; odd, so a median is one order statistic
 RESAMPLES = 10_000
 ALPHA = 0.01
 SEED = 20240601
+
+
+def cut_sql(max_samples: int = MAX_SAMPLES, column: str = "samples_ns") -> str:
+    """The cut in DuckDB, for readers of the store (``bench compare``, the report's scenario ties): at most
+    ``max_samples`` evenly spaced samples, every step-th from the first."""
+    step = f"greatest(1, ceil(len({column}) / {max_samples}))::BIGINT"
+    return f"list_slice({column}, 1, len({column}), {step})"
+
+
+def cut(samples_ns: Sequence[int], max_samples: int = MAX_SAMPLES) -> list[int]:
+    """The same cut (:func:`cut_sql`) of samples already in memory (the rows a run ends with)."""
+    return list(samples_ns[::max(1, math.ceil(len(samples_ns) / max_samples))])
 
 
 @dataclass
@@ -106,14 +120,18 @@ def compare_case(key: str, b: dict, n: dict, t: float, seed: int = SEED, p_value
         return Change(key, status, base_ms, new_ms, note=f"{b.get('status')} → {n.get('status')}{wrong}", new_row=n)
     if len(b.get("samples") or ()) < 3 or len(n.get("samples") or ()) < 3 or np.median(b["samples"]) <= 0:
         return Change(key, "no_samples", base_ms, new_ms, note="raw samples missing or zero", new_row=n)
-    from scipy.stats import mannwhitneyu
-
     rng = np.random.default_rng([seed, zlib.crc32(key.encode())])
     change, low, high = change_with_ci(b["samples"], n["samples"], rng)
-    p = p_value if p_value is not None else float(
-        mannwhitneyu(b["samples"], n["samples"], alternative="two-sided").pvalue)
+    p = p_value if p_value is not None else rank_test_p(b["samples"], n["samples"])
     status, note = classify(change, low, high, p, t)
     return Change(key, status, base_ms, new_ms, change, low, high, p, note, n)
+
+
+def rank_test_p(base: Sequence[int], new: Sequence[int]) -> float:
+    """The two-sided Mann-Whitney p of one pair of sample sets."""
+    from scipy.stats import mannwhitneyu
+
+    return float(mannwhitneyu(base, new, alternative="two-sided").pvalue)
 
 
 def rank_test_p_values(pairs: dict[str, tuple[list, list]]) -> dict[str, float]:

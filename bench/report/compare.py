@@ -32,7 +32,7 @@ from typing import Any
 
 from bench.contract import Status
 from bench.errors import UserError
-from bench.report.change import ALPHA, MAX_SAMPLES, Change, compare_case, ran_correctly, rank_test_p_values
+from bench.report.change import ALPHA, MAX_SAMPLES, Change, compare_case, cut_sql, ran_correctly, rank_test_p_values
 from bench.results import store
 from bench.results.uri import Location
 from bench.text import printable
@@ -154,8 +154,7 @@ def _has_run(results: Location, run_id: str) -> bool:
 def _case_rows(loc: Location, run_id: str, max_samples: int) -> list[dict[str, Any]]:
     """The run's rows, with ``samples``: at most ``max_samples`` evenly spaced raw samples, cut in DuckDB; only the
     run's own files are listed and read."""
-    step = f"greatest(1, ceil(len(samples_ns) / {max_samples}))::BIGINT"
-    samples = f"list_slice(samples_ns, 1, len(samples_ns), {step}) AS samples"
+    samples = f"{cut_sql(max_samples)} AS samples"
     fastest = "list_min(samples_ns) AS fastest_ns"  # of every sample: one planted value must not hide in the cut
     return store.query(loc, f"SELECT {store.column_list(CASE_FIELDS)}, {samples}, {fastest} FROM cases "
                        "WHERE run_id = ?", [run_id], run_ids=[run_id]).to_pylist()

@@ -171,7 +171,7 @@ def tables(d: data.ReportData, baseline: str) -> dict[str, views.Table]:
     ]
     over_eager = eager.over_eager(timed)
     built += [over_eager, eager.over_eager_wide(over_eager)]
-    picks = scenarios.scenario_table(d.cases, d.runs)
+    picks = scenarios.scenario_table(d.cases, d.runs, d.rank_samples)  # the rows carry no samples: read the few
     built += [picks, scenarios.cross_machine(picks)]
     return {t.name: t for t in built}
 

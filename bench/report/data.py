@@ -1,4 +1,5 @@
-"""What a report reads from the results store: named columns only, raw samples only as bounded quantiles.
+"""What a report reads from the results store: named columns only, raw samples only as bounded quantiles and,
+for the scenario table's latency ties that the CIs leave open, those few rows' samples cut as bench compare cuts.
 
 A fleet's history holds ten million rows, and a report draws a few thousand of them, so it reads in steps: the
 runs table, once (later queries join against it); the runs holding each case key's latest row and the last runs
@@ -19,6 +20,7 @@ import pyarrow as pa
 
 from bench.contract import Status
 from bench.errors import UserError
+from bench.report import change
 from bench.report.labels import with_runner_labels
 from bench.results import store, summary
 from bench.results.uri import Location
@@ -55,6 +57,11 @@ class ReportData:
     runs: list[dict[str, Any]]  # one row per run in the store
     history: list[dict[str, Any]] = field(default_factory=list)  # ok medians per case per run, for trends
     quantiles: dict[str, list[float]] = field(default_factory=dict)  # case_key -> ms at ECDF_PROBS
+    results: Location | None = None  # where the rows were read (None: rows made in code, no samples to fetch)
+
+    def rank_samples(self, cases: list[dict[str, Any]]) -> dict[tuple[str, str], list[int]]:
+        """:func:`rank_samples` of ``cases`` from where these rows were read (nothing where none)."""
+        return rank_samples(self.results, cases) if self.results is not None else {}
 
 
 def _in(values: list[str]) -> tuple[str, list[str]]:
@@ -165,17 +172,25 @@ def history(results: Location, run_ids: list[str], runs: list[dict[str, Any]]) -
     return sorted(rows, key=lambda h: (str(h["run_time"]), h["case_key"]))
 
 
+def _wanted(cases: list[dict[str, Any]]) -> tuple[str, str, list[Any], list[str]]:
+    """For a query of the given rows: ``WITH wanted(case_key, run_id)`` of them; ``IN (...)`` of their run ids,
+    which DuckDB prunes partitions with; the parameters of both, in that order; and the run ids (``store.query``'s
+    ``run_ids``: only their files are listed and opened)."""
+    run_ids = sorted({c["run_id"] for c in cases})
+    in_runs, run_params = _in(run_ids)
+    pairs = ", ".join("(?, ?)" for _ in cases)
+    params: list[Any] = [v for c in cases for v in (c["case_key"], c["run_id"])] + run_params
+    return f"WITH wanted(case_key, run_id) AS (VALUES {pairs})", in_runs, params, run_ids
+
+
 def quantiles(results: Location, cases: list[dict[str, Any]]) -> dict[str, list[float]]:
     """Latency in ms at ECDF_PROBS for the given case rows (by case key and run id), computed in DuckDB."""
     if not cases:
         return {}
-    pairs = ", ".join("(?, ?)" for _ in cases)
-    run_ids = sorted({c["run_id"] for c in cases})
-    in_runs, run_params = _in(run_ids)
-    params: list[Any] = [v for c in cases for v in (c["case_key"], c["run_id"])] + run_params
+    wanted, in_runs, params, run_ids = _wanted(cases)
     probs = ", ".join(repr(p) for p in ECDF_PROBS)
     sql = f"""
-        WITH wanted(case_key, run_id) AS (VALUES {pairs}),
+        {wanted},
         picked AS (
             SELECT c.case_key, c.samples_ns
             FROM (SELECT case_key, run_id, samples_ns FROM cases WHERE run_id {in_runs}) c
@@ -187,6 +202,26 @@ def quantiles(results: Location, cases: list[dict[str, Any]]) -> dict[str, list[
     """
     rows = store.query(results, sql, params, run_ids=run_ids).to_pylist()
     return {r["case_key"]: [v / 1e6 for v in r["q"]] for r in rows}
+
+
+def rank_samples(results: Location, cases: list[dict[str, Any]]) -> dict[tuple[str, str], list[int]]:
+    """(case key, run id) -> the raw samples of each given case row, cut as ``bench compare`` cuts them
+    (``change.cut_sql``), in one query that opens those rows' runs only: the scenario table's rank test, which
+    only the picks whose CI does not overlap their runner-up's need (``scenarios.scenario_table``'s ``samples``).
+    Where a run holds a case key twice (a resumed case), its latest row, as :func:`current` keeps."""
+    if not cases:
+        return {}
+    wanted, in_runs, params, run_ids = _wanted(cases)
+    sql = f"""
+        {wanted}
+        SELECT c.case_key, c.run_id, {change.cut_sql()} AS samples
+        FROM (SELECT case_key, run_id, timestamp, samples_ns FROM cases WHERE run_id {in_runs}) c
+        JOIN wanted w ON c.case_key = w.case_key AND c.run_id = w.run_id
+        WHERE len(c.samples_ns) > 0
+        QUALIFY row_number() OVER (PARTITION BY c.case_key, c.run_id ORDER BY c.timestamp DESC NULLS LAST) = 1
+    """
+    rows = store.query(results, sql, params, run_ids=run_ids).to_pylist()
+    return {(r["case_key"], r["run_id"]): r["samples"] for r in rows}
 
 
 def load(results: Location, run_id: str | None = None, max_ecdf_cases: int = 400) -> ReportData:
@@ -202,4 +237,4 @@ def load(results: Location, run_id: str | None = None, max_ecdf_cases: int = 400
         raise UserError(f"--run: no run {run_id!r} in {results}")
     drawn = [c for c in cases if c["status"] == Status.OK and c["run_id"]][:max_ecdf_cases]
     return ReportData(cases=cases, runs=runs, history=history(results, recent, runs),
-                      quantiles=quantiles(results, drawn))
+                      quantiles=quantiles(results, drawn), results=results)

@@ -13,11 +13,15 @@ first", each with its runner-up of another runtime and whether the lead is real.
 * **cold start**: lowest cold_start_ms (load + prepare + first inference);
 * **accuracy first**: smallest loss against fp32 (below), the fastest among equal losses.
 
-Ties: the two latency scenarios tie when the 95% CIs of the medians overlap, or when both rows have raw samples
-and the Mann-Whitney U test of ``bench compare`` (``change.compare_case``, samples cut as it cuts them) gives
-p >= 0.01. The others tie within a stated distance: 2% for throughput and memory, 5% for cold start (a one-off
-measurement, noisier), for accuracy 0.001 of a task score or 1e-6 of ``1 - cosine`` (absolute: losses sit
-near 0).
+Ties: the two latency scenarios tie when the 95% CIs of the medians overlap, or, where they do not, when the
+Mann-Whitney U test of ``bench compare`` on both rows' raw samples (cut as it cuts them, ``change.cut``) gives
+p >= 0.01 (``p_value``, blank where the CIs decided or a row has no samples). The samples are a row's own
+``samples_ns`` where it carries that column (the rows a run ends with, a frame of ``bench.results.load``), else
+read by the caller's reader for those rows only, all in one call (the report's rows never carry samples: at
+fleet scale it reads no case's but the few it needs, ``data.ReportData.rank_samples``), so the terminal, the
+page and a frame call the same ties. The others tie within a stated distance: 2% for throughput and memory, 5%
+for cold start (a one-off measurement, noisier), for accuracy 0.001 of a task score or 1e-6 of ``1 - cosine``
+(absolute: losses sit near 0).
 
 Accuracy loss: where the row has a task score and an fp32 row of the same model has one for the same metric,
 the fp32 score (median over fp32 rows) minus the row's (higher is better, so a lower loss); such rows rank
@@ -41,7 +45,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.report import views
-from bench.report.change import ALPHA, MAX_SAMPLES, compare_case
+from bench.report.change import ALPHA, cut, rank_test_p, rank_test_p_values
 from bench.report.views import Row
 
 SCENARIOS = ("realtime, 1 thread", "realtime, all cores", "server throughput", "memory-bound edge", "cold start",
@@ -59,6 +63,9 @@ COLUMNS = ("machine", "model", "scenario", "pick", "runner", "precision", "threa
 # What a reader of the table is shown (the page and summary.md), before the case keys its cells link to
 SHOWN = ("machine", "model", "scenario", "pick", "value", "unit", "runner_up", "runner_up_value", "margin_pct",
          "verdict", "like_for_like")
+# Rows -> their raw samples cut as bench compare cuts them (change.cut), by (case key, run id), for the rows that
+# do not carry samples_ns; one call per table (data.ReportData.rank_samples reads them from the store).
+SampleReader = Callable[[list[Row]], dict[tuple[Any, Any], list[int]]]
 NOTE = ("Only rows that ran and matched the fp32 reference compete. Memory-bound edge: the lowest peak RSS among "
         f"latency rows whose median is within {MEMORY_WITHIN:.0%} of the fastest passing latency row of the same "
         "model, device, batch and thread count.")
@@ -75,24 +82,48 @@ class Contest:
     rule: str
     best: Callable[[list[Row]], Row]
     margin: Callable[[Row, Row], float | None]  # percent by which the pick beats the runner-up
-    tie: Callable[[Row, Row, float | None], tuple[bool, float | None]]  # (tie, p value)
+    tie: Callable[[Row, Row, float | None], bool]  # (pick, runner-up, margin): a tie without the rank test
     worse: str = "is slower"  # how like_for_like says the runner-up's own row at the pick's precision lost
+    rank_test: bool = False  # where ``tie`` says no, the rank test on raw samples may still find a tie (latency)
+
+
+@dataclass
+class Decided:
+    """A contest's pick, its runner-up and whether they tie, before any rank test."""
+
+    machine: str
+    model: str
+    contest: Contest
+    pick: Row
+    up: Row | None
+    margin: float | None
+    tie: bool
+
+    @property
+    def open(self) -> bool:
+        """A latency lead whose CIs do not overlap: the rank test says whether it is real."""
+        return self.up is not None and not self.tie and self.contest.rank_test
 
 
 # --- public --------------------------------------------------------------------------------------------
 
-def scenario_table(cases: list[Row], runs: list[Row] | None = None) -> views.Table:
-    """One row per machine, model and deployment scenario (see the module docstring for the rules)."""
+def scenario_table(cases: list[Row], runs: list[Row] | None = None, samples: SampleReader | None = None
+                   ) -> views.Table:
+    """One row per machine, model and deployment scenario (see the module docstring for the rules). ``samples``
+    reads the raw samples of rows without ``samples_ns`` whose latency tie the CIs leave open; without it, such
+    rows' ties are the CIs' alone."""
     by_run = {r.get("run_id"): r for r in runs or ()}
     tagged = [{**c, "machine": _machine(c, by_run)} for c in cases]
     flags = [_emulated(c, by_run) for c in tagged]
     emulated = [c for c, flag in zip(tagged, flags, strict=True) if flag]
     software = [c for c, flag in zip(tagged, flags, strict=True) if not flag and c.get("software_device")]
     native = [c for c, flag in zip(tagged, flags, strict=True) if not flag and not c.get("software_device")]
-    rows = []
-    for (machine, model), group in sorted(views._group(native, ("machine", "model")).items(),
-                                          key=lambda kv: tuple(str(k) for k in kv[0])):
-        rows += [_table_row(machine, model, contest) for contest in _contests(group)]
+    decided = [_decide(machine, model, contest)
+               for (machine, model), group in sorted(views._group(native, ("machine", "model")).items(),
+                                                     key=lambda kv: tuple(str(k) for k in kv[0]))
+               for contest in _contests(group)]
+    p_values = _rank_tests([d for d in decided if d.open], samples)
+    rows = [_table_row(d, p_values.get(id(d))) for d in decided]
     notes = _emulated_note(emulated) + software_note(software)
     return views.Table("scenarios", COLUMNS, rows, notes + NOTE)  # first: summaries cut notes
 
@@ -141,16 +172,22 @@ def cross_machine(table: views.Table) -> views.Table:
 
 # --- one table row ---------------------------------------------------------------------------------------
 
-def _table_row(machine: str, model: str, contest: Contest) -> tuple:
+def _decide(machine: str, model: str, contest: Contest) -> Decided:
     pick = contest.best(contest.rows)
     others = [r for r in contest.rows if r.get("runner") != pick.get("runner")]
     up = contest.best(others) if others else None
     margin = contest.margin(pick, up) if up else None
-    tie, p = contest.tie(pick, up, margin) if up else (False, None)
+    return Decided(machine, model, contest, pick, up, margin, contest.tie(pick, up, margin) if up else False)
+
+
+def _table_row(d: Decided, p: float | None) -> tuple:
+    """``p``: the rank test's, where it ran (an open latency lead whose rows both have samples)."""
+    contest, pick, up = d.contest, d.pick, d.up
+    tie = d.tie or (p is not None and p >= ALPHA)
     verdict = "only one" if up is None else "tie" if tie else "clear"
-    return (machine, model, contest.scenario, _label(pick), pick.get("runner"), pick.get("precision"),
+    return (d.machine, d.model, contest.scenario, _label(pick), pick.get("runner"), pick.get("precision"),
             pick.get("threads"), pick.get("batch"), _sig(contest.value(pick)), contest.unit,
-            _label(up) if up else None, _sig(contest.value(up)) if up else None, _sig(margin), verdict, _sig(p),
+            _label(up) if up else None, _sig(contest.value(up)) if up else None, _sig(d.margin), verdict, _sig(p),
             _like_for_like(contest, pick, up), contest.rule, pick.get("case_key"), up.get("case_key") if up else None)
 
 
@@ -206,13 +243,13 @@ def _lower_margin(column: str) -> Callable[[Row, Row], float]:
     return lambda pick, up: (up[column] / pick[column] - 1) * 100
 
 
-def _within(fraction: float) -> Callable[[Row, Row, float | None], tuple[bool, float | None]]:
-    return lambda pick, up, margin: (margin is not None and margin <= fraction * 100, None)
+def _within(fraction: float) -> Callable[[Row, Row, float | None], bool]:
+    return lambda pick, up, margin: margin is not None and margin <= fraction * 100
 
 
 def _latency_contest(scenario: str, rows: list[Row], rule: str) -> Contest:
     return Contest(scenario, rows, lambda c: c["median_ms"], "ms", f"{rule}; {LATENCY_TIE}", _lowest("median_ms"),
-                   _lower_margin("median_ms"), _noise_tie)
+                   _lower_margin("median_ms"), _ci_overlap, rank_test=True)
 
 
 def _one_thread(single: list[Row]) -> Contest:
@@ -262,27 +299,36 @@ def _cold_start(ok: list[Row]) -> Contest:
 
 # --- latency ties: CI overlap, or the rank test of bench compare ----------------------------------------------
 
-def _noise_tie(pick: Row, up: Row, margin: float | None) -> tuple[bool, float | None]:
+def _ci_overlap(pick: Row, up: Row, margin: float | None) -> bool:
     """As ``views.winners``: a missing CI bound falls back to the median itself."""
-    overlap = (pick.get("median_ci_high_ms") or pick["median_ms"]) >= (up.get("median_ci_low_ms") or up["median_ms"])
-    p = _p_value(pick, up)
-    return overlap or (p is not None and p >= ALPHA), p
+    return (pick.get("median_ci_high_ms") or pick["median_ms"]) >= (up.get("median_ci_low_ms") or up["median_ms"])
 
 
-def _samples(case: Row) -> list[int] | None:
-    """At most MAX_SAMPLES evenly spaced raw samples, as ``bench compare`` cuts them."""
-    ns = case.get("samples_ns")
-    if ns is None or len(ns) < 3:
-        return None
-    return list(ns[::max(1, math.ceil(len(ns) / MAX_SAMPLES))])
+def _rank_tests(open_leads: list[Decided], reader: SampleReader | None) -> dict[int, float]:
+    """id(lead) -> the Mann-Whitney p of its runner-up's samples against its pick's (as bench compare takes
+    base and new), for the leads whose rows both have samples; the samples of rows without ``samples_ns`` read
+    in one call of ``reader``, the tests batched (``change.rank_test_p_values``)."""
+    lacking = [r for d in open_leads for r in (d.pick, d.up) if r is not None and "samples_ns" not in r]
+    fetched = reader(lacking) if lacking and reader is not None else {}
+    pairs: dict[str, tuple[list[int], list[int]]] = {}
+    for d in open_leads:
+        a, b = _samples(d.pick, fetched), _samples(d.up, fetched) if d.up is not None else None
+        if a is not None and b is not None:
+            pairs[str(id(d))] = (b, a)
+    if not pairs:  # nothing to test: scipy.stats (0.7 s and 60 MB to import) stays unloaded
+        return {}
+    batched = rank_test_p_values(pairs)  # counts of 8 or fewer are left out there: one test each
+    return {int(key): batched[key] if key in batched else rank_test_p(*pair) for key, pair in pairs.items()}
 
 
-def _p_value(pick: Row, up: Row) -> float | None:
-    a, b = _samples(pick), _samples(up)
-    if a is None or b is None:
-        return None
-    change = compare_case(str(pick.get("case_key")), {**up, "samples": b}, {**pick, "samples": a}, 0.0)
-    return change.p_value
+def _samples(case: Row, fetched: dict[tuple[Any, Any], list[int]]) -> list[int] | None:
+    """At most MAX_SAMPLES evenly spaced raw samples, as ``bench compare`` cuts them: of the row's own
+    ``samples_ns`` where it carries the column, else as fetched; None for fewer than 3."""
+    if "samples_ns" in case:
+        ns = cut(case["samples_ns"]) if case["samples_ns"] is not None else None
+    else:
+        ns = fetched.get((case.get("case_key"), case.get("run_id")))
+    return ns if ns is not None and len(ns) >= 3 else None
 
 
 # --- accuracy first ------------------------------------------------------------------------------------
@@ -320,8 +366,8 @@ def _accuracy(pool: list[Row]) -> Contest:
         (kp, lp), (ku, lu) = losses[id(pick)], losses[id(up)]
         return (lu - lp) * 100 if kp == ku else None
 
-    def tie(pick: Row, up: Row, points: float | None) -> tuple[bool, float | None]:
-        return points is not None and abs(points) <= ACCURACY_TIE[losses[id(pick)][0]] * 100, None
+    def tie(pick: Row, up: Row, points: float | None) -> bool:
+        return points is not None and abs(points) <= ACCURACY_TIE[losses[id(pick)][0]] * 100
 
     rule = ("smallest loss vs fp32: fp32's task score minus the row's where both have one (these rank first), else "
             f"1 - cosine; losses within {ACCURACY_TIE[0]} (task) or {ACCURACY_TIE[1]} (cosine) count as equal and "
