@@ -8,11 +8,13 @@ compare never rank an emulated timing. With QEMU_CPU=cortex-a72 (no fp16 arithme
 from the CPU's flags, the other side of the same decision.
 
 Needs root on an x86-64 Linux with apt (qemu-user-static, mmdebstrap); elsewhere it skips, unless
-BENCH_REQUIRE_ARM64=1 (.ci/run sets it), when it fails instead. About 6-8 minutes from nothing, 2 cores.
+BENCH_REQUIRE_ARM64=1 (.ci/run sets it), when it fails instead. About 6-8 minutes from nothing, 2 cores; .ci/run
+builds the root in the background while the tests before this file run, and this file's prepare waits for it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import platform
 import shutil
@@ -160,3 +162,18 @@ def test_the_report_and_compare_never_rank_an_emulated_timing(emulated):
     done = subprocess.run([sys.executable, "-m", "bench", "compare", arm_run, native_run, "--results", str(results),
                            "--allow-env-diff"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 1 and "emulated" in done.stderr and "nothing was compared" in done.stderr
+
+
+def test_a_second_prepare_waits_for_the_first_and_gives_up_past_its_bound(tmp_path):
+    """.ci/run prepares the root in the background while the first tests run: the fixture's prepare must wait for
+    that one (here, a held lock) instead of building a second root over it, and past its bound say so in a line."""
+    cache = tmp_path / "arm64"
+    cache.mkdir()
+    env = {**os.environ, "BENCH_ARM64_CACHE": str(cache), "BENCH_ARM64_LOCK_WAIT_S": "1"}
+    with open(cache / ".lock", "w") as first:
+        fcntl.flock(first, fcntl.LOCK_EX)
+        done = subprocess.run(["bash", str(REPO / "scripts/arm64"), "prepare"], env=env, capture_output=True,
+                              text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == f"scripts/arm64: waited 1 s for another scripts/arm64 prepare ({cache}/.lock)"
+    assert [p.name for p in cache.iterdir()] == [".lock"]  # nothing of a second root
