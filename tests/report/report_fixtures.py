@@ -15,6 +15,7 @@ import queue
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -27,6 +28,14 @@ import pytest
 from bench.results import store
 
 CHROMIUM_INSTALL = "apt-get update && apt-get install -y chromium"
+
+
+def bench_report(results: Path, out: Path) -> subprocess.CompletedProcess:
+    """``bench report`` as a user runs it, in a process of its own; checked to succeed."""
+    done = subprocess.run([sys.executable, "-m", "bench", "report", "--results", str(results), "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done
 
 
 def copy_results(real: Path, target: Path) -> Path:

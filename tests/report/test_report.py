@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from report_fixtures import NOW, copy_results, planter, samples, visit
+from report_fixtures import NOW, bench_report, copy_results, planter, samples, visit
 
 from bench.cli import main
 from bench.report import build_report, data, eager, scenarios, views
@@ -72,9 +72,7 @@ def _real_rows(results: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def report(planted, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("out") / "site"
-    done = subprocess.run([sys.executable, "-m", "bench", "report", "--results", str(planted), "--out", str(out)],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    done = bench_report(planted, out)
     assert f"report: {out / 'index.html'}" in done.stdout
     return out
 

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import csv
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from report_fixtures import NOW, copy_results, planter, samples
+from report_fixtures import NOW, bench_report, copy_results, planter, samples
 
 import bench.results as r
 from bench.report import change, compare, data, scenarios
@@ -52,9 +50,7 @@ def ties(real_results, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def report(ties, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ties-out") / "site"
-    done = subprocess.run([sys.executable, "-m", "bench", "report", "--results", str(ties), "--out", str(out)],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    bench_report(ties, out)
     return out
 
 
