@@ -9,6 +9,10 @@ Each switch and why (checked on this project's machines; docs/SECURITY.md keeps 
 * ``NNCF_CI=1``: NNCF's own opt-out (its telemetry goes through ``openvino_telemetry``, which the OpenVINO runner
   makes unimportable anyway).
 * ``DO_NOT_TRACK=1``: the cross-tool convention, for any tool that honours it.
+* ``MESA_SHADER_CACHE_DISABLE=true``: not telemetry, but the same rule (nothing written outside bench's cache):
+  Mesa's Vulkan drivers (lavapipe, the software device ncnn's vulkan cases use in CI) write a shader cache under
+  ``~/.cache/mesa_shader_cache`` as soon as a device is created (bench.vulkan's probe does), and a driver cache
+  kept between runs would make a later Vulkan case's cold start warm unseen (its row says each process compiles).
 
 OpenVINO's own event (``import openvino`` -> ``openvino.tools.ovc`` -> ``openvino_telemetry``) is stopped in the
 runner itself, before the import (``bench/runners/openvino/runner.py``).
@@ -19,7 +23,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, MutableMapping
 
-SWITCHES: Mapping[str, str] = {"ORT_DISABLE_TELEMETRY": "1", "NNCF_CI": "1", "DO_NOT_TRACK": "1"}
+SWITCHES: Mapping[str, str] = {"ORT_DISABLE_TELEMETRY": "1", "NNCF_CI": "1", "DO_NOT_TRACK": "1",
+                               "MESA_SHADER_CACHE_DISABLE": "true"}
 
 
 def switched_off(environ: Mapping[str, str] | None = None) -> dict[str, str]:
