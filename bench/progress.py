@@ -113,14 +113,16 @@ class Display:
             f"{then}: bench run --resume {run_id} --results {results}"
         )
 
-    def close(self, rows: list[dict[str, Any]], run_id: str, results: str) -> None:
+    def close(self, rows: list[dict[str, Any]], run_id: str, results: str,
+              env: dict[str, Any] | None = None) -> None:
+        """``env``: the run's environment (its runs row), which names the machine in the closing answer."""
         from bench.report.answer import answer_lines
 
         if self.live:
             self.progress.stop()
         if self.verbose:
             self._details(rows)
-        for line in answer_lines(rows, results):
+        for line in answer_lines(rows, results, [{**env, "run_id": run_id}] if env else None):
             self._say(line)
         self._say(f"run {run_id}: {len(rows)} rows written to {results}")
 

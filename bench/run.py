@@ -242,7 +242,7 @@ def execute(
     _write_run(results, run, env, "complete", len(planned), len(done) + len(rows))
     _compact(results, run, display)
     # The answer ranks nothing from an emulated run (bench.report.scenarios reads this flag off the rows).
-    display.close([{**r, "emulated": True} for r in rows] if env["emulated"] else rows, run.run_id, str(results))
+    display.close([{**r, "emulated": True} for r in rows] if env["emulated"] else rows, run.run_id, str(results), env)
     return rows
 
 

@@ -1,9 +1,9 @@
 """The answer a run ends with: one screen, not one line per case.
 
-Counts by status; one line per runner that ran nothing (its reason said once, not once per case); per model one
-line with its deployment-scenario picks (``bench.report.scenarios``; a run of one model, such as
-``bench run --model my.onnx``, gets its whole scenario table); how many outputs were wrong or timings
-unstable; where the full table, the dashboard and the per-case detail are. Example::
+Counts by status; one line per runner that ran nothing (its reason said once, not once per case); per machine
+one block, the matrix of ``bench.report.matrix``: a row per model (two lines: the picks, then their values and
+leads), a column per deployment scenario; how many outputs were wrong or timings unstable; where the full table,
+the dashboard and the per-case detail are. Example::
 
     from bench.report.answer import answer_lines
     print("\\n".join(answer_lines(rows, "results")))
@@ -14,21 +14,20 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 from bench.contract import Status
-from bench.report import scenarios
+from bench.report import matrix, scenarios
 from bench.report.labels import with_runner_labels
+from bench.report.matrix import Cell
 from bench.report.views import Row, eligible
 
-# The scenarios a per-model line shows, in order, with their short names (the full table has them all)
-SHOWN = {"realtime, 1 thread": "1 thread", "realtime, all cores": "all cores", "server throughput": "server",
-         "cold start": "cold start"}
 SKIPPED = (Status.UNSUPPORTED, Status.UNAVAILABLE)
 
 
-def answer_lines(rows: list[Row], results: str) -> list[str]:
-    """The closing screen for ``rows`` (one run's), about ``len(models) + 10`` lines."""
+def answer_lines(rows: list[Row], results: str, runs: list[Row] | None = None) -> list[str]:
+    """The closing screen for ``rows`` (one run's), about ``2 x len(models) + 10`` lines; ``runs``: the run's row
+    (its environment), which names the machine by its CPU, GPUs and label."""
     lines = [_counts(rows)]
     lines += _runners_that_ran_nothing(rows)
-    lines += _per_model(rows)
+    lines += _per_machine(rows, runs)
     lines += _problems(rows)
     lines += [f"full table and charts: bench report --results {results}  (then open reports/latest/index.html); "
               "every case's line: --verbose"]
@@ -56,51 +55,51 @@ def _runners_that_ran_nothing(rows: list[Row]) -> list[str]:
     return ["runners that could not run here:", *lines] if lines else []
 
 
-def _per_model(rows: list[Row]) -> list[str]:
+def _per_machine(rows: list[Row], runs: list[Row] | None) -> list[str]:
     if any(r.get("emulated") for r in rows):
         return ["picks per model: none, this run was emulated: its timings measure the emulator, not the chip "
                 "(parity and task accuracy stand; the rows are written)"]
-    table = scenarios.scenario_table(with_runner_labels([dict(r) for r in rows]))  # "tvm (untuned)", as the page
-    by_model: dict[tuple, dict[str, Row]] = defaultdict(dict)
-    for record in table.records():
-        by_model[(record["machine"], record["model"])][record["scenario"]] = record
-    machines = {machine for machine, _ in by_model}
+    labelled = with_runner_labels([dict(r) for r in rows])  # "tvm (untuned)", as the page
+    made = matrix.matrices(scenarios.scenario_table(labelled, runs), labelled, runs)
     lines = []
-    one_model = len({model for _, model in by_model}) == 1  # `bench run --model my.onnx`: its whole table
-    for (machine, model), picks in sorted(by_model.items(), key=lambda kv: tuple(map(str, kv[0]))):
-        where = f" [{machine}]" if len(machines) > 1 else ""
-        if one_model:
-            lines.append(f"  {model}{where}:")
-            lines += [f"    {name}: {_pick(record)}" for name, record in picks.items()]
-            continue
-        cells = [f"{short} {_pick(picks[name])}" for name, short in SHOWN.items() if name in picks]
-        lines.append(f"  {model}{where}: " + " | ".join(cells))
+    for m in made:
+        picked = [(model, cells) for model, cells in m.rows if any(not c.empty for c in cells)]
+        if picked:
+            lines += [f"  on {m.title}:", *(f"    {line}".rstrip() for line in _grid(m.scenarios, picked))]
     software = sorted({str(r["software_device"]) for r in rows if r.get("software_device")})
     if software:  # the scenario table left them out: say so, or a model run only there reads as "no correct row"
         lines.append(f"  not ranked: the rows on a software device ({', '.join(software)}), a CPU doing a GPU's "
                      "work: functional checks")
-    models = {r["model"] for r in rows}
-    unanswered = sorted(m for m in models if m not in {model for _, model in by_model})
+    answered = {model for m in made for model, cells in m.rows if any(not c.empty for c in cells)}
+    unanswered = sorted({str(r["model"]) for r in rows} - answered)
     if unanswered:
         lines.append(f"  no correct row, so no pick: {', '.join(unanswered)}")
     if not lines:
         return []
-    return ["picks per model (fastest correct row; '=' a tie with the runner-up, +N% its lead over another "
-            "runtime):", *lines]
+    return ["what to deploy, per machine (a row per model: the pick, then its value and lead over another runtime; "
+            "'=' a tie, within noise):", *lines]
 
 
-def _pick(record: Row) -> str:
-    who = f"{record['runner']} {record['precision']}"
-    if record["scenario"] == "realtime, all cores":
-        who += f" t{record['threads']}"
-    elif record["scenario"] in ("server throughput", "memory-bound edge", "accuracy first"):
-        who += f" t{record['threads']} b{record['batch']}"
-    versus = ""
-    if record["verdict"] == "tie":
-        versus = " = " + " ".join(str(record["runner_up"]).split()[:2])  # its runner and precision
-    elif record["verdict"] == "clear" and record["margin_pct"] is not None:
-        versus = f" +{record['margin_pct']:.0f}%"
-    return f"{who} {record['value']:.3g} {record['unit']}{versus}"
+def _grid(columns: tuple[str, ...], rows: list[tuple[str, tuple[Cell, ...]]]) -> list[str]:
+    """Aligned columns, two lines a model: the picks (runner, precision), then their values and leads."""
+    table = [["model", *(matrix.SHORT.get(s, s) for s in columns)]]
+    for model, cells in rows:
+        table.append([model, *(_who(c) for c in cells)])
+        table.append(["", *(_how(c) for c in cells)])
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    return ["  ".join(text.ljust(width) for text, width in zip(line, widths, strict=True)) for line in table]
+
+
+def _who(cell: Cell) -> str:
+    if cell.empty:
+        return "-"
+    return " ".join(p for p in (cell.runner, cell.precision, cell.detail) if p)
+
+
+def _how(cell: Cell) -> str:
+    if cell.empty:
+        return f"({cell.empty})"
+    return f"{matrix.value_text(cell)} {matrix.lead_text(cell, tie='=')}".strip()
 
 
 def _problems(rows: list[Row]) -> list[str]:

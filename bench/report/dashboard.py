@@ -17,8 +17,8 @@ from pathlib import Path
 
 from bench.errors import UserError
 from bench.files import write_text_atomic
-from bench.report import charts, data, eager, render, scenarios, views
-from bench.report.html import Section, coverage_html, esc, page, table_html
+from bench.report import charts, data, eager, matrix, render, scenarios, views
+from bench.report.html import Section, coverage_html, esc, matrix_html, page, table_html
 from bench.report.summary import summary_markdown
 from bench.results.layout import Results, location
 from bench.results.uri import Location
@@ -53,7 +53,15 @@ def sections(d: data.ReportData, t: dict[str, views.Table], baseline: str,
     n_runs = len({h["run_id"] for h in d.history})
     drawn = render.draw(d, t, baseline, helper, meanwhile)  # every chart; some in the helper process, if any
     return [
-        Section("fig-scenarios", "What to deploy: the best case per deployment scenario",
+        Section("fig-matrix", "What to deploy, per machine",
+                "Each machine's answer: a row per model, a column per deployment scenario, each cell the pick "
+                "(runner and precision, coloured by runtime) with its value and its lead over the best of another "
+                "runtime; a dashed outline marks a tie (within noise). Only cases that matched the fp32 reference "
+                "compete; an empty cell says why. Picks link to their case in All cases; the rules and every "
+                "runner-up are in the table below.",
+                body=matrix_html(matrix.matrices(t["scenarios"], d.cases, d.runs)), csv=["matrix.csv"],
+                nodata="no case passed its tolerance"),
+        Section("fig-scenarios", "Every scenario pick, with its runner-up",
                 "Per model (and machine): realtime on one core and on all cores, server throughput, a memory-bound "
                 "edge box, cold start, accuracy first; each pick against the best of another runtime, 'tie' where "
                 "the two cannot be told apart. Only cases that matched the fp32 reference compete. "
@@ -172,7 +180,7 @@ def tables(d: data.ReportData, baseline: str) -> dict[str, views.Table]:
     over_eager = eager.over_eager(timed)
     built += [over_eager, eager.over_eager_wide(over_eager)]
     picks = scenarios.scenario_table(d.cases, d.runs, d.rank_samples)  # the rows carry no samples: read the few
-    built += [picks, scenarios.cross_machine(picks)]
+    built += [picks, scenarios.cross_machine(picks), matrix.matrix_table(matrix.matrices(picks, d.cases, d.runs))]
     return {t.name: t for t in built}
 
 
@@ -196,7 +204,7 @@ def build_report(results: Results, out: Path, baseline: str = "onnxruntime", run
     index = write_text_atomic(out / "index.html", page("bench report", subtitle, figures))
     summary = write_text_atomic(out / "summary.md", summary_markdown(
         d.cases, t["winners"], t["wrong_outputs"], t["failures"], selection, t["winners_by_precision"],
-        t["int8_speedup"], t["scenarios"], t["cross_machine"], t["speedup_over_eager_wide"]))
+        t["int8_speedup"], t["scenarios"], t["cross_machine"], t["speedup_over_eager_wide"], d.runs))
     return ReportFiles(index, summary, csv)
 
 

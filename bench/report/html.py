@@ -20,6 +20,7 @@ from bench.report.views import CATEGORIES, CATEGORY_CSS, Table
 
 if TYPE_CHECKING:
     from bench.report.charts import Chart
+    from bench.report.matrix import Cell, Matrix
 
 MAX_TABLE_ROWS = 2000
 
@@ -118,6 +119,39 @@ def coverage_html(table: Table) -> str:
             f"<tbody>{''.join(body)}</tbody></table></div><p class=\"legend\">{legend}</p>")
 
 
+def matrix_html(matrices: Sequence[Matrix]) -> str:
+    """One table per machine, headed by its name: model rows x scenario columns, each pick coloured by its runtime
+    (a legend below) and linked to its case in All cases; a tie outlined and said, an empty cell saying why."""
+    from bench.report.matrix import SHORT, colour
+
+    parts = []
+    for m in matrices:
+        head = "".join(f"<th>{esc(SHORT.get(s, s))}</th>" for s in m.scenarios)
+        body = "".join(f'<tr><th scope="row">{esc(model)}</th>{"".join(_matrix_cell(m.machine, c) for c in cells)}</tr>'
+                       for model, cells in m.rows)
+        parts.append(f'<section class="machine"><h3>{esc(m.title)}</h3><table class="answer"><thead><tr>'
+                     f"<th>model</th>{head}</tr></thead><tbody>{body}</tbody></table></section>")
+    runtimes = sorted({c.runtime for m in matrices for _, cells in m.rows for c in cells if not c.empty})
+    legend = " ".join(f'<span style="background:{colour(r)}">{esc(r)}</span>' for r in runtimes)
+    return "".join(parts) + (f'<p class="legend">{legend} <span class="tie">tie: within noise</span></p>'
+                             if runtimes else "")
+
+
+def _matrix_cell(machine: str, cell: Cell) -> str:
+    from bench.report.matrix import colour, lead_text, value_text
+
+    if cell.empty:
+        return f'<td class="empty">{esc(cell.empty)}</td>'
+    who = f"<b>{esc(cell.runner)}</b> {esc(cell.precision)}" + (f" {esc(cell.detail)}" if cell.detail else "")
+    if cell.case_key is not None:
+        who = f'<a href="#{case_anchor(machine, cell.case_key)}">{who}</a>'
+    lead = lead_text(cell)
+    tie = " tie" if cell.tie else ""
+    return (f'<td class="pick{tie}" style="background:{colour(cell.runtime)}">{who}'
+            f'<span class="value">{esc(value_text(cell))}</span>'
+            + (f'<span class="lead">{esc(lead)}</span>' if lead else "") + "</td>")
+
+
 def section_html(s: Section) -> str:
     links = " ".join(f'<a href="{esc(name)}">{esc(name)}</a>' for name in s.csv)
     parts = [f'<figure id="{esc(s.id)}"><figcaption><h2>{esc(s.title)}</h2><p>{esc(s.caption)}'
@@ -188,6 +222,14 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .c-crash, .c-oom, .c-error, .c-timeout { background: #fcd9b6; } .c-convert { background: #fff0a8; }
 .c-na { background: #e8e8e8; } .c-none, .c-other { background: #fff; color: #999; }
 .legend span { padding: 1px 6px; margin-right: 4px; border: 1px solid #ddd; }
+table.answer { table-layout: fixed; width: 100%; font-size: 13px; margin-bottom: 0.5em; }
+table.answer th, table.answer td { overflow-wrap: anywhere; padding: 4px 6px; }
+table.answer tbody th { background: #fafafa; position: static; }
+table.answer td.pick span { display: block; } table.answer td.pick a { color: inherit; }
+table.answer .value { font-variant-numeric: tabular-nums; } table.answer .lead { color: #444; font-size: 12px; }
+table.answer td.tie { outline: 2px dashed #777; outline-offset: -3px; } .legend .tie { border: 2px dashed #777; }
+table.answer td.empty { color: #888; font-style: italic; background: #fff; }
+section.machine h3 { margin: 0.6em 0 0.3em; font-size: 1.05em; }
 #filter { width: 30em; margin-bottom: 0.5em; }
 #fig-cases td { white-space: nowrap; } #fig-environment td { min-width: 6em; max-width: 30em; }
 """

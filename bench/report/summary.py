@@ -1,9 +1,11 @@
 """summary.md: a compact markdown digest for a CI step summary, bounded by construction.
 
-Each section shows at most ``MAX_ROWS`` rows and says how many it left out, every cell is cut to ``MAX_CELL``
-characters and the cross-machine table shows at most ``MAX_MACHINES`` machines, so the whole file stays far below
-GitHub's 1 MiB step-summary limit (columns of the seven tables x rows x cell: (12 + 3 + MAX_MACHINES + 10 + 7 + 11
-+ 5 + 4) x 40 x 162 < 389 kB, in practice a few kB; the int8 table shows INT8_SHOWN, its CSV every column).
+It opens with the answer: one matrix per machine (``bench.report.matrix``), at most ``MAX_MACHINES`` of them and
+``MAX_ROWS`` model rows in all. Each other section shows at most ``MAX_ROWS`` rows and says how many it left out,
+every cell is cut to ``MAX_CELL`` characters and the cross-machine table shows at most ``MAX_MACHINES`` machines, so
+the whole file stays far below GitHub's 1 MiB step-summary limit (columns of the eight tables x rows x cell: (9 + 12
++ 3 + MAX_MACHINES + 10 + 7 + 11 + 5 + 4) x 40 x 162 < 448 kB, the matrices' 9 columns being a model's and up to
+eight scenarios'; in practice a few kB; the int8 table shows INT8_SHOWN, its CSV every column).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections import Counter
 from typing import Any
 
 from bench.report.html import fmt
+from bench.report.matrix import SHORT, Matrix, cell_text, matrices
 from bench.report.scenarios import SHOWN
 from bench.report.views import Row, Table, category
 from bench.text import printable
@@ -23,7 +26,7 @@ INT8_SHOWN = ("machine", "model", "config", "runner", "speedup", "int8_accuracy_
               "int8_task", "recipe", "limited_by")
 MAX_CELL = 160
 MAX_MACHINES = 8
-LIMIT_BYTES = 384 * 1024
+LIMIT_BYTES = 448 * 1024
 
 
 def cell(value: Any) -> str:
@@ -34,14 +37,31 @@ def cell(value: Any) -> str:
     return html.escape(text, quote=False).replace("|", "\\|").replace("`", "'")
 
 
-def md_table(columns: tuple[str, ...], rows: list[tuple], what: str) -> list[str]:
+def md_table(columns: tuple[str, ...], rows: list[tuple], what: str, limit: int = MAX_ROWS) -> list[str]:
     if not rows:
         return [f"_No {what}._", ""]
     lines = ["| " + " | ".join(cell(c) for c in columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows[:MAX_ROWS]]
-    if len(rows) > MAX_ROWS:
-        lines.append(f"\n_…and {len(rows) - MAX_ROWS} more {what} (first {MAX_ROWS} shown; see the report's CSV)._")
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows[:limit]]
+    if len(rows) > limit:
+        lines.append(f"\n_…and {len(rows) - limit} more {what} (first {limit} shown; see the report's CSV)._")
     return lines + [""]
+
+
+def matrices_md(made: list[Matrix]) -> list[str]:
+    """The answer first: per machine (named by what it is), a row per model and a column per scenario."""
+    lines = ["### What to deploy, per machine", "",
+             "Each cell: the pick (runner, precision), its value and its lead over the best of another runtime "
+             "('tie with': within noise); an empty cell says why in brackets. Only rows that matched the fp32 "
+             "reference compete.", ""]
+    left = MAX_ROWS  # model rows over all the matrices together: the bound above
+    for m in made[:MAX_MACHINES]:
+        rows = [(model, *(cell_text(c) for c in cells)) for model, cells in m.rows]
+        lines += [f"#### {cell(m.title)}", ""]
+        lines += md_table(("model", *(SHORT.get(s, s) for s in m.scenarios)), rows, "models", max(left, 0))
+        left -= len(rows)
+    if len(made) > MAX_MACHINES:
+        lines += [f"_…and {len(made) - MAX_MACHINES} more machines (see the report's matrix.csv)._", ""]
+    return lines
 
 
 def _margin(r: Row) -> str:
@@ -55,11 +75,13 @@ def _margin(r: Row) -> str:
 
 def summary_markdown(cases: list[Row], winners: Table, wrong: Table, failed: Table, selection: str,
                      by_precision: Table, speedup: Table, scenarios: Table, cross_machine: Table,
-                     over_eager: Table | None = None) -> str:
+                     over_eager: Table | None = None, runs: list[Row] | None = None) -> str:
+    """``runs``: the runs rows, which name each machine's matrix by its CPU, GPUs and label (else by its key)."""
     counts = Counter(category(c) for c in cases)
     lines = ["## bench results", "", cell(selection), "",
              f"**{len(cases)} cases**: " + ", ".join(f"{k} {v}" for k, v in counts.most_common()), ""]
-    lines += ["### What to deploy: the best case per deployment scenario", "", cell(scenarios.note), ""]
+    lines += matrices_md(matrices(scenarios, cases, runs))
+    lines += ["### Every scenario pick, with its runner-up", "", cell(scenarios.note), ""]
     shown = scenarios.select((*SHOWN, "pick_case_key"))
     lines += md_table(shown.columns, shown.rows, "scenario picks")
     if cross_machine.rows:
