@@ -58,7 +58,7 @@ DERIVED = {
     "on_front": "no other eligible case is as fast and as accurate (views.pareto)",
     "runners_passing": "runners with a passing row at a precision (views.winners_by_precision)",
     "winner": "the fastest eligible case's runner and precision (views.winners)",
-    "machine_name": "what a machine is: its label, board, CPU and GPU models from its latest run (matrix.machine_title)",
+    "machine_name": "what a machine is: its label, board, CPU and GPUs from its latest run (matrix.machine_title)",
     "runner_up": "the fastest of another runner (views.winners, scenarios)",
     "runner_up_median_ms": "its median (views.winners)",
     "margin_pct": "how much slower the runner-up is, in percent (views.winners, scenarios)",

@@ -118,14 +118,16 @@ def value_text(cell: Cell) -> str:
     if cell.scenario == "accuracy first":
         return f"loss {cell.value:.2g}"
     unit = UNITS.get(cell.unit, cell.unit)
-    return f"{cell.value:.3g}{unit}" if unit.startswith("/") else f"{cell.value:.3g} {unit}"
+    number = f"{cell.value:,.0f}" if abs(cell.value) >= 1000 else f"{cell.value:.3g}"  # 4,000, not 4e+03
+    return f"{number}{unit}" if unit.startswith("/") else f"{number} {unit}"
 
 
 def lead_text(cell: Cell, tie: str = "tie with") -> str:
-    """The lead as a cell says it: "+30%", "+0.1 pt", "tie with RUNNER PRECISION" (``tie``: its words)."""
+    """The lead as a cell says it: "+30%", "+0.1 pt", "tie with RUNNER PRECISION" (``tie``: its words), or "only
+    runtime"."""
     if cell.tie:
         return f"{tie} {cell.runner_up}"
-    return "" if cell.lead == "only one" else cell.lead
+    return "only runtime" if cell.lead == "only one" else cell.lead  # no other runtime had a passing row
 
 
 def colour(runtime: str) -> str:

@@ -29,7 +29,7 @@ def test_the_runs_answer_names_untuned_tvm_as_untuned():
 
     rows = [case("tvm", median=0.5, runner_facts=UNTUNED), case("ort", median=1.0)]
     text = "\n".join(answer_lines(rows, "results"))
-    assert "tvm (untuned) fp32 0.5 ms" in text, text
+    assert "tvm (untuned) fp32" in text and "0.5 ms" in text, text
     assert not re.search(r"\btvm fp32", text), text
 
 

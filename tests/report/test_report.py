@@ -18,11 +18,11 @@ from report_fixtures import NOW, bench_report, copy_results, planter, samples, v
 
 from bench.cli import main
 from bench.report import build_report, data, eager, scenarios, views
-from bench.report.summary import LIMIT_BYTES, MAX_ROWS, summary_markdown
+from bench.report.summary import LIMIT_BYTES, MAX_MACHINES, MAX_ROWS, summary_markdown
 from bench.results.uri import Location
 
-FIGURES = ("fig-scenarios", "fig-latency", "fig-speedup", "fig-ecdf", "fig-pareto", "fig-resources", "fig-eager",
-           "fig-tasks", "fig-precisions", "fig-efficiency", "fig-coverage", "fig-throughput", "fig-trends",
+FIGURES = ("fig-matrix", "fig-scenarios", "fig-latency", "fig-speedup", "fig-ecdf", "fig-pareto", "fig-resources",
+           "fig-eager", "fig-tasks", "fig-precisions", "fig-efficiency", "fig-coverage", "fig-throughput", "fig-trends",
            "fig-environment", "fig-problems", "fig-cases")
 XSS_MODEL = "<script>alert(1)</script>"
 XSS_RUNNER = '"><img src=x onerror=alert(2)>'
@@ -87,7 +87,7 @@ def test_every_chart_is_a_figure_with_content(report):
     ids = re.findall(r'<figure id="([^"]+)"', page)
     assert sorted(ids) == sorted(FIGURES)
     assert "no data for" not in page  # the planted set has something for every chart
-    for figure in FIGURES[1:6] + ("fig-throughput", "fig-trends"):
+    for figure in FIGURES[2:7] + ("fig-throughput", "fig-trends"):
         body = page.split(f'<figure id="{figure}">')[1].split("</figure>")[0]
         assert "<svg" in body, figure
 
@@ -222,7 +222,8 @@ def test_summary_is_bounded_by_construction():
     assert text.count("more winners") == text.count("more wrong outputs") == text.count("more failed cases") == 1
     assert text.count("more scenario picks") == 1
     tables = [line for line in text.splitlines() if line.startswith("| ")]
-    assert len(tables) <= 7 * (MAX_ROWS + 1)
+    assert len(tables) <= 8 * (MAX_ROWS + 1) + MAX_MACHINES  # the matrices: MAX_ROWS models in all
+    assert text.count("more models") == 1
     assert "<b>" not in text
     pipes = {len(re.findall(r"(?<!\\)\|", line)) for line in tables}  # escaped pipes stay inside their cell
     # scenarios: 12 columns, winners: 10, wrong: 5, failed: 4, per precision: 7, int8: 11 (INT8_SHOWN)
@@ -266,7 +267,8 @@ def test_page_opens_in_a_real_browser_cleanly(report, tmp_path):
     seen = visit(report / "index.html", SCRIPT, tmp_path / "profile")
     assert seen.errors == [] and seen.dialogs == []
     assert [u for u in seen.requests if not u.startswith(("file:", "data:"))] == []  # nothing from a network
-    assert sorted(seen.result["ids"]) == sorted(FIGURES) and seen.result["ids"][0] == "fig-scenarios"  # answer first
+    assert sorted(seen.result["ids"]) == sorted(FIGURES)
+    assert seen.result["ids"][:2] == ["fig-matrix", "fig-scenarios"]  # the answer first
     assert seen.result["picks"] > 0 and seen.result["linked"] == seen.result["picks"]  # every pick opens its case
     assert "realtime, 1 thread" in seen.result["scenarios"]
     numbers = [float(v) for v in seen.result["sorted"] if v]

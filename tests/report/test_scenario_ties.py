@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from report_fixtures import NOW, bench_report, copy_results, planter, samples
+from test_answer import grid
 
 import bench.results as r
 from bench.report import change, compare, data, scenarios
@@ -68,9 +69,10 @@ def verdicts(records: list[dict]) -> dict[str, tuple[str, str]]:
 def test_the_answer_the_page_the_summary_and_a_frame_call_the_same_ties(ties, report):
     rows = store.read_cases(ties, run_id=RUN).to_pylist()  # what the run holds at its end: samples included
     lines = answer_lines(rows, str(ties))
-    assert any(line.startswith("  twins: 1 thread alpha fp32 1 ms = beta fp32") for line in lines), lines
-    assert any(line.startswith("  apart: 1 thread alpha fp32 1 ms +20%") for line in lines), lines
-    assert any(line.startswith("  close: 1 thread alpha fp32 1 ms = beta fp32") for line in lines), lines
+    cells = grid(lines)
+    assert cells[("twins", "realtime 1 thread")] == ("alpha fp32", "1 ms = beta fp32"), lines
+    assert cells[("apart", "realtime 1 thread")] == ("alpha fp32", "1 ms +20%"), lines
+    assert cells[("close", "realtime 1 thread")] == ("alpha fp32", "1 ms = beta fp32"), lines
 
     page = verdicts(read_csv(report / "scenarios.csv"))
     assert {model: verdict for model, (verdict, _) in page.items()} == {"twins": "tie", "apart": "clear",
