@@ -54,8 +54,13 @@ def test_a_run_ends_with_the_answer_and_verbose_restores_the_detail(bench_cli):
     assert len(screen) < 40 and not any("/tensorrt/" in line for line in done.stdout.splitlines())
     assert screen[0].startswith("4 cases, 2 run: ")
     assert "  tensorrt ran nothing: tensorrt has no device 'cpu' (it has cuda)" in screen  # once, not per case
-    [pick] = [line for line in screen if line.startswith("    realtime, 1 thread: ")]  # one model: its table
-    assert "onnxruntime " in pick and " ms" in pick
+    from test_answer import grid
+
+    from bench.envinfo import cpu_model
+
+    assert f"  on {cpu_model()}:" in screen  # the machine by what it is: no label given, no hash
+    who, how = grid(screen)[("tiny_mlp", "realtime 1 thread")]  # its row in the machine's matrix
+    assert who == "onnxruntime fp32" and " ms" in how
     assert any(line.startswith("full table and charts: bench report --results out") for line in screen)
     verbose = bench_cli(*args, "--results", "out2", "--verbose")
     assert verbose.returncode == 0, verbose.stderr

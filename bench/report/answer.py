@@ -77,7 +77,7 @@ def _per_machine(rows: list[Row], runs: list[Row] | None) -> list[str]:
     if not lines:
         return []
     return ["what to deploy, per machine (a row per model: the pick, then its value and lead over another runtime; "
-            "'=' a tie, within noise):", *lines]
+            "'=' a tie, within noise; no lead: the only runtime):", *lines]
 
 
 def _grid(columns: tuple[str, ...], rows: list[tuple[str, tuple[Cell, ...]]]) -> list[str]:
@@ -99,7 +99,7 @@ def _who(cell: Cell) -> str:
 def _how(cell: Cell) -> str:
     if cell.empty:
         return f"({cell.empty})"
-    return f"{matrix.value_text(cell)} {matrix.lead_text(cell, tie='=')}".strip()
+    return f"{matrix.value_text(cell)} {matrix.lead_text(cell, tie='=', alone='')}".strip()
 
 
 def _problems(rows: list[Row]) -> list[str]:

@@ -58,7 +58,7 @@ def sections(d: data.ReportData, t: dict[str, views.Table], baseline: str,
                 "(runner and precision, coloured by runtime) with its value and its lead over the best of another "
                 "runtime; a dashed outline marks a tie (within noise). Only cases that matched the fp32 reference "
                 "compete; an empty cell says why. Picks link to their case in All cases; the rules and every "
-                "runner-up are in the table below.",
+                "runner-up are in the table below. " + matrix.not_ranked(t["scenarios"]),
                 body=matrix_html(matrix.matrices(t["scenarios"], d.cases, d.runs)), csv=["matrix.csv"],
                 nodata="no case passed its tolerance"),
         Section("fig-scenarios", "Every scenario pick, with its runner-up",

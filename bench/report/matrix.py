@@ -74,8 +74,9 @@ class Matrix:
 # --- public --------------------------------------------------------------------------------------------
 
 def matrices(table: views.Table, cases: list[Row], runs: list[Row] | None = None) -> list[Matrix]:
-    """One matrix per machine that has a case ranked or not, from the scenario table ``table`` made of ``cases``
-    (and ``runs``); models in their order of first appearance, machines by name."""
+    """One matrix per machine, from the scenario table ``table`` made of ``cases`` (and ``runs``); models in their
+    order of first appearance, machines by name. A machine none of whose rows may be ranked (an emulated run's) has
+    none: the table's note says why (:func:`not_ranked`)."""
     by_run = {r.get("run_id"): r for r in runs or ()}
     records = table.records()
     columns = _columns(records)
@@ -89,8 +90,14 @@ def matrices(table: views.Table, cases: list[Row], runs: list[Row] | None = None
         models = [model for (m, model) in groups if m == machine]
         rows = tuple((str(model), tuple(_cell(picks.get((machine, model, s)), s, groups[(machine, model)], by_run)
                                         for s in columns)) for model in models)
-        made.append(Matrix(str(machine), titles[machine], columns, rows))
+        if any(c.empty != NOT_RANKED for _, cells in rows for c in cells):
+            made.append(Matrix(str(machine), titles[machine], columns, rows))
     return made
+
+
+def not_ranked(table: views.Table) -> str:
+    """The scenario table's sentences on the rows it left out (emulated, software device), or ""."""
+    return table.note.removesuffix(scenarios.NOTE).strip()
 
 
 def matrix_table(made: list[Matrix]) -> views.Table:
@@ -122,12 +129,12 @@ def value_text(cell: Cell) -> str:
     return f"{number}{unit}" if unit.startswith("/") else f"{number} {unit}"
 
 
-def lead_text(cell: Cell, tie: str = "tie with") -> str:
-    """The lead as a cell says it: "+30%", "+0.1 pt", "tie with RUNNER PRECISION" (``tie``: its words), or "only
-    runtime"."""
+def lead_text(cell: Cell, tie: str = "tie with", alone: str = "only runtime") -> str:
+    """The lead as a cell says it: "+30%", "+0.1 pt", "tie with RUNNER PRECISION" (``tie``: its words), or
+    ``alone`` where no other runtime had a passing row."""
     if cell.tie:
         return f"{tie} {cell.runner_up}"
-    return "only runtime" if cell.lead == "only one" else cell.lead  # no other runtime had a passing row
+    return alone if cell.lead == "only one" else cell.lead
 
 
 def colour(runtime: str) -> str:

@@ -15,7 +15,7 @@ from collections import Counter
 from typing import Any
 
 from bench.report.html import fmt
-from bench.report.matrix import SHORT, Matrix, cell_text, matrices
+from bench.report.matrix import SHORT, Matrix, cell_text, matrices, not_ranked
 from bench.report.scenarios import SHOWN
 from bench.report.views import Row, Table, category
 from bench.text import printable
@@ -47,12 +47,13 @@ def md_table(columns: tuple[str, ...], rows: list[tuple], what: str, limit: int 
     return lines + [""]
 
 
-def matrices_md(made: list[Matrix]) -> list[str]:
-    """The answer first: per machine (named by what it is), a row per model and a column per scenario."""
+def matrices_md(made: list[Matrix], not_ranked: str = "") -> list[str]:
+    """The answer first: per machine (named by what it is), a row per model and a column per scenario;
+    ``not_ranked``: why some rows are in no matrix."""
     lines = ["### What to deploy, per machine", "",
              "Each cell: the pick (runner, precision), its value and its lead over the best of another runtime "
              "('tie with': within noise); an empty cell says why in brackets. Only rows that matched the fp32 "
-             "reference compete.", ""]
+             "reference compete. " + cell(not_ranked), ""]
     left = MAX_ROWS  # model rows over all the matrices together: the bound above
     for m in made[:MAX_MACHINES]:
         rows = [(model, *(cell_text(c) for c in cells)) for model, cells in m.rows]
@@ -80,7 +81,7 @@ def summary_markdown(cases: list[Row], winners: Table, wrong: Table, failed: Tab
     counts = Counter(category(c) for c in cases)
     lines = ["## bench results", "", cell(selection), "",
              f"**{len(cases)} cases**: " + ", ".join(f"{k} {v}" for k, v in counts.most_common()), ""]
-    lines += matrices_md(matrices(scenarios, cases, runs))
+    lines += matrices_md(matrices(scenarios, cases, runs), not_ranked(scenarios))
     lines += ["### Every scenario pick, with its runner-up", "", cell(scenarios.note), ""]
     shown = scenarios.select((*SHOWN, "pick_case_key"))
     lines += md_table(shown.columns, shown.rows, "scenario picks")

@@ -180,3 +180,12 @@ def test_a_runtime_keeps_its_colour_and_a_new_one_gets_a_stable_one():
     assert matrix.colour("onnxruntime") == matrix.COLOURS["onnxruntime"]
     assert matrix.colour("someruntime") == matrix.colour("someruntime") in matrix.SPARE_COLOURS
     assert matrix.Cell("x", runner="tvm (untuned)").runtime == "tvm"
+
+
+def test_an_emulated_machine_gets_no_matrix_and_the_note_says_why():
+    cases = [case("ort", run_id="native"), case("ort", run_id="qemu")]
+    runs = [{"run_id": "native", "machine_id": "n1", "cpu_model": "AMD EPYC", "emulated": False},
+            {"run_id": "qemu", "machine_id": "e1", "cpu_model": "Cortex-A76", "emulated": True}]
+    table = scenarios.scenario_table(cases, runs)
+    assert [m.title for m in matrix.matrices(table, cases, runs)] == ["AMD EPYC"]
+    assert matrix.not_ranked(table).startswith("Not ranked: 1 rows of e1 ran under emulation")
