@@ -119,16 +119,23 @@ def coverage_html(table: Table) -> str:
             f"<tbody>{''.join(body)}</tbody></table></div><p class=\"legend\">{legend}</p>")
 
 
-def matrix_html(matrices: Sequence[Matrix]) -> str:
+def matrix_html(matrices: Sequence[Matrix], max_rows: int = MAX_TABLE_ROWS) -> str:
     """One table per machine, headed by its name: model rows x scenario columns, each pick coloured by its runtime
-    (a legend below) and linked to its case in All cases; a tie outlined and said, an empty cell saying why."""
+    (a legend below) and linked to its case in All cases; a tie outlined and said, an empty cell saying why. At
+    most ``max_rows`` model rows in all (a fleet's page stays loadable; matrix.csv has every one)."""
     from bench.report.matrix import SHORT, colour
 
     parts = []
+    left = max_rows
     for m in matrices:
+        if left <= 0:
+            more = sum(len(x.rows) for x in matrices) - max_rows
+            parts.append(f'<p class="note">{more} more rows in matrix.csv</p>')
+            break
         head = "".join(f"<th>{esc(SHORT.get(s, s))}</th>" for s in m.scenarios)
         body = "".join(f'<tr><th scope="row">{esc(model)}</th>{"".join(_matrix_cell(m.machine, c) for c in cells)}</tr>'
-                       for model, cells in m.rows)
+                       for model, cells in m.rows[:left])
+        left -= len(m.rows)
         parts.append(f'<section class="machine"><h3>{esc(m.title)}</h3><table class="answer"><thead><tr>'
                      f"<th>model</th>{head}</tr></thead><tbody>{body}</tbody></table></section>")
     runtimes = sorted({c.runtime for m in matrices for _, cells in m.rows for c in cells if not c.empty})

@@ -189,3 +189,12 @@ def test_an_emulated_machine_gets_no_matrix_and_the_note_says_why():
     table = scenarios.scenario_table(cases, runs)
     assert [m.title for m in matrix.matrices(table, cases, runs)] == ["AMD EPYC"]
     assert matrix.not_ranked(table).startswith("Not ranked: 1 rows of e1 ran under emulation")
+
+
+def test_a_fleet_page_shows_a_bounded_number_of_matrix_rows():
+    from bench.report.html import matrix_html
+
+    cases = [case("ort", model=f"m{i}", run_id=f"r{i % 3}") for i in range(30)]
+    runs = [{"run_id": f"r{i}", "machine_id": f"id{i}", "cpu_model": f"CPU {i}"} for i in range(3)]
+    page = matrix_html(matrix.matrices(scenarios.scenario_table(cases, runs), cases, runs), max_rows=15)
+    assert page.count('<th scope="row">') == 15 and "15 more rows in matrix.csv" in page
