@@ -86,7 +86,7 @@ def matrices(table: views.Table, cases: list[Row], runs: list[Row] | None = None
         groups = {(r["machine"], r["model"]): [] for r in records}
     titles = _titles(sorted({m for m, _ in groups}, key=str), runs or [])
     made = []
-    for machine in sorted({m for m, _ in groups}, key=str):
+    for machine in sorted(titles, key=lambda m: (titles[m], str(m))):  # by what the reader sees
         models = [model for (m, model) in groups if m == machine]
         rows = tuple((str(model), tuple(_cell(picks.get((machine, model, s)), s, groups[(machine, model)], by_run)
                                         for s in columns)) for model in models)
