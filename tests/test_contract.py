@@ -57,6 +57,13 @@ def test_every_result_field_has_a_column_and_every_column_a_source():
     assert '"anything": "else"' in ok["runner_facts"] and ok["conversion_options"] == '{"o": 1}'
     assert ok["overhead_ms"] == pytest.approx(1000 - 33 - 1.0) and ok["parity_ms"] == 9.0
     assert ok["cpus"] == "0-2,5" and ok["cpu_freq_ratio"] == 0.9 and ok["cores"] == "all"
+    assert ok["weights"] == skipped["weights"] == "random (seeded)"  # a built model: seeded weights, on every row
+
+
+@pytest.mark.parametrize(("source", "weights"), [("wheel", "trained"), ("built", "random (seeded)"), ("user", "user")])
+def test_every_row_says_whether_its_weights_are_trained(source, weights):
+    case = dataclasses.replace(CASE, model=dataclasses.replace(CASE.model, source=source))
+    assert skipped_row(case, Status.UNSUPPORTED, "no", "run", "s", None)["weights"] == weights
 
 
 def test_a_result_survives_its_json_whole():

@@ -22,8 +22,8 @@ from bench.text import printable
 
 MAX_ROWS = 40
 # int8 against its own fp32: the speed-up with the task scores, the recipe and the limit beside it (medians in the CSV)
-INT8_SHOWN = ("machine", "model", "config", "runner", "speedup", "int8_accuracy_ok", "task_metric", "fp32_task",
-              "int8_task", "recipe", "limited_by")
+INT8_SHOWN = ("machine", "model", "weights", "config", "runner", "speedup", "int8_accuracy_ok", "task_metric",
+              "fp32_task", "int8_task", "recipe", "limited_by")
 MAX_CELL = 160
 MAX_MACHINES = 8
 LIMIT_BYTES = 448 * 1024

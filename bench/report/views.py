@@ -435,8 +435,9 @@ def int8_speedup(cases: list[Row]) -> Table:
     """Each runtime's int8 against its own fp32, same model and configuration: its fp32 median / its int8 median,
     with whether the int8 outputs stayed inside the int8 tolerance, the task score of both (where the model has
     labelled data), and how the runtime's quantizer was driven and what bounds the row (``quant_recipe``,
-    ``quant_limit``): a slow or wrong int8 row may be bench's recipe or the build, not the runtime."""
-    cols = ("machine", "model", "config", "runner", "fp32_ms", "int8_ms", "speedup", "int8_accuracy_ok",
+    ``quant_limit``): a slow or wrong int8 row may be bench's recipe or the build, not the runtime. ``weights``
+    says whether the model is trained: int8 accuracy on seeded random weights says little."""
+    cols = ("machine", "model", "weights", "config", "runner", "fp32_ms", "int8_ms", "speedup", "int8_accuracy_ok",
             "task_metric", "fp32_task", "int8_task", "recipe", "limited_by")
     rows = []
     for (machine, model, *cfg, runner), group in sorted(_group(cases, ("machine", *CONFIG_KEYS, "runner")).items(),
@@ -444,7 +445,7 @@ def int8_speedup(cases: list[Row]) -> Table:
         by = {c.get("precision"): c for c in group if timed(c)}
         if "fp32" in by and "int8" in by:
             fp32, int8 = by["fp32"], by["int8"]
-            rows.append((machine, model, config_label(tuple(cfg)), runner, _ms(fp32["median_ms"]),
+            rows.append((machine, model, fp32.get("weights"), config_label(tuple(cfg)), runner, _ms(fp32["median_ms"]),
                          _ms(int8["median_ms"]), round(fp32["median_ms"] / int8["median_ms"], 2),
                          int8.get("accuracy_ok"), *_task_scores(fp32, int8), int8.get("quant_recipe"),
                          int8.get("quant_limit")))

@@ -28,6 +28,7 @@ def _case_columns(case: Case, run_id: str, suite: str, runner_version: str | Non
         "model": case.model.name,
         "model_sha256": case.model.sha256,
         "model_source": case.model.source,
+        "weights": case.model.weights,
         "runner": case.runner,
         "runner_version": runner_version,
         "device": case.device,

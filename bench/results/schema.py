@@ -39,6 +39,8 @@ CASE_COLUMNS: tuple[Column, ...] = (
     _c("model", STR, "", "zoo model name, or the user's file name"),
     _c("model_sha256", STR, "", "sha256 of the ONNX bytes"),
     _c("model_source", STR, "", "built / wheel / user"),
+    _c("weights", STR, "", "whether the model's weights are trained: trained (the zoo's wheel models), random (seeded) "
+       "(its built models: speed and parity mean as much, int8 task accuracy little), user (the user's own model)"),
     _c("runner", STR, "", "runner plugin name"),
     _c("runner_version", STR, "", "version of the runtime's package"),
     _c("device", STR, "", "device asked for (cpu, cuda, vulkan, ...)"),

