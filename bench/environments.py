@@ -59,6 +59,7 @@ class Release:
 
     distribution: str
     version: str
+    extras: tuple[str, ...] = ()  # the runner's environment_extras: installed without dependencies
 
     def __str__(self) -> str:
         return f"{self.distribution}=={self.version}"
@@ -66,6 +67,18 @@ class Release:
     def requirements(self) -> list[str]:
         """The release, and the worker's own libraries at the versions bench runs with."""
         return [str(self), *(f"{name}=={importlib.metadata.version(name)}" for name in WORKER_PACKAGES)]
+
+    def without_dependencies(self) -> list[str]:
+        """The runner's extras at the versions installed beside bench (one not installed here is left out: the
+        case then says what it says here)."""
+        return [f"{name}=={version}" for name in self.extras if (version := _installed(name))]
+
+
+def _installed(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -85,7 +98,8 @@ def base_interpreter() -> str:
 
 def env_key(release: Release) -> str:
     """The cache key of a release's environment: its requirements, the interpreter and the platform."""
-    identity = {"requirements": release.requirements(), "python": sys.version, "interpreter": base_interpreter(),
+    identity = {"requirements": release.requirements(), "no_deps": release.without_dependencies(),
+                "python": sys.version, "interpreter": base_interpreter(),
                 "platform": platform.platform(), "machine": platform.machine()}
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
 
@@ -166,6 +180,9 @@ def _make(release: Release, folder: Path, uv: str) -> None:
         _uv([uv, "venv", "--quiet", "--relocatable", "--python", base_interpreter(), str(folder)], logs, env)
         _uv([uv, "pip", "install", "--quiet", "--no-progress", "--python", str(_python(folder)),
              *release.requirements()], logs, env)
+        if extras := release.without_dependencies():
+            _uv([uv, "pip", "install", "--quiet", "--no-progress", "--no-deps", "--python", str(_python(folder)),
+                 *extras], logs, env)
         site = _site_packages(folder)
         (site / "_bench_source.py").write_text(_bench_source_module())
         (site / "_bench_source.pth").write_text("import _bench_source\n")
@@ -224,7 +241,9 @@ class Environments:
 
 def release_of(planned: PlannedCase, registry: Registry) -> Release | None:
     spec = registry.specs.get(planned.case.runner)
-    return Release(spec.distribution, planned.case.runtime_version) if spec and planned.case.runtime_version else None
+    if spec is None or not planned.case.runtime_version:
+        return None
+    return Release(spec.distribution, planned.case.runtime_version, spec.environment_extras)
 
 
 def prepare(planned: Sequence[PlannedCase], done: set[str], registry: Registry,
