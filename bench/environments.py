@@ -233,10 +233,30 @@ class Environments:
     made: dict[Release, Environment]
 
     def mark(self, case_release: Release | None, row: dict[str, Any]) -> dict[str, Any]:
+        """``row`` with what making its environment took in this run, and an error in place of a timing whose
+        worker read back another release than the one asked for (a row must never carry another's label)."""
         environment = self.made.get(case_release) if case_release else None
-        if environment is None or environment.made_ms is None:
+        if environment is None:
             return row
-        return {**row, "runtime_env_ms": environment.made_ms}
+        if environment.made_ms is not None:
+            row = {**row, "runtime_env_ms": environment.made_ms}
+        read = row.get("runner_version")
+        if case_release and row.get("status") == Status.OK and read and not same_release(read, case_release.version):
+            return {**row, "status": Status.ERROR,
+                    "error": f"asked for {case_release}, but the worker's runtime says {read}: its environment does "
+                             "not hold the release asked for, so the timing is not the release's"}
+        return row
+
+
+def same_release(read: str, asked: str) -> bool:
+    """A runtime's own version string names the release asked for (PEP 440 equality, a local label such as
+    "+cpu" aside), else the same text."""
+    try:
+        from packaging.version import Version
+
+        return Version(Version(read).public) == Version(Version(asked).public)
+    except Exception:  # packaging missing, or a version string it cannot read
+        return read == asked
 
 
 def release_of(planned: PlannedCase, registry: Registry) -> Release | None:

@@ -22,7 +22,8 @@ HARDWARE = {"x86-cpu": ("x64", "server"), "arm64-cpu": ("arm64", "mobile"), "nvi
 # What the workflow's shell variables hold at run time, for parsing its command lines here.
 SHELL_VALUES = {"$SUITE": "server", "$LABEL": "x86-cpu", "$BENCH_RESULTS": "s3://bench-results/nightly?region=eu-west-1",
                 "$VERSIONS": "onnxruntime==1.32.0,1.31.1,openvino==2026.4.1,2026.4.0",
-                "$run_id": "20260102T011700Z-cccccc", "$base": "20260101T011700Z-aaaaaa", "$new": "20260102T011700Z-bbbbbb", "$out": "compare.md"}
+                "$run_id": "20260102T011700Z-cccccc", "$base": "20260101T011700Z-aaaaaa",
+                "$new": "20260102T011700Z-bbbbbb", "$out": "compare.md"}
 
 
 @pytest.fixture(scope="module")

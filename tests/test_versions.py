@@ -15,6 +15,7 @@ import pytest
 
 from bench import options
 from bench.cli import main
+from bench.environments import Environment, Environments, Release, same_release
 from bench.results import load
 
 SUITE = """
@@ -72,6 +73,20 @@ def _rows(results: Path) -> dict[str, dict]:
 def test_versions_flag_names_releases_per_distribution():
     assert options.versions("onnxruntime==1.30.0,1.31.0, openvino==2026.3.0") == {
         "onnxruntime": ["1.30.0", "1.31.0"], "openvino": ["2026.3.0"]}
+
+
+def test_a_timing_of_another_release_than_the_one_asked_for_is_an_error():
+    """Where the worker's runtime reads back another release (an environment that does not hold the one asked for),
+    the row is an error, never a timing labelled with the wrong release."""
+    release = Release("onnxruntime", "1.30.0")
+    made = Environments({release: Environment("/envs/onnxruntime-1.30.0/bin/python", made_ms=1500.0)})
+    ok = {"status": "ok", "runner_version": "1.30.0", "median_ms": 1.0}
+    assert made.mark(release, ok) == {**ok, "runtime_env_ms": 1500.0}
+    wrong = made.mark(release, {**ok, "runner_version": "1.32.0"})
+    assert wrong["status"] == "error"
+    assert wrong["error"].startswith("asked for onnxruntime==1.30.0, but the worker's runtime says 1.32.0")
+    assert same_release("2.13.0+cpu", "2.13.0") and same_release("2026.3.0", "2026.3")
+    assert not same_release("1.3", "1.30")
 
 
 def test_each_release_is_a_case_of_its_own(tmp_path, cache_dir):
