@@ -42,6 +42,7 @@ from bench.plan import PlannedCase
 from bench.registry import Registry
 
 FOLDER = "envs"  # under the cache
+UV_CACHE = ".uv"  # uv's own cache, under FOLDER
 RECORD = "bench-env.json"  # what was asked and what was resolved, written last: an environment without it is unmade
 # What bench's worker imports beside a runtime, pinned to bench's own versions: numpy and onnx everywhere, pydantic
 # (bench.errors) and Pillow with matplotlib's fonts for a zoo model's parity inputs and task scores.
@@ -172,9 +173,17 @@ def _site_packages(folder: Path) -> Path:
     return folder / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
 
 
+def uv_environment(folder: Path) -> dict[str, str]:
+    """uv's environment: never a Python download, and its cache in bench's cache (``envs/.uv``, beside the
+    environments, so that uv hardlinks from it and nothing lands outside bench's cache) unless UV_CACHE_DIR names
+    another."""
+    return {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "VIRTUAL_ENV": str(folder),
+            "UV_CACHE_DIR": os.environ.get("UV_CACHE_DIR") or str(folder.parent / UV_CACHE)}
+
+
 def _make(release: Release, folder: Path, uv: str) -> None:
     """Make the environment in ``folder`` (a fresh temporary one, renamed into place by the caller)."""
-    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "VIRTUAL_ENV": str(folder)}
+    env = uv_environment(folder)
     with tempfile.TemporaryDirectory(prefix="bench-env-") as tmp:
         logs = Path(tmp, "uv.log")
         _uv([uv, "venv", "--quiet", "--relocatable", "--python", base_interpreter(), str(folder)], logs, env)

@@ -129,11 +129,14 @@ def test_no_package_index_makes_the_case_unavailable(tmp_path):
 
 
 @pytest.mark.slow
-def test_three_onnxruntime_releases_and_one_openvino_side_by_side_then_compared(tmp_path):
+def test_three_onnxruntime_releases_and_one_openvino_side_by_side_then_compared(tmp_path, monkeypatch):
     """One run, three ONNX Runtime releases and an OpenVINO one, each in its own environment: a row each, with the
     release the worker read back; a second run reuses the environments with no index at all; a slowdown planted in
     one release is what `bench compare --by version` names."""
     cache, results = tmp_path / "cache", tmp_path / "results"
+    # uv's own cache where it keeps it for this user (bench's default is in its cache folder, fresh here): a repeat
+    # of the test downloads nothing
+    monkeypatch.setenv("UV_CACHE_DIR", os.environ.get("UV_CACHE_DIR") or str(Path.home() / ".cache" / "uv"))
     releases = ["1.30.0", "1.31.0", "1.32.0"]
     suite = _suite(tmp_path, f'onnxruntime = {releases}\nopenvino = ["2026.3.0"]', '["onnxruntime", "openvino"]')
     first = _bench(tmp_path, cache, "run", "--suite", str(suite), "--results", str(results))
