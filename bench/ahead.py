@@ -85,6 +85,8 @@ def conversion_jobs(planned: Sequence[PlannedCase], done: set[str], registry: Re
         spec = registry.specs.get(p.case.runner)
         if p.skip_status or p.case.key in done or spec is None or not spec.converts(p.case.precision):
             continue
+        if p.case.python:  # another release's worker is spawned, and a spawned worker's launcher ends every child
+            continue  # it did not have (the other slots' too): such a case converts in its own worker
         jobs.setdefault(artifact_signature(p.case), dataclasses.replace(p.case, cpus=()))
     return list(jobs.values())
 

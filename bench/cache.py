@@ -43,7 +43,9 @@ def verified(path: Path, sha256: str) -> bool:
 OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
 # Top-level folders of the cache that bench itself never reads, left alone by the walk: scripts/arm64 keeps its
 # Debian root in ``arm64/`` (whose /tmp is 1777 by design: removing it would break the emulated runs).
-NOT_OURS = frozenset({"arm64"})
+# The version axis's environments (``envs/``, bench.environments) hold links by design (a venv's bin/python): each is
+# checked as a whole before use instead.
+NOT_OURS = frozenset({"arm64", "envs"})
 
 
 def ownership_problem(info: os.stat_result) -> str:

@@ -94,6 +94,11 @@ WEIGHTS = {"wheel": "trained", "built": "random (seeded)", "user": "user"}
 DEFAULT_TIMEOUT_S = 120.0
 
 
+def version_suffix(version: str) -> str:
+    """What a requested runtime version adds to a case key ("/v1.31.0"; nothing for the installed runtime)."""
+    return f"/v{version}" if version else ""
+
+
 @dataclass(frozen=True)
 class Case:
     model: ModelRef
@@ -112,15 +117,20 @@ class Case:
     cores: str = "all"  # the cores axis: all, or a cluster (big / little / prime)
     cpus: tuple[int, ...] = ()  # the CPUs the launcher pins the worker to; () leaves its affinity as it is
     task_samples: int | None = None  # cap on the labelled samples task accuracy scores (None: the whole set)
+    # The version axis (bench.environments): the runner's distribution at this version ("": the one installed
+    # beside bench), and the interpreter of the environment that holds it, which the worker runs on ("": bench's).
+    runtime_version: str = ""
+    python: str = ""
 
     @property
     def key(self) -> str:
         """Stable identity of the case across runs, used for resume and compare. A case on every core keeps the
-        key it had before the cores axis existed, so history still matches."""
+        key it had before the cores axis existed, and a case on the installed runtime the key it had before the
+        version axis, so history still matches."""
         cores = "" if self.cores == "all" else f"/c{self.cores}"
         return (
             f"{self.model.name}/{self.runner}/{self.device}/{self.precision}"
-            f"/b{self.batch}/t{self.threads}/{self.scenario}{cores}"
+            f"/b{self.batch}/t{self.threads}/{self.scenario}{cores}{version_suffix(self.runtime_version)}"
         )
 
     def to_json(self) -> str:

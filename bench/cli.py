@@ -45,6 +45,9 @@ def _add_run(sub) -> None:
     p.add_argument("--batch-sizes", type=options.int_csv, help="comma-separated batch sizes, replacing the suite's")
     p.add_argument("--scenarios", type=options.csv, help="latency and/or throughput, replacing the suite's")
     p.add_argument("--devices", type=options.csv, help="comma-separated devices (cpu,cuda,...), replacing the suite's")
+    p.add_argument("--versions", type=options.versions, metavar="DIST==V1,V2",
+                   help="runtime releases side by side, each in an environment of its own made with uv before "
+                   "timing (onnxruntime==1.31.0,1.32.0), replacing the suite's versions")
     p.add_argument("--results", type=options.results, default="results", help=RESULTS_HELP)
     p.add_argument("--cache-dir", type=Path, help="model cache (default: $BENCH_CACHE_DIR or ~/.cache/bench)")
     p.add_argument("--timeout", type=options.timeout, help="per-case deadline in seconds, replacing the suite's")
@@ -96,6 +99,9 @@ def _add_compare(sub) -> None:
     p.add_argument("--json", type=Path, metavar="FILE", help="github-action-benchmark customSmallerIsBetter JSON")
     p.add_argument("--allow-env-diff", action="store_true",
                    help="compare cases whose machine or model bytes differ (runtime upgrades are always compared)")
+    p.add_argument("--by", choices=["run", "version"], default="run",
+                   help="version: the releases one run ran side by side (--versions), each against the one before; "
+                   "BASE, if given, names the run (default: the latest)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 PLAN_FLAGS = ("runners", "models", "model", "threads", "precisions", "batch_sizes", "scenarios", "devices", "timeout",
-              "max_memory", "cache_dir", "dry_run", "shard", "cores")
+              "max_memory", "cache_dir", "dry_run", "shard", "cores", "versions")
 
 
 def _plan(args: argparse.Namespace, retry_failed: bool):
@@ -136,7 +142,8 @@ def _plan(args: argparse.Namespace, retry_failed: bool):
     options.check_model_flags(args.model, args.models, args.shape)
     suite_name = args.suite or ("model" if args.model else "smoke")
     suite = with_axes(load_suite(suite_name), precisions=args.precisions, batch_sizes=args.batch_sizes,
-                      scenarios=args.scenarios, devices=args.devices, cores=args.cores, threads=args.threads)
+                      scenarios=args.scenarios, devices=args.devices, cores=args.cores, threads=args.threads,
+                      versions=args.versions)
     overrides = Overrides(  # --threads replaced the suite's above: checked against a suite file's bounds
         models=args.models, runners=args.runners, user_model=args.model,
         shapes=dict(args.shape), timeout_s=args.timeout, max_memory_mb=args.max_memory, shard=args.shard,
@@ -266,6 +273,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return command(CompareOptions(
         base=args.base, new=args.new, results=args.results, threshold=args.threshold, each_machine=args.each_machine,
         markdown_dir=args.markdown_dir, markdown=args.markdown, json=args.json, allow_env_diff=args.allow_env_diff,
+        by=args.by,
     ))
 
 

@@ -350,10 +350,10 @@ def _start(case: Case, mode: str, out_dir: Path, logs: Logs, server: ForkServer 
     forked = server.fork(ForkRequest(
         mode=mode, case_file=str(case_file), out_dir=str(out_dir), stdout=str(logs.stdout), stderr=str(logs.stderr),
         max_memory_mb=case.max_memory_mb, cpus=case.cpus, spawned_at_ns=time.time_ns(),
-    )) if server and logs.stderr else None  # a forked child opens both logs itself: a merged one is spawned
-    if forked:
+    )) if server and logs.stderr and not case.python else None  # a forked child opens both logs itself: a merged
+    if forked:  # one is spawned, and so is a case of another release, on its environment's interpreter
         return forked
-    cmd = [sys.executable, "-m", "bench.execution.worker", mode, str(case_file), str(out_dir)]
+    cmd = [case.python or sys.executable, "-m", "bench.execution.worker", mode, str(case_file), str(out_dir)]
     setup = containment.worker_environment(os.getpid(), case.max_memory_mb, case.cpus)
     return spawn(cmd, logs, {**telemetry.switched_off(), **setup, SPAWNED_AT_ENV: str(time.time_ns())})
 

@@ -129,6 +129,23 @@ def shape(text: str) -> tuple[str, tuple[int, ...]]:
     return name, dims
 
 
+def versions(text: str) -> dict[str, list[str]]:
+    """``--versions onnxruntime==1.30.0,1.31.0,openvino==2025.4.0`` -> ``{"onnxruntime": ["1.30.0", "1.31.0"],
+    "openvino": ["2025.4.0"]}``: a release without a name belongs to the distribution named before it (the suite
+    file's ``versions`` key checks the names and releases)."""
+    out: dict[str, list[str]] = {}
+    current = ""
+    for item in csv(text):
+        name, sep, release = item.partition("==")
+        if sep:
+            current, item = name.strip(), release.strip()
+        if not current or not item:
+            raise argparse.ArgumentTypeError(f"--versions: expected DIST==VERSION[,VERSION...], e.g. "
+                                             f"onnxruntime==1.31.0,1.32.0; got {text!r}")
+        out.setdefault(current, []).append(item)
+    return out
+
+
 def check_model_flags(model: Path | None, models: list[str] | None, shapes: list[tuple[str, tuple[int, ...]]]) -> None:
     """``--model``, ``--models`` and ``--shape`` together, for ``bench run`` and ``bench tune`` alike."""
     if shapes and not model:

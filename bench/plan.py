@@ -141,6 +141,17 @@ def _skip(spec: RunnerSpec, case: Case, available: Availability, devices: dict[s
     return (Status.UNSUPPORTED, reason) if reason else (None, "")
 
 
+def _releases(suite: Suite, runners: list[RunnerSpec], origin: str) -> dict[str, list[str]]:
+    """Runner name -> the releases its cases run on ([""]: the one installed beside bench); a distribution in the
+    suite's ``versions`` that no runner of the plan is would be an axis that silently runs nothing."""
+    distributions = {spec.distribution for spec in runners}
+    for name in suite.versions:
+        if name not in distributions:
+            raise UserError(f"{origin}: versions: no runner of this plan is the distribution {name!r} (the runners' "
+                            f"distributions: {', '.join(sorted(distributions))})")
+    return {spec.name: suite.versions.get(spec.distribution, [""]) for spec in runners}
+
+
 def _placeholder(model: ZooModel) -> ModelRef:
     return ModelRef(model.name, "", model.sha256, model.inputs, model.source, model.task)
 
@@ -157,6 +168,7 @@ def plan(
     """The cases to run, in order. With ``build_models=False`` (dry run) nothing is built or read. ``cpu``:
     the CPU the runners' declarations are asked about (default: this one; tests plan for others too)."""
     runners = _runners(suite, overrides, registry, origin)
+    releases = _releases(suite, runners, origin)
     known_devices = sorted({d for spec in registry.specs.values() for d in spec.devices})
     check_names("device", suite.devices, known_devices, origin)
     _threads(suite, overrides, cpus_allowed())  # bad --threads is refused before any model is built
@@ -172,13 +184,14 @@ def plan(
     planned: list[PlannedCase] = []
     axes = (models, runners, suite.devices, suite.precisions, suite.batch_sizes, _core_sets(suite, overrides),
             suite.scenarios)
-    for model, spec, device, precision, batch, (cores, cpus, n_threads, why), scenario in itertools.product(*axes):
+    for model, spec, device, precision, batch, (cores, cpus, n_threads, why), scenario, release in (
+            (*axis, release) for axis in itertools.product(*axes) for release in releases[axis[1].name]):
         case = Case(
             model=model, runner=spec.name, implementation=spec.implementation, device=device,
             precision=precision, batch=batch, threads=n_threads, scenario=scenario,
             timing=suite.timing.policy(), timeout_s=timeout_s, max_memory_mb=overrides.max_memory_mb,
             seed=suite.seed, cache_dir=str(cache_dir), cores=cores, cpus=cpus if cores != "all" else (),
-            task_samples=suite.task_samples,
+            task_samples=suite.task_samples, runtime_version=release,
         )
         support = spec.cpu_precision(precision, cpu) if device == "cpu" else PrecisionSupport()
         status, reason = _skip(spec, case, availability[spec.name], devices[spec.name], support)

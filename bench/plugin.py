@@ -102,6 +102,10 @@ class RunnerSpec:
     # How this runtime runs each device other than the CPU, its precisions there included (docs/RESULTS.md)
     device_notes: ClassVar[Mapping[str, str]] = MappingProxyType({})
     packages: ClassVar[tuple[str, ...]] = ()  # other distributions whose versions every run records (converters...)
+    # Distributions a release's environment (the version axis, bench/environments.py) needs beside the runtime,
+    # installed there without their dependencies at the version installed beside bench: a converter shipped as a
+    # binary in a wheel (ncnn's pnnx)
+    environment_extras: ClassVar[tuple[str, ...]] = ()
     # "package.module:function" that ``bench tune`` runs in a subprocess (see bench/tune.py), for runtimes whose
     # speed depends on a tuning step; None: the runner has none
     tuner: ClassVar[str | None] = None

@@ -62,6 +62,11 @@ class Display:
         if self.live:
             self.progress.start()
 
+    def recount(self, total: int) -> None:
+        """The cases that will execute, after some became unavailable before timing (a release's environment)."""
+        self.total = total
+        self.progress.update(self.task, total=total)
+
     def warn_noise(self, warnings: list[str]) -> None:
         for warning in warnings:
             self._say(f"warning: {warning} (numbers may be noisy; --strict refuses to run)")

@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from bench import envinfo, noise, thermal
 from bench.ahead import AheadConversions, convert_ahead
+from bench.environments import Environments, prepare, release_of
 from bench.errors import UserError
 from bench.execution.parity import reference_ok, reference_path
 from bench.files import first_line
@@ -108,7 +109,9 @@ def ensure_references(planned: list[PlannedCase], server: ForkServer | None = No
             continue
         seen.add(path)
         path.unlink(missing_ok=True)  # corrupted, or from before references were hashed: made again
-        run_worker(p.case, mode="reference", server=server)
+        # bench's own ONNX Runtime, whatever release the case runs: every release is checked against one reference
+        reference = dataclasses.replace(p.case, runtime_version="", python="")
+        run_worker(reference, mode="reference", server=server)
 
 
 def _write_run(
@@ -185,7 +188,7 @@ def _cooldown_notes(options: RunOptions) -> list[str]:
 
 
 def _run_cases(planned, results, run, registry, display, done: set[str], options: RunOptions,
-               server: ForkServer, ahead: AheadConversions) -> list[dict[str, Any]]:
+               server: ForkServer, ahead: AheadConversions, environments: Environments) -> list[dict[str, Any]]:
     versions = {name: spec.version() for name, spec in registry.specs.items()}
     rows = []
     for p in planned:
@@ -193,7 +196,9 @@ def _run_cases(planned, results, run, registry, display, done: set[str], options
             continue
         thermals = _cooled(options) if not p.skip_status else {}
         display.started(p.case.key)
-        row = ahead.mark(p.case, _run_one(p, run, versions.get(p.case.runner), server))
+        version = p.case.runtime_version or versions.get(p.case.runner)  # the read-back, where a worker ran, wins
+        row = ahead.mark(p.case, _run_one(p, run, version, server))
+        row = environments.mark(release_of(p, registry), row)
         if thermals:
             row = {**row, **thermals, "temp_end_c": thermal.hottest()}
         # the plan index names the file, so a resumed run or another shard never collides
@@ -221,10 +226,12 @@ def execute(
     rows: list[dict[str, Any]] = []
     try:
         with ForkServer() as server:  # each case still gets a process of its own: see bench.forkserver
+            planned, environments = prepare(planned, done, registry, display.note)  # the version axis's, untimed
+            display.recount(sum(1 for p in planned if not p.skip_status and p.case.key not in done))
             ensure_references(planned, server)
             ahead = (convert_ahead(planned, done, registry, server, display.note) if options.convert_ahead
                      else AheadConversions({}))
-            rows = _run_cases(planned, results, run, registry, display, done, options, server, ahead)
+            rows = _run_cases(planned, results, run, registry, display, done, options, server, ahead, environments)
     except Interrupted:
         _write_run(results, run, env, "interrupted", len(planned), len(finished_keys(results, run.run_id)))
         display.interrupted(run.run_id, str(results))

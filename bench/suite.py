@@ -12,6 +12,9 @@ Example::
     scenarios = ["latency"]
     timeout_s = 60
 
+    [versions]                     # the version axis: these releases, each in an environment of its own
+    onnxruntime = ["1.30.0", "1.31.0"]
+
     [timing]
     min_time_s = 0.3
     max_time_s = 2.0
@@ -43,6 +46,9 @@ MAX_ITERATIONS = 10**8
 MAX_THREADS = 4096
 MAX_BATCH = 65536
 MAX_TIMEOUT_S = 7 * DAY_S
+# A distribution's name and a release as PEP 508 / 440 write them: nothing else reaches uv's command line.
+DISTRIBUTION = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+RELEASE = r"^[0-9][0-9A-Za-z.+!-]*$"
 DEFAULT_TIMEOUT_S = 300.0  # a case's deadline when the suite names none (bench.case.DEFAULT_TIMEOUT_S says why three)
 
 
@@ -82,7 +88,20 @@ class Suite(Strict):
     # How many of a real model's labelled samples task accuracy scores (default: all its set has, e.g. 200 OCR
     # crops); fewer for a slow machine or an emulated one. Each row says how many it scored (task_n).
     task_samples: int | None = Field(None, ge=1, le=100_000)
+    # The version axis (bench.environments): per runner's distribution, the releases to run side by side, each in
+    # an environment of its own made before timing; a runner not named runs on the release installed beside bench.
+    versions: dict[Annotated[str, Field(pattern=DISTRIBUTION)],
+                   Annotated[list[Annotated[str, Field(pattern=RELEASE)]], Field(min_length=1)]] = {}
     timing: TimingConfig = TimingConfig()
+
+    @field_validator("versions")
+    @classmethod
+    def _releases_once(cls, versions: dict[str, list[str]]) -> dict[str, list[str]]:
+        for distribution, releases in versions.items():
+            repeated = sorted({r for r in releases if releases.count(r) > 1})
+            if repeated:
+                raise ValueError(f"{distribution}: listed more than once: {', '.join(repeated)}")
+        return versions
 
     @field_validator("models", "runners", "devices", "precisions", "batch_sizes", "threads", "scenarios", "cores")
     @classmethod
@@ -126,7 +145,7 @@ def read_suite_file(path: Path) -> str:
                         "save it as UTF-8") from None
 
 
-def with_axes(suite: Suite, **axes: list | None) -> Suite:
+def with_axes(suite: Suite, **axes: list | dict | None) -> Suite:
     """``suite`` with the command line's values replacing its axes (``--precisions`` replaces ``precisions``),
     each checked as a suite file's would be; an error names the flag."""
     for name, values in axes.items():

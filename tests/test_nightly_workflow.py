@@ -21,7 +21,9 @@ HARDWARE = {"x86-cpu": ("x64", "server"), "arm64-cpu": ("arm64", "mobile"), "nvi
             "intel-gpu": ("x64", "gpu")}
 # What the workflow's shell variables hold at run time, for parsing its command lines here.
 SHELL_VALUES = {"$SUITE": "server", "$LABEL": "x86-cpu", "$BENCH_RESULTS": "s3://bench-results/nightly?region=eu-west-1",
-                "$base": "20260101T011700Z-aaaaaa", "$new": "20260102T011700Z-bbbbbb", "$out": "compare.md"}
+                "$VERSIONS": "onnxruntime==1.32.0,1.31.1,openvino==2026.4.1,2026.4.0",
+                "$run_id": "20260102T011700Z-cccccc", "$base": "20260101T011700Z-aaaaaa",
+                "$new": "20260102T011700Z-bbbbbb", "$out": "compare.md"}
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +94,7 @@ def bench_commands(workflow) -> list[list[str]]:
             for line in step.get("run", "").splitlines():
                 if "-m bench " not in line:
                     continue
-                command = line.split("-m bench ", 1)[1].split(" || ")[0]
+                command = line.split("-m bench ", 1)[1].split(" || ")[0].split(" | ")[0]  # bench's part of a pipe
                 for variable, value in SHELL_VALUES.items():
                     command = command.replace(f'"{variable}"', value).replace(variable, value)
                 expanded = {command.replace("$FLAGS", f) for f in flags} if "$FLAGS" in command else {command}

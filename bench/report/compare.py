@@ -23,6 +23,7 @@ saying why; else 0. ``--each-machine`` says "not compared" for such a pair and t
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import sys
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.case import version_suffix
 from bench.contract import Status
 from bench.errors import UserError
 from bench.report.change import ALPHA, MAX_SAMPLES, Change, compare_case, cut_sql, ran_correctly, rank_test_p_values
@@ -43,7 +45,8 @@ ORDER = ("regressed", "broken", "improved", "fixed", "new", "missing", "env_diff
          "failing", "no_samples", "unchanged")
 COMPARED = ("regressed", "broken", "improved", "fixed", "unchanged")  # statuses that judged a case
 CASE_FIELDS = ("case_key", "run_id", "timestamp", "model", "model_sha256", "runner", "runner_version", "status",
-               "accuracy_ok", "median_ms", "median_ci_low_ms", "median_ci_high_ms", "software_device")
+               "accuracy_ok", "median_ms", "median_ci_low_ms", "median_ci_high_ms", "software_device",
+               "runtime_version_requested")
 
 
 @dataclass(frozen=True)
@@ -376,6 +379,67 @@ def compare_and_write(base: str, new: str, results: Location, threshold: Thresho
     return c
 
 
+# --- one run's releases side by side (the version axis) ---------------------------------------------------
+
+def _release_order(release: str) -> tuple:
+    """Releases oldest first: PEP 440 order where packaging reads them, else numbers then text."""
+    try:
+        from packaging.version import Version
+
+        return (0, Version(release))
+    except Exception:  # packaging missing, or a release it cannot read
+        return (1, tuple(int(p) if p.isdigit() else p for p in re.split(r"[.+-]", release)))
+
+
+def version_sides(spec: str | None, results: Location, max_samples: int = MAX_SAMPLES) -> list[tuple[Side, Side]]:
+    """One run's cases on each release the version axis ran, per runner, each release against the one before it
+    (oldest first): two Sides whose cases are keyed without the release, so that the run-to-run statistics judge
+    them. The rows' read-back versions name the change (``runtime_version``: no runs-table packages here)."""
+    loc, run_id = resolve(spec, results) if spec else (results, _latest_run(results))
+    by_release: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    for row in sorted(_possible_samples(_case_rows(loc, run_id, max_samples), spec or run_id),
+                      key=lambda r: str(r["timestamp"])):
+        if release := row.get("runtime_version_requested"):
+            key = str(row["case_key"]).removesuffix(version_suffix(release))
+            by_release.setdefault((row["runner"], release), {})[key] = row
+    pairs = []
+    for runner in sorted({r for r, _ in by_release}):
+        releases = sorted((v for r, v in by_release if r == runner), key=_release_order)
+        for older, newer in itertools.pairwise(releases):
+            pairs.append((Side(f"{runner} {older}", run_id, by_release[runner, older], {}),
+                          Side(f"{runner} {newer}", run_id, by_release[runner, newer], {})))
+    if not pairs:
+        raise UserError(f"run {run_id}: no runner ran two releases (bench run --versions onnxruntime==A,B): no "
+                        "version to compare")
+    return pairs
+
+
+def _latest_run(results: Location) -> str:
+    runs = _runs(results) if results.is_dir() or store.exists(results) else []
+    if not runs:
+        raise UserError(f"no runs in {results}")
+    return runs[-1]["run_id"]
+
+
+def by_version(spec: str | None, results: Location, threshold: Threshold, markdown_file: Path | None) -> int:
+    """``bench compare --by version [RUN]``: each release against the one before it in one run, ranked with the
+    same statistics as two runs; exit code 1 if a newer release regressed or broke a case, or if nothing could be
+    compared."""
+    comparisons = [compare(base, new, threshold) for base, new in version_sides(spec, results)]
+    text = "\n".join(markdown(c).replace(f"{c.base.run_id} → {c.new.run_id}", f"{c.base.label} → {c.new.label} "
+                                         f"(run {c.new.run_id})", 1) for c in comparisons)
+    if markdown_file:
+        markdown_file.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    for c in comparisons:
+        if why := c.not_compared():
+            print(f"bench compare: {c.base.label} → {c.new.label}: {why}", file=sys.stderr)
+    if all(c.not_compared() for c in comparisons):
+        return 1
+    return 1 if any(c.failed for c in comparisons) else 0
+
+
 def _pair_file(folder: Path, pair: dict[str, Any]) -> Path:
     name = f"{pair['machine_label'] or 'unlabelled'}-{pair['suite']}-{pair['machine_id']}"
     return folder / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.md"
@@ -421,10 +485,16 @@ class CompareOptions:
     markdown: Path | None = None
     json: Path | None = None
     allow_env_diff: bool = False
+    by: str = "run"  # or "version": one run's releases side by side (BASE, optional, names the run)
 
 
 def command(o: CompareOptions) -> int:
     """``bench compare``: exit code 0, or 1 on a regression."""
+    if o.by == "version":
+        if o.new or o.each_machine:
+            raise UserError("bench compare --by version takes one run (RUN_ID or a results folder; default: the "
+                            "latest run), not NEW or --each-machine")
+        return by_version(o.base, o.results, o.threshold, o.markdown)
     if o.each_machine == bool(o.base or o.new) or bool(o.base) != bool(o.new):
         raise UserError("bench compare takes BASE and NEW, or --each-machine without them")
     try:

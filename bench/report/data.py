@@ -33,6 +33,7 @@ CASE_FIELDS = (
     "normalized_error", "top1_agreement", "cold_start_ms", "peak_rss_mb", "iterations", "unstable",
     "achieved_gflops", "task_metric", "task_value", "task_n", "quant_recipe", "quant_limit",
     "software_device", "weights",
+    "runtime_version_requested",  # the version axis: a release is a series of its own
     "runner_facts",  # only for a runner's report_label (labels.with_runner_labels), then dropped
 )
 RUN_FIELDS = (

@@ -1,6 +1,7 @@
-"""A runner's name as a report shows it: with the configuration its row says it ran in, where the runner reports
-one (``report_label`` in its facts, see ``bench.plugin.Runner.facts``). TVM's rows say ``untuned`` or ``tuned: N
-trials``, so that no table, chart or summary presents untuned TVM as TVM's speed."""
+"""A runner's name as a report shows it: with the release the version axis ran (``onnxruntime 1.31.0``) and the
+configuration its row says it ran in, where the runner reports one (``report_label`` in its facts, see
+``bench.plugin.Runner.facts``). TVM's rows say ``untuned`` or ``tuned: N trials``, so that no table, chart or
+summary presents untuned TVM as TVM's speed."""
 
 from __future__ import annotations
 
@@ -22,8 +23,12 @@ def _label_fact(facts: Any) -> str:
 
 
 def runner_label(case: dict[str, Any]) -> str:
-    """``tvm (untuned)`` for a row whose runner facts carry a label; the runner's name otherwise."""
+    """``tvm (untuned)`` for a row whose runner facts carry a label; ``onnxruntime 1.31.0`` for a row of the version
+    axis (a release beside others: its own series); the runner's name otherwise."""
     runner = case.get("runner") or "?"
+    release = case.get("runtime_version_requested")
+    if release and runner == (case.get(BARE) or runner):  # not yet labelled (with_runner_labels keeps the bare name)
+        runner = f"{runner} {release}"
     label = _label_fact(case.get("runner_facts"))
     return f"{runner} ({label})" if label and not runner.endswith(f"({label})") else runner
 

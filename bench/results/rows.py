@@ -31,6 +31,7 @@ def _case_columns(case: Case, run_id: str, suite: str, runner_version: str | Non
         "weights": case.model.weights,
         "runner": case.runner,
         "runner_version": runner_version,
+        "runtime_version_requested": case.runtime_version or None,
         "device": case.device,
         "precision": case.precision,
         "batch": case.batch,

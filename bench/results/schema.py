@@ -42,7 +42,10 @@ CASE_COLUMNS: tuple[Column, ...] = (
     _c("weights", STR, "", "whether the model's weights are trained: trained (the zoo's wheel models), random (seeded) "
        "(its built models: speed and parity mean as much, int8 task accuracy little), user (the user's own model)"),
     _c("runner", STR, "", "runner plugin name"),
-    _c("runner_version", STR, "", "version of the runtime's package"),
+    _c("runner_version", STR, "", "version of the runtime's package (as the runtime reports it where the worker "
+       "read it back)"),
+    _c("runtime_version_requested", STR, "", "the release the version axis asked for (--versions, a suite's "
+       "versions), run in an environment of its own; null: the release installed beside bench"),
     _c("device", STR, "", "device asked for (cpu, cuda, vulkan, ...)"),
     _c("software_device", STR, "", "the device's name where the case ran on a software device (a CPU running the "
        "GPU's work: Mesa's lavapipe / llvmpipe, SwiftShader): a functional check whose timings measure the CPU, so "
@@ -121,6 +124,8 @@ CASE_COLUMNS: tuple[Column, ...] = (
     _c("quant_limit", STR, "", "int8: what bounds the row, where something does: 'build: ' (the runtime as "
        "installed lacks kernels), 'runtime defect: ' or 'bench: ' (a tool bench does not drive)"),
     _c("conversion_cached", BOOL, "", "the converted artifact came from the cache (convert_ms is then the lookup)"),
+    _c("runtime_env_ms", F64, "ms", "making the case's runtime environment (the version axis: uv venv and install) "
+       "in this run, before anything was timed; null where it was found made or the case has none"),
     _c("conversion_ahead_ms", F64, "ms", "the conversion that made this case's cached artifact in this run's pass "
        "ahead of timing (several conversions at a time, so a busier machine than convert_ms's); null where the case "
        "converted itself or the artifact came from an earlier run"),

@@ -48,6 +48,7 @@ class NcnnSpec(RunnerSpec):
     scenarios = ("latency",)
     model_format = "ncnn"
     packages = ("pnnx",)
+    environment_extras = ("pnnx",)  # the converter binary, in each release's environment too (--versions)
     notes = ("batch 1; the converter is the pnnx wheel: `pip install --no-deps pnnx`; int8: bench's Python port of "
              "ncnn's ncnn2table (ACIQ) and ncnn2int8, which no wheel ships")
     precision_notes = MappingProxyType({
