@@ -15,6 +15,12 @@ Example::
     [timing]
     min_time_s = 0.3
     max_time_s = 2.0
+
+    [loadgen]                      # the server and offline scenarios (MLPerf LoadGen)
+    p99_ms = 100                   # the server's p99 latency bound, for every model ...
+    p99_ms_by_model = { resnet50 = 200 }   # ... but these
+    min_duration_s = 1.0           # each LoadGen trial, at least
+    search_time_s = 60             # a server case starts no trial of its QPS search past this
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from bench.case import Precision, Scenario, TimingPolicy
+from bench.case import LoadGenPolicy, Precision, Scenario, TimingPolicy
 from bench.errors import Strict, UserError, validated
 
 if sys.version_info >= (3, 11):
@@ -64,6 +70,22 @@ class TimingConfig(Strict):
         return TimingPolicy(**self.model_dump())
 
 
+class LoadGenConfig(Strict):
+    """The ``[loadgen]`` table: the server scenario's p99 bound (per model, with a default) and each LoadGen
+    trial's minimum length; the server's search for its highest VALID QPS is bounded by ``search_time_s``."""
+
+    p99_ms: float = Field(100.0, gt=0, le=DAY_S * 1000, allow_inf_nan=False)
+    p99_ms_by_model: dict[str, Annotated[float, Field(gt=0, le=DAY_S * 1000, allow_inf_nan=False)]] = {}
+    min_duration_s: float = Field(1.0, gt=0, le=DAY_S, allow_inf_nan=False)
+    min_queries: int = Field(500, ge=1, le=MAX_ITERATIONS)
+    search_time_s: float = Field(60.0, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)
+
+    def policy(self, model: str) -> LoadGenPolicy:
+        return LoadGenPolicy(p99_bound_ms=self.p99_ms_by_model.get(model, self.p99_ms),
+                             min_duration_s=self.min_duration_s, min_queries=self.min_queries,
+                             search_time_s=self.search_time_s)
+
+
 class Suite(Strict):
     name: str
     description: str = ""
@@ -83,6 +105,15 @@ class Suite(Strict):
     # crops); fewer for a slow machine or an emulated one. Each row says how many it scored (task_n).
     task_samples: int | None = Field(None, ge=1, le=100_000)
     timing: TimingConfig = TimingConfig()
+    loadgen: LoadGenConfig = LoadGenConfig()
+
+    @model_validator(mode="after")
+    def _search_within_deadline(self) -> Suite:
+        # the search runs inside the case's worker: past the case's deadline the worker is killed, the search lost
+        if any(s in ("server", "offline") for s in self.scenarios) and self.loadgen.search_time_s >= self.timeout_s:
+            raise ValueError(f"loadgen.search_time_s ({self.loadgen.search_time_s:g}) must be below timeout_s "
+                             f"({self.timeout_s:g}): the server's search runs within the case's deadline")
+        return self
 
     @field_validator("models", "runners", "devices", "precisions", "batch_sizes", "threads", "scenarios", "cores")
     @classmethod
