@@ -41,6 +41,8 @@ def rows(tmp_path_factory) -> dict[str, dict]:
 
     folder = tmp_path_factory.mktemp("loadgen")
     (folder / "suite.toml").write_text(SUITE)
+    # LoadGen reads ./audit.config unless told another file: a stray one must not change bench's settings
+    (folder / "audit.config").write_text("*.*.min_duration = 3000\n")
     env = {**os.environ, "BENCH_CACHE_DIR": str(folder / "cache")}
     done = subprocess.run([sys.executable, "-m", "bench", "run", "--suite", "suite.toml", "--results", "results"],
                           cwd=folder, env=env, capture_output=True, text=True, timeout=300)
@@ -61,7 +63,9 @@ def test_server_finds_a_loadgen_valid_qps_at_the_models_p99_bound_with_its_trial
     server = [t for t in trials if t["scenario"] == "server"]
     assert server and max(t["target_qps"] for t in server if t["valid"]) == row["loadgen_qps"]
     assert all(t["target_qps"] < trials[0]["achieved_qps"] for t in server)  # bisected below the offline ceiling
-    assert row["loadgen_version"].startswith("6.") and json.loads(row["loadgen_settings"])["scenario"] == "Server"
+    settings = json.loads(row["loadgen_settings"])
+    assert row["loadgen_version"].startswith("6.") and settings["scenario"] == "Server"
+    assert settings["min_duration_ms"] == 500 and settings["target_latency_ns"] == BOUND_MS * 1_000_000
     assert "Result is : VALID" in row["loadgen_summary_log"] and '"result_validity"' in row["loadgen_detail_log"]
     assert row["driver_ceiling_qps"] > 0 and row["loadgen_requests_in_flight"] == 2
     assert row["iterations"] == next(t["queries"] for t in server if t["target_qps"] == row["loadgen_qps"])

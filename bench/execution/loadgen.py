@@ -304,3 +304,62 @@ def run(case: Case, request: Callable[[int], object], slots: int, expected_qps: 
         settings={k[len("effective_"):]: v for k, v in results.items() if k.startswith("effective_")},
         requests_in_flight=slots, driver_ceiling_qps=ceiling,
         summary_log=_log(reported.log_dir / SUMMARY), detail_log=_log(reported.log_dir / DETAIL))
+
+
+# What each [loadgen] key of a suite sets, in LoadGen's terms (docs/RESULTS.md)
+SUITE_KEYS = {
+    "p99_ms": ("p99_bound_ms", "server_target_latency_ns, at server_target_latency_percentile 0.99: the server's "
+               "latency bound, for every model of the suite"),
+    "p99_ms_by_model": (None, "the bound for the models named (a table: `{ resnet50 = 300 }`)"),
+    "min_duration_s": ("min_duration_s", "min_duration_ms: each trial runs at least this long"),
+    "min_queries": ("min_queries", "min_query_count (server: queries; offline: samples); LoadGen's early stopping "
+                    "needs about 460 queries, none over the bound, to call a p99 VALID"),
+    "search_time_s": ("search_time_s", "bench's: the server's search starts no trial that would end past this "
+                      "(from the LoadGen phase's start; below the suite's timeout_s)"),
+}
+
+
+def loadgen_markdown() -> list[str]:
+    """docs/RESULTS.md's section on the server and offline scenarios, from the code that runs them."""
+    defaults = LoadGenPolicy()
+    rows = [f"| `{key}` | {getattr(defaults, field) if field else '(none)'} | {what} |"
+            for key, (field, what) in SUITE_KEYS.items()]
+    return [
+        "## Server and offline (MLPerf LoadGen)", "",
+        "The `server` and `offline` scenarios are run by MLPerf LoadGen (`mlcommons-loadgen`, in the `all` and "
+        "`loadgen` extras), the field's harness for judging servers, inside the case's worker and so within its "
+        "deadline. LoadGen issues the queries and decides; bench is the system under test: one driver thread per "
+        "request in flight (`loadgen_requests_in_flight`: ONNX Runtime runs `threads` requests of one intra-op "
+        "thread each, OpenVINO its optimal number of infer requests), each calling the runner's "
+        "`infer_request(slot)` and telling LoadGen of the completion at once. A query is one request of the "
+        "case's batch.", "",
+        "* **offline**: every query at once (LoadGen issues min_duration x the expected QPS samples, the expectation "
+        "from the warm-up; when too few, bench runs again expecting what it achieved, at most 3 trials). "
+        "`loadgen_qps` is LoadGen's samples per second.",
+        "* **server**: queries arrive at random (Poisson) at a target QPS, and the 99th percentile latency must "
+        "stay under the model's bound (`loadgen_p99_bound_ms`). bench runs offline first (no server sustains more "
+        "than that ceiling), then bisects the target QPS between 0 and the ceiling for the highest VALID one: "
+        f"at most {MAX_TRIALS} trials, until the bracket is within {defaults.qps_resolution:.0%} of the VALID "
+        "QPS or the next trial would pass `search_time_s`. `loadgen_qps` is that QPS (null when none was VALID, "
+        "with `loadgen_reason`); every trial is in `loadgen_trials`.", "",
+        "**VALID** is LoadGen's verdict on the reported trial, in its summary log's `Result is : VALID`: it ran at "
+        "least `min_duration_s` and `min_queries`; and, for the server, the p99 latency was under the bound "
+        "(\"performance constraints satisfied\") and LoadGen's early-stopping estimate agrees that the true p99 is "
+        "under it given how many queries ran (too few queries, or too many over the bound, is INVALID even when "
+        "the measured p99 is under). `loadgen_reason` says which of these failed.", "",
+        "Latencies: `loadgen_p50_ms` / `p90` / `p99` are LoadGen's, from each query's scheduled arrival to its "
+        "completion (queueing included). The row's own `median_ms`, `p99_ms` and `samples_ns` are bench's clock "
+        "on the same trial: server, from LoadGen's issue to the completion; offline, each request alone (all "
+        "queries arrive at once, so their wait says nothing). `throughput_per_s` is `loadgen_qps` x batch, which "
+        "the scenario table's server column ranks (VALID rows at one bound).", "",
+        "What LoadGen measures is the runtime plus bench's Python driver: `driver_ceiling_qps` is a no-op "
+        "request's offline QPS through the same driver and requests in flight on this machine (measured once an "
+        "hour per machine, interpreter, LoadGen and driver, and cached). A `loadgen_qps` near it measures bench, "
+        "not the runtime.", "",
+        f"Fixed settings: performance-only mode; a sample library of {QSL_SIZE} entries that are all the case's "
+        "one bound input; LoadGen's default seeds; no trace; no `audit.config` read (a stray one in the working "
+        "folder never changes a run). The reported trial's effective settings (`loadgen_settings`), LoadGen's "
+        "version, and its summary and detail logs (`loadgen_summary_log`, `loadgen_detail_log`) are kept in the "
+        "row: the worker's folder is temporary and results may live in an object store.", "",
+        "| suite key (`[loadgen]`) | default | what it sets |", "|---|---|---|", *rows, "",
+    ]

@@ -244,6 +244,7 @@ def _table(title: str, columns: tuple[Column, ...]) -> list[str]:
 def results_markdown() -> str:
     from bench.capability import devices_markdown, precisions_markdown, support_markdown
     from bench.execution.accuracy import TOLERANCES
+    from bench.execution.loadgen import loadgen_markdown
     from bench.registry import Registry
 
     lines = [
@@ -265,4 +266,5 @@ def results_markdown() -> str:
     lines += [f"| {p} | {t.min_cosine} | {t.max_normalized_error} |" for p, t in TOLERANCES.items()]
     specs = Registry.builtin().specs  # not third-party plugins installed here
     lines += ["", *precisions_markdown(specs), *support_markdown(specs), *devices_markdown(specs)]
+    lines += ["", *loadgen_markdown()]
     return "\n".join(lines).rstrip("\n") + "\n"
