@@ -89,3 +89,62 @@ def test_a_search_longer_than_the_case_deadline_is_one_line_naming_the_keys():
 def test_an_unknown_loadgen_key_names_it():
     with pytest.raises(UserError, match="loadgen.p99"):
         parse_suite(SUITE.replace("p99_ms = 100", "p99 = 100"), "suite.toml")
+
+
+# --- the driver and the search, on a request of known cost (LoadGen for real, no runtime) ---------------------
+
+def busy(seconds: float):
+    """A request that holds its thread for ``seconds`` (sleep: the GIL is free, as a runtime's call leaves it)."""
+    import time
+
+    return lambda _slot: time.sleep(seconds)
+
+
+def test_the_search_brackets_the_highest_valid_qps_within_its_budget(tmp_path):
+    import time
+
+    from bench.case import LoadGenPolicy
+    from bench.execution import loadgen
+
+    policy = LoadGenPolicy(p99_bound_ms=20.0, min_duration_s=0.3, min_queries=500, search_time_s=8.0)
+    driver = loadgen.Driver(busy(0.001), slots=1, from_issue=True)
+    try:
+        start = time.monotonic()
+        runs = loadgen.search_server(driver, policy, 2000.0, tmp_path, start + policy.search_time_s)
+        took = time.monotonic() - start
+    finally:
+        driver.close()
+    trials = [r.trial for r in runs]
+    valid = [t.target_qps for t in trials if t.valid]
+    invalid = [t for t in trials if not t.valid]
+    assert valid and invalid and took < policy.search_time_s + 3  # no trial starts that would end past the budget
+    assert all(t.target_qps > max(valid) for t in invalid)  # a bisection: every INVALID target above every VALID
+    assert max(valid) < 1000  # one request at a time of >= 1 ms: no more than 1000 QPS can hold a bound
+    assert (tmp_path / "server-0" / loadgen.SUMMARY).is_file()
+
+
+def test_a_request_that_raises_ends_the_trial_with_its_error_instead_of_a_hang(tmp_path):
+    from bench.case import LoadGenPolicy
+    from bench.execution import loadgen
+
+    def broken(_slot: int) -> None:
+        raise RuntimeError("the runtime failed")
+
+    driver = loadgen.Driver(broken, slots=2, from_issue=False)
+    try:
+        with pytest.raises(RuntimeError, match="the runtime failed"):
+            loadgen.run_trial(driver, "offline", 1000.0, LoadGenPolicy(min_duration_s=0.1, min_queries=10), tmp_path)
+    finally:
+        driver.close()
+
+
+def test_invalid_reason_names_what_loadgen_found_wanting():
+    from bench.case import LoadGenPolicy
+    from bench.execution.loadgen import invalid_reason
+
+    policy = LoadGenPolicy(p99_bound_ms=15.0, min_queries=500)
+    assert invalid_reason({"result_validity": "VALID"}, policy) == ""
+    why = invalid_reason({"result_validity": "INVALID", "result_perf_constraints_met": False,
+                          "early_stopping_met": False, "early_stopping_result": " * Run unsuccessful.  * Processed 9"},
+                         policy)
+    assert why == "p99 latency over the 15 ms bound; early stopping not satisfied: Run unsuccessful. Processed 9"
