@@ -148,3 +148,17 @@ def test_invalid_reason_names_what_loadgen_found_wanting():
                           "early_stopping_met": False, "early_stopping_result": " * Run unsuccessful.  * Processed 9"},
                          policy)
     assert why == "p99 latency over the 15 ms bound; early stopping not satisfied: Run unsuccessful. Processed 9"
+
+
+def test_a_request_slower_than_the_bound_skips_the_search_and_says_why(tmp_path):
+    from bench.case import Case, InputSpec, LoadGenPolicy, ModelRef
+    from bench.execution import loadgen
+
+    policy = LoadGenPolicy(p99_bound_ms=5.0, min_duration_s=0.1, min_queries=20, search_time_s=60.0)
+    case = Case(model=ModelRef("m", "/m.onnx", "a" * 64, (InputSpec("x", (1, 4), "float32", -1, 1),)), runner="r",
+                implementation="x:Y", device="cpu", precision="fp32", batch=32, threads=1, scenario="server",
+                loadgen=policy, cache_dir=str(tmp_path / "cache"))
+    _, result = loadgen.run(case, busy(0.02), 1, 50.0, tmp_path)
+    assert result.qps is None and not result.valid and "a request alone takes" in result.reason
+    assert [t.scenario for t in result.trials] == ["offline"]  # no server trial: none could hold 5 ms
+    assert result.driver_ceiling_qps and result.p99_bound_ms == 5.0

@@ -262,6 +262,17 @@ def _log(path: Path) -> str:
     return text if len(text) <= MAX_LOG_CHARS else text[:MAX_LOG_CHARS] + "\n[... cut by bench]"
 
 
+def _out_of_reach(offline: TrialRun, policy: LoadGenPolicy) -> str:
+    """Why no server QPS can hold the bound ("" when one may): a request alone, median of the offline trial's
+    service times, already takes longer than the p99 bound (a batch-32 case at a bound made for batch 1). The
+    search would halve its target QPS down to hour-long trials for nothing."""
+    alone_ms = float(np.median(offline.latencies_ns)) / 1e6 if len(offline.latencies_ns) else 0.0
+    if alone_ms <= policy.p99_bound_ms:
+        return ""
+    return (f"no target QPS can be VALID: a request alone takes {alone_ms:.3g} ms (median of the offline trial), "
+            f"over the {policy.p99_bound_ms:g} ms p99 bound; no server trial run")
+
+
 def _reported(case: Case, runs: list[TrialRun], offline: list[TrialRun]) -> tuple[TrialRun, float | None, str]:
     """The trial a row reports, its QPS, and why it is not VALID ("" when it is)."""
     if case.scenario == "offline":
@@ -288,13 +299,15 @@ def run(case: Case, request: Callable[[int], object], slots: int, expected_qps: 
     finally:
         driver.close()
     runs: list[TrialRun] = []
-    if case.scenario == "server":
+    out_of_reach = _out_of_reach(offline[-1], policy) if case.scenario == "server" else ""
+    if case.scenario == "server" and not out_of_reach:
         driver = Driver(request, slots, from_issue=True)
         try:
             runs = search_server(driver, policy, max(r.trial.achieved_qps for r in offline), log_root, deadline)
         finally:
             driver.close()
     reported, qps, reason = _reported(case, runs, offline)
+    reason = out_of_reach or reason
     results = reported.results
     return reported, LoadGenRun(
         scenario=case.scenario, qps=qps, valid=not reason, reason=reason,
@@ -341,7 +354,9 @@ def loadgen_markdown() -> list[str]:
         "than that ceiling), then bisects the target QPS between 0 and the ceiling for the highest VALID one: "
         f"at most {MAX_TRIALS} trials, until the bracket is within {defaults.qps_resolution:.0%} of the VALID "
         "QPS or the next trial would pass `search_time_s`. `loadgen_qps` is that QPS (null when none was VALID, "
-        "with `loadgen_reason`); every trial is in `loadgen_trials`.", "",
+        "with `loadgen_reason`); every trial is in `loadgen_trials`. Where a request alone (the offline trial's "
+        "median service time) already takes longer than the bound, no server trial runs and the reason says so.",
+        "",
         "**VALID** is LoadGen's verdict on the reported trial, in its summary log's `Result is : VALID`: it ran at "
         "least `min_duration_s` and `min_queries`; and, for the server, the p99 latency was under the bound "
         "(\"performance constraints satisfied\") and LoadGen's early-stopping estimate agrees that the true p99 is "
