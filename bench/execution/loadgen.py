@@ -262,15 +262,15 @@ def _log(path: Path) -> str:
     return text if len(text) <= MAX_LOG_CHARS else text[:MAX_LOG_CHARS] + "\n[... cut by bench]"
 
 
-def _out_of_reach(offline: TrialRun, policy: LoadGenPolicy) -> str:
-    """Why no server QPS can hold the bound ("" when one may): a request alone, median of the offline trial's
-    service times, already takes longer than the p99 bound (a batch-32 case at a bound made for batch 1). The
-    search would halve its target QPS down to hour-long trials for nothing."""
-    alone_ms = float(np.median(offline.latencies_ns)) / 1e6 if len(offline.latencies_ns) else 0.0
-    if alone_ms <= policy.p99_bound_ms:
+def _out_of_reach(alone_ms: float, offline: TrialRun, policy: LoadGenPolicy) -> str:
+    """Why no server QPS can hold the bound ("" when one may): a request takes longer than the p99 bound both
+    alone (the warm-up's mean) and in the offline trial (its median service time), as a batch-32 case at a bound
+    made for batch 1 does. The search would halve its target QPS into ever longer trials for nothing."""
+    served_ms = float(np.median(offline.latencies_ns)) / 1e6 if len(offline.latencies_ns) else 0.0
+    if min(alone_ms, served_ms) <= policy.p99_bound_ms:
         return ""
-    return (f"no target QPS can be VALID: a request alone takes {alone_ms:.3g} ms (median of the offline trial), "
-            f"over the {policy.p99_bound_ms:g} ms p99 bound; no server trial run")
+    return (f"no target QPS can be VALID: a request takes {alone_ms:.3g} ms alone ({served_ms:.3g} ms median in "
+            f"the offline trial), over the {policy.p99_bound_ms:g} ms p99 bound; no server trial run")
 
 
 def _reported(case: Case, runs: list[TrialRun], offline: list[TrialRun]) -> tuple[TrialRun, float | None, str]:
@@ -287,19 +287,20 @@ def _reported(case: Case, runs: list[TrialRun], offline: list[TrialRun]) -> tupl
                                                    ": the search had no time for a server trial")
 
 
-def run(case: Case, request: Callable[[int], object], slots: int, expected_qps: float,
+def run(case: Case, request: Callable[[int], object], slots: int, alone_ms: float,
         out_dir: Path) -> tuple[TrialRun, LoadGenRun]:
-    """The case's LoadGen scenario end to end: the reported trial and the row's LoadGen result."""
+    """The case's LoadGen scenario end to end: the reported trial and the row's LoadGen result. ``alone_ms``: one
+    request with nothing beside it (the warm-up's mean), which sets the offline trial's expected QPS."""
     policy, log_root = case.loadgen, out_dir / "loadgen"
     deadline = time.monotonic() + policy.search_time_s
     ceiling = driver_ceiling(case.cache_dir, slots, log_root)
     driver = Driver(request, slots, from_issue=False)
     try:
-        offline = offline_qps(driver, policy, expected_qps, log_root)
+        offline = offline_qps(driver, policy, slots * 1000 / max(alone_ms, 1e-3), log_root)
     finally:
         driver.close()
     runs: list[TrialRun] = []
-    out_of_reach = _out_of_reach(offline[-1], policy) if case.scenario == "server" else ""
+    out_of_reach = _out_of_reach(alone_ms, offline[-1], policy) if case.scenario == "server" else ""
     if case.scenario == "server" and not out_of_reach:
         driver = Driver(request, slots, from_issue=True)
         try:
@@ -347,15 +348,17 @@ def loadgen_markdown() -> list[str]:
         "`infer_request(slot)` and telling LoadGen of the completion at once. A query is one request of the "
         "case's batch.", "",
         "* **offline**: every query at once (LoadGen issues min_duration x the expected QPS samples, the expectation "
-        "from the warm-up; when too few, bench runs again expecting what it achieved, at most 3 trials). "
+        "from the warm-up's time per request and the requests in flight; when too few, bench runs again "
+        "expecting what it achieved, at most 3 trials). "
         "`loadgen_qps` is LoadGen's samples per second.",
         "* **server**: queries arrive at random (Poisson) at a target QPS, and the 99th percentile latency must "
         "stay under the model's bound (`loadgen_p99_bound_ms`). bench runs offline first (no server sustains more "
         "than that ceiling), then bisects the target QPS between 0 and the ceiling for the highest VALID one: "
         f"at most {MAX_TRIALS} trials, until the bracket is within {defaults.qps_resolution:.0%} of the VALID "
         "QPS or the next trial would pass `search_time_s`. `loadgen_qps` is that QPS (null when none was VALID, "
-        "with `loadgen_reason`); every trial is in `loadgen_trials`. Where a request alone (the offline trial's "
-        "median service time) already takes longer than the bound, no server trial runs and the reason says so.",
+        "with `loadgen_reason`); every trial is in `loadgen_trials`. Where a request takes longer than the bound "
+        "both alone (the warm-up's mean) and in the offline trial (its median), no server trial runs and the "
+        "reason says so.",
         "",
         "**VALID** is LoadGen's verdict on the reported trial, in its summary log's `Result is : VALID`: it ran at "
         "least `min_duration_s` and `min_queries`; and, for the server, the p99 latency was under the bound "

@@ -86,8 +86,8 @@ def run_case(case: Case, out_dir: Path, started_ms: float | None = None) -> Work
     infer = runner.infer_concurrent if throughput else runner.infer
     warmup_iterations, warmup_ms = _timed_ms(lambda: warm_up(infer, case.timing))
     if case.scenario in LOADGEN_SCENARIOS:
-        one_at_a_time_qps = warmup_iterations / (warmup_ms / 1e3) if warmup_iterations and warmup_ms else 100.0
-        m, lg_run = _loadgen(runner, case, out_dir, one_at_a_time_qps)
+        alone_ms = warmup_ms / warmup_iterations if warmup_iterations else first_ms  # one request, nothing beside
+        m, lg_run = _loadgen(runner, case, out_dir, alone_ms)
     else:
         m, lg_run = measure(infer, case.timing), None
     cpus = tuple(sorted(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else ()
@@ -115,12 +115,11 @@ LOADGEN_REGION = ("one LoadGen query through bench's driver: server, from LoadGe
                   "included); offline, the request alone (infer_request on one of the requests in flight)")
 
 
-def _loadgen(runner: Runner, case: Case, out_dir: Path, one_at_a_time_qps: float) -> tuple[Measurement, LoadGenRun]:
+def _loadgen(runner: Runner, case: Case, out_dir: Path, alone_ms: float) -> tuple[Measurement, LoadGenRun]:
     """The server or offline scenario through MLPerf LoadGen; the samples and clock of the trial it reports."""
     from bench.execution import loadgen
 
-    slots = runner.concurrent_requests
-    reported, lg_run = loadgen.run(case, runner.infer_request, slots, one_at_a_time_qps * slots, out_dir)
+    reported, lg_run = loadgen.run(case, runner.infer_request, runner.concurrent_requests, alone_ms, out_dir)
     return Measurement(reported.latencies_ns, reported.wall_ns, reported.cpu_ns, "loadgen"), lg_run
 
 
