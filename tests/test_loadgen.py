@@ -13,7 +13,7 @@ from bench.suite import parse_suite
 
 pytest.importorskip("mlperf_loadgen")
 
-BOUND_MS = 50
+BOUND_MS = 100  # generous: a loaded CI machine delays threads by tens of ms; the test is of the path
 SUITE = f"""
 name = "loadgen"
 models = ["tiny_cnn"]
@@ -26,7 +26,7 @@ timeout_s = 120
 warmup_time_s = 0.1
 
 [loadgen]
-p99_ms = 100
+p99_ms = 200
 p99_ms_by_model = {{ tiny_cnn = {BOUND_MS} }}
 min_duration_s = 0.5
 search_time_s = 20
@@ -88,7 +88,7 @@ def test_a_search_longer_than_the_case_deadline_is_one_line_naming_the_keys():
 
 def test_an_unknown_loadgen_key_names_it():
     with pytest.raises(UserError, match="loadgen.p99"):
-        parse_suite(SUITE.replace("p99_ms = 100", "p99 = 100"), "suite.toml")
+        parse_suite(SUITE.replace("p99_ms = 200", "p99 = 200"), "suite.toml")
 
 
 # --- the driver and the search, on a request of known cost (LoadGen for real, no runtime) ---------------------
