@@ -368,8 +368,9 @@ def loadgen_markdown() -> list[str]:
         "Latencies: `loadgen_p50_ms` / `p90` / `p99` are LoadGen's, from each query's scheduled arrival to its "
         "completion (queueing included). The row's own `median_ms`, `p99_ms` and `samples_ns` are bench's clock "
         "on the same trial: server, from LoadGen's issue to the completion; offline, each request alone (all "
-        "queries arrive at once, so their wait says nothing). `throughput_per_s` is `loadgen_qps` x batch, which "
-        "the scenario table's server column ranks (VALID rows at one bound).", "",
+        "queries arrive at once, so their wait says nothing); `timed_ms` and `cpu_utilization` are that trial's, "
+        "and the other trials of the search count in `overhead_ms`. `throughput_per_s` is `loadgen_qps` x batch, "
+        "which the scenario table's server column ranks (VALID rows at one bound).", "",
         "What LoadGen measures is the runtime plus bench's Python driver: `driver_ceiling_qps` is a no-op "
         "request's offline QPS through the same driver and requests in flight on this machine (measured once an "
         "hour per machine, interpreter, LoadGen and driver, and cached). A `loadgen_qps` near it measures bench, "
