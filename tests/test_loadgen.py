@@ -162,3 +162,15 @@ def test_a_request_slower_than_the_bound_skips_the_search_and_says_why(tmp_path)
     assert result.qps is None and not result.valid and "a request takes 20 ms alone" in result.reason
     assert [t.scenario for t in result.trials] == ["offline"]  # no server trial: none could hold 5 ms
     assert result.driver_ceiling_qps and result.p99_bound_ms == 5.0
+
+
+def test_the_drivers_ceiling_is_measured_once_and_a_damaged_cache_entry_measured_again(tmp_path):
+    from bench.execution import loadgen
+
+    first = loadgen.driver_ceiling(str(tmp_path), 2, tmp_path / "logs")
+    entry = loadgen._ceiling_file(str(tmp_path), 2)
+    assert first > 0 and json.loads(entry.read_text())["qps"] == first
+    assert loadgen.driver_ceiling(str(tmp_path), 2, tmp_path / "logs") == first  # cached: not measured again
+    entry.write_text("{not json")
+    again = loadgen.driver_ceiling(str(tmp_path), 2, tmp_path / "logs")
+    assert again > 0 and json.loads(entry.read_text())["qps"] == again

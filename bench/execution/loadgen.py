@@ -239,12 +239,24 @@ def _ceiling_file(cache_dir: str, slots: int) -> Path:
     return Path(cache_dir) / "loadgen" / f"driver-ceiling-{key}.json"
 
 
+def _cached_ceiling(path: Path) -> float | None:
+    """The cached ceiling when it is there, under an hour old and readable; else None (measured again)."""
+    try:
+        if time.time() - path.stat().st_mtime >= CEILING_MAX_AGE_S:
+            return None
+        qps = float(json.loads(path.read_text())["qps"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return qps if qps > 0 else None
+
+
 def driver_ceiling(cache_dir: str, slots: int, log_root: Path) -> float:
     """A no-op request's offline QPS through this driver with ``slots`` threads: the most bench can drive, whatever
     the runtime. Measured once an hour per machine, interpreter, LoadGen and driver (cached), as it costs a second."""
     cached = _ceiling_file(cache_dir, slots) if cache_dir else None
-    if cached and cached.is_file() and time.time() - cached.stat().st_mtime < CEILING_MAX_AGE_S:
-        return float(json.loads(cached.read_text())["qps"])
+    known = _cached_ceiling(cached) if cached else None
+    if known is not None:
+        return known
     driver = Driver(lambda _: None, slots, from_issue=False)
     try:
         policy = LoadGenPolicy(min_duration_s=0.5, min_queries=1)
