@@ -188,7 +188,7 @@ def plan(
             precision=precision, batch=batch, threads=n_threads, scenario=scenario,
             timing=suite.timing.policy(), timeout_s=timeout_s, max_memory_mb=overrides.max_memory_mb,
             seed=suite.seed, cache_dir=str(cache_dir), cores=cores, cpus=cpus if cores != "all" else (),
-            task_samples=suite.task_samples, loadgen=suite.loadgen.policy(model.name),
+            task_samples=suite.task_samples, loadgen=suite.loadgen.policy(model.name, timeout_s),
         )
         support = spec.cpu_precision(precision, cpu) if device == "cpu" else PrecisionSupport()
         status, reason = _skip(spec, case, availability[spec.name], devices[spec.name], support)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -80,10 +81,17 @@ def test_offline_gives_loadgens_samples_per_second(rows):
     assert row["accuracy_ok"] is True  # parity runs after LoadGen, on the same session
 
 
-def test_a_search_longer_than_the_case_deadline_is_one_line_naming_the_keys():
-    text = SUITE.replace("search_time_s = 20", "search_time_s = 120")
-    with pytest.raises(UserError, match="search_time_s .* must be below timeout_s"):
-        parse_suite(text, "suite.toml")
+def test_the_search_fits_in_half_the_cases_deadline_whichever_sets_it():
+    from bench.plan import Overrides, plan
+    from bench.registry import Registry
+
+    suite = parse_suite(SUITE.replace("search_time_s = 20", "search_time_s = 500"), "suite.toml")
+    assert suite.loadgen.policy("tiny_cnn", suite.timeout_s).search_time_s == 60  # timeout_s 120
+    assert suite.loadgen.policy("other", 1000).search_time_s == 500
+    assert suite.loadgen.policy("other", 1000).p99_bound_ms == 200  # the suite's default; tiny_cnn has its own
+    assert suite.loadgen.policy("tiny_cnn", 1).p99_bound_ms == BOUND_MS
+    planned = plan(suite, "s", Overrides(timeout_s=30), Registry.default(), Path("/nonexistent"), build_models=False)
+    assert {p.case.loadgen.search_time_s for p in planned} == {15}  # --timeout 30
 
 
 def test_an_unknown_loadgen_key_names_it():

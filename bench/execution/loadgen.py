@@ -341,7 +341,8 @@ SUITE_KEYS = {
     "min_queries": ("min_queries", "min_query_count (server: queries; offline: samples); LoadGen's early stopping "
                     "needs about 460 queries, none over the bound, to call a p99 VALID"),
     "search_time_s": ("search_time_s", "bench's: the server's search starts no trial that would end past this "
-                      "(from the LoadGen phase's start; below the suite's timeout_s)"),
+                      "(from the LoadGen phase's start), and at most half the case's timeout (the suite's "
+                      "timeout_s or --timeout): the search runs inside the case's worker"),
 }
 
 
