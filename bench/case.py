@@ -24,7 +24,11 @@ PRECISIONS = {
                     "(never labelled int8 compute)",
 }
 Precision = Literal["fp32", "fp16", "bf16", "int8", "int8_weights"]
-Scenario = Literal["latency", "throughput"]
+# latency: one request at a time, bench's own clock; throughput: an async queue of N requests (bench's own, kept for
+# older suites); server and offline: MLPerf LoadGen drives the runtime (bench.execution.loadgen): Poisson arrivals
+# under a p99 latency bound, and all queries at once
+Scenario = Literal["latency", "throughput", "server", "offline"]
+LOADGEN_SCENARIOS = ("server", "offline")
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,19 @@ class TimingPolicy:
     max_time_s: float = 10.0
     target_rel_ci: float = 0.01
     max_iterations: int = 2_000_000
+
+
+@dataclass(frozen=True)
+class LoadGenPolicy:
+    """How the server and offline scenarios run LoadGen (``bench.execution.loadgen``). ``p99_bound_ms`` is the
+    server's latency bound for this case's model; each trial runs at least ``min_duration_s`` and ``min_queries``
+    queries; the server's search for the highest VALID QPS starts no trial past ``search_time_s``."""
+
+    p99_bound_ms: float = 100.0
+    min_duration_s: float = 1.0
+    min_queries: int = 500  # LoadGen's early stopping needs about 460 queries under the bound to call p99 VALID
+    search_time_s: float = 60.0
+    qps_resolution: float = 0.05  # the search stops when the invalid QPS is within this fraction of the valid one
 
 
 @dataclass(frozen=True)
@@ -121,6 +138,7 @@ class Case:
     # beside bench), and the interpreter of the environment that holds it, which the worker runs on ("": bench's).
     runtime_version: str = ""
     python: str = ""
+    loadgen: LoadGenPolicy = field(default_factory=LoadGenPolicy)  # the server and offline scenarios only
 
     @property
     def key(self) -> str:
@@ -143,5 +161,6 @@ class Case:
         model["inputs"] = tuple(InputSpec(**{**i, "shape": tuple(i["shape"])}) for i in model["inputs"])
         model["alternates"] = tuple((str(fmt), str(path)) for fmt, path in model.get("alternates", ()))
         timing = TimingPolicy(**data.pop("timing"))
+        loadgen = LoadGenPolicy(**data.pop("loadgen", {}))
         cpus = tuple(data.pop("cpus", ()))
-        return cls(model=ModelRef(**model), timing=timing, cpus=cpus, **data)
+        return cls(model=ModelRef(**model), timing=timing, loadgen=loadgen, cpus=cpus, **data)

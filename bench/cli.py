@@ -43,7 +43,8 @@ def _add_run(sub) -> None:
     p.add_argument("--precisions", type=options.csv,
                    help="comma-separated precisions (fp32,int8,...), replacing the suite's")
     p.add_argument("--batch-sizes", type=options.int_csv, help="comma-separated batch sizes, replacing the suite's")
-    p.add_argument("--scenarios", type=options.csv, help="latency and/or throughput, replacing the suite's")
+    p.add_argument("--scenarios", type=options.csv,
+                   help="latency, throughput, server, offline (the last two: MLPerf LoadGen), replacing the suite's")
     p.add_argument("--devices", type=options.csv, help="comma-separated devices (cpu,cuda,...), replacing the suite's")
     p.add_argument("--versions", type=options.versions, metavar="DIST==V1,V2",
                    help="runtime releases side by side, each in an environment of its own made with uv before "

@@ -183,6 +183,48 @@ TYPED_FACTS = ("runtime_version", "precision_used", "threads_used", "converter",
 
 
 @dataclass(frozen=True)
+class LoadGenTrial:
+    """One LoadGen run at one target QPS (``bench.execution.loadgen``): what LoadGen decided and measured."""
+
+    __pydantic_config__ = FORBID_EXTRA
+
+    scenario: str  # a server case's search starts with offline trials: its ceiling
+    target_qps: float  # offline: the QPS LoadGen was told to expect (it issues min_duration x this at once)
+    valid: bool
+    reason: str  # why LoadGen called it INVALID ("" when VALID)
+    queries: int
+    achieved_qps: float  # server: completed samples per second; offline: samples per second
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class LoadGenRun:
+    """A server or offline case's LoadGen result: the trial it reports (server: the highest VALID target QPS) and
+    every trial tried, LoadGen's version, settings and logs, and what bench's own Python driver can push."""
+
+    __pydantic_config__ = FORBID_EXTRA
+
+    scenario: str
+    qps: float | None  # server: the highest VALID target QPS (None: none was VALID); offline: samples per second
+    valid: bool
+    reason: str
+    p50_ms: float | None
+    p90_ms: float | None
+    p99_ms: float | None
+    p99_bound_ms: float | None  # the server's bound; None offline
+    trials: tuple[LoadGenTrial, ...]
+    version: str
+    settings: dict[str, Any]  # LoadGen's effective_* settings of the reported trial
+    requests_in_flight: int
+    driver_ceiling_qps: float | None  # a no-op model through the same driver: the most QPS bench itself can drive
+    summary_log: str
+    detail_log: str
+
+
+@dataclass(frozen=True)
 class WorkerResult:
     """One worker's answer: a status, and for a timed case everything its row is made from."""
 
@@ -195,6 +237,7 @@ class WorkerResult:
     accuracy: Accuracy | None = None
     task: TaskScore | None = None
     reference: str | None = None  # reference mode: the saved fp32 outputs
+    loadgen: LoadGenRun | None = None  # the server and offline scenarios
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), default=str)

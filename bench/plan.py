@@ -6,14 +6,16 @@ plan as a skipped case, so it becomes a row with its status and reason instead o
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.util
 import itertools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import topology
-from bench.case import Case, ModelRef
+from bench.case import LOADGEN_SCENARIOS, Case, ModelRef
 from bench.contract import Status
 from bench.cpu import Cpu
 from bench.envinfo import cpus_allowed
@@ -117,6 +119,11 @@ def _core_sets(suite: Suite, overrides: Overrides, root: Path = Path("/")) -> li
     return sets
 
 
+@functools.cache
+def _loadgen_installed() -> bool:
+    return importlib.util.find_spec("mlperf_loadgen") is not None
+
+
 def _skip(spec: RunnerSpec, case: Case, available: Availability, devices: dict[str, Availability],
           support: PrecisionSupport):
     if case.batch != 1 and all(i.batch_axis is None for i in case.model.inputs):
@@ -130,6 +137,9 @@ def _skip(spec: RunnerSpec, case: Case, available: Availability, devices: dict[s
         return Status.UNSUPPORTED, f"{spec.name} has no {case.scenario} scenario yet"
     if not available.ok:
         return Status.UNAVAILABLE, available.reason
+    if case.scenario in LOADGEN_SCENARIOS and not _loadgen_installed():
+        return Status.UNAVAILABLE, (f"the {case.scenario} scenario runs MLPerf LoadGen, not installed: "
+                                    "pip install 'onnx-inference-bench[loadgen]' (x86-64 wheels)")
     if not devices[case.device].ok:
         return Status.UNAVAILABLE, f"device {case.device!r}: {devices[case.device].reason}"
     tool = spec.precision_available(case.precision)
@@ -192,6 +202,7 @@ def plan(
             timing=suite.timing.policy(), timeout_s=timeout_s, max_memory_mb=overrides.max_memory_mb,
             seed=suite.seed, cache_dir=str(cache_dir), cores=cores, cpus=cpus if cores != "all" else (),
             task_samples=suite.task_samples, runtime_version=release,
+            loadgen=suite.loadgen.policy(model.name, timeout_s),
         )
         support = spec.cpu_precision(precision, cpu) if device == "cpu" else PrecisionSupport()
         status, reason = _skip(spec, case, availability[spec.name], devices[spec.name], support)

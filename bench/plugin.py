@@ -189,6 +189,13 @@ class Runner(ABC):
         (streams, async queues, thread pools) and return when all have finished."""
         raise NotImplementedError(f"{type(self).__name__} has no throughput scenario")
 
+    def infer_request(self, slot: int) -> None:
+        """Server and offline scenarios (MLPerf LoadGen, ``bench.execution.loadgen``): one request on request slot
+        ``slot`` of ``concurrent_requests``, each slot called from a thread of its own. A runner whose requests
+        can run side by side sets ``concurrent_requests`` in ``prepare`` and keeps each slot's bindings apart; the
+        default runs one request at a time."""
+        self.infer()
+
     @abstractmethod
     def outputs(self) -> dict[str, np.ndarray]:
         """The last inference's outputs, copied out of the runtime's buffers."""

@@ -30,6 +30,14 @@ from bench.text import printable
 SKIPPED = (Status.UNSUPPORTED, Status.UNAVAILABLE)
 
 
+def _loadgen(row: dict[str, Any]) -> str:
+    """A server or offline row's result as LoadGen judged it: its QPS, and the bound it held (or why not)."""
+    if row.get("loadgen_qps") is None:
+        return f"no VALID QPS ({row.get('loadgen_reason')})"
+    bound = f" at p99 <= {row['loadgen_p99_bound_ms']:g} ms" if row.get("loadgen_p99_bound_ms") else ""
+    return f"{row['loadgen_qps']:.1f} QPS{bound}, LoadGen {'VALID' if row.get('loadgen_valid') else 'INVALID'}"
+
+
 def _latency(row: dict[str, Any]) -> str:
     if row.get("median_ms") is None:
         return ""
@@ -92,7 +100,8 @@ class Display:
                 self._print(f"[skipped] {row['case_key']}  {row['status']}  ({(row.get('error') or '')[:160]})")
             return
         self.done += 1
-        line = f"[{self.done}/{self.total}] {row['case_key']}  {row['status']}  {_latency(row)}"
+        result = _loadgen(row) if row.get("loadgen_valid") is not None else _latency(row)
+        line = f"[{self.done}/{self.total}] {row['case_key']}  {row['status']}  {result}"
         if row["status"] != Status.OK and row.get("error"):
             line += f"  ({row['error'][:160]})"
         if not self.live and self.done < self.total:

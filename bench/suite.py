@@ -18,6 +18,12 @@ Example::
     [timing]
     min_time_s = 0.3
     max_time_s = 2.0
+
+    [loadgen]                      # the server and offline scenarios (MLPerf LoadGen)
+    p99_ms = 100                   # the server's p99 latency bound, for every model ...
+    p99_ms_by_model = { resnet50 = 200 }   # ... but these
+    min_duration_s = 1.0           # each LoadGen trial, at least
+    search_time_s = 60             # a server case starts no trial of its search past this (at most timeout_s / 2)
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from bench.case import Precision, Scenario, TimingPolicy
+from bench.case import LoadGenPolicy, Precision, Scenario, TimingPolicy
 from bench.errors import Strict, UserError, validated
 
 if sys.version_info >= (3, 11):
@@ -70,6 +76,24 @@ class TimingConfig(Strict):
         return TimingPolicy(**self.model_dump())
 
 
+class LoadGenConfig(Strict):
+    """The ``[loadgen]`` table: the server scenario's p99 bound (per model, with a default) and each LoadGen
+    trial's minimum length; the server's search for its highest VALID QPS is bounded by ``search_time_s``."""
+
+    p99_ms: float = Field(100.0, gt=0, le=DAY_S * 1000, allow_inf_nan=False)
+    p99_ms_by_model: dict[str, Annotated[float, Field(gt=0, le=DAY_S * 1000, allow_inf_nan=False)]] = {}
+    min_duration_s: float = Field(1.0, gt=0, le=DAY_S, allow_inf_nan=False)
+    min_queries: int = Field(500, ge=1, le=MAX_ITERATIONS)
+    search_time_s: float = Field(60.0, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)
+
+    def policy(self, model: str, timeout_s: float) -> LoadGenPolicy:
+        """``model``'s policy; its search within half the case's deadline (``timeout_s``, a suite's or --timeout's),
+        for the search runs inside the case's worker, after the model's load and before its parity check."""
+        return LoadGenPolicy(p99_bound_ms=self.p99_ms_by_model.get(model, self.p99_ms),
+                             min_duration_s=self.min_duration_s, min_queries=self.min_queries,
+                             search_time_s=min(self.search_time_s, timeout_s / 2))
+
+
 class Suite(Strict):
     name: str
     description: str = ""
@@ -93,6 +117,7 @@ class Suite(Strict):
     versions: dict[Annotated[str, Field(pattern=DISTRIBUTION)],
                    Annotated[list[Annotated[str, Field(pattern=RELEASE)]], Field(min_length=1)]] = {}
     timing: TimingConfig = TimingConfig()
+    loadgen: LoadGenConfig = LoadGenConfig()
 
     @field_validator("versions")
     @classmethod

@@ -100,7 +100,7 @@ def test_own_model_without_a_suite_plans_every_runner_precision_and_scenario(ben
     assert done.returncode == 0, done.stderr
     keys = [line.split()[0].split("/") for line in done.stdout.splitlines() if line.startswith("mine/")]
     assert {k[1] for k in keys} == set(Registry.default().specs)
-    assert {k[3] for k in keys} == set(PRECISIONS) and {k[6] for k in keys} == {"latency", "throughput"}
+    assert {k[3] for k in keys} == set(PRECISIONS) and {k[6] for k in keys} == {"latency", "server", "offline"}
     assert "t1" in {k[5] for k in keys}  # and all cores: the suite's threads = [1, "all"]
 
 

@@ -9,7 +9,18 @@ import numpy as np
 import pytest
 
 from bench.case import Case, InputSpec, ModelRef
-from bench.contract import Accuracy, Phases, RunnerFacts, Status, TaskScore, Timing, WorkerOutcome, WorkerResult
+from bench.contract import (
+    Accuracy,
+    LoadGenRun,
+    LoadGenTrial,
+    Phases,
+    RunnerFacts,
+    Status,
+    TaskScore,
+    Timing,
+    WorkerOutcome,
+    WorkerResult,
+)
 from bench.execution.stats import latency_stats
 from bench.launcher import _interpret
 from bench.results.rows import outcome_row, skipped_row
@@ -41,7 +52,13 @@ def full_result() -> WorkerResult:
                               "conversion_cached": False, "options": {"anything": "else"}}),
         accuracy=Accuracy(True, "", 1e-3, 1e-3, 1e-3, 0.9999, 1.0, 3),
         task=TaskScore("exact_match", 0.9, 10, '{"exact_match": 0.9}', "m/r/cpu/fp16/b1/t2/latency"),
+        loadgen=LOADGEN,
     )
+
+
+TRIAL = LoadGenTrial("server", 100.0, True, "", 500, 99.0, 1.0, 2.0, 3.0, 5.1)
+LOADGEN = LoadGenRun("server", 100.0, True, "", 1.0, 2.0, 3.0, 50.0, (TRIAL,), "6.0.17", {"target_qps": 100.0},
+                     2, 9000.0, "Result is : VALID", ":::MLLOG {}")
 
 
 def test_every_result_field_has_a_column_and_every_column_a_source():
@@ -58,6 +75,7 @@ def test_every_result_field_has_a_column_and_every_column_a_source():
     assert '"anything": "else"' in ok["runner_facts"] and ok["conversion_options"] == '{"o": 1}'
     assert ok["overhead_ms"] == pytest.approx(1000 - 33 - 1.0) and ok["parity_ms"] == 9.0
     assert ok["cpus"] == "0-2,5" and ok["cpu_freq_ratio"] == 0.9 and ok["cores"] == "all"
+    assert ok["throughput_per_s"] == ok["loadgen_qps"] == 100.0 and ok["loadgen_trial_count"] == 1
     assert ok["weights"] == skipped["weights"] == "random (seeded)"  # a built model: seeded weights, on every row
 
 

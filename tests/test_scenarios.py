@@ -141,6 +141,21 @@ def test_throughput_ties_within_two_percent(other, verdict):
     assert "2%" in row["rule"]
 
 
+def server(runner: str, qps: float, valid: bool = True, bound: float = 50.0, **extra) -> dict:
+    """A LoadGen server row: its throughput is the QPS LoadGen found VALID at ``bound`` (batch 1)."""
+    return case(runner, scenario="server", throughput_per_s=qps if valid else None, loadgen_qps=qps if valid else None,
+                loadgen_valid=valid, loadgen_p99_bound_ms=bound, **extra)
+
+
+def test_the_server_column_ranks_loadgen_valid_qps_at_one_p99_bound_over_the_async_queue():
+    cases = [case("queue", scenario="throughput", throughput_per_s=9000.0),  # no bound held: not a server number
+             server("ort", 800.0), server("ov", 600.0), server("fast", 950.0, valid=False),
+             server("loose", 2000.0, bound=500.0)]  # a looser bound than the one most rows share
+    row = by_scenario(cases)["server throughput"]
+    assert (row["runner"], row["value"], row["runner_up"]) == ("ort", 800.0, "ov fp32 t1 b1")
+    assert "LoadGen-VALID server QPS x batch at p99 <= 50 ms" in row["rule"]
+
+
 # --- what may not win ---------------------------------------------------------------------------------------
 
 def test_a_wrong_but_fast_row_is_never_picked():

@@ -29,12 +29,13 @@ from typing import Any
 import numpy as np
 
 from bench import topology
-from bench.case import Case
+from bench.case import LOADGEN_SCENARIOS, Case
 from bench.contract import (
     SPAWNED_AT_ENV,
     WORKER_MODES,
     Accuracy,
     ConversionFailed,
+    LoadGenRun,
     Phases,
     RunnerFacts,
     Status,
@@ -45,7 +46,7 @@ from bench.execution import parity, task_eval
 from bench.execution.inputs import make_inputs
 from bench.execution.parity import parity_inputs
 from bench.execution.stats import latency_stats
-from bench.execution.timing import measure, warm_up
+from bench.execution.timing import Measurement, measure, warm_up
 from bench.files import write_bytes_atomic
 from bench.loading import load_object
 from bench.plugin import Runner, Unsupported
@@ -84,7 +85,11 @@ def run_case(case: Case, out_dir: Path, started_ms: float | None = None) -> Work
     throughput = case.scenario == "throughput"
     infer = runner.infer_concurrent if throughput else runner.infer
     warmup_iterations, warmup_ms = _timed_ms(lambda: warm_up(infer, case.timing))
-    m = measure(infer, case.timing)
+    if case.scenario in LOADGEN_SCENARIOS:
+        alone_ms = warmup_ms / warmup_iterations if warmup_iterations else first_ms  # one request, nothing beside
+        m, lg_run = _loadgen(runner, case, out_dir, alone_ms)
+    else:
+        m, lg_run = measure(infer, case.timing), None
     cpus = tuple(sorted(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else ()
     freq_ratio = topology.frequency_ratio(cpus)  # read while the loop's heat is still there
     (accuracy, digest), parity_ms = _timed_ms(lambda: _run_parity(runner, case))
@@ -100,9 +105,22 @@ def run_case(case: Case, out_dir: Path, started_ms: float | None = None) -> Work
                       warmup_ms=warmup_ms, parity_ms=parity_ms, task_ms=task_ms if task else None, write_ms=write_ms),
         wall_ns=m.wall_ns, cpu_ns=m.cpu_ns, stop_reason=m.stop_reason,
         items_per_iteration=case.batch * (runner.concurrent_requests if throughput else 1),
-        timed_region=runner.timed_region, cpus=cpus, cpu_freq_ratio=freq_ratio,
+        timed_region=LOADGEN_REGION if lg_run else runner.timed_region, cpus=cpus, cpu_freq_ratio=freq_ratio,
     )
-    return WorkerResult(Status.OK, timing=timing, facts=facts, accuracy=accuracy, task=task)
+    return WorkerResult(Status.OK, timing=timing, facts=facts, accuracy=accuracy, task=task, loadgen=lg_run)
+
+
+# What a server or offline row's samples are (bench.execution.loadgen.Driver): one per LoadGen query
+LOADGEN_REGION = ("one LoadGen query through bench's driver: server, from LoadGen's issue to the completion (queueing "
+                  "included); offline, the request alone (infer_request on one of the requests in flight)")
+
+
+def _loadgen(runner: Runner, case: Case, out_dir: Path, alone_ms: float) -> tuple[Measurement, LoadGenRun]:
+    """The server or offline scenario through MLPerf LoadGen; the samples and clock of the trial it reports."""
+    from bench.execution import loadgen
+
+    reported, lg_run = loadgen.run(case, runner.infer_request, runner.concurrent_requests, alone_ms, out_dir)
+    return Measurement(reported.latencies_ns, reported.wall_ns, reported.cpu_ns, "loadgen"), lg_run
 
 
 def run_reference(case: Case, out_dir: Path) -> WorkerResult:

@@ -32,7 +32,7 @@ CASE_FIELDS = (
     "median_ci_high_ms", "p99_ms", "throughput_per_s", "accuracy_ok", "accuracy_reason", "cosine",
     "normalized_error", "top1_agreement", "cold_start_ms", "peak_rss_mb", "iterations", "unstable",
     "achieved_gflops", "task_metric", "task_value", "task_n", "quant_recipe", "quant_limit",
-    "software_device", "weights",
+    "software_device", "weights", "loadgen_valid", "loadgen_p99_bound_ms",
     "runtime_version_requested",  # the version axis: a release is a series of its own
     "runner_facts",  # only for a runner's report_label (labels.with_runner_labels), then dropped
 )

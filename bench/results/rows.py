@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from bench.case import Case
-from bench.contract import Accuracy, RunnerFacts, Status, Timing, WorkerOutcome
+from bench.contract import Accuracy, LoadGenRun, RunnerFacts, Status, Timing, WorkerOutcome
 from bench.noise import unstable
 
 # CPU time may exceed the thread limit a little: the Python loop and the runtime's housekeeping threads.
@@ -88,6 +88,21 @@ def _timing_columns(case: Case, t: Timing, samples_ns: np.ndarray) -> dict[str, 
     }
 
 
+def _loadgen_columns(case: Case, lg: LoadGenRun) -> dict[str, Any]:
+    """A server or offline row: LoadGen's verdict, its QPS as the row's throughput, the trials, settings and logs."""
+    return {
+        "throughput_per_s": lg.qps * case.batch if lg.qps is not None else None,
+        "unstable": None,  # a spread of latencies under load is what LoadGen judges, not a noisy measurement
+        "loadgen_qps": lg.qps, "loadgen_valid": lg.valid, "loadgen_reason": lg.reason,
+        "loadgen_p50_ms": lg.p50_ms, "loadgen_p90_ms": lg.p90_ms, "loadgen_p99_ms": lg.p99_ms,
+        "loadgen_p99_bound_ms": lg.p99_bound_ms, "loadgen_trial_count": len(lg.trials),
+        "loadgen_trials": json.dumps([asdict(t) for t in lg.trials]),
+        "loadgen_requests_in_flight": lg.requests_in_flight, "driver_ceiling_qps": lg.driver_ceiling_qps,
+        "loadgen_version": lg.version, "loadgen_settings": json.dumps(lg.settings, sort_keys=True, default=str),
+        "loadgen_summary_log": lg.summary_log, "loadgen_detail_log": lg.detail_log,
+    }
+
+
 def _facts_columns(facts: RunnerFacts) -> dict[str, Any]:
     options = facts.conversion_options or {}  # int8: the calibration set's hash and the recipe, as the runner gave
     return {
@@ -151,6 +166,8 @@ def outcome_row(case: Case, outcome: WorkerOutcome, run_id: str, suite: str, ver
     if result is None or outcome.samples_ns is None or result.timing is None:
         return row
     row.update(_timing_columns(case, result.timing, outcome.samples_ns))
+    if result.loadgen:
+        row.update(_loadgen_columns(case, result.loadgen))
     if outcome.wall_s:
         row["overhead_ms"] = outcome.wall_s * 1000 - row["timed_ms"] - row["convert_ms"]
     row.update(_facts_columns(facts))

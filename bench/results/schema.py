@@ -65,7 +65,8 @@ CASE_COLUMNS: tuple[Column, ...] = (
     _c("cooldown_wait_s", F64, "s", "seconds --cooldown-until waited for the machine to cool before the case"),
     _c("cpu_freq_ratio", F64, "", "lowest current / top frequency over the case's CPUs right after its timed loop "
        "(under 0.95: throttled or capped), where cpufreq tells"),
-    _c("scenario", STR, "", "latency (one request at a time) or throughput"),
+    _c("scenario", STR, "", "latency (one request at a time), throughput (bench's async queue of N requests), server "
+       "or offline (MLPerf LoadGen: see Server and offline below)"),
     _c("status", STR, "", ", ".join(s.value for s in Status) + " (bench.contract.Status)"),
     _c("error", STR, "", "why the case did not complete, or why it was not run"),
     _c("exit_code", I32, "", "worker exit code, where it exited"),
@@ -85,11 +86,37 @@ CASE_COLUMNS: tuple[Column, ...] = (
     _c("cv", F64, "", "coefficient of variation of latency (std / mean)"),
     _c("unstable", BOOL, "", "cv > 0.10, or the median's CI never reached its target before max_time"),
     _c("items_per_iteration", I64, "items", "batch x requests per timed call (requests > 1 in throughput)"),
-    _c("throughput_per_s", F64, "items/s", "items_per_iteration x iterations / total timed time"),
+    _c("throughput_per_s", F64, "items/s", "items_per_iteration x iterations / total timed time; server and "
+       "offline: loadgen_qps x batch (null where no server QPS was VALID)"),
+    _c("loadgen_qps", F64, "queries/s", "server: the highest target QPS that MLPerf LoadGen judged VALID at the p99 "
+       "bound (Poisson arrivals); offline: LoadGen's samples per second (all queries at once); null: none VALID"),
+    _c("loadgen_valid", BOOL, "", "LoadGen's verdict on the reported trial: VALID (the p99 bound held, early "
+       "stopping agrees, min duration and min query count met)"),
+    _c("loadgen_reason", STR, "", "why the row is not VALID, in LoadGen's terms (empty when VALID)"),
+    _c("loadgen_p50_ms", F64, "ms", "LoadGen's 50th percentile latency at loadgen_qps (server: from the query's "
+       "scheduled arrival, queueing included)"),
+    _c("loadgen_p90_ms", F64, "ms", "LoadGen's 90th percentile latency at loadgen_qps"),
+    _c("loadgen_p99_ms", F64, "ms", "LoadGen's 99th percentile latency at loadgen_qps"),
+    _c("loadgen_p99_bound_ms", F64, "ms", "the server's p99 latency bound (the suite's [loadgen] p99_ms, or its "
+       "model's in p99_ms_by_model); null offline"),
+    _c("loadgen_trial_count", I32, "trials", "LoadGen runs the case made: offline ones (the server's ceiling), then "
+       "the server's bisection over target QPS"),
+    _c("loadgen_trials", STR, "", "JSON list of every trial: scenario, target_qps, valid, reason, queries, "
+       "achieved_qps, p50/p90/p99_ms, duration_s"),
+    _c("loadgen_requests_in_flight", I32, "requests", "requests the runtime ran side by side (one driver thread "
+       "each)"),
+    _c("driver_ceiling_qps", F64, "queries/s", "what bench's Python driver alone pushes through LoadGen on this "
+       "machine (a no-op request, offline, same requests in flight): a loadgen_qps near it measures the driver"),
+    _c("loadgen_version", STR, "", "LoadGen's version and commit, from its log"),
+    _c("loadgen_settings", STR, "", "JSON: LoadGen's effective settings of the reported trial (its detail log's "
+       "effective_* keys)"),
+    _c("loadgen_summary_log", STR, "", "LoadGen's mlperf_log_summary.txt of the reported trial"),
+    _c("loadgen_detail_log", STR, "", "LoadGen's mlperf_log_detail.txt of the reported trial (at most 200,000 "
+       "characters)"),
     _c("model_macs", I64, "MACs", "multiply-accumulates of one inference at batch 1, counted from the graph; null "
        "when unknown (a count past int64: an untaken If branch can declare any size)"),
     _c("achieved_gflops", F64, "GFLOP/s", "2 x model_macs x items per iteration / median latency"),
-    _c("stop_reason", STR, "", "ci_reached, max_time or max_iterations"),
+    _c("stop_reason", STR, "", "ci_reached, max_time or max_iterations; loadgen for server and offline rows"),
     _c("warmup_iterations", I64, "iterations", "untimed iterations before measuring"),
     _c("convert_ms", F64, "ms", "conversion from ONNX to the runtime's format (0 for ONNX runtimes)"),
     _c("load_ms", F64, "ms", "reading the model (see runner_facts.phases for what it holds)"),
@@ -224,6 +251,7 @@ def _table(title: str, columns: tuple[Column, ...]) -> list[str]:
 def results_markdown() -> str:
     from bench.capability import devices_markdown, precisions_markdown, support_markdown
     from bench.execution.accuracy import TOLERANCES
+    from bench.execution.loadgen import loadgen_markdown
     from bench.registry import Registry
 
     lines = [
@@ -245,4 +273,5 @@ def results_markdown() -> str:
     lines += [f"| {p} | {t.min_cosine} | {t.max_normalized_error} |" for p, t in TOLERANCES.items()]
     specs = Registry.builtin().specs  # not third-party plugins installed here
     lines += ["", *precisions_markdown(specs), *support_markdown(specs), *devices_markdown(specs)]
+    lines += ["", *loadgen_markdown()]
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -38,7 +38,7 @@ class OnnxRuntimeSpec(RunnerSpec):
     devices = ("cpu", "cuda")
     precisions = ("fp32", "fp16", "int8")
     converted_precisions = ("fp16", "int8")  # variants made by ORT's tools; fp32 reads the ONNX file
-    scenarios = ("latency", "throughput")
+    scenarios = ("latency", "throughput", "server", "offline")
     model_format = "onnx"
     packages = ("onnxruntime-gpu",)
     notes = "the fp32 reference for every runner; cuda needs onnxruntime-gpu; IO binding, spinning recorded"

@@ -1,7 +1,8 @@
 """ONNX Runtime: CPU (and CUDA with onnxruntime-gpu) execution providers, inputs bound once through IO binding.
 
-Latency: one request at a time with ``threads`` intra-op threads. Throughput: ``threads`` concurrent requests
-on one session, one intra-op thread each (the session is thread-safe; ORT releases the GIL while it runs).
+Latency: one request at a time with ``threads`` intra-op threads. Throughput, server and offline: ``threads``
+concurrent requests on one session, one intra-op thread each (the session is thread-safe; ORT releases the GIL
+while it runs); server and offline are driven by MLPerf LoadGen (``infer_request``, one binding per request).
 int8 and fp16 run model variants made by ORT's own tools (``bench.execution.variants``), cached like any conversion.
 """
 
@@ -23,6 +24,8 @@ from bench.plugin import Runner, Unsupported
 
 # ORT spins its intra-op pool between calls by default; that is what users run, so we keep it and record it.
 SPINNING = "1"
+# The scenarios that run ``threads`` requests side by side, one intra-op thread each
+CONCURRENT_SCENARIOS = ("throughput", "server", "offline")
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 # Compute-heavy ops (core and contrib domains) whose weight's type in the optimized graph says what they run in.
 COMPUTE_OPS = frozenset({"Conv", "ConvTranspose", "FusedConv", "NhwcFusedConv", "MatMul", "FusedMatMul", "Gemm",
@@ -89,8 +92,8 @@ class OnnxRuntimeRunner(Runner):
 
     def _session_options(self) -> ort.SessionOptions:
         options = ort.SessionOptions()
-        throughput = self.case.scenario == "throughput"
-        options.intra_op_num_threads = 1 if throughput else self.case.threads
+        concurrent = self.case.scenario in CONCURRENT_SCENARIOS
+        options.intra_op_num_threads = 1 if concurrent else self.case.threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -109,8 +112,9 @@ class OnnxRuntimeRunner(Runner):
         )
         if provider not in self.session.get_providers():
             raise Unsupported(f"{provider} is not available in this onnxruntime build")
-        if self.case.scenario == "throughput":
+        if self.case.scenario in CONCURRENT_SCENARIOS:
             self.concurrent_requests = self.case.threads
+        if self.case.scenario == "throughput":
             self._pool = ThreadPoolExecutor(self.concurrent_requests, thread_name_prefix="ort-request")
 
     def _binding(self, inputs: dict[str, np.ndarray]) -> ort.IOBinding:
@@ -135,6 +139,11 @@ class OnnxRuntimeRunner(Runner):
         self._run(self.bindings[0])
         if self._sync:
             self.bindings[0].synchronize_outputs()
+
+    def infer_request(self, slot: int) -> None:
+        self._run(self.bindings[slot])
+        if self._sync:
+            self.bindings[slot].synchronize_outputs()
 
     def infer_concurrent(self) -> None:
         for _ in self._pool.map(self._run, self.bindings):

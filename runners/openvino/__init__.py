@@ -55,7 +55,7 @@ class OpenVinoSpec(RunnerSpec):
     devices = ("cpu",)
     precisions = ("fp32", "bf16", "fp16", "int8")
     converted_precisions = ("int8",)  # the NNCF-quantized IR; the others read the ONNX file at load
-    scenarios = ("latency", "throughput")
+    scenarios = ("latency", "throughput", "server", "offline")
     model_format = "onnx"
     notes = ("precision read back from the compiled model; int8: NNCF post-training quantization on the shared "
              "calibration set, u8/i8 kernels read back; throughput with an async queue")

@@ -158,7 +158,9 @@ class OpenVinoRunner(Runner):
 
     @property
     def throughput(self) -> bool:
-        return self.case.scenario == "throughput"
+        """OpenVINO's throughput hint (streams), with its optimal number of requests side by side: the throughput
+        scenario's async queue, and the server and offline scenarios' requests (MLPerf LoadGen's threads)."""
+        return self.case.scenario in ("throughput", "server", "offline")
 
     def _config(self) -> dict[str, Any]:
         config: dict[str, Any] = {
@@ -181,8 +183,11 @@ class OpenVinoRunner(Runner):
         self.output_names = [port.get_any_name() for port in self.compiled.outputs]
         if self.throughput:
             self.concurrent_requests = self.compiled.get_property(props.optimal_number_of_infer_requests)
+        if self.case.scenario == "throughput":
             self.queue = ov.AsyncInferQueue(self.compiled, self.concurrent_requests)
             self.requests = list(self.queue)
+        elif self.throughput:  # server, offline: one request per LoadGen thread (infer_request), GIL released
+            self.requests = [self.compiled.create_infer_request() for _ in range(self.concurrent_requests)]
         else:
             self.requests = [self.compiled.create_infer_request()]
         self.request = self.requests[0]  # the harness's first (cold) inference is a single sync call
@@ -231,6 +236,9 @@ class OpenVinoRunner(Runner):
 
     def infer(self) -> None:
         self.request.infer(share_outputs=True)
+
+    def infer_request(self, slot: int) -> None:
+        self.requests[slot].infer(share_outputs=True)
 
     def infer_concurrent(self) -> None:
         start = self.queue.start_async
