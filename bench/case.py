@@ -72,6 +72,16 @@ class ModelRef:
     source: str = "built"
     task: str = ""
     macs: int | None = None  # multiply-accumulates of one inference at batch 1, counted from the graph
+    # A PyTorch source (``bench run --torch``, bench.models.torchsource): the factory (FactoryRef as JSON), which the
+    # runners of torch modules call instead of converting ``path``, and the export's facts (exporter, version,
+    # options, outputs, state dict sha256, and why it failed: then ``path`` is empty), as JSON
+    torch_factory: str = ""
+    torch_export: str = ""
+
+    @property
+    def generated_inputs(self) -> bool:
+        """The user's own model (an ONNX file or a PyTorch factory): seeded inputs, no task data."""
+        return self.source in ("user", "torch")
 
 
 # The three deadlines, each for its own thing: a Case made in code (a test, a script) waits this long for its worker;

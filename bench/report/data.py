@@ -33,6 +33,7 @@ CASE_FIELDS = (
     "normalized_error", "top1_agreement", "cold_start_ms", "peak_rss_mb", "iterations", "unstable",
     "achieved_gflops", "task_metric", "task_value", "task_n", "quant_recipe", "quant_limit",
     "software_device",
+    "source_path",  # a model from PyTorch: its path names the runner (labels.runner_label)
     "runner_facts",  # only for a runner's report_label (labels.with_runner_labels), then dropped
 )
 RUN_FIELDS = (

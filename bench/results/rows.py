@@ -28,6 +28,9 @@ def _case_columns(case: Case, run_id: str, suite: str, runner_version: str | Non
         "model": case.model.name,
         "model_sha256": case.model.sha256,
         "model_source": case.model.source,
+        "torch_export": case.model.torch_export or None,
+        "reference_source": "the PyTorch module's fp32 eager output" if case.model.torch_factory
+        else "onnxruntime fp32, graph optimizations off",
         "runner": case.runner,
         "runner_version": runner_version,
         "device": case.device,
