@@ -321,6 +321,10 @@ def module_outputs(model: ModelRef, samples: list[dict[str, Any]]) -> list[dict[
 
 
 def _run_probe(ref: FactoryRef, shapes: dict[str, tuple[int, ...]], cache_dir: Path, timeout_s: float) -> dict:
+    for module, what in (("torch", "torch"), ("onnxscript", "onnxscript, torch.onnx.export's ONNX translation")):
+        if importlib.util.find_spec(module) is None:
+            raise UserError(f"--torch {ref.text}: needs {what}, not installed (pip install 'onnx-inference-bench"
+                            "[pytorch]', or scripts/install test)")
     with tempfile.TemporaryDirectory(prefix="bench-torch-") as work:
         out = Path(work) / "source.json"
         cmd = [sys.executable, "-m", "bench.models.torchsource", ref.to_json(), json.dumps(shapes), str(cache_dir),
