@@ -122,6 +122,9 @@ def _scrubbed(text: str | None, case: Case) -> str | None:
     places = [(case.cache_dir, "<cache>"), (str(Path.home()), "~")]
     if case.model.source == "user" and case.model.path:
         places.insert(0, (str(Path(case.model.path).parent), "<model folder>"))
+    factory = json.loads(case.model.torch_factory).get("file") if case.model.torch_factory else None
+    if factory:  # bench run --torch: the folder of the user's PyTorch code
+        places.insert(0, (str(Path(factory).parent), "<model folder>"))
     for folder, name in places:
         if folder and folder not in ("/", "."):
             text = _folder_at_a_boundary(folder.rstrip("/")).sub(name, text)

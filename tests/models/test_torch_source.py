@@ -108,3 +108,12 @@ def test_an_export_failure_is_every_onnx_runners_row_and_the_module_still_runs(b
         assert rows[runner]["error"].startswith("torch.onnx.export (torch "), rows[runner]["error"]
         assert rows[runner]["source_path"] == f"PyTorch -> ONNX -> {runner}"
     assert rows["pytorch"]["status"] == "ok" and rows["pytorch"]["accuracy_ok"] is True, rows["pytorch"]["error"]
+
+
+def test_reports_name_a_pytorch_models_path_and_keep_the_bridges_runner_name():
+    from bench.report.labels import runner_label
+
+    assert runner_label({"runner": "openvino", "source_path": "PyTorch -> ONNX -> openvino"}) == \
+        "PyTorch -> ONNX -> openvino"
+    assert runner_label({"runner": "executorch", "source_path": "PyTorch -> ExecuTorch"}) == "PyTorch -> ExecuTorch"
+    assert runner_label({"runner": "pytorch", "source_path": "ONNX -> onnx2torch -> eager"}) == "pytorch"
