@@ -117,3 +117,17 @@ def test_reports_name_a_pytorch_models_path_and_keep_the_bridges_runner_name():
         "PyTorch -> ONNX -> openvino"
     assert runner_label({"runner": "executorch", "source_path": "PyTorch -> ExecuTorch"}) == "PyTorch -> ExecuTorch"
     assert runner_label({"runner": "pytorch", "source_path": "ONNX -> onnx2torch -> eager"}) == "pytorch"
+
+
+@needs_torch
+def test_inputs_come_from_the_example_or_from_shape_named_after_forwards_parameters():
+    from bench.models.torchsource import FactoryError, input_specs, load_factory
+
+    module, example, _ = load_factory(FactoryRef.parse(f"{FIXTURE}:make_with_example"))
+    [spec] = input_specs(module, example, {})
+    assert (spec.name, spec.shape, spec.dtype, spec.batch_axis) == ("x", (1, 3, 32, 32), "float32", None)
+    assert input_specs(module, example, {"x": (2, 3, 16, 16)})[0].shape == (2, 3, 16, 16)  # --shape wins
+    with pytest.raises(FactoryError, match=r"--shape names \['image'\], not parameters of forward\('x',\)"):
+        input_specs(module, None, {"image": (1, 3, 8, 8)})
+    with pytest.raises(FactoryError, match="give --shape NAME:1x3x224x224 for each input"):
+        input_specs(module, None, {})
