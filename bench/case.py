@@ -94,15 +94,26 @@ class ModelRef:
     # publisher's file instead of a conversion.
     alternates: tuple[tuple[str, str], ...] = ()
 
+    # A PyTorch source (``bench run --torch``, bench.models.torchsource): the factory (FactoryRef as JSON), which the
+    # runners of torch modules call instead of converting ``path``, and the export's facts (exporter, version,
+    # options, outputs, state dict sha256, and why it failed: then ``path`` is empty), as JSON
+    torch_factory: str = ""
+    torch_export: str = ""
+
     @property
     def weights(self) -> str:
         """Whether the weights are trained: the zoo's wheel models are, its built models are seeded random (their
         int8 accuracy says little), and a user's model is the user's."""
         return WEIGHTS.get(self.source, "user")
 
+    @property
+    def generated_inputs(self) -> bool:
+        """The user's own model (an ONNX file or a PyTorch factory): seeded inputs, no task data."""
+        return self.source in ("user", "torch")
+
 
 # What a model's weights are, by its source (ModelRef.weights; the results' `weights` column).
-WEIGHTS = {"wheel": "trained", "built": "random (seeded)", "user": "user"}
+WEIGHTS = {"wheel": "trained", "built": "random (seeded)", "user": "user", "torch": "user"}
 
 
 # The three deadlines, each for its own thing: a Case made in code (a test, a script) waits this long for its worker;

@@ -37,8 +37,12 @@ def _add_run(sub) -> None:
     p.add_argument("--runners", type=options.csv, help="comma-separated runner names, replacing the suite's")
     p.add_argument("--models", type=options.csv, help="comma-separated zoo model names, replacing the suite's")
     p.add_argument("--model", type=Path, help="your own ONNX file, replacing the suite's models")
+    p.add_argument("--torch", dest="torch_factory", type=options.torch_factory, metavar="FILE.py:FACTORY",
+                   help="your own PyTorch model: a function returning an nn.Module (or (module, example_inputs)), "
+                   "in a file or a package.module; exported once to ONNX for the ONNX runtimes, the module itself "
+                   "for PyTorch's own paths")
     p.add_argument("--shape", type=options.shape, action="append", default=[],
-                   help="NAME:1x3x224x224 for a dynamic input of --model")
+                   help="NAME:1x3x224x224 for a dynamic input of --model, or an input of --torch's module")
     p.add_argument("--threads", type=options.int_csv, help="comma-separated thread counts, replacing the suite's")
     p.add_argument("--precisions", type=options.csv,
                    help="comma-separated precisions (fp32,int8,...), replacing the suite's")
@@ -130,8 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-PLAN_FLAGS = ("runners", "models", "model", "threads", "precisions", "batch_sizes", "scenarios", "devices", "timeout",
-              "max_memory", "cache_dir", "dry_run", "shard", "cores", "versions")
+PLAN_FLAGS = ("runners", "models", "model", "torch_factory", "threads", "precisions", "batch_sizes", "scenarios",
+              "devices", "timeout", "max_memory", "cache_dir", "dry_run", "shard", "cores", "versions")
 
 
 def _plan(args: argparse.Namespace, retry_failed: bool):
@@ -140,13 +144,13 @@ def _plan(args: argparse.Namespace, retry_failed: bool):
     from bench.registry import Registry
     from bench.suite import load_suite, with_axes
 
-    options.check_model_flags(args.model, args.models, args.shape)
-    suite_name = args.suite or ("model" if args.model else "smoke")
+    options.check_model_flags(args.model, args.models, args.shape, args.torch_factory)
+    suite_name = args.suite or ("model" if args.model or args.torch_factory else "smoke")
     suite = with_axes(load_suite(suite_name), precisions=args.precisions, batch_sizes=args.batch_sizes,
                       scenarios=args.scenarios, devices=args.devices, cores=args.cores, threads=args.threads,
                       versions=args.versions)
     overrides = Overrides(  # --threads replaced the suite's above: checked against a suite file's bounds
-        models=args.models, runners=args.runners, user_model=args.model,
+        models=args.models, runners=args.runners, user_model=args.model, torch_factory=args.torch_factory,
         shapes=dict(args.shape), timeout_s=args.timeout, max_memory_mb=args.max_memory, shard=args.shard,
     )
     registry = Registry.default()

@@ -20,6 +20,7 @@ from bench.errors import UserError
 from bench.suite import MAX_THREADS, MAX_TIMEOUT_S  # a suite file's bounds, for the flags that replace its keys
 
 if TYPE_CHECKING:
+    from bench.models.torchsource import FactoryRef
     from bench.plan import Shard
     from bench.report.compare import Threshold
     from bench.results.uri import Location
@@ -146,9 +147,20 @@ def versions(text: str) -> dict[str, list[str]]:
     return out
 
 
-def check_model_flags(model: Path | None, models: list[str] | None, shapes: list[tuple[str, tuple[int, ...]]]) -> None:
-    """``--model``, ``--models`` and ``--shape`` together, for ``bench run`` and ``bench tune`` alike."""
-    if shapes and not model:
+
+def torch_factory(text: str) -> FactoryRef:
+    """``--torch FILE.py:FACTORY`` or ``--torch package.module:FACTORY`` (``bench.models.torchsource``)."""
+    from bench.models.torchsource import FactoryRef
+
+    return _from_user_error(FactoryRef.parse)(text)
+
+
+def check_model_flags(model: Path | None, models: list[str] | None, shapes: list[tuple[str, tuple[int, ...]]],
+                      torch: FactoryRef | None = None) -> None:
+    """``--model``, ``--models``, ``--torch`` and ``--shape`` together, for ``bench run`` and ``bench tune`` alike."""
+    if shapes and not (model or torch):
         raise UserError("--shape needs --model PATH")
     if model and models:
         raise UserError("--model and --models are exclusive: give your own file or zoo names, not both")
+    if torch and (model or models):
+        raise UserError(f"--torch and --{'model' if model else 'models'} are exclusive: give one source of models")

@@ -10,6 +10,7 @@ import functools
 import hashlib
 import importlib.util
 import itertools
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from bench.contract import Status
 from bench.cpu import Cpu
 from bench.envinfo import cpus_allowed
 from bench.errors import UserError
+from bench.models.torchsource import FactoryRef, torch_model
 from bench.models.user import user_model
 from bench.models.zoo import ZooModel, load_manifest, model_ref
 from bench.plugin import Availability, PrecisionSupport, RunnerSpec
@@ -35,6 +37,7 @@ class Overrides:
     runners: list[str] | None = None
     threads: list[int] | None = None
     user_model: Path | None = None
+    torch_factory: FactoryRef | None = None  # bench run --torch: a model from the user's PyTorch code
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     timeout_s: float | None = None
     max_memory_mb: int | None = None
@@ -71,6 +74,7 @@ class PlannedCase:
     skip_reason: str = ""
     index: int = 0  # position in the whole (unsharded) plan: names the row's file
     precision_feature: str | None = None  # the CPU feature the runner's declaration says lets the precision run
+    source_path: str | None = None  # how the model reaches the runtime: "PyTorch -> ONNX -> openvino" (RunnerSpec)
 
 
 def check_names(kind: str, names: list[str], known: list[str], origin: str) -> None:
@@ -162,6 +166,12 @@ def _releases(suite: Suite, runners: list[RunnerSpec], origin: str) -> dict[str,
     return {spec.name: suite.versions.get(spec.distribution, [""]) for spec in runners}
 
 
+def _export_failed(spec: RunnerSpec, model: ModelRef) -> bool:
+    """A model from PyTorch whose ONNX export failed (``bench.models.torchsource``): a ``conversion_failed`` row,
+    naming the exporter, for every runner of ONNX; the runners of torch modules still run the module."""
+    return bool(model.torch_export) and not model.path and not spec.torch_module_path
+
+
 def _placeholder(model: ZooModel) -> ModelRef:
     return ModelRef(model.name, "", model.sha256, model.inputs, model.source, model.task)
 
@@ -182,14 +192,17 @@ def plan(
     known_devices = sorted({d for spec in registry.specs.values() for d in spec.devices})
     check_names("device", suite.devices, known_devices, origin)
     _threads(suite, overrides, cpus_allowed())  # bad --threads is refused before any model is built
-    if overrides.user_model:
+    timeout_s = overrides.timeout_s or suite.timeout_s
+    if overrides.torch_factory:  # the export's deadline is a case's
+        models = [torch_model(overrides.torch_factory, overrides.shapes, cache_dir if build_models else None,
+                              timeout_s)]
+    elif overrides.user_model:
         models = [user_model(overrides.user_model, overrides.shapes, cache_dir if build_models else None)]
     else:
         zoo_models = _zoo_models(suite, overrides, origin)
         models = [model_ref(m, cache_dir) if build_models else _placeholder(m) for m in zoo_models]
     availability = {spec.name: spec.available() for spec in runners}
     devices = {spec.name: spec.detect_devices() for spec in runners}
-    timeout_s = overrides.timeout_s or suite.timeout_s
     cpu = cpu or Cpu.here()
     planned: list[PlannedCase] = []
     axes = (models, runners, suite.devices, suite.precisions, suite.batch_sizes, _core_sets(suite, overrides),
@@ -208,7 +221,9 @@ def plan(
         status, reason = _skip(spec, case, availability[spec.name], devices[spec.name], support)
         if why and status is None:
             status, reason = Status.UNAVAILABLE, why
-        planned.append(PlannedCase(case, status, reason, len(planned), support.feature))
+        if status is None and _export_failed(spec, model):
+            status, reason = Status.CONVERSION_FAILED, json.loads(model.torch_export)["error"]
+        planned.append(PlannedCase(case, status, reason, len(planned), support.feature, spec.source_path(model)))
     if overrides.shard:
         planned = [p for p in planned if overrides.shard.owns(p.case.key)]
     if not planned:

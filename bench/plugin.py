@@ -40,7 +40,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bench.case import Case
+from bench.case import Case, ModelRef
 from bench.contract import Conversion
 from bench.cpu import Cpu
 
@@ -114,6 +114,11 @@ class RunnerSpec:
     # timed phase, several at a time (bench/ahead.py); None: every precision, the safe default (a conversion tried
     # ahead for nothing costs one worker, never a wrong row)
     converted_precisions: ClassVar[tuple[str, ...] | None] = None
+    # Runners of torch modules (eager, torch.compile, ExecuTorch; a LiteRT converter from PyTorch): what the path is
+    # called after "PyTorch ->". They take the module from bench.runners.pytorch.conversion.source_module: the user's
+    # factory for a model from PyTorch (``bench run --torch``), onnx2torch's bridge for an ONNX one. "": the runner
+    # runs ONNX, for a model from PyTorch its export (``bench.models.torchsource``).
+    torch_module_path: ClassVar[str] = ""
 
     def version(self) -> str | None:
         try:
@@ -149,6 +154,15 @@ class RunnerSpec:
     def unsupported_reason(self, case: Case) -> str | None:
         """Why this runner cannot run ``case`` (beyond device/precision/scenario/CPU), or None if it can."""
         return None
+
+    def source_path(self, model: ModelRef) -> str | None:
+        """How the model reaches this runtime, for the rows and the report: "PyTorch -> ONNX -> openvino" and
+        "PyTorch -> ExecuTorch" for a model from PyTorch (``bench run --torch``), "ONNX -> onnx2torch -> eager" for
+        an ONNX model run as a torch module; None for an ONNX model on an ONNX runtime."""
+        module = self.torch_module_path
+        if model.source == "torch":
+            return f"PyTorch -> {module}" if module else f"PyTorch -> ONNX -> {self.name}"
+        return f"ONNX -> onnx2torch -> {module}" if module else None
 
 
 class Runner(ABC):

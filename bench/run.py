@@ -140,9 +140,10 @@ def _raise_interrupted(signum: int, _frame: Any) -> None:
 
 def _run_one(p: PlannedCase, run: RunInfo, version: str | None, server: ForkServer) -> dict[str, Any]:
     if p.skip_status:
-        return skipped_row(p.case, p.skip_status, p.skip_reason, run.run_id, run.suite, version)
+        return {**skipped_row(p.case, p.skip_status, p.skip_reason, run.run_id, run.suite, version),
+                "source_path": p.source_path}
     row = outcome_row(p.case, run_worker(p.case, server=server), run.run_id, run.suite, version)
-    return {**row, "precision_feature": p.precision_feature}
+    return {**row, "precision_feature": p.precision_feature, "source_path": p.source_path}
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,9 @@ CASE = Case(model=ModelRef("m", "/m.onnx", "a" * 64, (InputSpec("x", (1, 4), "fl
 SAMPLES = np.array([1_000_000, 1_100_000, 1_200_000] * 10, dtype=np.int64)
 # Columns that no worker result fills: the store stamps the version; run.py adds the declaration's CPU feature,
 # the temperatures around the case (bench.thermal), the conversion made ahead of timing (bench.ahead) and the
-# release's environment made before timing (bench.environments).
+# release's environment made before timing (bench.environments). source_path: the plan's, from the runner's declaration.
 ADDED_OUTSIDE = {"schema_version", "precision_feature", "temp_start_c", "temp_end_c", "cooldown_wait_s",
-                 "conversion_ahead_ms", "runtime_env_ms"}
+                 "conversion_ahead_ms", "runtime_env_ms", "source_path"}
 
 
 PHASES = Phases(convert_ms=1.0, load_ms=2.0, prepare_ms=3.0, first_inference_ms=4.0, warmup_iterations=5,

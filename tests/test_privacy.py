@@ -39,7 +39,8 @@ def strace() -> str:
     return found
 
 
-def run_traced(tmp_path: Path, cache_dir: Path, precisions: list[str], min_time_s: float) -> tuple[Path, str]:
+def run_traced(tmp_path: Path, cache_dir: Path, precisions: list[str], min_time_s: float,
+               flags: tuple[str, ...] = ()) -> tuple[Path, str]:
     home = tmp_path / "home"
     home.mkdir()
     suite = tmp_path / "privacy.toml"
@@ -48,7 +49,7 @@ def run_traced(tmp_path: Path, cache_dir: Path, precisions: list[str], min_time_
     env.update(HOME=str(home), BENCH_CACHE_DIR=str(cache_dir), XDG_CACHE_HOME=str(home / ".cache"))
     log = tmp_path / "strace.log"
     cmd = [strace(), "-f", "-qq", "-e", "trace=connect", "-o", str(log), sys.executable, "-m", "bench", "run",
-           "--suite", str(suite), "--results", str(tmp_path / "results"), "--cache-dir", str(cache_dir)]
+           "--suite", str(suite), "--results", str(tmp_path / "results"), "--cache-dir", str(cache_dir), *flags]
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     return home, log.read_text()
@@ -69,6 +70,19 @@ def test_a_run_of_every_runner_and_quantizer_writes_nothing_home_and_connects_no
     home, trace = run_traced(tmp_path, cache_dir, ["fp32", "int8"], min_time_s=0.1)
     written = sorted(str(p.relative_to(home)) for p in home.rglob("*") if p.is_file())
     assert written == [], written  # e.g. .cache/Microsoft/DeveloperTools/.onnxruntime/deviceid, intel/openvino_ga_cid
+    assert outside_connections(trace) == [], outside_connections(trace)
+
+
+@pytest.mark.slow  # about a minute and a half: the factory probed and exported, a reference, two cases
+def test_a_model_from_pytorch_is_exported_and_run_without_writing_home_or_connecting(tmp_path, cache_dir):
+    """torch.onnx.export (dynamo, onnxscript) and the factory's module in eager PyTorch: the converters bench
+    adds for ``bench run --torch``."""
+    pytest.importorskip("onnxscript")
+    fixture = Path(__file__).parent / "fixtures" / "torch_cnn.py"
+    home, trace = run_traced(tmp_path, cache_dir, ["fp32"], min_time_s=0.1, flags=(
+        "--torch", f"{fixture}:make", "--shape", "x:1x3x16x16", "--runners", "onnxruntime,pytorch"))
+    written = sorted(str(p.relative_to(home)) for p in home.rglob("*") if p.is_file())
+    assert written == [], written
     assert outside_connections(trace) == [], outside_connections(trace)
 
 

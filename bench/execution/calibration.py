@@ -21,7 +21,7 @@ CALIBRATION_SEED_OFFSET = 2000  # parity inputs use other seeds (bench.execution
 def calibration_inputs(case: Case) -> list[dict[str, np.ndarray]]:
     """``CALIBRATION_SAMPLES`` inputs at batch 1."""
     seed = case.seed + CALIBRATION_SEED_OFFSET
-    if case.model.source == "user":
+    if case.model.generated_inputs:
         return [make_inputs(case.model.inputs, 1, seed + i) for i in range(CALIBRATION_SAMPLES)]
     from bench.models.tasks import sample_inputs
     from bench.models.zoo import load_manifest

@@ -44,7 +44,7 @@ def parity_inputs(case: Case) -> list[dict[str, np.ndarray]]:
     """K realistic inputs (rendered text for OCR, images, token ids with a mask, speech-like audio) for zoo
     models; seeded uniform values within the declared ranges for the user's own models."""
     seed = case.seed + SEED_OFFSET
-    if case.model.source == "user":
+    if case.model.generated_inputs:
         return [make_inputs(case.model.inputs, case.batch, seed + i) for i in range(PARITY_INPUTS)]
     from bench.models.tasks import sample_inputs
     from bench.models.zoo import load_manifest

@@ -74,7 +74,7 @@ def evaluate(runner: Runner, case: Case, digest: str | None = None, runtime_vers
              ) -> TaskScore | None:
     """The task's score, or None for a model without labelled data. With ``digest`` (of the parity outputs), a
     score kept for bit-identical outputs is reused and says whose it was, instead of running the set again."""
-    if case.model.source == "user" or case.batch != 1:
+    if case.model.generated_inputs or case.batch != 1:
         return None
     from bench.models.tasks import DEFAULT_N, task_for
     from bench.models.zoo import load_manifest

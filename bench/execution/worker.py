@@ -124,7 +124,13 @@ def _loadgen(runner: Runner, case: Case, out_dir: Path, alone_ms: float) -> tupl
 
 
 def run_reference(case: Case, out_dir: Path) -> WorkerResult:
-    """fp32 outputs from ONNX Runtime on CPU with graph optimizations off: the yardstick for every case."""
+    """fp32 outputs from ONNX Runtime on CPU with graph optimizations off: the yardstick for every case; for a model
+    from PyTorch (``bench run --torch``), the module's own fp32 eager outputs instead."""
+    if case.model.torch_factory:
+        from bench.models.torchsource import module_outputs
+
+        outputs = module_outputs(case.model, parity_inputs(case))
+        return WorkerResult(Status.OK, reference=str(parity.save_reference(case, outputs)))
     import onnxruntime as ort
 
     options = ort.SessionOptions()

@@ -34,6 +34,7 @@ CASE_FIELDS = (
     "achieved_gflops", "task_metric", "task_value", "task_n", "quant_recipe", "quant_limit",
     "software_device", "weights", "loadgen_valid", "loadgen_p99_bound_ms",
     "runtime_version_requested",  # the version axis: a release is a series of its own
+    "source_path",  # a model from PyTorch: its path names the runner (labels.runner_label)
     "runner_facts",  # only for a runner's report_label (labels.with_runner_labels), then dropped
 )
 RUN_FIELDS = (

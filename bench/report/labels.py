@@ -1,7 +1,8 @@
 """A runner's name as a report shows it: with the release the version axis ran (``onnxruntime 1.31.0``) and the
 configuration its row says it ran in, where the runner reports one (``report_label`` in its facts, see
 ``bench.plugin.Runner.facts``). TVM's rows say ``untuned`` or ``tuned: N trials``, so that no table, chart or
-summary presents untuned TVM as TVM's speed."""
+summary presents untuned TVM as TVM's speed. A model from PyTorch (``bench run --torch``) names the path it took,
+its ``source_path``: "PyTorch -> ONNX -> openvino", "PyTorch -> ExecuTorch"."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 LABEL_FACT = "report_label"
 BARE = "runner_bare"  # the runner's own name, kept beside its label
+TORCH_PATH = "PyTorch -> "  # how every source_path of a model from PyTorch begins (RunnerSpec.source_path)
 
 
 def _label_fact(facts: Any) -> str:
@@ -24,8 +26,10 @@ def _label_fact(facts: Any) -> str:
 
 def runner_label(case: dict[str, Any]) -> str:
     """``tvm (untuned)`` for a row whose runner facts carry a label; ``onnxruntime 1.31.0`` for a row of the version
-    axis (a release beside others: its own series); the runner's name otherwise."""
-    runner = case.get("runner") or "?"
+    axis (a release beside others: its own series); the runner's name otherwise. A model from PyTorch names its path
+    instead of the runner: "PyTorch -> ONNX -> openvino", "PyTorch -> ExecuTorch"."""
+    path = case.get("source_path")
+    runner = path if isinstance(path, str) and path.startswith(TORCH_PATH) else case.get("runner") or "?"
     release = case.get("runtime_version_requested")
     if release and runner == (case.get(BARE) or runner):  # not yet labelled (with_runner_labels keeps the bare name)
         runner = f"{runner} {release}"

@@ -29,6 +29,9 @@ def _case_columns(case: Case, run_id: str, suite: str, runner_version: str | Non
         "model_sha256": case.model.sha256,
         "model_source": case.model.source,
         "weights": case.model.weights,
+        "torch_export": case.model.torch_export or None,
+        "reference_source": "the PyTorch module's fp32 eager output" if case.model.torch_factory
+        else "onnxruntime fp32, graph optimizations off",
         "runner": case.runner,
         "runner_version": runner_version,
         "runtime_version_requested": case.runtime_version or None,
@@ -136,6 +139,9 @@ def _scrubbed(text: str | None, case: Case) -> str | None:
     places = [(case.cache_dir, "<cache>"), (str(Path.home()), "~")]
     if case.model.source == "user" and case.model.path:
         places.insert(0, (str(Path(case.model.path).parent), "<model folder>"))
+    factory = json.loads(case.model.torch_factory).get("file") if case.model.torch_factory else None
+    if factory:  # bench run --torch: the folder of the user's PyTorch code
+        places.insert(0, (str(Path(factory).parent), "<model folder>"))
     for folder, name in places:
         if folder and folder not in ("/", "."):
             text = _folder_at_a_boundary(folder.rstrip("/")).sub(name, text)

@@ -38,9 +38,16 @@ CASE_COLUMNS: tuple[Column, ...] = (
     _c("case_key", STR, "", "model/runner/device/precision/batch/threads/scenario: the case's identity"),
     _c("model", STR, "", "zoo model name, or the user's file name"),
     _c("model_sha256", STR, "", "sha256 of the ONNX bytes"),
-    _c("model_source", STR, "", "built / wheel / user"),
+    _c("model_source", STR, "", "built / wheel / user / torch (bench run --torch: the user's PyTorch factory)"),
     _c("weights", STR, "", "whether the model's weights are trained: trained (the zoo's wheel models), random (seeded) "
        "(its built models: speed and parity mean as much, int8 task accuracy little), user (the user's own model)"),
+    _c("source_path", STR, "", "how the model reached the runtime where it was not ONNX read directly: \"PyTorch -> "
+       "ONNX -> openvino\" (the export), \"PyTorch -> ExecuTorch\" (the factory's module), \"ONNX -> onnx2torch -> "
+       "eager\" (the bridge)"),
+    _c("torch_export", STR, "", "JSON, a model from PyTorch: exporter (torch.onnx.export), version, options, output "
+       "names, the state dict's sha256 and the export's error if it failed"),
+    _c("reference_source", STR, "", "what the parity reference is: ONNX Runtime fp32 (graph optimizations off), or "
+       "for a model from PyTorch the module's own fp32 eager output"),
     _c("runner", STR, "", "runner plugin name"),
     _c("runner_version", STR, "", "version of the runtime's package (as the runtime reports it where the worker "
        "read it back)"),

@@ -33,6 +33,7 @@ class ExecuTorchSpec(RunnerSpec):
     precisions = ("fp32", "int8")
     scenarios = ("latency",)
     model_format = "onnx"
+    torch_module_path = "ExecuTorch"
     packages = ("torch", "onnx2torch", "torchao")
     notes = ("PyTorch's deployment runtime, XNNPACK delegate; how much of the graph was delegated is on every row; "
              "not in `all` (torch is large)")

@@ -26,7 +26,7 @@ from bench.case import Case
 from bench.execution.calibration import at_batch, calibration_inputs
 from bench.execution.convert import ConversionFailed
 from bench.execution.inputs import make_inputs
-from bench.runners.pytorch.conversion import convert_model
+from bench.runners.pytorch.conversion import BRIDGE, source_module
 from bench.runners.pytorch.runner import graph_io
 
 # XNNPACK's own recommended int8 recipe: symmetric int8, weights per output channel, activations per tensor.
@@ -96,24 +96,25 @@ def lower(case: Case, src: Path, out: Path) -> dict[str, Any]:
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
-    module, report = convert_model(src)
-    # only now: it imports onnx2torch, which needs convert_model's torchvision placeholder in place first
-    from bench.runners.executorch.static import bake_constant_shapes
-
-    module.eval()
-    names, _ = graph_io(src)
+    source = source_module(case.model, src)  # the user's factory, or onnx2torch's bridge
+    module, report, names = source.module.eval(), source.report, source.input_names
     inputs = make_inputs(case.model.inputs, case.batch, case.seed)
     args = tuple(torch.from_numpy(inputs[name]) for name in names)
-    leaves = _output_leaves(module, args, src)
-    baked = bake_constant_shapes(module)
+    if source.origin == BRIDGE:
+        # only now: it imports onnx2torch, which needs convert_model's torchvision placeholder in place first
+        from bench.runners.executorch.static import bake_constant_shapes
+
+        leaves, baked = _output_leaves(module, args, src), bake_constant_shapes(module)
+    else:  # the factory's result, flattened as the program's outputs are
+        leaves, baked = {name: i for i, name in enumerate(source.output_names)}, []
     if case.precision == "int8":
         module = _quantized(module, args, case, names)
     try:
         program = torch.export.export(module, args)
     except Exception as exc:  # torch.export raises many kinds (UserError, GuardOnDataDependentSymNode, ...)
         where = _onnx2torch_module(exc.__traceback__)
-        raise ConversionFailed(f"torch.export failed{f' in {where}' if where else ''}: {type(exc).__name__}: "
-                               f"{_first_line(exc)}", ops=[where] if where else []) from None
+        raise ConversionFailed(f"torch.export failed{_in_bridge(where)}: {type(exc).__name__}: {_first_line(exc)}",
+                               ops=[where] if where else []) from None
     edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
     facts = delegation(edge)
     (out / "model.pte").write_bytes(edge.to_executorch().buffer)
@@ -133,6 +134,11 @@ def _onnx2torch_module(tb: Any) -> str | None:
     return found
 
 
+def _in_bridge(where: str | None) -> str:
+    """Where an export failed when onnx2torch's module was the one traced: the bridge's failure, not ExecuTorch's."""
+    return f" in {where}, a module of onnx2torch (the ONNX -> PyTorch bridge, not ExecuTorch)" if where else ""
+
+
 def _first_line(exc: Exception) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return lines[0][:400] if lines else "(no message)"
@@ -146,7 +152,7 @@ def main(argv: list[str]) -> int:
     except Exception as exc:  # torch.export, quantization and lowering raise many kinds: the row says which
         where = None if isinstance(exc, ConversionFailed) else _onnx2torch_module(exc.__traceback__)
         failed = exc if isinstance(exc, ConversionFailed) else ConversionFailed(
-            f"ExecuTorch lowering failed{f' in {where}' if where else ''}: {type(exc).__name__}: "
+            f"ExecuTorch lowering failed{_in_bridge(where)}: {type(exc).__name__}: "
             f"{_first_line(exc)}", ops=[where] if where else [])
         (out / "error.json").write_text(json.dumps({"message": str(failed), "ops": failed.ops}))
         traceback.print_exc(limit=8)

@@ -43,6 +43,8 @@ class ExecuTorchRunner(Runner):
         options = {
             "partitioner": "XnnpackPartitioner()", "precision": self.case.precision, "prepare": PREPARE,
             "static": STATIC, "torch": torch.__version__, "onnx2torch": importlib.metadata.version("onnx2torch"),
+            # the module: the user's factory (the model's sha256 keys its weights) or onnx2torch's bridge
+            "source": json.loads(self.case.model.torch_factory)["text"] if self.case.model.torch_factory else "onnx",
             "static_input_shapes": {s.name: list(s.shape_at(self.case.batch)) for s in self.case.model.inputs},
         }
         if self.case.precision == "int8":

@@ -53,6 +53,7 @@ class PyTorchSpec(RunnerSpec):
     precisions = ("fp32", "bf16", "fp16")
     scenarios = ("latency",)
     model_format = "onnx"
+    torch_module_path = "eager"
     packages = ("onnx2torch",)
     notes = "the eager baseline; not in `all` (torch is large): `scripts/install test` adds the CPU build"
     precision_notes = MappingProxyType({

@@ -22,11 +22,14 @@ import json
 import sys
 import types
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import onnx
 
+from bench.case import ModelRef
 from bench.execution.convert import ConversionFailed
 from bench.execution.variants import constants_to_initializers
 
@@ -113,13 +116,71 @@ def convert_model(path: Path) -> tuple[Any, dict[str, Any]]:
     except Exception as exc:  # onnx2torch raises NotImplementedError, KeyError, ValueError... per op converter
         node = _failed_node(exc.__traceback__)
         where = f" at node {node.name!r} (op {node.operation_type})" if node is not None else ""
-        message = (f"onnx2torch {importlib.metadata.version('onnx2torch')} failed{where}: {type(exc).__name__}: "
-                   f"{exc}{_hint(exc, graph)}")
+        message = (f"onnx2torch {importlib.metadata.version('onnx2torch')} (the ONNX -> PyTorch bridge, not the "
+                   f"runtime) failed{where}: {type(exc).__name__}: {exc}{_hint(exc, graph)}")
         raise ConversionFailed(message, ops=[node.operation_type] if node is not None else []) from None
     modules = Counter(type(m).__name__ for _, m in module.named_children())
     report = {"onnx_ops": ops, "torch_modules": dict(sorted(modules.items())), "torchvision": torchvision,
               "constants_moved_to_initializers": moved}
     return module, report
+
+
+BRIDGE = "onnx2torch"  # the ONNX -> PyTorch bridge, named in every failure of its own
+
+
+@dataclass
+class SourceModule:
+    """The torch module a PyTorch-side runner runs (eager, torch.compile, ExecuTorch, LiteRT's converter), and how
+    to read the ONNX graph's outputs off its result: from the user's factory (``bench run --torch``), or from the
+    ONNX file through the onnx2torch bridge."""
+
+    module: Any
+    report: dict[str, Any]
+    input_names: list[str]  # in the order the module takes them
+    pick: Callable[[Any], list[Any]]  # the module's result -> one tensor per name in output_names
+    output_names: list[str]
+    origin: str  # "factory" | "onnx2torch"
+
+    def outputs(self, result: Any) -> dict[str, Any]:
+        return dict(zip(self.output_names, self.pick(result), strict=True))
+
+
+def source_module(model: ModelRef, onnx_path: Path) -> SourceModule:
+    """The factory's own module when the model came from PyTorch (its state dict checked against the one the
+    export was made from), else onnx2torch's conversion of ``onnx_path``. The one place a runner of torch modules
+    gets its module from."""
+    if model.torch_factory:
+        return _factory_module(model)
+    from bench.runners.pytorch.runner import graph_io
+
+    module, report = convert_model(onnx_path)
+    inputs, layout = graph_io(onnx_path)
+
+    def pick(result: Any) -> list[Any]:
+        per_node = (result,) if len({n for _, n, _ in layout}) == 1 else tuple(result)
+        return [per_node[node] if index is None else per_node[node][index] for _, node, index in layout]
+
+    return SourceModule(module, report, inputs, pick, [name for name, _, _ in layout], BRIDGE)
+
+
+def _factory_module(model: ModelRef) -> SourceModule:
+    import torch
+
+    from bench.models.torchsource import FactoryError, FactoryRef, load_factory, state_sha256
+
+    ref, export = FactoryRef.from_json(model.torch_factory), json.loads(model.torch_export or "{}")
+    try:
+        module, _, _ = load_factory(ref)
+    except FactoryError as exc:
+        raise ConversionFailed(f"the factory {ref.text} failed in this process: {exc}") from None
+    state = state_sha256(module)
+    if export.get("state_sha256") and state != export["state_sha256"]:
+        raise ConversionFailed(f"the factory {ref.text} made other weights here than when the run was planned "
+                               f"(state dict sha256 {state[:12]} != {export['state_sha256'][:12]}): seed its random "
+                               "initialisation with torch's global seed, or load the weights from a file")
+    report = {"source": "factory", "factory": ref.text, "module": type(module).__name__, "state_sha256": state}
+    return SourceModule(module, report, [s.name for s in model.inputs], torch.utils._pytree.tree_leaves,
+                        list(export.get("outputs") or ["output"]), "factory")
 
 
 def main(argv: list[str]) -> int:

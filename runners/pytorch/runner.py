@@ -10,6 +10,7 @@ dtypes of the parameters and of the outputs are read back, and a module that doe
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -29,7 +30,7 @@ from bench.execution.convert import (
 from bench.execution.graph import GraphIO, load_graph
 from bench.plugin import Runner, Unsupported
 from bench.runners.pytorch import cpu_precision_support
-from bench.runners.pytorch.conversion import PREPARE, convert_model
+from bench.runners.pytorch.conversion import BRIDGE, PREPARE, source_module
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 DTYPE_NAMES = {str(dtype): name for name, dtype in DTYPES.items()}  # "torch.float32": "fp32"
@@ -85,7 +86,12 @@ class PyTorchRunner(Runner):
     )
 
     def convert(self, onnx_path: Path) -> Path:
-        """Check in a subprocess, with a deadline, that onnx2torch converts the model; cache the report."""
+        """Check in a subprocess, with a deadline, that onnx2torch converts the model; cache the report. A model
+        from a PyTorch factory converts nothing: the worker calls the factory in ``load``."""
+        if self.case.model.torch_factory:
+            self.conversion = Conversion("none: the factory's own module", torch.__version__,
+                                         {"source": json.loads(self.case.model.torch_factory)["text"]})
+            return onnx_path
         versions = {"onnx2torch": importlib.metadata.version("onnx2torch"), "torch": torch.__version__}
 
         def produce(folder: Path) -> None:
@@ -103,8 +109,8 @@ class PyTorchRunner(Runner):
         # Threads first: set_num_interop_threads fails once any inter-op work has started.
         torch.set_num_interop_threads(1)
         torch.set_num_threads(self.case.threads)
-        self.input_names, self.output_layout = graph_io(artifact)
-        self.module, self.report = convert_model(artifact)
+        self.source = source_module(self.case.model, artifact)
+        self.module, self.report, self.input_names = self.source.module, self.source.report, self.source.input_names
         self.module.eval()
 
     def _device(self) -> torch.device:
@@ -151,8 +157,9 @@ class PyTorchRunner(Runner):
         try:
             result = self.module(*[self._tensor(z) for z in zeros])
         except RuntimeError as exc:
-            raise Unsupported(f"the converted module does not run in {self.case.precision}: {exc} (onnx2torch "
-                              "keeps explicit casts to float32, which then meet the cast module)") from None
+            why = (" (onnx2torch, the ONNX -> PyTorch bridge, keeps explicit casts to float32, which then meet the "
+                   "cast module)") if self.source.origin == BRIDGE else ""
+            raise Unsupported(f"the module does not run in {self.case.precision}: {exc}{why}") from None
         floats = {str(t.dtype) for t in self._flatten(result) if t.is_floating_point()}
         if floats - {str(self.dtype)}:
             raise Unsupported(f"asked {self.case.precision} but outputs come out as {sorted(floats)}: part of the "
@@ -179,10 +186,8 @@ class PyTorchRunner(Runner):
             self._sync()
 
     def outputs(self) -> dict[str, np.ndarray]:
-        per_node = (self._result,) if len({n for _, n, _ in self.output_layout}) == 1 else tuple(self._result)
         arrays = {}
-        for name, node, index in self.output_layout:
-            tensor = per_node[node] if index is None else per_node[node][index]
+        for name, tensor in self.source.outputs(self._result).items():
             if tensor.is_floating_point():
                 tensor = tensor.float()
             arrays[name] = np.array(tensor.cpu().numpy(), copy=True)
@@ -203,11 +208,13 @@ class PyTorchRunner(Runner):
             "precision_used": self._precision_used(),
             "precision_source": "dtypes of the module's parameters and buffers and of the last outputs",
             "threads_used": torch.get_num_threads(),
-            "phases": "convert: onnx2torch in a subprocess with a deadline, its report cached; load: onnx2torch "
-            "again in the worker (nothing serialized); prepare: module.to(device, dtype)" + (
+            "phases": ("load: the factory's module, made again in the worker" if self.source.origin != BRIDGE else
+                       "convert: onnx2torch in a subprocess with a deadline, its report cached; load: onnx2torch "
+                       "again in the worker (nothing serialized)") + "; prepare: module.to(device, dtype)" + (
                 " + one inference on zeros to check the dtype runs through" if self.dtype != torch.float32 else ""),
             "parameter_dtypes": dict(sorted(self.parameter_dtypes.items())),
             "conversion_report": self.report,
+            "module_source": self.source.origin,  # factory: the user's PyTorch code; onnx2torch: the bridge
             "options": {
                 "device": device,
                 "dtype": str(self.dtype),

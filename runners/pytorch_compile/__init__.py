@@ -31,6 +31,7 @@ class PyTorchCompileSpec(PyTorchSpec):
     implementation = "bench.runners.pytorch_compile.runner:PyTorchCompileRunner"
     devices = ("cpu",)
     precisions = ("fp32",)
+    torch_module_path = "torch.compile"
     notes = ("torch.compile (inductor, default mode) of the eager baseline's module; compilation is in the cold "
              "start; needs a C++ compiler (g++)")
     precision_notes = MappingProxyType({})

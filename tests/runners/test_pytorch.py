@@ -90,6 +90,8 @@ def test_model_onnx2torch_cannot_convert_is_a_conversion_failed_row(run_cases):
     row = run_cases(["pytorch"], ["silero_vad"])[0]
     assert row["status"] == "conversion_failed", (row["status"], row.get("error"))
     assert "(op If)" in row["error"] and row["error"].endswith("(ops: If)"), row["error"]
+    assert "the ONNX -> PyTorch bridge, not the runtime" in row["error"], row["error"]  # onnx2torch's, not torch's
+    assert row["source_path"] == "ONNX -> onnx2torch -> eager"
     assert row.get("median_ms") is None
 
 
