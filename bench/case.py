@@ -72,6 +72,9 @@ class ModelRef:
     source: str = "built"
     task: str = ""
     macs: int | None = None  # multiply-accumulates of one inference at batch 1, counted from the graph
+    # The same trained model in another runtime's own format, shipped beside the ONNX file (format -> absolute
+    # path), e.g. (("tflite", "/cache/.../nmp.tflite"),): a runner of that format runs it without converting
+    alternates: tuple[tuple[str, str], ...] = ()
 
 
 # The three deadlines, each for its own thing: a Case made in code (a test, a script) waits this long for its worker;
@@ -117,6 +120,7 @@ class Case:
         data = json.loads(text)
         model = data.pop("model")
         model["inputs"] = tuple(InputSpec(**{**i, "shape": tuple(i["shape"])}) for i in model["inputs"])
+        model["alternates"] = tuple(tuple(pair) for pair in model.get("alternates", ()))
         timing = TimingPolicy(**data.pop("timing"))
         cpus = tuple(data.pop("cpus", ()))
         return cls(model=ModelRef(**model), timing=timing, cpus=cpus, **data)

@@ -1,0 +1,147 @@
+"""LiteRT runner: ONNX -> onnx2torch -> litert-torch -> .tflite (or a model's shipped .tflite), run by LiteRT's
+Interpreter with XNNPACK in real worker processes and checked against ORT fp32.
+
+What it pins down: fp32 and int8 rows match the reference with the precision read back from the file's tensor
+types (int8: a full-integer file calibrated on the shared calibration set), the graph fully delegated to XNNPACK,
+one thread read back as one; fp16 is an unsupported row that says what XNNPACK computes; a shipped .tflite runs
+unconverted (its row says so) and is still checked against the ONNX file's reference; without litert-torch a case
+that needs converting is an unavailable row with the install line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from runner_checks import int8_checked
+
+from bench.runners.litert import CONVERTER_NEEDS, SPEC
+
+pytestmark = pytest.mark.skipif(not SPEC.available().ok, reason=f"litert unavailable: {SPEC.available().reason}")
+HAVE_CONVERTER = all(importlib.util.find_spec(m) for m, _ in CONVERTER_NEEDS)
+needs_converter = pytest.mark.skipif(not HAVE_CONVERTER, reason="litert-torch not installed (litert-convert extra)")
+
+
+def facts(row: dict) -> dict:
+    return json.loads(row["runner_facts"])
+
+
+def ok_row(row: dict, precision: str) -> dict:
+    assert row["status"] == "ok", row.get("error") or row.get("stderr_tail")
+    assert row["precision_used"] == precision, row["precision_used"]
+    assert row["threads_used"] == row["threads"] == 1, row["threads_used"]
+    assert row["timed_region"].startswith("interpreter.invoke()")
+    found = facts(row)
+    assert found["delegation"] == "full" and found["fully_accelerated"] is True, found
+    assert found["delegate_nodes"] >= 1, found
+    return found
+
+
+def test_spec_imports_no_runtime_or_converter():
+    code = ("import sys; from bench.runners.litert import SPEC; SPEC.available(); SPEC.version(); "
+            "print(sorted({'torch', 'ai_edge_litert', 'litert_torch', 'onnx2torch', 'jax'} & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+@needs_converter
+@pytest.mark.slow  # two litert-torch conversions in subprocesses (about 15 s each here)
+def test_tiny_cnn_fp32_and_full_integer_int8_are_delegated_and_read_back_and_fp16_says_why_not(run_cases):
+    rows = {r["precision"]: r for r in run_cases(["litert"], ["tiny_cnn"], precisions=["fp32", "fp16", "int8"])}
+    fp32 = ok_row(rows["fp32"], "fp32")
+    assert rows["fp32"]["accuracy_ok"] is True and rows["fp32"]["cosine"] >= 0.9999, rows["fp32"]["cosine"]
+    assert rows["fp32"]["converter"] == "litert-torch" and fp32["tensor_types"].get("int8") is None, fp32
+    assert "CONV_2D" in fp32["model_op_kinds"] and fp32["source"] == "converted"
+    int8 = ok_row(rows["int8"], "int8")
+    int8_checked(rows["int8"])
+    assert int8["tensor_types"]["int8"] > 0, int8
+    options = json.loads(rows["int8"]["conversion_options"])
+    digest = options["calibration_sha256"]
+    assert rows["int8"]["calibration_sha256"] == digest and len(digest) == 64
+    assert "PT2EQuantizer" in options["quantizer"] and options["precision"] == "int8"
+    assert rows["fp16"]["status"] == "unsupported" and "XNNPACK" in rows["fp16"]["error"], rows["fp16"]["error"]
+
+
+def _tiny_pair(tmp_path: Path) -> tuple[Path, Path]:
+    """The same small conv net as an ONNX file and as a .tflite that litert-torch writes from a torch module holding
+    the same weights, as a wheel that ships both would."""
+    import litert_torch
+    import torch
+
+    rng = np.random.default_rng(0)
+    weight, bias = rng.normal(size=(4, 3, 3, 3)).astype(np.float32), rng.normal(size=4).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["y"])],
+        "shipped", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx_path = tmp_path / "shipped.onnx"
+    onnx_path.write_bytes(model.SerializeToString())
+    conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+    conv.weight.data, conv.bias.data = torch.from_numpy(weight), torch.from_numpy(bias)
+    module = torch.nn.Sequential(conv, torch.nn.ReLU()).eval()
+    tflite = tmp_path / "shipped.tflite"
+    litert_torch.convert(module, (torch.zeros(1, 3, 8, 8),)).export(str(tflite))
+    return onnx_path, tflite
+
+
+def _run_with_alternate(tmp_path: Path, cache_dir: Path, onnx_path: Path, tflite: Path) -> dict:
+    """``bench run --model`` planned as usual, the model given its shipped .tflite as the zoo gives one."""
+    from bench.plan import Overrides, plan
+    from bench.registry import Registry
+    from bench.run import RunInfo, RunOptions, execute
+    from bench.suite import Suite, TimingConfig
+
+    suite = Suite(name="shipped", models=["tiny_cnn"], runners=["litert"], precisions=["fp32"], threads=[1],
+                  timeout_s=120, timing=TimingConfig(warmup_time_s=0.02, min_time_s=0.1, max_time_s=0.5))
+    registry = Registry.default()
+    planned = plan(suite, "test", Overrides(user_model=onnx_path), registry, cache_dir)  # the model, not tiny_cnn
+    planned = [dataclasses.replace(p, case=dataclasses.replace(
+        p.case, model=dataclasses.replace(p.case.model, alternates=(("tflite", str(tflite)),)))) for p in planned]
+    rows = execute(planned, tmp_path / "results", RunInfo.new("test", []), registry, stream=io.StringIO(),
+                   options=RunOptions(convert_ahead=False))
+    assert len(rows) == 1
+    return rows[0]
+
+
+@needs_converter
+@pytest.mark.slow  # writes the .tflite with litert-torch in the test process (imports torch and jax)
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning", "ignore::UserWarning")
+def test_a_shipped_tflite_runs_unconverted_and_is_checked_against_the_onnx_reference(tmp_path, cache_dir):
+    onnx_path, tflite = _tiny_pair(tmp_path)
+    row = _run_with_alternate(tmp_path, cache_dir, onnx_path, tflite)
+    found = ok_row(row, "fp32")
+    assert row["converter"] == "shipped .tflite" and found["source"] == "shipped .tflite", row["converter"]
+    assert json.loads(row["conversion_options"])["file"] == "shipped.tflite"
+    assert row["accuracy_ok"] is True and row["cosine"] >= 0.9999, (row["accuracy_reason"], row["cosine"])
+
+
+def test_without_litert_torch_a_case_to_convert_is_unavailable_and_says_how_to_install(tmp_path):
+    """litert-torch hidden from the planner (None in sys.modules: importlib finds no such module): the fp32 and int8
+    cases of a model without a shipped .tflite are unavailable rows naming the extra."""
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text("import sys\nsys.modules['litert_torch'] = None  # find_spec: None\n")
+    code = ("from bench.plan import Overrides, plan; from bench.registry import Registry; from bench.suite import "
+            "Suite; from pathlib import Path; import sys\n"
+            "suite = Suite(name='s', models=['tiny_cnn'], runners=['litert'], precisions=['fp32', 'int8'])\n"
+            "for p in plan(suite, 't', Overrides(), Registry.default(), Path(sys.argv[1]), build_models=False):\n"
+            "    print(p.case.precision, p.skip_status, p.skip_reason)\n")
+    env = {"PYTHONPATH": str(hide), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "cache")], capture_output=True, text=True,
+                          env=env, check=True)
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 2, done.stdout + done.stderr
+    for line in lines:
+        assert "unavailable" in line.lower() and "litert-torch" in line, line
+        assert "pip install 'onnx-inference-bench[litert-convert]'" in line, line
