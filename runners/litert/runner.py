@@ -115,7 +115,10 @@ class LiteRTRunner(Runner):
     def prepare(self) -> None:
         self.interpreter.allocate_tensors()  # the XNNPACK delegate takes its partitions and packs weights here
         self._pool = len(_tasks() - self._tasks_before)
-        signature = self.interpreter._get_full_signature_list()[SIGNATURE]
+        # litert-torch writes a serving_default signature; a shipped file may have none: its graph's own tensors
+        signature = self.interpreter._get_full_signature_list().get(SIGNATURE) or {
+            "inputs": {d["name"]: d["index"] for d in self.interpreter.get_input_details()},
+            "outputs": {d["name"]: d["index"] for d in self.interpreter.get_output_details()}}
         self._inputs = self._io_map(signature["inputs"], "inputs")
         self._outputs = self._io_map(signature["outputs"], "outputs")
         details = {d["index"]: d for d in self.interpreter.get_tensor_details()}
@@ -137,7 +140,7 @@ class LiteRTRunner(Runner):
             return {n: tensors[by_base[_base(n)]] for n in onnx_names}
         if len(onnx_names) != len(names):
             raise Unsupported(f"the shipped .tflite has {len(names)} {kind}, the ONNX file {len(onnx_names)}")
-        return {n: tensors[t] for n, t in zip(onnx_names, sorted(names), strict=True)}
+        return dict(zip(onnx_names, tensors.values(), strict=True))  # in the order the file lists them
 
     def bind(self, inputs: dict[str, np.ndarray]) -> None:
         self._set = []

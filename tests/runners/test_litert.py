@@ -4,8 +4,8 @@ Interpreter with XNNPACK in real worker processes and checked against ORT fp32.
 What it pins down: fp32 and int8 rows match the reference with the precision read back from the file's tensor
 types (int8: a full-integer file calibrated on the shared calibration set), the graph fully delegated to XNNPACK,
 one thread read back as one; fp16 is an unsupported row that says what XNNPACK computes; a shipped .tflite runs
-unconverted (its row says so) and is still checked against the ONNX file's reference; without litert-torch a case
-that needs converting is an unavailable row with the install line.
+unconverted (its row says so), without litert-torch, and is still checked against the ONNX file's reference;
+without litert-torch a case that needs converting is an unavailable row with the install line.
 """
 
 from __future__ import annotations
@@ -70,29 +70,48 @@ def test_tiny_cnn_fp32_and_full_integer_int8_are_delegated_and_read_back_and_fp1
     assert rows["fp16"]["status"] == "unsupported" and "XNNPACK" in rows["fp16"]["error"], rows["fp16"]["error"]
 
 
-def _tiny_pair(tmp_path: Path) -> tuple[Path, Path]:
-    """The same small conv net as an ONNX file and as a .tflite that litert-torch writes from a torch module holding
-    the same weights, as a wheel that ships both would."""
-    import litert_torch
-    import torch
+def _tflite_add(path: Path, bias: np.ndarray) -> Path:
+    """A .tflite of y = x + bias written with LiteRT's own flatbuffer schema, as TensorFlow's converter names things
+    (input_1, Identity) and without a signature, as some shipped files are: no converter needed."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as tfl
 
-    rng = np.random.default_rng(0)
-    weight, bias = rng.normal(size=(4, 3, 3, 3)).astype(np.float32), rng.normal(size=4).astype(np.float32)
+    def tensor(name: str, buffer: int) -> tfl.TensorT:
+        t = tfl.TensorT()
+        t.name, t.shape, t.type, t.buffer = name, list(bias.shape), tfl.TensorType.FLOAT32, buffer
+        return t
+
+    buffers = [tfl.BufferT() for _ in range(4)]
+    buffers[2].data = list(bias.astype(np.float32).tobytes())
+    graph = tfl.SubGraphT()
+    graph.tensors = [tensor("input_1", 1), tensor("bias", 2), tensor("Identity", 3)]
+    graph.inputs, graph.outputs = [0], [2]
+    op = tfl.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = 0, [0, 1], [2]
+    op.builtinOptionsType, op.builtinOptions = tfl.BuiltinOptions.AddOptions, tfl.AddOptionsT()
+    graph.operators = [op]
+    code = tfl.OperatorCodeT()
+    code.builtinCode, code.deprecatedBuiltinCode, code.version = tfl.BuiltinOperator.ADD, 0, 1
+    model = tfl.ModelT()
+    model.version, model.operatorCodes, model.subgraphs, model.buffers = 3, [code], [graph], buffers
+    builder = flatbuffers.Builder(0)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path.write_bytes(builder.Output())
+    return path
+
+
+def _tiny_pair(tmp_path: Path) -> tuple[Path, Path]:
+    """The same trained model as an ONNX file and as a .tflite, as a wheel that ships both would."""
+    bias = np.linspace(-1, 1, 8, dtype=np.float32).reshape(1, 8)
     graph = helper.make_graph(
-        [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["y"])],
-        "shipped", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])],
-        [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")])
+        [helper.make_node("Add", ["x", "b"], ["y"])], "shipped",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])], [numpy_helper.from_array(bias, "b")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx_path = tmp_path / "shipped.onnx"
     onnx_path.write_bytes(model.SerializeToString())
-    conv = torch.nn.Conv2d(3, 4, 3, padding=1)
-    conv.weight.data, conv.bias.data = torch.from_numpy(weight), torch.from_numpy(bias)
-    module = torch.nn.Sequential(conv, torch.nn.ReLU()).eval()
-    tflite = tmp_path / "shipped.tflite"
-    litert_torch.convert(module, (torch.zeros(1, 3, 8, 8),)).export(str(tflite))
-    return onnx_path, tflite
+    return onnx_path, _tflite_add(tmp_path / "shipped.tflite", bias)
 
 
 def _run_with_alternate(tmp_path: Path, cache_dir: Path, onnx_path: Path, tflite: Path) -> dict:
@@ -114,15 +133,12 @@ def _run_with_alternate(tmp_path: Path, cache_dir: Path, onnx_path: Path, tflite
     return rows[0]
 
 
-@needs_converter
-@pytest.mark.slow  # writes the .tflite with litert-torch in the test process (imports torch and jax)
-@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning", "ignore::UserWarning")
 def test_a_shipped_tflite_runs_unconverted_and_is_checked_against_the_onnx_reference(tmp_path, cache_dir):
     onnx_path, tflite = _tiny_pair(tmp_path)
     row = _run_with_alternate(tmp_path, cache_dir, onnx_path, tflite)
     found = ok_row(row, "fp32")
     assert row["converter"] == "shipped .tflite" and found["source"] == "shipped .tflite", row["converter"]
-    assert json.loads(row["conversion_options"])["file"] == "shipped.tflite"
+    assert json.loads(row["conversion_options"])["file"] == "shipped.tflite" and found["model_op_kinds"] == {"ADD": 1}
     assert row["accuracy_ok"] is True and row["cosine"] >= 0.9999, (row["accuracy_reason"], row["cosine"])
 
 
