@@ -59,9 +59,9 @@ def _bridge(src: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
 
 
 def convert(case: Case, src: Path, out: Path) -> dict[str, Any]:
-    import litert_torch
-
     module, report = _bridge(src)
+    import litert_torch  # after the bridge: a model it refuses costs no jax import
+
     # only now: it imports onnx2torch, which needs convert_model's torchvision placeholder in place first
     from bench.runners.executorch.static import bake_constant_shapes
 

@@ -5,7 +5,8 @@ What it pins down: fp32 and int8 rows match the reference with the precision rea
 types (int8: a full-integer file calibrated on the shared calibration set), the graph fully delegated to XNNPACK,
 one thread read back as one; fp16 is an unsupported row that says what XNNPACK computes; a shipped .tflite runs
 unconverted (its row says so), without litert-torch, and is still checked against the ONNX file's reference;
-without litert-torch a case that needs converting is an unavailable row with the install line.
+without litert-torch a case that needs converting is an unavailable row with the install line; a model the
+onnx2torch bridge cannot convert is a conversion_failed row that says the failure is the bridge's, not LiteRT's.
 """
 
 from __future__ import annotations
@@ -161,3 +162,16 @@ def test_without_litert_torch_a_case_to_convert_is_unavailable_and_says_how_to_i
     for line in lines:
         assert "unavailable" in line.lower() and "litert-torch" in line, line
         assert "pip install 'onnx-inference-bench[litert-convert]'" in line, line
+
+
+@needs_converter
+@pytest.mark.slow  # one converter subprocess (imports torch and onnx2torch)
+def test_a_model_the_onnx2torch_bridge_cannot_convert_says_it_is_the_bridges_failure(save_graph, run_user_model,
+                                                                                     tmp_path):
+    path = save_graph(tmp_path / "hardmax.onnx", [helper.make_node("Hardmax", ["x"], ["y"])],
+                      [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 4])],
+                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 4])])
+    row = run_user_model("litert", path)
+    assert row["status"] == "conversion_failed", (row["status"], row.get("error"))
+    assert row["error"].startswith("the ONNX -> PyTorch bridge (onnx2torch) failed, not LiteRT"), row["error"]
+    assert "(op Hardmax)" in row["error"] and row["error"].endswith("(ops: Hardmax)"), row["error"]
