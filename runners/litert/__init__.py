@@ -36,6 +36,13 @@ FP16_EVIDENCE = (
     "flag, which neither litert-torch nor the Python Interpreter sets: an fp16 row would be an fp32-arithmetic row"
 )
 
+# litert-torch's own PT2E recipe for LiteRT's int8 kernels: symmetric int8, weights per output channel, static
+# activations per tensor (the full-integer .tflite XNNPACK's qs8 kernels run).
+INT8_OPTIONS = {"quantizer": "litert_torch PT2EQuantizer (prepare_pt2e / convert_pt2e)",
+                "config": "get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False)",
+                "recipe": "PT2E with litert-torch's PT2EQuantizer: int8 symmetric, weights per output channel, "
+                          "activations per tensor, static (calibrated); full-integer .tflite (int8 inputs and outputs)"}
+
 
 def shipped_tflite(case: Case) -> str | None:
     """The ``.tflite`` the model's wheel ships (the same trained model as its ONNX file), when the case runs it:

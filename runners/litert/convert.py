@@ -29,12 +29,6 @@ from bench.runners.executorch.lower import _first_line, _onnx2torch_module, _out
 from bench.runners.pytorch.conversion import convert_model
 from bench.runners.pytorch.runner import graph_io
 
-# litert-torch's own PT2E recipe for LiteRT's int8 kernels: symmetric int8, weights per output channel, static
-# activations per tensor (the full-integer .tflite XNNPACK's qs8 kernels run).
-INT8_OPTIONS = {"quantizer": "litert_torch PT2EQuantizer (prepare_pt2e / convert_pt2e)",
-                "config": "get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False)",
-                "recipe": "PT2E with litert-torch's PT2EQuantizer: int8 symmetric, weights per output channel, "
-                          "activations per tensor, static (calibrated); full-integer .tflite (int8 inputs and outputs)"}
 BRIDGE = "the ONNX -> PyTorch bridge (onnx2torch)"
 
 

@@ -2,9 +2,9 @@
 Interpreter with its default XNNPACK delegate, inputs set before timing.
 
 What is read back, not assumed: the precision from the file's tensor types (an int8 case whose file holds no int8
-tensor is refused); how much of the graph XNNPACK took (the interpreter's execution plan, DELEGATE nodes and the
-builtin ops left beside them, and ``CompiledModel.is_fully_accelerated()`` after timing); the threads from the
-thread pool XNNPACK started in this process (the Python API has no getter for the count it was given).
+tensor is refused); how much of the graph XNNPACK took (the interpreter's nodes: the DELEGATE nodes and the builtin
+ops left beside them); the threads from the thread pool XNNPACK started in this process (the Python API has no
+getter for the count it was given).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from bench.execution.convert import (
 )
 from bench.execution.graph import graph_io
 from bench.plugin import Runner, Unsupported
-from bench.runners.litert import shipped_tflite
+from bench.runners.litert import INT8_OPTIONS, shipped_tflite
 
 SIGNATURE = "serving_default"
 SHIPPED = "shipped .tflite"
@@ -44,6 +44,25 @@ def _tasks() -> set[str]:
         return set(os.listdir("/proc/self/task"))
     except OSError:
         return set()
+
+
+def left_to_builtins(ops: list[dict[str, Any]], graph_outputs: set[int]) -> list[dict[str, Any]]:
+    """The model's ops that no delegate took. The interpreter lists every original node and, after them, one
+    DELEGATE node per partition (its inputs and outputs are the partition's boundary); the execution plan itself is
+    not exposed. An op is left when it writes a tensor that a delegate reads, or a graph output, that no delegate
+    writes; then, going back, every op that writes a tensor a left op reads."""
+    delegates = [op for op in ops if op["op_name"] == "DELEGATE"]
+    model_ops = [op for op in ops if op["op_name"] != "DELEGATE"]
+    written = {int(t) for d in delegates for t in d["outputs"]}
+    wanted = ({int(t) for d in delegates for t in d["inputs"]} | graph_outputs) - written
+    left: dict[int, dict[str, Any]] = {}
+    while True:
+        found = [op for op in model_ops if op["index"] not in left and wanted & {int(t) for t in op["outputs"]}]
+        if not found:
+            return sorted(left.values(), key=lambda op: op["index"])
+        for op in found:
+            left[op["index"]] = op
+            wanted |= {int(t) for t in op["inputs"] if t >= 0} - written
 
 
 def _base(name: str) -> str:
@@ -59,14 +78,13 @@ class LiteRTRunner(Runner):
     # ---- conversion -----------------------------------------------------------------------------------------
 
     def _options(self) -> dict[str, Any]:
-        import torch
-
-        from bench.runners.litert.convert import INT8_OPTIONS
+        # versions from the package metadata: importing torch here would add it to every LiteRT worker's memory
         from bench.runners.pytorch.conversion import PREPARE
 
         options: dict[str, Any] = {
             "path": "ONNX -> onnx2torch -> litert_torch.convert -> .tflite", "precision": self.case.precision,
-            "prepare": PREPARE, "torch": torch.__version__, "onnx2torch": importlib.metadata.version("onnx2torch"),
+            "prepare": PREPARE, "torch": importlib.metadata.version("torch"),
+            "onnx2torch": importlib.metadata.version("onnx2torch"),
             "static_input_shapes": {s.name: list(s.shape_at(self.case.batch)) for s in self.case.model.inputs},
         }
         if self.case.precision == "int8":
@@ -180,23 +198,19 @@ class LiteRTRunner(Runner):
         return "fp32" if floats == ["float32"] or not floats else "mixed: " + ",".join(floats)
 
     def _delegation(self) -> dict[str, Any]:
-        """How much of the graph XNNPACK took: LiteRT's own verdict (``CompiledModel.is_fully_accelerated()``, the
-        model compiled again after timing) and the DELEGATE nodes the interpreter's plan holds."""
+        """How much of the graph XNNPACK took, from the interpreter's nodes after it did: the DELEGATE nodes it
+        added, and the builtin ops still run beside them (see :func:`left_to_builtins`)."""
         ops = self.interpreter._get_ops_details()
-        delegates = sum(op["op_name"] == "DELEGATE" for op in ops)
-        full = self._fully_accelerated()
-        state = "none" if not delegates else "full" if full is True else "partial" if full is False else "unknown"
+        delegates = [op for op in ops if op["op_name"] == "DELEGATE"]
+        graph_outputs = {d["index"] for d in self.interpreter.get_output_details()}
+        left = left_to_builtins(ops, graph_outputs)
         kinds = Counter(op["op_name"] for op in ops if op["op_name"] != "DELEGATE")
+        left_kinds = Counter(op["op_name"] for op in left)
+        state = "none" if not delegates else "partial" if left else "full"
         return {"delegation": state, "delegate": "XNNPACK (LiteRT's default CPU delegate)",
-                "delegate_nodes": delegates, "fully_accelerated": full, "model_op_kinds": dict(sorted(kinds.items()))}
-
-    def _fully_accelerated(self) -> bool | str:
-        try:
-            from ai_edge_litert.compiled_model import CompiledModel
-
-            return bool(CompiledModel.from_file(str(self._artifact)).is_fully_accelerated())
-        except Exception as exc:  # an older wheel without CompiledModel: say so, the plan count above stands
-            return f"unknown ({type(exc).__name__})"
+                "delegate_nodes": len(delegates), "delegated_ops": sum(kinds.values()) - len(left),
+                "builtin_ops": len(left), "builtin_op_kinds": dict(sorted(left_kinds.items())),
+                "model_op_kinds": dict(sorted(kinds.items()))}
 
     def facts(self) -> dict[str, Any]:
         threads = self._pool + 1 if self._pool else 1
