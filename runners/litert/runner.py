@@ -192,10 +192,12 @@ class LiteRTRunner(Runner):
     # ---- what ran ------------------------------------------------------------------------------------------
 
     def _precision_used(self) -> str:
-        floats = sorted(t for t in self._types if t.startswith(("float", "bfloat")))
+        """int8 where the file holds integer tensors (the float ones beside them are counted in tensor_types), else
+        the float types it holds."""
         if any(self._types[t] for t in INTEGER_TYPES):
-            return "int8" if not floats else "int8 (" + ", ".join(floats) + " tensors beside)"
-        return "fp32" if floats == ["float32"] or not floats else "mixed: " + ",".join(floats)
+            return "int8"
+        floats = sorted(t for t in self._types if t.startswith(("float", "bfloat")))
+        return "fp32" if floats in (["float32"], []) else "mixed: " + ",".join(floats)
 
     def _delegation(self) -> dict[str, Any]:
         """How much of the graph XNNPACK took, from the interpreter's nodes after it did: the DELEGATE nodes it
