@@ -146,7 +146,7 @@ def _skip(spec: RunnerSpec, case: Case, available: Availability, devices: dict[s
                                     "pip install 'onnx-inference-bench[loadgen]' (x86-64 wheels)")
     if not devices[case.device].ok:
         return Status.UNAVAILABLE, f"device {case.device!r}: {devices[case.device].reason}"
-    tool = spec.precision_available(case.precision)
+    tool = spec.case_available(case)
     if not tool.ok:
         return Status.UNAVAILABLE, tool.reason
     if not support.ok:

@@ -151,6 +151,11 @@ class RunnerSpec:
         ``unavailable`` with an install hint, never ``unsupported`` (that is for what the runtime cannot do)."""
         return Availability(True)
 
+    def case_available(self, case: Case) -> Availability:
+        """:meth:`precision_available` for one case, for runners whose need of a tool depends on the model too
+        (LiteRT runs a shipped ``.tflite`` without its converter)."""
+        return self.precision_available(case.precision)
+
     def unsupported_reason(self, case: Case) -> str | None:
         """Why this runner cannot run ``case`` (beyond device/precision/scenario/CPU), or None if it can."""
         return None

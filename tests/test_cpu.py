@@ -42,6 +42,9 @@ EXPECTED = {
     ("pytorch_compile", "fp32"): ALL,
     ("executorch", "fp32"): ALL,
     ("executorch", "int8"): ALL,  # XNNPACK's quantized kernels on every CPU it runs on
+    ("litert", "fp32"): ALL,
+    ("litert", "fp16"): set(),  # XNNPACK computes fp32 from fp16 weights; fp16 arithmetic needs flags bench can't set
+    ("litert", "int8"): ALL,  # XNNPACK's qs8 kernels, as for ExecuTorch
     ("tvm", "fp32"): ALL,
     ("tnn", "fp32"): ALL,  # known, not installable (bench/known.py): declared as TNN documents it, never run
     ("tnn", "fp16"): {ARM82},  # TNN's fp16 kernels are ARMv8.2 ones

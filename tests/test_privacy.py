@@ -4,6 +4,8 @@ HOME and connects to nothing but loopback, under strace. bench itself must switc
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import re
 import shutil
@@ -20,7 +22,7 @@ CONNECT = re.compile(r'connect\(\d+, \{sa_family=AF_INET6?, sin6?_port=htons\((\
 SUITE = """
 name = "privacy"
 models = ["tiny_cnn"]
-runners = ["*"]
+runners = {runners}
 precisions = {precisions}
 threads = [1]
 timeout_s = 300
@@ -40,11 +42,12 @@ def strace() -> str:
 
 
 def run_traced(tmp_path: Path, cache_dir: Path, precisions: list[str], min_time_s: float,
-               flags: tuple[str, ...] = ()) -> tuple[Path, str]:
+               flags: tuple[str, ...] = (), runners: tuple[str, ...] = ("*",)) -> tuple[Path, str]:
     home = tmp_path / "home"
     home.mkdir()
     suite = tmp_path / "privacy.toml"
-    suite.write_text(SUITE.format(precisions=precisions, min_time_s=min_time_s, max_time_s=min_time_s + 1))
+    suite.write_text(SUITE.format(precisions=precisions, min_time_s=min_time_s, max_time_s=min_time_s + 1,
+                                  runners=json.dumps(list(runners))))
     env = {k: v for k, v in os.environ.items() if k not in OPT_OUTS}
     env.update(HOME=str(home), BENCH_CACHE_DIR=str(cache_dir), XDG_CACHE_HOME=str(home / ".cache"))
     log = tmp_path / "strace.log"
@@ -92,3 +95,14 @@ def test_a_long_case_outlives_the_telemetry_delay_without_a_lookup(tmp_path, cac
     home, trace = run_traced(tmp_path, cache_dir, ["fp32"], min_time_s=12)
     assert outside_connections(trace) == [], outside_connections(trace)
     assert not (home / ".cache" / "Microsoft").exists()
+
+
+@pytest.mark.slow  # two litert-torch conversions (jax, its converter) under strace: about a minute
+@pytest.mark.skipif(importlib.util.find_spec("litert_torch") is None, reason="litert-torch not installed")
+def test_litert_torch_conversion_writes_nothing_home_and_connects_nowhere(tmp_path):
+    """A cache of its own, so that the conversions run here (the session's cache may hold them already)."""
+    home, trace = run_traced(tmp_path, tmp_path / "cache", ["fp32", "int8"], min_time_s=0.1, runners=("litert",))
+    written = sorted(str(p.relative_to(home)) for p in home.rglob("*") if p.is_file())
+    assert written == [], written
+    assert outside_connections(trace) == [], outside_connections(trace)
+    assert sorted((tmp_path / "cache" / "artifacts" / "litert").glob("*/model.tflite")), "nothing was converted"

@@ -4,6 +4,8 @@ runner's read-back of what it made (QDQ nodes, int8 runtime layers, int8 convolu
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 from onnx import TensorProto, helper
 
@@ -15,13 +17,15 @@ REFUSALS = {  # runner -> what its read-back says, in its own words
     ("mnn", "int8"): "left no convolution with int8 activations",
     ("mnn", "int8_weights"): "stored no convolution's weights as int8",
     ("ncnn", "int8"): "left no convolution with int8 parameters",
+    ("litert", "int8"): "int8 .tflite holds no integer tensor",
 }
 SPECS = Registry.builtin().specs
 
 
 def _available(runner: str, precision: str) -> bool:
     spec = SPECS[runner]
-    return spec.available().ok and spec.precision_available(precision).ok
+    return spec.available().ok and spec.precision_available(precision).ok and (
+        runner != "litert" or importlib.util.find_spec("litert_torch") is not None)  # its converter's extra
 
 
 @pytest.mark.slow  # real runs, ~10-30 s

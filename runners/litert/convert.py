@@ -1,0 +1,102 @@
+"""ONNX -> ``.tflite`` through onnx2torch and litert-torch, run by the runner as a converter subprocess:
+
+    python -m bench.runners.litert.convert CASE_JSON SRC_ONNX OUT_DIR
+
+onnx2torch (as the PyTorch runner converts) -> constant shape tensors made static (the ExecuTorch runner's
+``static.py``, for torch.export traces the module here too) -> int8 only: PT2E quantization with litert-torch's
+quantizer, calibrated on the shared calibration set -> ``litert_torch.convert`` at the case's input shapes.
+Writes ``model.tflite`` and ``export.json`` (which input and output is which), or ``error.json`` (message and ops)
+and exits 1. A failure of the bridge (onnx2torch, or a module of it that torch.export cannot trace) says it is the
+bridge's, not LiteRT's.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.case import Case
+from bench.execution.calibration import at_batch, calibration_inputs
+from bench.execution.convert import ConversionFailed
+from bench.execution.inputs import make_inputs
+from bench.runners.executorch.lower import _first_line, _onnx2torch_module, _output_leaves
+from bench.runners.pytorch.conversion import convert_model
+from bench.runners.pytorch.runner import graph_io
+
+BRIDGE = "the ONNX -> PyTorch bridge (onnx2torch)"
+
+
+def _quantized(module: torch.nn.Module, args: tuple, case: Case, names: list[str]) -> tuple[torch.nn.Module, Any]:
+    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
+    from litert_torch.quantize.quant_config import QuantConfig
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+    prepared = prepare_pt2e(torch.export.export(module, args).module(), quantizer)
+    for sample in calibration_inputs(case):
+        batch = at_batch(sample, case)
+        prepared(*[torch.from_numpy(batch[name]) for name in names])
+    return convert_pt2e(prepared, fold_quantize=False), QuantConfig(pt2e_quantizer=quantizer)
+
+
+def _bridge(src: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    try:
+        return convert_model(src)
+    except ConversionFailed as exc:
+        raise ConversionFailed(f"{BRIDGE} failed, not LiteRT: {exc}", ops=exc.ops) from None
+
+
+def convert(case: Case, src: Path, out: Path) -> dict[str, Any]:
+    module, report = _bridge(src)
+    import litert_torch  # after the bridge: a model it refuses costs no jax import
+
+    # only now: it imports onnx2torch, which needs convert_model's torchvision placeholder in place first
+    from bench.runners.executorch.static import bake_constant_shapes
+
+    module.eval()
+    names, _ = graph_io(src)
+    inputs = make_inputs(case.model.inputs, case.batch, case.seed)
+    args = tuple(torch.from_numpy(inputs[name]) for name in names)
+    leaves = _output_leaves(module, args, src)
+    baked = bake_constant_shapes(module)
+    quant_config = None
+    if case.precision == "int8":
+        module, quant_config = _quantized(module, args, case, names)
+    try:
+        edge = litert_torch.convert(module, args, quant_config=quant_config)
+    except Exception as exc:  # torch.export and the lowering raise many kinds: the row says whose failure it is
+        where = _onnx2torch_module(exc.__traceback__)
+        whose = (f"{BRIDGE} made a module ({where}) that litert-torch's torch.export cannot trace, not LiteRT's "
+                 "failure" if where else "litert-torch failed")
+        raise ConversionFailed(f"{whose}: {type(exc).__name__}: {_first_line(exc)}",
+                               ops=[where] if where else []) from None
+    edge.export(str(out / "model.tflite"))
+    return {"input_names": names, "output_leaves": leaves, "made_static": baked, "conversion_report": report,
+            "litert_torch": importlib.metadata.version("litert-torch")}
+
+
+def main(argv: list[str]) -> int:
+    case, src, out = Case.from_json(Path(argv[0]).read_text()), Path(argv[1]), Path(argv[2])
+    torch.set_num_threads(max(1, case.threads))
+    try:
+        facts = convert(case, src, out)
+    except Exception as exc:  # the row says which step failed and whose it was
+        where = None if isinstance(exc, ConversionFailed) else _onnx2torch_module(exc.__traceback__)
+        failed = exc if isinstance(exc, ConversionFailed) else ConversionFailed(
+            f"LiteRT conversion failed{f' in {where} (a module of {BRIDGE})' if where else ''}: "
+            f"{type(exc).__name__}: {_first_line(exc)}", ops=[where] if where else [])
+        (out / "error.json").write_text(json.dumps({"message": str(failed), "ops": failed.ops}))
+        traceback.print_exc(limit=8)
+        return 1
+    (out / "export.json").write_text(json.dumps(facts, indent=1, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
