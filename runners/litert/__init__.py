@@ -62,6 +62,7 @@ class LiteRTSpec(RunnerSpec):
     precisions = ("fp32", "fp16", "int8")
     scenarios = ("latency",)
     model_format = "tflite"
+    torch_module_path = "LiteRT"  # a model from PyTorch (bench run --torch) converts from its own module
     packages = ("litert-torch", "onnx2torch", "torch")
     notes = ("LiteRT's Interpreter with its default XNNPACK delegate, whether the graph was fully delegated on every "
              f"row; ONNX -> .tflite through onnx2torch and litert-torch: `{extra_hint(CONVERT_EXTRA)}` (not in "

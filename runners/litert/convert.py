@@ -26,8 +26,8 @@ from bench.execution.calibration import at_batch, calibration_inputs
 from bench.execution.convert import ConversionFailed
 from bench.execution.inputs import make_inputs
 from bench.runners.executorch.lower import _first_line, _onnx2torch_module, _output_leaves
-from bench.runners.pytorch.conversion import convert_model
-from bench.runners.pytorch.runner import graph_io
+from bench.runners.pytorch.conversion import BRIDGE as ONNX2TORCH
+from bench.runners.pytorch.conversion import SourceModule, source_module
 
 BRIDGE = "the ONNX -> PyTorch bridge (onnx2torch)"
 
@@ -45,26 +45,31 @@ def _quantized(module: torch.nn.Module, args: tuple, case: Case, names: list[str
     return convert_pt2e(prepared, fold_quantize=False), QuantConfig(pt2e_quantizer=quantizer)
 
 
-def _bridge(src: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+def _source(case: Case, src: Path) -> SourceModule:
+    """The user's factory (``bench run --torch``), or onnx2torch's module of the ONNX file, whose failures are the
+    bridge's and say so."""
     try:
-        return convert_model(src)
+        return source_module(case.model, src)
     except ConversionFailed as exc:
+        if case.model.torch_factory:
+            raise
         raise ConversionFailed(f"{BRIDGE} failed, not LiteRT: {exc}", ops=exc.ops) from None
 
 
 def convert(case: Case, src: Path, out: Path) -> dict[str, Any]:
-    module, report = _bridge(src)
+    source = _source(case, src)
     import litert_torch  # after the bridge: a model it refuses costs no jax import
 
-    # only now: it imports onnx2torch, which needs convert_model's torchvision placeholder in place first
-    from bench.runners.executorch.static import bake_constant_shapes
-
-    module.eval()
-    names, _ = graph_io(src)
+    module, report, names = source.module.eval(), source.report, source.input_names
     inputs = make_inputs(case.model.inputs, case.batch, case.seed)
     args = tuple(torch.from_numpy(inputs[name]) for name in names)
-    leaves = _output_leaves(module, args, src)
-    baked = bake_constant_shapes(module)
+    if source.origin == ONNX2TORCH:
+        # only now: it imports onnx2torch, which needs convert_model's torchvision placeholder in place first
+        from bench.runners.executorch.static import bake_constant_shapes
+
+        leaves, baked = _output_leaves(module, args, src), bake_constant_shapes(module)
+    else:  # the factory's result, flattened as the converted file's outputs are
+        leaves, baked = {name: i for i, name in enumerate(source.output_names)}, []
     quant_config = None
     if case.precision == "int8":
         module, quant_config = _quantized(module, args, case, names)

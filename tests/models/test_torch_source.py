@@ -73,9 +73,9 @@ def rows_by_runner(results: Path) -> dict[str, dict]:
 
 
 @needs_torch
-@pytest.mark.slow  # about 5 min on a loaded 2-core machine: seven runtimes, three of them compile
+@pytest.mark.slow  # about 5 min on a loaded 2-core machine: eight runtimes, four of them compile
 def test_every_path_runs_the_factorys_model_against_the_modules_output(bench_cli, tmp_path):
-    runners = ["onnxruntime", "openvino", "ncnn", "mnn", "pytorch", "pytorch_compile", "executorch"]
+    runners = ["onnxruntime", "openvino", "ncnn", "mnn", "pytorch", "pytorch_compile", "executorch", "litert"]
     done = bench_cli("run", "--torch", f"{FIXTURE}:make", "--shape", "x:1x3x64x64", "--suite", str(FAST),
                      "--runners", ",".join(runners), "--results", str(tmp_path / "results"), "--timeout", "300",
                      timeout=900)
@@ -91,6 +91,7 @@ def test_every_path_runs_the_factorys_model_against_the_modules_output(bench_cli
     assert rows["openvino"]["source_path"] == "PyTorch -> ONNX -> openvino"
     assert rows["executorch"]["source_path"] == "PyTorch -> ExecuTorch"
     assert rows["pytorch_compile"]["source_path"] == "PyTorch -> torch.compile"
+    assert rows["litert"]["source_path"] == "PyTorch -> LiteRT"  # litert-torch converts the factory's module
     for runner in ("pytorch", "executorch"):  # the factory's module, never the onnx2torch bridge
         assert json.loads(rows[runner]["runner_facts"])["conversion_report"]["source"] == "factory"
     assert "PyTorch -> ONNX -> " in done.stdout  # the closing answer names the path
