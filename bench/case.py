@@ -98,6 +98,9 @@ class Case:
     cores: str = "all"  # the cores axis: all, or a cluster (big / little / prime)
     cpus: tuple[int, ...] = ()  # the CPUs the launcher pins the worker to; () leaves its affinity as it is
     task_samples: int | None = None  # cap on the labelled samples task accuracy scores (None: the whole set)
+    # after the timed loop and parity, a per-op pass with the runtime's own profiler (bench.execution.profile); not
+    # in the key: it changes nothing that is timed
+    profile: bool = False
 
     @property
     def key(self) -> str:

@@ -37,6 +37,7 @@ class Overrides:
     timeout_s: float | None = None
     max_memory_mb: int | None = None
     shard: Shard | None = None
+    profile: bool = False  # --profile: every case gets the per-op pass, whatever the suite says
 
 
 @dataclass(frozen=True)
@@ -178,7 +179,7 @@ def plan(
             precision=precision, batch=batch, threads=n_threads, scenario=scenario,
             timing=suite.timing.policy(), timeout_s=timeout_s, max_memory_mb=overrides.max_memory_mb,
             seed=suite.seed, cache_dir=str(cache_dir), cores=cores, cpus=cpus if cores != "all" else (),
-            task_samples=suite.task_samples,
+            task_samples=suite.task_samples, profile=suite.profile or overrides.profile,
         )
         support = spec.cpu_precision(precision, cpu) if device == "cpu" else PrecisionSupport()
         status, reason = _skip(spec, case, availability[spec.name], devices[spec.name], support)

@@ -82,6 +82,9 @@ class Suite(Strict):
     # How many of a real model's labelled samples task accuracy scores (default: all its set has, e.g. 200 OCR
     # crops); fewer for a slow machine or an emulated one. Each row says how many it scored (task_n).
     task_samples: int | None = Field(None, ge=1, le=100_000)
+    # After each case's timed loop and parity, a per-op pass with the runtime's own profiler (bench.execution.profile;
+    # --profile does the same): the ops table, and the pass's cost in profile_ms
+    profile: bool = False
     timing: TimingConfig = TimingConfig()
 
     @field_validator("models", "runners", "devices", "precisions", "batch_sizes", "threads", "scenarios", "cores")
