@@ -11,6 +11,7 @@ case's timing as it was: the profile's ``note`` says why there are no ops.
 
 from __future__ import annotations
 
+import gc
 import statistics
 import traceback
 from collections import defaultdict
@@ -32,6 +33,8 @@ def profile_runs(median_ms: float) -> int:
 def profile_pass(runner: Runner, inputs: dict[str, np.ndarray], median_ms: float) -> Profile:
     """The pass: ``profile_runs`` kept runs and one dropped first; a missing or failing profiler is a note."""
     runs = profile_runs(median_ms)
+    enabled = gc.isenabled()
+    gc.disable()  # as in the timed loop: the profilers make Python objects per op, and a collection is no op's time
     try:
         times = runner.profile(inputs, runs + 1)
     except NoProfiler as exc:
@@ -39,6 +42,9 @@ def profile_pass(runner: Runner, inputs: dict[str, np.ndarray], median_ms: float
     except Exception as exc:  # the case's timing and parity stand: the profiler failing is said on its row
         traceback.print_exc(limit=10)  # lands in the row's stderr_tail
         return Profile(note=f"the profile pass failed: {type(exc).__name__}: {exc}")
+    finally:
+        if enabled:
+            gc.enable()
     return summarize(times)
 
 

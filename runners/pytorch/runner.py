@@ -9,15 +9,18 @@ dtypes of the parameters and of the outputs are read back, and a module that doe
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from bench.contract import OpTime
 from bench.cpu import Cpu
 from bench.execution.convert import (
     Conversion,
@@ -75,6 +78,10 @@ def graph_io(path: Path) -> tuple[list[str], list[tuple[str, int, int | None]]]:
         node, index, count = producer[o.name]
         layout.append((o.name, nodes.index(node), index if count > 1 else None))
     return inputs, layout
+
+
+RUN_MARK = "bench run "  # the record_function around each profiled call
+MODULE_MARK = "module: "  # the record_function around each leaf module's forward in the profile pass
 
 
 class PyTorchRunner(Runner):
@@ -187,6 +194,56 @@ class PyTorchRunner(Runner):
                 tensor = tensor.float()
             arrays[name] = np.array(tensor.cpu().numpy(), copy=True)
         return arrays
+
+    def profile(self, inputs: dict[str, np.ndarray], runs: int) -> list[OpTime]:
+        """``torch.profiler`` over ``runs`` calls, each inside a record_function of its own; each leaf module of the
+        converted graph (one per ONNX node) recorded by name through forward hooks, so a node is a module (its op
+        type the module's class, its kernel the first aten op it called) or an aten op the graph calls directly.
+        Times are the profiler's CPU times (on cuda, the calls are synchronized, so a node's time holds its wait)."""
+        self.bind(inputs)
+        with self._leaf_modules_recorded(), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) \
+                as prof:
+            for run in range(runs):
+                with torch.profiler.record_function(f"{RUN_MARK}{run}"):
+                    self.infer()
+        return [op for event in prof.events() if event.name.startswith(RUN_MARK) for op in self._ops_of(event)]
+
+    def _ops_of(self, run_event: Any) -> list[OpTime]:
+        run = int(run_event.name.removeprefix(RUN_MARK))
+        precision = DTYPE_NAMES.get(str(self.dtype), "")
+        ops = []
+        for child in run_event.cpu_children:
+            module = child.name.startswith(MODULE_MARK)
+            name = child.name.removeprefix(MODULE_MARK)
+            op_type, _, node = name.partition(" ") if module else (name, "", name)
+            kernel = child.cpu_children[0].name if module and child.cpu_children else ""
+            ops.append(OpTime(run=run, node=node, op_type=op_type, ms=child.cpu_time_total / 1000, kernel=kernel,
+                              precision=precision))
+        return ops
+
+    @contextlib.contextmanager
+    def _leaf_modules_recorded(self) -> Iterator[None]:
+        """Each leaf module's forward inside a record_function "module: TYPE NAME", while the pass runs."""
+        open_records: list[Any] = []
+
+        def before(name: str) -> Any:
+            def hook(module: torch.nn.Module, _args: Any) -> None:
+                record = torch.profiler.record_function(f"{MODULE_MARK}{type(module).__name__} {name}")
+                open_records.append(record)
+                record.__enter__()
+            return hook
+
+        def after(module: torch.nn.Module, _args: Any, _out: Any) -> None:
+            open_records.pop().__exit__(None, None, None)
+
+        leaves = [(n, m) for n, m in self.module.named_modules() if n and not any(True for _ in m.children())]
+        handles = [h for n, m in leaves for h in (m.register_forward_pre_hook(before(n)),
+                                                 m.register_forward_hook(after))]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
 
     def _precision_used(self) -> str:
         floats = {k for k in self.parameter_dtypes if k in DTYPE_NAMES}
