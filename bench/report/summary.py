@@ -55,7 +55,7 @@ def _margin(r: Row) -> str:
 
 def summary_markdown(cases: list[Row], winners: Table, wrong: Table, failed: Table, selection: str,
                      by_precision: Table, speedup: Table, scenarios: Table, cross_machine: Table,
-                     over_eager: Table | None = None) -> str:
+                     over_eager: Table | None = None, op_tables: tuple[Table, Table] | None = None) -> str:
     counts = Counter(category(c) for c in cases)
     lines = ["## bench results", "", cell(selection), "",
              f"**{len(cases)} cases**: " + ", ".join(f"{k} {v}" for k, v in counts.most_common()), ""]
@@ -81,6 +81,13 @@ def summary_markdown(cases: list[Row], winners: Table, wrong: Table, failed: Tab
     if over_eager is not None and over_eager.rows:
         lines += ["### Why not just run it in PyTorch? Speed-up over PyTorch eager fp32", ""]
         lines += md_table(over_eager.columns, over_eager.rows, "speed-ups over eager")
+    if op_tables is not None and op_tables[1].rows:
+        families, top = op_tables
+        lines += ["### Where the time goes (--profile)", "", cell(top.note) if top.note else ""]
+        lines += md_table(families.select(("model", "shares")).columns, families.select(("model", "shares")).rows,
+                          "op families")
+        shown = top.select(("case", "rank", "node", "op_type", "kernel", "median_ms", "share", "profile_coverage"))
+        lines += md_table(shown.columns, shown.rows, "profiled ops")
     lines += ["### Wrong outputs", ""] + md_table(wrong.columns, wrong.rows, "wrong outputs")
     lines += ["### Failed cases", ""] + md_table(failed.columns, failed.rows, "failed cases")
     text = "\n".join(lines) + "\n"
