@@ -230,7 +230,8 @@ OP_COLUMNS: tuple[Column, ...] = (
        "(kernel and precision, e.g. brgconv_avx512_FP32), MNN's backend"),
     _c("op_precision", STR, "", "the precision the node ran in, where the profiler says"),
     _c("median_ms", F64, "ms", "the node's median time over the kept profile runs"),
-    _c("share", F64, "", "median_ms / the case's profile_total_ms"),
+    _c("share", F64, "", "median_ms / the sum of the case's node medians: the node's part of the profiled time (the "
+       "case's shares add up to 1)"),
     _c("runs", I32, "runs", "kept profile runs that reported the node"),
 )
 
