@@ -138,7 +138,7 @@ def op_rows(case: Case, outcome: WorkerOutcome, run_id: str) -> list[dict[str, A
     summed = sum(op.median_ms for op in profile.ops)  # shares of the nodes' medians add up to 1
     return [{**common, "rank": rank, "node": _scrubbed(op.node, case), "op_type": op.op_type,
              "kernel": op.kernel or None, "op_precision": op.precision or None, "median_ms": op.median_ms,
-             "share": op.median_ms / summed if summed > 0 else None, "runs": op.runs}
+             "share": op.median_ms / summed if summed > 0 else None, "op_runs": op.runs}
             for rank, op in enumerate(profile.ops, start=1)]
 
 

@@ -232,7 +232,7 @@ OP_COLUMNS: tuple[Column, ...] = (
     _c("median_ms", F64, "ms", "the node's median time over the kept profile runs"),
     _c("share", F64, "", "median_ms / the sum of the case's node medians: the node's part of the profiled time (the "
        "case's shares add up to 1)"),
-    _c("runs", I32, "runs", "kept profile runs that reported the node"),
+    _c("op_runs", I32, "runs", "kept profile runs that reported the node"),
 )
 
 
