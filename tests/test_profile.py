@@ -59,32 +59,45 @@ def installed(names: tuple[str, ...]) -> list[str]:
     return [n for n in names if n in specs and specs[n].available().ok]
 
 
+def profiled_run(bench_cli, folder: Path, runners: list[str]) -> tuple[dict[str, dict], list[dict]]:
+    """``bench run --profile`` of the three-conv model on ``runners``: the case rows by runner, and the ops rows."""
+    folder.mkdir()
+    suite = folder / "suite.toml"
+    suite.write_text(SUITE.format(runners=", ".join(f'"{r}"' for r in runners), profile=""))
+    model = three_convs(folder / "three_convs.onnx")
+    results = folder / "results"
+    done = bench_cli("run", "--suite", str(suite), "--model", str(model), "--results", str(results), "--profile",
+                     timeout=600)
+    assert done.returncode == 0, done.stderr
+    cases = {r["runner"]: r for r in store.read_cases(results).to_pylist()}
+    return cases, store.query(results, "SELECT * FROM ops").to_pylist()
+
+
 def test_profile_gives_op_tables_whose_sum_is_the_case_median(bench_cli, tmp_path):
     runners = installed(PROFILED)
     if not runners:
         pytest.skip("none of the runtimes with a profiler is installed")
     without = installed(("ncnn",))  # a runtime without a profiler: its row says why, and its timing stands
-    suite = tmp_path / "suite.toml"
-    suite.write_text(SUITE.format(runners=", ".join(f'"{r}"' for r in runners + without), profile=""))
-    model = three_convs(tmp_path / "three_convs.onnx")
-    results = tmp_path / "results"
-    done = bench_cli("run", "--suite", str(suite), "--model", str(model), "--results", str(results), "--profile",
-                     timeout=600)
-    assert done.returncode == 0, done.stderr
-    cases = {r["runner"]: r for r in store.read_cases(results).to_pylist()}
-    ops = store.query(results, "SELECT * FROM ops").to_pylist()
+    cases, ops = profiled_run(bench_cli, tmp_path / "first", runners + without)
     for runner in runners:
         case, mine = cases[runner], [o for o in ops if o["runner"] == runner]
         assert case["status"] == "ok" and case["profile_ops"] == len(mine) > 0, (runner, case["profile_note"])
         assert case["profile_ms"] > 0 and case["profile_runs"] >= 3
         assert sum(o["share"] for o in mine) == pytest.approx(1.0)
         assert any(family(o["op_type"]) == "Conv" for o in mine), (runner, {o["op_type"] for o in mine})
-        # the check itself: per-op times add up to the case's own median, within the stated margin
-        assert abs(case["profile_coverage"] - 1) <= PROFILE_MARGIN and case["profile_agrees"], (
-            runner, case["profile_coverage"], case["profile_note"])
     for runner in without:
         assert cases[runner]["status"] == "ok" and cases[runner]["profile_ops"] == 0
         assert "NCNN_BENCHMARK" in cases[runner]["profile_note"]
+    # The check itself: per-op times add up to the case's own median within the stated margin. The two medians are
+    # taken a second apart, so a machine shared with other work can move one of them past the margin: a runner
+    # that disagrees runs once more, and must agree then (a profiler that counts wrong disagrees both times).
+    disagree = [r for r in runners if not cases[r]["profile_agrees"]]
+    again = profiled_run(bench_cli, tmp_path / "again", disagree)[0] if disagree else {}
+    for runner in runners:
+        case = again.get(runner, cases[runner])
+        assert abs(case["profile_coverage"] - 1) <= PROFILE_MARGIN and case["profile_agrees"], (
+            runner, case["profile_coverage"], case["profile_note"], cases[runner]["profile_note"])
+    results = tmp_path / "first" / "results"
     report = bench_cli("report", "--results", str(results), "--out", str(tmp_path / "report"))
     assert report.returncode == 0, report.stderr
     summary = (tmp_path / "report" / "summary.md").read_text()
@@ -108,7 +121,7 @@ def test_the_suite_key_profiles_and_compare_names_the_ops_that_moved(bench_cli, 
     assert sorted(profiled) == sorted(runs[:2])
     plain = store.read_cases(results, run_id=runs[2]).to_pylist()[0]
     assert plain["profile_ms"] is None and plain["profile_ops"] is None
-    compared = bench_cli("compare", runs[0], runs[1], "--results", str(results), "--threshold", "1000")
+    compared = bench_cli("compare", runs[0], runs[1], "--results", str(results), "--threshold", "500%")
     assert "### Ops that moved most" in compared.stdout and "Conv" in compared.stdout, compared.stdout
 
 
