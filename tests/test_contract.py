@@ -84,6 +84,9 @@ def test_a_profile_becomes_op_rows_and_a_sum_outside_the_margin_is_said():
     slow = dataclasses.replace(full_result(), profile=dataclasses.replace(PROFILE, total_ms=2.0))
     row = outcome_row(CASE, WorkerOutcome(Status.OK, slow, SAMPLES, exit_code=0, wall_s=1.0), "run", "s", "1.0")
     assert row["profile_agrees"] is False and "outside the 25% margin" in row["profile_note"]
+    throughput = dataclasses.replace(CASE, scenario="throughput")  # its timed call holds several requests at once
+    row = outcome_row(throughput, WorkerOutcome(Status.OK, slow, SAMPLES, exit_code=0, wall_s=1.0), "run", "s", "1")
+    assert row["profile_coverage"] is None and "not checked against the median" in row["profile_note"]
     none = dataclasses.replace(full_result(), profile=Profile(note="no profiler here"))
     row = outcome_row(CASE, WorkerOutcome(Status.OK, none, SAMPLES, exit_code=0, wall_s=1.0), "run", "s", "1.0")
     assert row["profile_ops"] == 0 and row["profile_agrees"] is None and row["profile_note"] == "no profiler here"

@@ -32,7 +32,7 @@ CASE_FIELDS = (
     "median_ci_high_ms", "p99_ms", "throughput_per_s", "accuracy_ok", "accuracy_reason", "cosine",
     "normalized_error", "top1_agreement", "cold_start_ms", "peak_rss_mb", "iterations", "unstable",
     "achieved_gflops", "task_metric", "task_value", "task_n", "quant_recipe", "quant_limit",
-    "software_device", "profile_coverage", "profile_agrees", "profile_note",
+    "software_device", "profile_ops", "profile_coverage", "profile_agrees", "profile_note",
     "runner_facts",  # only for a runner's report_label (labels.with_runner_labels), then dropped
 )
 RUN_FIELDS = (
@@ -230,8 +230,7 @@ OP_FIELDS = ("run_id", "case_key", "rank", "node", "op_type", "kernel", "op_prec
 
 def profiled_ops(results: Location, cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The ops rows of ``cases`` that were profiled (their runs' files only), ranked within each case."""
-    wanted = {(c["run_id"], c["case_key"]) for c in cases if c.get("profile_coverage") is not None
-              or c.get("profile_agrees") is not None}
+    wanted = {(c["run_id"], c["case_key"]) for c in cases if c.get("profile_ops")}
     if not wanted:
         return []
     run_ids = sorted({run for run, _ in wanted})

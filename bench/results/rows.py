@@ -119,6 +119,8 @@ def _profile_columns(case: Case, profile: Profile, t: Timing) -> dict[str, Any]:
         coverage = profile.total_ms / t.latency.median_ms
     agrees = abs(coverage - 1) <= PROFILE_MARGIN if coverage is not None else None
     note = profile.note
+    if profile.total_ms is not None and coverage is None:
+        note = f"not checked against the median: a {case.scenario} case's timed call is not one inference"
     if agrees is False:
         note = (f"the per-op sum ({profile.total_ms:.4g} ms) is {coverage:.0%} of the case's median "
                 f"({t.latency.median_ms:.4g} ms), outside the {PROFILE_MARGIN:.0%} margin")
