@@ -2,8 +2,9 @@
 
 Each section shows at most ``MAX_ROWS`` rows and says how many it left out, every cell is cut to ``MAX_CELL``
 characters and the cross-machine table shows at most ``MAX_MACHINES`` machines, so the whole file stays far below
-GitHub's 1 MiB step-summary limit (columns of the seven tables x rows x cell: (12 + 3 + MAX_MACHINES + 10 + 7 + 11
-+ 5 + 4) x 40 x 162 < 389 kB, in practice a few kB; the int8 table shows INT8_SHOWN, its CSV every column).
+GitHub's 1 MiB step-summary limit (columns of the nine tables x rows x cell: (12 + 3 + MAX_MACHINES + 10 + 7 + 11
++ 5 + 4 + 2 + 8) x 40 x 162 < 454 kB, in practice a few kB; the int8 table shows INT8_SHOWN, its CSV every column;
+the per-op tables (--profile) two and eight).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ INT8_SHOWN = ("machine", "model", "config", "runner", "speedup", "int8_accuracy_
               "int8_task", "recipe", "limited_by")
 MAX_CELL = 160
 MAX_MACHINES = 8
-LIMIT_BYTES = 384 * 1024
+LIMIT_BYTES = 448 * 1024
 
 
 def cell(value: Any) -> str:

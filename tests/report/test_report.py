@@ -229,21 +229,33 @@ def _case(i: int) -> dict:
             "accuracy_ok": i % 5 != 0, "accuracy_reason": long}
 
 
+def _op_tables(cases: list[dict]) -> tuple[views.Table, views.Table]:
+    """Every case profiled, each with 20 long-named nodes of 20 op types."""
+    from bench.report import ops
+
+    rows = [{"run_id": None, "case_key": c["case_key"], "rank": k + 1, "node": f"node{k}" + "y" * 1000,
+             "op_type": f"Op{k}" + "z" * 1000, "kernel": "k" * 1000, "op_precision": "fp32", "median_ms": 1.0,
+             "share": 0.05} for c in cases[:100] for k in range(20)]
+    return ops.op_families(cases, rows), ops.top_ops(cases, rows)
+
+
 def test_summary_is_bounded_by_construction():
     cases = [_case(i) for i in range(5000)]
     picks = scenarios.scenario_table(cases)
     text = summary_markdown(cases, views.winners(cases), views.wrong_outputs(cases), views.failures(cases), "all",
                             views.winners_by_precision(cases), views.int8_speedup(cases), picks,
-                            scenarios.cross_machine(picks))
+                            scenarios.cross_machine(picks), None, _op_tables(cases))
     assert len(text.encode()) < LIMIT_BYTES < 1 << 20
+    assert text.count("more op families") == text.count("more profiled ops") == 1
     assert text.count("more winners") == text.count("more wrong outputs") == text.count("more failed cases") == 1
     assert text.count("more scenario picks") == 1
     tables = [line for line in text.splitlines() if line.startswith("| ")]
-    assert len(tables) <= 7 * (MAX_ROWS + 1)
+    assert len(tables) <= 9 * (MAX_ROWS + 1)
     assert "<b>" not in text
     pipes = {len(re.findall(r"(?<!\\)\|", line)) for line in tables}  # escaped pipes stay inside their cell
-    # scenarios: 12 columns, winners: 10, wrong: 5, failed: 4, per precision: 7, int8: 11 (INT8_SHOWN)
-    assert pipes <= {13, 11, 6, 5, 8, 12}
+    # scenarios: 12 columns, winners: 10, wrong: 5, failed: 4, per precision: 7, int8: 11 (INT8_SHOWN), op families: 2,
+    # top ops: 8
+    assert pipes <= {13, 11, 6, 5, 8, 12, 3, 9}
     assert {13, 11, 6, 5} <= pipes
 
 
