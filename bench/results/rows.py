@@ -23,8 +23,8 @@ THREADS_MARGIN = 0.3
 # time: on a 1 ms three-conv model (tests/test_profile.py), 1 thread, the sums came within 0.9-1.1 of the median for
 # ORT, OpenVINO, MNN, TVM and PyTorch; on a 2-core machine shared with other work a single run sometimes went past
 # 1.25 (the two medians are taken a second apart). The per-call costs of the Python APIs (3.6 us for ORT's run, up to
-# 23 us for OpenVINO's: docs/FIELD facts) are more than a quarter of a model of tens of microseconds: that is what the
-# flag is for: such a profile says where the kernels' time goes, not where the case's goes.
+# 23 us for OpenVINO's, measured on this kind of machine) are more than a quarter of a model of tens of microseconds:
+# that is what the flag is for: such a profile says where the kernels' time goes, not where the case's goes.
 PROFILE_MARGIN = 0.25
 
 
