@@ -89,14 +89,19 @@ def test_profile_gives_op_tables_whose_sum_is_the_case_median(bench_cli, tmp_pat
         assert cases[runner]["status"] == "ok" and cases[runner]["profile_ops"] == 0
         assert "NCNN_BENCHMARK" in cases[runner]["profile_note"]
     # The check itself: per-op times add up to the case's own median within the stated margin. The two medians are
-    # taken a second apart, so a machine shared with other work can move one of them past the margin: a runner
-    # that disagrees runs once more, and must agree then (a profiler that counts wrong disagrees both times).
-    disagree = [r for r in runners if not cases[r]["profile_agrees"]]
-    again = profiled_run(bench_cli, tmp_path / "again", disagree)[0] if disagree else {}
+    # taken a second apart, so a machine shared with other work can move one of them past the margin (seen on a
+    # 2-core machine at load 5: OpenVINO at 58%, then 195%): a runner that disagrees runs again, at most twice, and
+    # must agree then (a profiler that counts wrong disagrees every time).
+    latest, notes = dict(cases), {r: [cases[r]["profile_note"]] for r in runners}
+    for attempt in ("again", "last"):
+        disagree = [r for r in runners if not latest[r]["profile_agrees"]]
+        if disagree:
+            latest.update(profiled_run(bench_cli, tmp_path / attempt, disagree)[0])
+            for r in disagree:
+                notes[r].append(latest[r]["profile_note"])
     for runner in runners:
-        case = again.get(runner, cases[runner])
-        assert abs(case["profile_coverage"] - 1) <= PROFILE_MARGIN and case["profile_agrees"], (
-            runner, case["profile_coverage"], case["profile_note"], cases[runner]["profile_note"])
+        case = latest[runner]
+        assert abs(case["profile_coverage"] - 1) <= PROFILE_MARGIN and case["profile_agrees"], (runner, notes[runner])
     results = tmp_path / "first" / "results"
     report = bench_cli("report", "--results", str(results), "--out", str(tmp_path / "report"))
     assert report.returncode == 0, report.stderr
