@@ -150,6 +150,9 @@ class Case:
     runtime_version: str = ""
     python: str = ""
     loadgen: LoadGenPolicy = field(default_factory=LoadGenPolicy)  # the server and offline scenarios only
+    # after the timed loop and parity, a per-op pass with the runtime's own profiler (bench.execution.profile); not
+    # in the key: it changes nothing that is timed
+    profile: bool = False
 
     @property
     def key(self) -> str:

@@ -66,6 +66,8 @@ def _add_run(sub) -> None:
     p.add_argument("--no-convert-ahead", dest="convert_ahead", action="store_false",
                    help="convert inside each case's worker, one case at a time, instead of every artifact first, "
                    "several at a time, before timing")
+    p.add_argument("--profile", action="store_true",
+                   help="after each case's timed loop, a per-op pass with the runtime's own profiler (the ops table)")
     p.add_argument("--strict", action="store_true", help="refuse to run on a noisy machine (governor, load, ...)")
     p.add_argument("--cooldown", type=options.cooldown, default=0.0, metavar="S", help="idle seconds before each case")
     p.add_argument("--cooldown-until", type=options.cooldown_until, metavar="CELSIUS",
@@ -135,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 PLAN_FLAGS = ("runners", "models", "model", "torch_factory", "threads", "precisions", "batch_sizes", "scenarios",
-              "devices", "timeout", "max_memory", "cache_dir", "dry_run", "shard", "cores", "versions")
+              "devices", "timeout", "max_memory", "cache_dir", "dry_run", "shard", "cores", "versions",
+              "profile")
 
 
 def _plan(args: argparse.Namespace, retry_failed: bool):
@@ -152,6 +155,7 @@ def _plan(args: argparse.Namespace, retry_failed: bool):
     overrides = Overrides(  # --threads replaced the suite's above: checked against a suite file's bounds
         models=args.models, runners=args.runners, user_model=args.model, torch_factory=args.torch_factory,
         shapes=dict(args.shape), timeout_s=args.timeout, max_memory_mb=args.max_memory, shard=args.shard,
+        profile=args.profile,
     )
     registry = Registry.default()
     cache_dir = args.cache_dir or default_cache_dir()

@@ -107,6 +107,7 @@ class Phases:
     parity_ms: float | None = None
     task_ms: float | None = None
     write_ms: float | None = None  # the raw samples to disk
+    profile_ms: float | None = None  # the per-op profile pass after parity (bench.execution.profile), where asked
 
 
 @dataclass(frozen=True)
@@ -222,6 +223,46 @@ class LoadGenRun:
     driver_ceiling_qps: float | None  # a no-op model through the same driver: the most QPS bench itself can drive
     summary_log: str
     detail_log: str
+class OpTime:
+    """One node's time in one profiled inference, as the runtime's own profiler reported it (``Runner.profile``).
+    ``kernel``: what ran it where the profiler says (ORT's provider, OpenVINO's exec_type, MNN's backend);
+    ``precision``: the precision it ran in, where the profiler says."""
+
+    __pydantic_config__ = FORBID_EXTRA
+
+    run: int
+    node: str
+    op_type: str
+    ms: float
+    kernel: str = ""
+    precision: str = ""
+
+
+@dataclass(frozen=True)
+class OpSummary:
+    """One node over the profile pass's kept runs: its median time (``bench.execution.profile``)."""
+
+    __pydantic_config__ = FORBID_EXTRA
+
+    node: str
+    op_type: str
+    kernel: str
+    precision: str
+    median_ms: float
+    runs: int  # the kept runs the node was reported in
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The profile pass's answer: the nodes, and the median over runs of the per-run sum of node times (what is
+    checked against the case's median); or, where there was no pass, why (``note``)."""
+
+    __pydantic_config__ = FORBID_EXTRA
+
+    runs: int = 0
+    total_ms: float | None = None
+    ops: tuple[OpSummary, ...] = ()
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -238,6 +279,7 @@ class WorkerResult:
     task: TaskScore | None = None
     reference: str | None = None  # reference mode: the saved fp32 outputs
     loadgen: LoadGenRun | None = None  # the server and offline scenarios
+    profile: Profile | None = None  # the per-op profile pass, where the case asked for one
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), default=str)

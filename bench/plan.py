@@ -42,6 +42,7 @@ class Overrides:
     timeout_s: float | None = None
     max_memory_mb: int | None = None
     shard: Shard | None = None
+    profile: bool = False  # --profile: every case gets the per-op pass, whatever the suite says
 
 
 @dataclass(frozen=True)
@@ -216,6 +217,7 @@ def plan(
             seed=suite.seed, cache_dir=str(cache_dir), cores=cores, cpus=cpus if cores != "all" else (),
             task_samples=suite.task_samples, runtime_version=release,
             loadgen=suite.loadgen.policy(model.name, timeout_s),
+            profile=suite.profile or overrides.profile,
         )
         support = spec.cpu_precision(precision, cpu) if device == "cpu" else PrecisionSupport()
         status, reason = _skip(spec, case, availability[spec.name], devices[spec.name], support)

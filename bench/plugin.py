@@ -41,8 +41,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from bench.case import Case, ModelRef
-from bench.contract import Conversion
+from bench.contract import Conversion, OpTime
 from bench.cpu import Cpu
+
+
+class NoProfiler(Exception):
+    """Raised by ``Runner.profile`` where the runtime has no per-op profiler bench can drive; the message, which
+    says why, lands on the case row (``profile_note``) and the case keeps its timing."""
 
 
 class Unsupported(Exception):
@@ -227,6 +232,24 @@ class Runner(ABC):
             self.infer()
             outputs.append(self.outputs())
         return outputs
+
+    #: Why this runner has no per-op profile pass (``profile`` not overridden); runners without one say it better.
+    no_profiler: ClassVar[str] = "this runner has no per-op profile pass"
+
+    def profile(self, inputs: dict[str, np.ndarray], runs: int) -> list[OpTime]:
+        """Untimed, after parity (``--profile``): ``runs`` inferences of ``inputs`` under the runtime's own per-op
+        profiler, one ``OpTime`` per node and run (``run`` numbered from 0; bench drops run 0 as the profiler's
+        warm-up). Raise ``NoProfiler`` with the reason where there is none. Example::
+
+            def profile(self, inputs, runs):
+                self.bind(inputs)
+                times = []
+                for run in range(runs):
+                    self.infer()
+                    times += [OpTime(run, n.name, n.type, n.ms) for n in self.session.last_profile()]
+                return times
+        """
+        raise NoProfiler(self.no_profiler)
 
     def facts(self) -> dict[str, Any]:
         """What really ran, read back from the runtime where it can tell: precision, threads, options. A

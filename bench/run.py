@@ -35,7 +35,7 @@ from bench.progress import Display
 from bench.registry import Registry
 from bench.results import layout, store
 from bench.results.compaction import compact_run
-from bench.results.rows import outcome_row, skipped_row
+from bench.results.rows import op_rows, outcome_row, skipped_row
 from bench.results.uri import Location
 
 
@@ -138,12 +138,16 @@ def _raise_interrupted(signum: int, _frame: Any) -> None:
     raise Interrupted(signum)
 
 
-def _run_one(p: PlannedCase, run: RunInfo, version: str | None, server: ForkServer) -> dict[str, Any]:
+def _run_one(p: PlannedCase, run: RunInfo, version: str | None,
+             server: ForkServer) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The case's row, and its profile pass's op rows (none unless it was profiled)."""
     if p.skip_status:
         return {**skipped_row(p.case, p.skip_status, p.skip_reason, run.run_id, run.suite, version),
-                "source_path": p.source_path}
-    row = outcome_row(p.case, run_worker(p.case, server=server), run.run_id, run.suite, version)
-    return {**row, "precision_feature": p.precision_feature, "source_path": p.source_path}
+                "source_path": p.source_path}, []
+    outcome = run_worker(p.case, server=server)
+    row = outcome_row(p.case, outcome, run.run_id, run.suite, version)
+    return ({**row, "precision_feature": p.precision_feature, "source_path": p.source_path},
+            op_rows(p.case, outcome, run.run_id))
 
 
 @dataclass(frozen=True)
@@ -198,11 +202,13 @@ def _run_cases(planned, results, run, registry, display, done: set[str], options
         thermals = _cooled(options) if not p.skip_status else {}
         display.started(p.case.key)
         version = p.case.runtime_version or versions.get(p.case.runner)  # the read-back, where a worker ran, wins
-        row = ahead.mark(p.case, _run_one(p, run, version, server))
-        row = environments.mark(release_of(p, registry), row)
+        row, ops = _run_one(p, run, version, server)
+        row = environments.mark(release_of(p, registry), ahead.mark(p.case, row))
         if thermals:
             row = {**row, **thermals, "temp_end_c": thermal.hottest()}
         # the plan index names the file, so a resumed run or another shard never collides
+        if ops:  # first: a case row found on resume has its ops beside it
+            layout.write_ops(results, run.run_id, run.started, p.index, ops)
         layout.write_case(results, run.run_id, run.started, p.index, row)
         rows.append(row)
         display.finished(row)

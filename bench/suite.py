@@ -116,6 +116,9 @@ class Suite(Strict):
     # an environment of its own made before timing; a runner not named runs on the release installed beside bench.
     versions: dict[Annotated[str, Field(pattern=DISTRIBUTION)],
                    Annotated[list[Annotated[str, Field(pattern=RELEASE)]], Field(min_length=1)]] = {}
+    # After each case's timed loop and parity, a per-op pass with the runtime's own profiler (bench.execution.profile;
+    # --profile does the same): the ops table, and the pass's cost in profile_ms
+    profile: bool = False
     timing: TimingConfig = TimingConfig()
     loadgen: LoadGenConfig = LoadGenConfig()
 

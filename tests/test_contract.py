@@ -13,7 +13,9 @@ from bench.contract import (
     Accuracy,
     LoadGenRun,
     LoadGenTrial,
+    OpSummary,
     Phases,
+    Profile,
     RunnerFacts,
     Status,
     TaskScore,
@@ -23,8 +25,8 @@ from bench.contract import (
 )
 from bench.execution.stats import latency_stats
 from bench.launcher import _interpret
-from bench.results.rows import outcome_row, skipped_row
-from bench.results.schema import CASE_COLUMNS
+from bench.results.rows import op_rows, outcome_row, skipped_row
+from bench.results.schema import CASE_COLUMNS, OP_COLUMNS
 
 CASE = Case(model=ModelRef("m", "/m.onnx", "a" * 64, (InputSpec("x", (1, 4), "float32", -1, 1),), macs=100),
             runner="r", implementation="x:Y", device="cpu", precision="fp16", batch=1, threads=1, scenario="latency")
@@ -37,7 +39,11 @@ ADDED_OUTSIDE = {"schema_version", "precision_feature", "temp_start_c", "temp_en
 
 
 PHASES = Phases(convert_ms=1.0, load_ms=2.0, prepare_ms=3.0, first_inference_ms=4.0, warmup_iterations=5,
-                worker_start_ms=6.0, import_ms=7.0, warmup_ms=8.0, parity_ms=9.0, task_ms=10.0, write_ms=11.0)
+                worker_start_ms=6.0, import_ms=7.0, warmup_ms=8.0, parity_ms=9.0, task_ms=10.0, write_ms=11.0,
+                profile_ms=12.0)
+# The case's median is 1.1 ms: this profile's per-op sum is 1.0 ms of it
+PROFILE = Profile(runs=3, total_ms=1.0, ops=(OpSummary("conv", "Conv", "CPUExecutionProvider", "fp32", 0.9, 3),
+                                             OpSummary("relu", "Relu", "", "", 0.1, 3)))
 
 
 def full_result() -> WorkerResult:
@@ -53,6 +59,7 @@ def full_result() -> WorkerResult:
         accuracy=Accuracy(True, "", 1e-3, 1e-3, 1e-3, 0.9999, 1.0, 3),
         task=TaskScore("exact_match", 0.9, 10, '{"exact_match": 0.9}', "m/r/cpu/fp16/b1/t2/latency"),
         loadgen=LOADGEN,
+        profile=PROFILE,
     )
 
 
@@ -77,6 +84,24 @@ def test_every_result_field_has_a_column_and_every_column_a_source():
     assert ok["cpus"] == "0-2,5" and ok["cpu_freq_ratio"] == 0.9 and ok["cores"] == "all"
     assert ok["throughput_per_s"] == ok["loadgen_qps"] == 100.0 and ok["loadgen_trial_count"] == 1
     assert ok["weights"] == skipped["weights"] == "random (seeded)"  # a built model: seeded weights, on every row
+    assert ok["profile_ms"] == 12.0 and ok["profile_coverage"] == pytest.approx(1.0 / 1.1) and ok["profile_agrees"]
+
+
+def test_a_profile_becomes_op_rows_and_a_sum_outside_the_margin_is_said():
+    outcome = WorkerOutcome(Status.OK, full_result(), SAMPLES, exit_code=0, wall_s=1.0)
+    ops = op_rows(CASE, outcome, "run")
+    assert {name for row in ops for name in row} | {"schema_version"} == {c.name for c in OP_COLUMNS}
+    assert [(o["rank"], o["node"], o["share"]) for o in ops] == [(1, "conv", 0.9), (2, "relu", 0.1)]
+    slow = dataclasses.replace(full_result(), profile=dataclasses.replace(PROFILE, total_ms=2.0))
+    row = outcome_row(CASE, WorkerOutcome(Status.OK, slow, SAMPLES, exit_code=0, wall_s=1.0), "run", "s", "1.0")
+    assert row["profile_agrees"] is False and "outside the 25% margin" in row["profile_note"]
+    throughput = dataclasses.replace(CASE, scenario="throughput")  # its timed call holds several requests at once
+    row = outcome_row(throughput, WorkerOutcome(Status.OK, slow, SAMPLES, exit_code=0, wall_s=1.0), "run", "s", "1")
+    assert row["profile_coverage"] is None and "not checked against the median" in row["profile_note"]
+    none = dataclasses.replace(full_result(), profile=Profile(note="no profiler here"))
+    row = outcome_row(CASE, WorkerOutcome(Status.OK, none, SAMPLES, exit_code=0, wall_s=1.0), "run", "s", "1.0")
+    assert row["profile_ops"] == 0 and row["profile_agrees"] is None and row["profile_note"] == "no profiler here"
+    assert op_rows(CASE, WorkerOutcome(Status.OK, none, SAMPLES), "run") == []
 
 
 @pytest.mark.parametrize(("source", "weights"), [("wheel", "trained"), ("built", "random (seeded)"), ("user", "user")])

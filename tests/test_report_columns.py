@@ -18,10 +18,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench.report import compare, data
-from bench.results.schema import CASE_COLUMNS, RUN_COLUMNS
+from bench.results.schema import CASE_COLUMNS, OP_COLUMNS, RUN_COLUMNS
 
 REPORT = Path(__file__).resolve().parents[1] / "bench" / "report"
-SCHEMA = {c.name for c in CASE_COLUMNS} | {c.name for c in RUN_COLUMNS}
+SCHEMA = {c.name for c in CASE_COLUMNS} | {c.name for c in RUN_COLUMNS} | {c.name for c in OP_COLUMNS}
 COLUMN_LIST = re.compile(r"(^|_)(cols|columns|keys|fields)$", re.IGNORECASE)
 COLUMN_PARAMETERS = ("key", "column", "keys", "columns")
 TABLE = "Table"  # bench.report.views.Table(name, columns, rows, note): its names are keys of the report's dicts
@@ -29,6 +29,15 @@ TABLE = "Table"  # bench.report.views.Table(name, columns, rows, note): its name
 # Names the report makes itself (never read from the store), each with what makes it. A name is here only when no
 # schema column has it (test_the_derived_names_are_used_and_are_no_schema_column), so a misspelled column fails.
 DERIVED = {
+    # The per-op profile's tables (bench/report/ops.py)
+    "case": "a profiled case as the ops tables name it: runner, precision and configuration (views.case_label)",
+    "family": "an op type's family across runtimes (ops.family: Conv, MatMul, ...)",
+    "shares": "one op family's share of each runtime's profiled time, in words (ops.op_families)",
+    "runners": "how many profiled cases an op family's shares span (ops.op_families)",
+    "base_ms": "an op's median in compare's base run (ops.moved_ops)",
+    "new_ms": "an op's median in compare's new run (ops.moved_ops)",
+    "change_ms": "new_ms - base_ms (ops.moved_ops)",
+    "change": "the op's relative change, or appeared / gone (ops.moved_ops)",
     # Added to each case or trend row as the report reads it (data.py), or aliases in its queries
     "machine": "the row's --machine-label, else its machine_id (store.MACHINE): one machine's rows never mix",
     "run_time": "a trend row's run start time (data.history)",

@@ -45,6 +45,7 @@ from bench.contract import (
 from bench.execution import parity, task_eval
 from bench.execution.inputs import make_inputs
 from bench.execution.parity import parity_inputs
+from bench.execution.profile import profile_pass
 from bench.execution.stats import latency_stats
 from bench.execution.timing import Measurement, measure, warm_up
 from bench.files import write_bytes_atomic
@@ -96,18 +97,23 @@ def run_case(case: Case, out_dir: Path, started_ms: float | None = None) -> Work
     # Read back once (some runners read their converted file): the task score's key needs the runtime version.
     facts = RunnerFacts.of({**runner.facts(), **(runner.conversion.facts() if runner.conversion else {})})
     task, task_ms = _timed_ms(lambda: task_eval.evaluate(runner, case, digest, facts.runtime_version))
+    latency = latency_stats(m.samples_ns)
+    profile, profile_ms = _timed_ms(lambda: profile_pass(runner, inputs, latency.median_ms)) if case.profile \
+        else (None, None)
     runner.close()
     _, write_ms = _timed_ms(lambda: np.save(out_dir / "samples.npy", m.samples_ns))
     timing = Timing(
-        latency=latency_stats(m.samples_ns),
+        latency=latency,
         phases=Phases(convert_ms=convert_ms, load_ms=load_ms, prepare_ms=prepare_ms, first_inference_ms=first_ms,
                       warmup_iterations=warmup_iterations, worker_start_ms=started_ms, import_ms=import_ms,
-                      warmup_ms=warmup_ms, parity_ms=parity_ms, task_ms=task_ms if task else None, write_ms=write_ms),
+                      warmup_ms=warmup_ms, parity_ms=parity_ms, task_ms=task_ms if task else None, write_ms=write_ms,
+                      profile_ms=profile_ms),
         wall_ns=m.wall_ns, cpu_ns=m.cpu_ns, stop_reason=m.stop_reason,
         items_per_iteration=case.batch * (runner.concurrent_requests if throughput else 1),
         timed_region=LOADGEN_REGION if lg_run else runner.timed_region, cpus=cpus, cpu_freq_ratio=freq_ratio,
     )
-    return WorkerResult(Status.OK, timing=timing, facts=facts, accuracy=accuracy, task=task, loadgen=lg_run)
+    return WorkerResult(Status.OK, timing=timing, facts=facts, accuracy=accuracy, task=task, loadgen=lg_run,
+                        profile=profile)
 
 
 # What a server or offline row's samples are (bench.execution.loadgen.Driver): one per LoadGen query

@@ -27,7 +27,7 @@ import itertools
 import json
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,7 @@ class Side:
     run_id: str
     cases: dict[str, dict[str, Any]]
     env: dict[str, Any]
+    ops: list[dict[str, Any]] = field(default_factory=list)  # the profiled cases' nodes (--profile), if any
 
 
 @dataclass
@@ -184,7 +185,9 @@ def load_side(spec: str, results: Location, max_samples: int = MAX_SAMPLES) -> S
     for row in sorted(rows, key=lambda r: str(r["timestamp"])):
         cases[row["case_key"]] = row  # the latest row per case key
     rows = store.query(loc, "SELECT * FROM runs WHERE run_id = ?", [run_id], run_ids=[run_id]).to_pylist()
-    return Side(spec, run_id, cases, rows[0] if rows else {})
+    ops = store.query(loc, "SELECT case_key, node, op_type, median_ms FROM ops WHERE run_id = ?", [run_id],
+                      run_ids=[run_id]).to_pylist()
+    return Side(spec, run_id, cases, rows[0] if rows else {}, ops)
 
 
 # --- environment -----------------------------------------------------------------------------------------
@@ -322,7 +325,22 @@ def markdown(c: Comparison) -> str:
         lines.append("| " + " | ".join(v if v.startswith("**") else cell(v) for v in values) + " |")
     if len(c.changes) > MAX_MARKDOWN_ROWS:
         lines.append(f"\n_…and {len(c.changes) - MAX_MARKDOWN_ROWS} more cases (the least changed)._")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _moved_ops(c)) + "\n"
+
+
+def _moved_ops(c: Comparison) -> list[str]:
+    """Where both runs profiled a case (--profile): the ops whose median moved most, by milliseconds."""
+    from bench.report.ops import moved_ops
+    from bench.report.summary import cell, md_table
+
+    moved = moved_ops(c.base.ops, c.new.ops)
+    if not moved.rows:
+        return []
+    rows = [(key, node, op, _ms(b), _ms(n), _ms(d), change) for key, node, op, b, n, d, change in moved.rows]
+    return ["", "### Ops that moved most (per-op profiles of both runs)", "",
+            cell("Each runtime's own profiler, median over its runs after the timed loop: where to look, not a "
+                 "judged regression."), "",
+            *md_table(moved.columns, rows, "ops")]
 
 
 def _ms(x: float | None) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench.errors import UserError
 from bench.files import write_text_atomic
-from bench.report import charts, data, eager, matrix, render, scenarios, views
+from bench.report import charts, data, eager, matrix, ops, render, scenarios, views
 from bench.report.html import Section, coverage_html, esc, matrix_html, page, table_html
 from bench.report.summary import summary_markdown
 from bench.results.layout import Results, location
@@ -100,6 +100,12 @@ def sections(d: data.ReportData, t: dict[str, views.Table], baseline: str,
                 "bench).",
                 body=_precisions(t), csv=["winners_by_precision.csv", "int8_speedup.csv"],
                 nodata="no case passed its tolerance"),
+        Section("fig-ops", "Where the time goes: per-op profile",
+                "Cases run with --profile: each runtime's own profiler after the timed loop. Per model, each op "
+                "family's share of each case's time (runtimes name and fuse ops in their own words: families "
+                f"compare them), then each case's top {ops.TOP_OPS} nodes; coverage = the per-op sum over the "
+                "case's median (profile_agrees: within 25%). " + t["ops_top"].note,
+                body=_ops(t), csv=["op_types.csv", "ops_top.csv"], nodata="no case was profiled (bench run --profile)"),
         Section("fig-efficiency", "Efficiency", "Achieved GFLOP/s (2 x MACs from the graph x items / median) next to "
                 "the machine's peak (a 1024x1024 fp32 numpy matmul at the same thread count). Nominal FLOPs: Winograd "
                 "convolutions multiply less, so a share above 100% is possible.",
@@ -152,6 +158,13 @@ def _precisions(t: dict[str, views.Table]) -> str:
     return "".join(parts)
 
 
+def _ops(t: dict[str, views.Table]) -> str:
+    if not t["ops_top"].rows:
+        return ""
+    return (f"<h3>Op families across runtimes</h3>{table_html(t['op_types'])}"
+            f"<h3>Top ops per case</h3>{table_html(t['ops_top'])}")
+
+
 def _problems(t: dict[str, views.Table]) -> str:
     parts = []
     for name, title in (("wrong_outputs", "Wrong outputs"), ("failures", "Failures")):
@@ -181,6 +194,7 @@ def tables(d: data.ReportData, baseline: str) -> dict[str, views.Table]:
     built += [over_eager, eager.over_eager_wide(over_eager)]
     picks = scenarios.scenario_table(d.cases, d.runs, d.rank_samples)  # the rows carry no samples: read the few
     built += [picks, scenarios.cross_machine(picks), matrix.matrix_table(matrix.matrices(picks, d.cases, d.runs))]
+    built += [ops.top_ops(d.cases, d.ops), ops.op_families(d.cases, d.ops)]
     return {t.name: t for t in built}
 
 
@@ -204,7 +218,8 @@ def build_report(results: Results, out: Path, baseline: str = "onnxruntime", run
     index = write_text_atomic(out / "index.html", page("bench report", subtitle, figures))
     summary = write_text_atomic(out / "summary.md", summary_markdown(
         d.cases, t["winners"], t["wrong_outputs"], t["failures"], selection, t["winners_by_precision"],
-        t["int8_speedup"], t["scenarios"], t["cross_machine"], t["speedup_over_eager_wide"], d.runs))
+        t["int8_speedup"], t["scenarios"], t["cross_machine"], t["speedup_over_eager_wide"], d.runs,
+        (t["op_types"], t["ops_top"])))
     return ReportFiles(index, summary, csv)
 
 

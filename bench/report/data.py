@@ -35,6 +35,7 @@ CASE_FIELDS = (
     "software_device", "weights", "loadgen_valid", "loadgen_p99_bound_ms",
     "runtime_version_requested",  # the version axis: a release is a series of its own
     "source_path",  # a model from PyTorch: its path names the runner (labels.runner_label)
+    "profile_ops", "profile_coverage", "profile_agrees", "profile_note",
     "runner_facts",  # only for a runner's report_label (labels.with_runner_labels), then dropped
 )
 RUN_FIELDS = (
@@ -60,6 +61,7 @@ class ReportData:
     history: list[dict[str, Any]] = field(default_factory=list)  # ok medians per case per run, for trends
     quantiles: dict[str, list[float]] = field(default_factory=dict)  # case_key -> ms at ECDF_PROBS
     results: Location | None = None  # where the rows were read (None: rows made in code, no samples to fetch)
+    ops: list[dict[str, Any]] = field(default_factory=list)  # the profiled cases' nodes (--profile), ops table
 
     def rank_samples(self, cases: list[dict[str, Any]]) -> dict[tuple[str, str], list[int]]:
         """:func:`rank_samples` of ``cases`` from where these rows were read (nothing where none)."""
@@ -226,6 +228,21 @@ def rank_samples(results: Location, cases: list[dict[str, Any]]) -> dict[tuple[s
     return {(r["case_key"], r["run_id"]): r["samples"] for r in rows}
 
 
+OP_FIELDS = ("run_id", "case_key", "rank", "node", "op_type", "kernel", "op_precision", "median_ms", "share")
+
+
+def profiled_ops(results: Location, cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ops rows of ``cases`` that were profiled (their runs' files only), ranked within each case."""
+    wanted = {(c["run_id"], c["case_key"]) for c in cases if c.get("profile_ops")}
+    if not wanted:
+        return []
+    run_ids = sorted({run for run, _ in wanted})
+    in_runs, params = _in(run_ids)
+    rows = store.query(results, f"SELECT {store.column_list(OP_FIELDS)} FROM ops WHERE run_id {in_runs} "
+                                "ORDER BY run_id, case_key, rank", params, run_ids=run_ids).to_pylist()
+    return [r for r in rows if (r["run_id"], r["case_key"]) in wanted]
+
+
 def load(results: Location, run_id: str | None = None, max_ecdf_cases: int = 400) -> ReportData:
     """Read what the report needs. Raises UserError for a missing folder or an unknown run id."""
     if not store.exists(results):
@@ -239,4 +256,4 @@ def load(results: Location, run_id: str | None = None, max_ecdf_cases: int = 400
         raise UserError(f"--run: no run {run_id!r} in {results}")
     drawn = [c for c in cases if c["status"] == Status.OK and c["run_id"]][:max_ecdf_cases]
     return ReportData(cases=cases, runs=runs, history=history(results, recent, runs),
-                      quantiles=quantiles(results, drawn), results=results)
+                      quantiles=quantiles(results, drawn), results=results, ops=profiled_ops(results, cases))

@@ -22,7 +22,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from bench.files import write_atomic
-from bench.results.schema import CASE_SCHEMA, RUN_SCHEMA, SCHEMA_VERSION
+from bench.results.schema import CASE_SCHEMA, OP_SCHEMA, RUN_SCHEMA, SCHEMA_VERSION
 from bench.results.uri import Location
 
 # What a script or a test may give the store's public functions (store.query, write_case, ...): a folder, a URI, or a
@@ -34,6 +34,7 @@ Results = str | Path | Location
 PARTITIONS = {
     "cases": pa.schema([("date", pa.date32()), ("run_id", pa.string())]),
     "runs": pa.schema([("run_id", pa.string())]),
+    "ops": pa.schema([("date", pa.date32()), ("run_id", pa.string())]),
 }
 IGNORED_PREFIXES = (".", "_")  # temp files and other tools' metadata
 COMPACTED = "compacted.parquet"  # a finished run's rows in one file; see compact_run
@@ -84,16 +85,19 @@ def write_table_atomic(table: pa.Table, target: str | Path) -> Path | str:
 
 
 def _one_row(schema: pa.Schema, row: dict[str, Any]) -> pa.Table:
-    unknown = set(row) - set(schema.names)
+    return _rows(schema, [row])
+
+
+def _rows(schema: pa.Schema, rows: list[dict[str, Any]]) -> pa.Table:
+    unknown = {name for row in rows for name in row} - set(schema.names)
     if unknown:
         raise KeyError(f"columns not in the schema: {sorted(unknown)}")
-    row = {**row, "schema_version": SCHEMA_VERSION}
-    return pa.Table.from_pylist([row], schema=schema)
+    return pa.Table.from_pylist([{**row, "schema_version": SCHEMA_VERSION} for row in rows], schema=schema)
 
 
-def run_folder(run_id: str, started: datetime) -> str:
-    """The partition folder (relative to the results root) that holds a run's case files."""
-    return f"cases/date={started:%Y-%m-%d}/run_id={run_id}"
+def run_folder(run_id: str, started: datetime, table: str = "cases") -> str:
+    """The partition folder (relative to the results root) that holds a run's case files (or its ops files)."""
+    return f"{table}/date={started:%Y-%m-%d}/run_id={run_id}"
 
 
 # The names bench gives what it writes under cases/ (see run_folder, _case_relative and COMPACTED): compaction
@@ -107,11 +111,11 @@ def written_by_bench(folder: str, name: str) -> bool:
     return bool(RUN_FOLDER.fullmatch(folder)) and (name == COMPACTED or bool(CASE_FILE.fullmatch(name)))
 
 
-def _case_relative(run_id: str, started: datetime, index: int, case_key: str) -> str:
+def _case_relative(run_id: str, started: datetime, index: int, case_key: str, table: str = "cases") -> str:
     # ASCII only: 120 characters are then 120 bytes, and the name (with write_atomic's temp prefix and suffix) stays
     # under the filesystem's 255 bytes whatever script the model's name is in
     safe_key = "".join(ch if ch.isascii() and ch.isalnum() or ch in "-_." else "_" for ch in case_key)[:120]
-    return f"{run_folder(run_id, started)}/{index:05d}-{safe_key}.parquet"
+    return f"{run_folder(run_id, started, table)}/{index:05d}-{safe_key}.parquet"
 
 
 def case_file(results: Results, run_id: str, started: datetime, index: int, case_key: str) -> Path | str:
@@ -122,6 +126,12 @@ def case_file(results: Results, run_id: str, started: datetime, index: int, case
 def write_case(results: Results, run_id: str, started: datetime, index: int, row: dict[str, Any]) -> Path | str:
     relative = _case_relative(run_id, started, index, row["case_key"])
     return write_at(location(results), relative, _one_row(CASE_SCHEMA, row))
+
+
+def write_ops(results: Results, run_id: str, started: datetime, index: int, rows: list[dict[str, Any]]) -> Path | str:
+    """A profiled case's nodes (``bench.results.rows.op_rows``), in one file named like its case file, under ops/."""
+    relative = _case_relative(run_id, started, index, rows[0]["case_key"], "ops")
+    return write_at(location(results), relative, _rows(OP_SCHEMA, rows))
 
 
 def write_run(results: Results, run_id: str, row: dict[str, Any]) -> Path | str:

@@ -139,6 +139,8 @@ CASE_COLUMNS: tuple[Column, ...] = (
     _c("parity_ms", F64, "ms", "running the parity inputs and comparing them with the fp32 reference"),
     _c("task_ms", F64, "ms", "task accuracy on the labelled set (OCR models), where the model has a task"),
     _c("write_ms", F64, "ms", "the worker writing the raw samples"),
+    _c("profile_ms", F64, "ms", "the per-op profile pass (--profile) after parity: its own session or profiler set-up "
+       "and its runs; null where the case was not profiled"),
     _c("overhead_ms", F64, "ms", "the worker's wall time outside the timed loop and conversion (wall_s minus timed_ms "
        "and convert_ms): what a case costs beyond what it measures"),
     _c("cold_start_ms", F64, "ms", "load + prepare + first inference (conversion excluded)"),
@@ -178,6 +180,17 @@ CASE_COLUMNS: tuple[Column, ...] = (
     _c("task_reused_from", STR, "", "the case key whose score this is, where this case's parity outputs were "
        "bit-identical to that case's (same model, runtime and version, precision, device, batch): the labelled set "
        "was not run again (another thread count, typically); empty where it was scored here"),
+    _c("profile_runs", I32, "runs", "--profile: inferences the per-op profile kept (the first profiled run is dropped "
+       "as the profiler's warm-up); the nodes are in the ops table"),
+    _c("profile_ops", I32, "nodes", "--profile: nodes the runtime's profiler reported (rows of the ops table)"),
+    _c("profile_total_ms", F64, "ms", "--profile: median over the kept runs of the per-run sum of node times"),
+    _c("profile_coverage", F64, "", "--profile, latency cases: profile_total_ms / median_ms, how much of the case's "
+       "time the per-op times account for (below 1: time outside the kernels; above: the profiler's own cost)"),
+    _c("profile_agrees", BOOL, "", "--profile: profile_coverage within 1 +- 0.25 (bench.results.rows.PROFILE_MARGIN "
+       "says why that margin); false: the per-op times do not add up to the case's time, profile_note says by how "
+       "much"),
+    _c("profile_note", STR, "", "--profile: why the case has no per-op times (a runtime without a profiler bench can "
+       "drive, or the pass failed), or by how much they disagree with the median"),
     _c("wall_s", F64, "s", "wall time of the whole worker process"),
     _c("samples_ns", pa.list_(I64), "ns", "every timed iteration, in order"),
 )
@@ -240,6 +253,30 @@ RUN_COLUMNS: tuple[Column, ...] = (
 )
 
 
+# The per-op profile pass (--profile): one row per node of a profiled case, in its own table (ops/, beside cases/).
+OP_COLUMNS: tuple[Column, ...] = (
+    _c("schema_version", I32, "", "version of this schema"),
+    _c("run_id", STR, "", "id of the run; joins the cases and runs tables"),
+    _c("case_key", STR, "", "the profiled case; joins the cases table"),
+    _c("model", STR, "", "zoo model name, or the user's file name"),
+    _c("runner", STR, "", "runner plugin name"),
+    _c("runner_version", STR, "", "version of the runtime"),
+    _c("precision", STR, "", "precision the case asked for"),
+    _c("threads", I32, "threads", "compute threads asked for"),
+    _c("rank", I32, "", "1 for the node that took longest, and so on"),
+    _c("node", STR, "", "the node's name as the runtime's profiler gives it (after the runtime's own fusions)"),
+    _c("op_type", STR, "", "the op type in the runtime's own words (ORT: ONNX op; OpenVINO: layer type; MNN: op "
+       "type; TVM: the compiled function; PyTorch: the aten op)"),
+    _c("kernel", STR, "", "what ran it, where the profiler says: ORT's execution provider, OpenVINO's exec_type "
+       "(kernel and precision, e.g. brgconv_avx512_FP32), MNN's backend"),
+    _c("op_precision", STR, "", "the precision the node ran in, where the profiler says"),
+    _c("median_ms", F64, "ms", "the node's median time over the kept profile runs"),
+    _c("share", F64, "", "median_ms / the sum of the case's node medians: the node's part of the profiled time (the "
+       "case's shares add up to 1)"),
+    _c("op_runs", I32, "runs", "kept profile runs that reported the node"),
+)
+
+
 def arrow_schema(columns: tuple[Column, ...]) -> pa.Schema:
     fields = [pa.field(c.name, c.type, metadata={"unit": c.unit, "description": c.description}) for c in columns]
     return pa.schema(fields, metadata={"schema_version": str(SCHEMA_VERSION)})
@@ -247,6 +284,7 @@ def arrow_schema(columns: tuple[Column, ...]) -> pa.Schema:
 
 CASE_SCHEMA = arrow_schema(CASE_COLUMNS)
 RUN_SCHEMA = arrow_schema(RUN_COLUMNS)
+OP_SCHEMA = arrow_schema(OP_COLUMNS)
 
 
 def _table(title: str, columns: tuple[Column, ...]) -> list[str]:
@@ -276,6 +314,8 @@ def results_markdown() -> str:
         "",
     ]
     lines += _table("Cases", CASE_COLUMNS) + _table("Runs", RUN_COLUMNS)
+    lines += ["`RESULTS/ops/date=YYYY-MM-DD/run_id=ID/NNNN-*.parquet`: a profiled case's nodes (`--profile`), written",
+              "beside its case file.", "", *_table("Ops", OP_COLUMNS)]
     lines += ["## Accuracy tolerances", "", "| precision | min cosine | max normalized error |", "|---|---|---|"]
     lines += [f"| {p} | {t.min_cosine} | {t.max_normalized_error} |" for p, t in TOLERANCES.items()]
     specs = Registry.builtin().specs  # not third-party plugins installed here

@@ -37,10 +37,11 @@ from bench.errors import UserError
 from bench.files import first_line
 from bench.results import layout, runs_cache
 from bench.results.layout import IGNORED_PREFIXES, PARTITIONS, Results, is_compacted, location
-from bench.results.schema import CASE_SCHEMA, RUN_SCHEMA
+from bench.results.schema import CASE_SCHEMA, OP_SCHEMA, RUN_SCHEMA
 from bench.results.uri import Location
 
-SCHEMAS = {"cases": CASE_SCHEMA, "runs": RUN_SCHEMA}
+# ops: the per-op profile pass's nodes (--profile), one file per profiled case beside its case file
+SCHEMAS = {"cases": CASE_SCHEMA, "runs": RUN_SCHEMA, "ops": OP_SCHEMA}
 # Where the store's users (tests, benchmarks) have always found the writers and the compacted file's name.
 COMPACTED, case_file, write_at = layout.COMPACTED, layout.case_file, layout.write_at
 write_case, write_run, write_table_atomic = layout.write_case, layout.write_run, layout.write_table_atomic
@@ -162,13 +163,13 @@ def _run_files(loc: Location, table: str, run_ids: Sequence[str]) -> list[str] |
         folders = [f"runs/run_id={r}" for r in wanted]
     else:
         try:
-            dates = loc.fs.get_file_info(pafs.FileSelector(loc.path("cases"), allow_not_found=True))
+            dates = loc.fs.get_file_info(pafs.FileSelector(loc.path(table), allow_not_found=True))
         except OSError as exc:
             raise UserError(f"cannot read results at {loc}: {first_line(exc)}") from None
         dates = [i for i in dates if not i.base_name.startswith(IGNORED_PREFIXES)]
         if any(i.type != pafs.FileType.Directory or not i.base_name.startswith("date=") for i in dates):
             return None
-        folders = [f"cases/{d.base_name}/run_id={r}" for d in dates for r in wanted]
+        folders = [f"{table}/{d.base_name}/run_id={r}" for d in dates for r in wanted]
     if len(folders) > MAX_LOOKUPS:  # many runs: one listing of everything is cheaper than a look-up per folder
         names = {f"run_id={r}" for r in wanted}
         return [p for p in _files(loc, table) if p.rsplit("/", 2)[-2] in names]
@@ -290,7 +291,7 @@ def _readable_natively(loc: Location, table: str, files: list[str]) -> bool:
         _in_layout(loc, table, f) and not any(ch in f for ch in GLOB_CHARACTERS) for f in files)
 
 
-KEYS = {"cases": "case_key", "runs": "run_id"}
+KEYS = {"cases": "case_key", "runs": "run_id", "ops": "case_key"}
 
 # Values no timing can produce. A case row holding one was planted or corrupted: it is no result (no pick, no
 # comparison, no chart), so every cases view leaves it out and the first query that meets it names it once. Empty
@@ -438,7 +439,7 @@ def _vanished(exc: Exception) -> bool:
 def _readable(loc: Location, table: str, files: list[str]) -> list[str]:
     """``files`` less those that are not parquet files of ``table`` (empty, truncated, random bytes, or another
     tool's parquet without the table's key column), each named once on stderr."""
-    key = "case_key" if table == "cases" else "run_id"
+    key = KEYS[table]
     good: list[str] = []
     bad: list[str] = []
     for path in files:

@@ -74,6 +74,8 @@ class LiteRTRunner(Runner):
     timed_region = ("interpreter.invoke(): the .tflite through LiteRT's Interpreter, XNNPACK delegate (and any ops "
                     "left to LiteRT's builtin kernels), inputs set before timing (int8: quantized with the file's "
                     "input scales before timing, outputs dequantized after)")
+    no_profiler = ("LiteRT's Python Interpreter has no per-op profiler (its op profiling is the C++ benchmark_model "
+                   "tool's, outside this process)")
 
     # ---- conversion -----------------------------------------------------------------------------------------
 

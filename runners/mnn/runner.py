@@ -15,6 +15,7 @@ import json
 import re
 import sys
 import tempfile
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ import MNN.expr as F
 import MNN.nn as nn
 import numpy as np
 
+from bench.contract import OpTime
 from bench.cpu import Cpu
 from bench.execution.calibration import calibration_inputs
 from bench.execution.convert import (
@@ -76,6 +78,9 @@ INPUT_DTYPES = {"float": np.float32, "int": np.int32, "uint8": np.uint8, "int8":
 MNN_DTYPES = {np.dtype(np.float32): F.float, np.dtype(np.int32): F.int, np.dtype(np.uint8): F.uint8,
               np.dtype(np.int8): F.int8, np.dtype(np.float64): F.double}
 UNSUPPORTED_OPS = re.compile(r"Not Support:\s*(.+)")
+# numpy dtype -> the Session API's tensor type, for the profile pass's inputs (int64 passes as int32, as in bind)
+HALIDE_TYPES = {np.dtype(np.float32): "Halide_Type_Float", np.dtype(np.int32): "Halide_Type_Int",
+                np.dtype(np.int64): "Halide_Type_Int", np.dtype(np.uint8): "Halide_Type_Uint8"}
 
 
 def mnn_version() -> str:
@@ -258,6 +263,44 @@ class MnnRunner(Runner):
                 self._reshaped[name] = [list(array.shape), list(fitted.shape)]
             arrays[name] = fitted
         return arrays
+
+    def profile(self, inputs: dict[str, np.ndarray], runs: int) -> list[OpTime]:
+        """MNN's per-op callbacks, which only its Session API has (the Module API the case ran through has none):
+        the same converted file in an Interpreter session with the case's config, ``runSessionWithCallBackInfo``
+        timing each op between its begin and end callbacks (perf_counter_ns; each callback costs about a
+        microsecond of Python). Models with control flow are refused by the Session API: the pass says so."""
+        interpreter = MNN.Interpreter(str(self._path))
+        session = interpreter.createSession(self._config)
+        for name, array in inputs.items():
+            self._session_input(interpreter, session, name, array)
+        timed: list[tuple[str, str, float]] = []  # name, type, ms of the run going on
+        started: list[int] = []
+
+        def begin(_tensors: Any, info: Any) -> bool:
+            started.append(time.perf_counter_ns())
+            return True
+
+        def end(_tensors: Any, info: Any) -> bool:
+            timed.append((info.getName(), info.getType(), (time.perf_counter_ns() - started.pop()) / 1e6))
+            return True
+
+        times: list[OpTime] = []
+        for run in range(runs):
+            interpreter.runSessionWithCallBackInfo(session, begin, end)
+            times += [OpTime(run=run, node=name, op_type=kind, ms=ms, kernel=self._config["backend"])
+                      for name, kind, ms in timed]
+            timed.clear()
+        return times
+
+    @staticmethod
+    def _session_input(interpreter: Any, session: Any, name: str, array: np.ndarray) -> None:
+        tensor = interpreter.getSessionInput(session, name)
+        if tuple(tensor.getShape()) != array.shape:
+            interpreter.resizeTensor(tensor, array.shape)
+            interpreter.resizeSession(session)
+        data = array.astype(np.int32) if array.dtype == np.int64 else np.ascontiguousarray(array)
+        halide = getattr(MNN, HALIDE_TYPES[array.dtype])
+        tensor.copyFrom(MNN.Tensor(array.shape, halide, data, MNN.Tensor_DimensionType_Caffe))
 
     def facts(self) -> dict[str, Any]:
         mode = self._mode

@@ -298,6 +298,8 @@ def _check(code: int, what: str) -> None:
 
 
 class NcnnRunner(Runner):
+    no_profiler = ("the ncnn wheel is built without NCNN_BENCHMARK, ncnn's only per-layer timer (it prints, and "
+                   "only in such a build)")
     _device: dict[str, Any] | None = None  # the Vulkan device a vulkan case runs on (set in prepare)
     timed_region = (
         "Extractor: create_extractor(), input() of each input Mat (built and cloned once in bind), extract() of "

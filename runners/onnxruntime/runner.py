@@ -8,6 +8,8 @@ int8 and fp16 run model variants made by ORT's own tools (``bench.execution.vari
 
 from __future__ import annotations
 
+import bisect
+import json
 import tempfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +20,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from bench.contract import OpTime
 from bench.execution.graph import load_graph
 from bench.execution.variants import CONVERTERS, cached_variant
 from bench.plugin import Runner, Unsupported
@@ -30,6 +33,25 @@ PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 # Compute-heavy ops (core and contrib domains) whose weight's type in the optimized graph says what they run in.
 COMPUTE_OPS = frozenset({"Conv", "ConvTranspose", "FusedConv", "NhwcFusedConv", "MatMul", "FusedMatMul", "Gemm",
                          "FusedGemm"})
+# The profiler's name of a node's first input's element type -> bench's precision words.
+TRACE_TYPES = {"float": "fp32", "float16": "fp16", "bfloat16": "bf16", "int8": "int8", "uint8": "int8"}
+KERNEL_EVENT = "_kernel_time"  # a Node event's name: NODE_kernel_time (the fence events around it are not times)
+
+
+def trace_op_times(trace: list[dict[str, Any]]) -> list[OpTime]:
+    """ORT's chrome-trace events -> one OpTime per kernel run, numbered by the ``model_run`` event holding it."""
+    starts = sorted(e["ts"] for e in trace if e.get("cat") == "Session" and e.get("name") == "model_run")
+    times = []
+    for event in trace:
+        if event.get("cat") != "Node" or not str(event.get("name", "")).endswith(KERNEL_EVENT):
+            continue
+        args = event.get("args", {})
+        first_input = (args.get("input_type_shape") or [{}])[0]
+        precision = TRACE_TYPES.get(next(iter(first_input), ""), next(iter(first_input), ""))
+        times.append(OpTime(run=bisect.bisect_right(starts, event["ts"]) - 1,
+                            node=event["name"].removesuffix(KERNEL_EVENT), op_type=args.get("op_name", ""),
+                            ms=event["dur"] / 1000, kernel=args.get("provider", ""), precision=precision))
+    return times
 
 
 def _precision_of(path: Path) -> tuple[str, dict[str, int]]:
@@ -117,8 +139,8 @@ class OnnxRuntimeRunner(Runner):
         if self.case.scenario == "throughput":
             self._pool = ThreadPoolExecutor(self.concurrent_requests, thread_name_prefix="ort-request")
 
-    def _binding(self, inputs: dict[str, np.ndarray]) -> ort.IOBinding:
-        binding = self.session.io_binding()
+    def _binding(self, inputs: dict[str, np.ndarray], session: ort.InferenceSession | None = None) -> ort.IOBinding:
+        binding = (session or self.session).io_binding()
         for name, array in inputs.items():
             if self.case.device == "cpu":
                 binding.bind_cpu_input(name, array)
@@ -152,6 +174,24 @@ class OnnxRuntimeRunner(Runner):
     def outputs(self) -> dict[str, np.ndarray]:
         arrays = self.bindings[0].copy_outputs_to_cpu()
         return {name: np.array(a, copy=True) for name, a in zip(self.output_names, arrays, strict=True)}
+
+    def profile(self, inputs: dict[str, np.ndarray], runs: int) -> list[OpTime]:
+        """ORT's own profiler, in a second session made for the pass (profiling is a session option, fixed when the
+        session is made; the timed one never had it): the chrome-trace JSON it writes, one event per node run."""
+        provider = PROVIDERS[self.case.device]
+        with tempfile.TemporaryDirectory() as work:
+            options = self._session_options()
+            options.enable_profiling = True
+            options.profile_file_prefix = str(Path(work) / "ort_profile")
+            session = ort.InferenceSession(str(self._path), sess_options=options,
+                                           providers=[(provider, self._provider_options())])
+            binding = self._binding(inputs, session)
+            for _ in range(runs):
+                session.run_with_iobinding(binding)
+                if self._sync:
+                    binding.synchronize_outputs()
+            trace = json.loads(Path(session.end_profiling()).read_text())
+        return trace_op_times(trace)
 
     def close(self) -> None:
         if hasattr(self, "_pool"):

@@ -42,6 +42,7 @@ from openvino.frontend import (  # noqa: E402
     OpValidationFailure,
 )
 
+from bench.contract import OpTime  # noqa: E402
 from bench.execution.calibration import CALIBRATION_SAMPLES, calibration_inputs, calibration_sha256  # noqa: E402
 from bench.execution.convert import (  # noqa: E402
     Conversion,
@@ -73,6 +74,16 @@ TELEMETRY = (
     "stub (plain `import openvino` sends an event and writes ~/intel/openvino_ga_cid); the runtime sends nothing"
 )
 COMPUTE_NODE_SKIP = {"Input", "Output", "Const"}
+# The precision an exec_type ends with (brgconv_avx512_f32, jit_avx512_amx_bf16, ...) -> bench's words.
+EXEC_PRECISIONS = {"f32": "fp32", "bf16": "bf16", "f16": "fp16", "i8": "int8", "u8": "int8"}
+
+
+def profiled_ops(run: int, infos: list[Any]) -> list[OpTime]:
+    """``InferRequest.get_profiling_info()`` of one inference -> its executed nodes (the fused and skipped ones
+    report NOT_RUN and no time)."""
+    return [OpTime(run=run, node=i.node_name, op_type=i.node_type, ms=i.real_time.total_seconds() * 1000,
+                   kernel=i.exec_type, precision=EXEC_PRECISIONS.get(i.exec_type.rpartition("_")[2].lower(), ""))
+            for i in infos if i.status == ov.ProfilingInfo.Status.EXECUTED]
 
 
 class PrecisionNotHonoured(Unsupported):
@@ -253,6 +264,21 @@ class OpenVinoRunner(Runner):
             name: np.array(request.get_output_tensor(i).data, copy=True)
             for i, name in enumerate(self.output_names)
         }
+
+    def profile(self, inputs: dict[str, np.ndarray], runs: int) -> list[OpTime]:
+        """OpenVINO's own per-node counters: the model compiled again with PERF_COUNT (a compile-time property: the
+        timed model never had it), one request, ``get_profiling_info()`` after each inference (it holds the last
+        one): node, layer type, and the kernel and precision that ran it (exec_type)."""
+        compiled = self.core.compile_model(self.model, DEVICE, {**self.config, props.enable_profiling: True})
+        request = compiled.create_infer_request()
+        arrays = {name: self._as_static(name, array) for name, array in inputs.items()}
+        for name, array in arrays.items():
+            request.set_tensor(name, ov.Tensor(array, shared_memory=True))
+        times = []
+        for run in range(runs):
+            request.infer(share_outputs=True)
+            times += profiled_ops(run, request.get_profiling_info())
+        return times
 
     def _read_back(self) -> dict[str, Any]:
         c = self.compiled

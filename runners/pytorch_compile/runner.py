@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from bench.contract import OpTime
+from bench.plugin import NoProfiler
 from bench.runners.pytorch.runner import PyTorchRunner
 
 MODE = None  # torch.compile's default mode; "reduce-overhead" is CUDA graphs, "max-autotune" benchmarks kernels
@@ -52,6 +54,12 @@ class PyTorchCompileRunner(PyTorchRunner):
 
     def infer(self) -> None:
         self._result = self.compiled(*self._args)
+
+    def profile(self, inputs: dict[str, Any], runs: int) -> list[OpTime]:
+        # The eager pass's module hooks would make dynamo compile again, and the compiled graph is one region to
+        # the profiler: its per-op times would be another runner's (pytorch's, eager), not this one's.
+        raise NoProfiler("torch.compile runs the graph as inductor's fused kernels, which bench does not map back to "
+                         "ONNX nodes; the pytorch runner profiles the eager module")
 
     def _compile_facts(self) -> dict[str, Any]:
         from torch._dynamo.utils import counters

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from tvm import relax
 from tvm.support.cc import get_cc
 
 from bench.case import Case
+from bench.contract import OpTime
 from bench.execution.convert import Conversion, cached_artifact
 from bench.execution.graph import graph_io
 from bench.plugin import Runner
@@ -37,6 +40,34 @@ DEFAULT_PIPELINE = "tvm.compile's default pipeline (TVM's default CPU schedules)
 TUNED_PIPELINE = "MetaSchedule's compile_relax: the database's schedules where it has them, the default ones elsewhere"
 NO_COMPILER = ("not cached: TVM links its compiled library with a C compiler (export_library) and none was found "
                "(g++, gcc, clang or $CC): compiled in memory for every case")
+
+
+NUMBERED = re.compile(r"\d+$")  # TVM names a second function of one kind fused_conv2d_add1: the kind is the op type
+NO_OP = 0  # relax.VMInstrumentReturnKind.NO_OP: the instrument lets every call run
+
+
+class CallTimer:
+    """A Relax VM instrument (``vm.set_instrument``): the time of each Call instruction of ``run``, a compiled
+    kernel or a VM builtin (allocation, shape checks), taken around the call in Python."""
+
+    def __init__(self) -> None:
+        self.run = 0
+        self.times: list[OpTime] = []
+        self._started: list[int] = []
+        self._seen: dict[tuple[int, str], int] = {}
+
+    def __call__(self, _func: Any, symbol: str, before_run: bool, _ret: Any, *_args: Any) -> int:
+        now = time.perf_counter_ns()
+        if before_run:
+            self._started.append(now)
+            return NO_OP
+        symbol = str(symbol)
+        nth = self._seen[(self.run, symbol)] = self._seen.get((self.run, symbol), 0) + 1
+        node = symbol if nth == 1 else f"{symbol}#{nth}"  # one kernel called twice in a run: two nodes
+        kind = "vm builtin" if symbol.startswith("vm.builtin.") else "compiled kernel"
+        self.times.append(OpTime(run=self.run, node=node, op_type=NUMBERED.sub("", symbol).rstrip("_"),
+                                 ms=(now - self._started.pop()) / 1e6, kernel=kind, precision=""))
+        return NO_OP
 
 
 def _outputs_of(result: Any) -> list:
@@ -71,6 +102,7 @@ class TvmRunner(Runner):
         else:
             folder, self.conversion = cached_artifact(self.case, conversion, lambda out: self._produce(target, out))
             library, self._io = tvm.runtime.load_module(str(folder / LIBRARY)), json.loads((folder / IO).read_text())
+        self._library = library  # the profile pass makes a VM of its own over it
         self.vm = relax.VirtualMachine(library, tvm.cpu())
         self._main = self.vm["main"]
 
@@ -102,6 +134,19 @@ class TvmRunner(Runner):
         if len(tensors) != len(self._io["outputs"]):
             raise RuntimeError(f"TVM returned {len(tensors)} outputs for the graph's {len(self._io['outputs'])}")
         return {name: np.array(t.numpy(), copy=True) for name, t in zip(self._io["outputs"], tensors, strict=True)}
+
+    def profile(self, inputs: dict[str, np.ndarray], runs: int) -> list[OpTime]:
+        """TVM 0.27's one per-call hook, ``VirtualMachine.set_instrument``, on a second VM over the same library
+        (the timed VM never had it): each Call instruction timed around the call."""
+        vm = relax.VirtualMachine(self._library, tvm.cpu())
+        timer = CallTimer()
+        vm.set_instrument(timer)
+        bound = [tvm.runtime.tensor(np.ascontiguousarray(inputs[name]), tvm.cpu()) for name in self._io["inputs"]]
+        main = vm["main"]
+        for run in range(runs):
+            timer.run = run
+            main(*bound)
+        return timer.times
 
     def facts(self) -> dict[str, Any]:
         return {

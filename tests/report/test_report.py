@@ -23,7 +23,7 @@ from bench.results.uri import Location
 
 FIGURES = ("fig-matrix", "fig-scenarios", "fig-latency", "fig-speedup", "fig-ecdf", "fig-pareto", "fig-resources",
            "fig-eager", "fig-tasks", "fig-precisions", "fig-efficiency", "fig-coverage", "fig-throughput", "fig-trends",
-           "fig-environment", "fig-problems", "fig-cases")
+           "fig-environment", "fig-problems", "fig-cases", "fig-ops")
 XSS_MODEL = "<script>alert(1)</script>"
 XSS_RUNNER = '"><img src=x onerror=alert(2)>'
 XSS_ERROR = "bad op <img src=x onerror=alert(3)> & friends | `pipes`\nsecond line"
@@ -56,11 +56,24 @@ def planted(real_results, tmp_path_factory) -> Path:
     p.case(model="ocr", runner="right", precision="int8", samples_ns=samples(0.15, seed=6), accuracy_ok=True,
            task_metric="exact_match", task_value=0.86, task_n=200, quant_recipe=INT8_RECIPE, quant_limit=INT8_LIMIT)
     p.case(failed=("error", XSS_ERROR), model=XSS_MODEL, runner=XSS_RUNNER, precision="fp16")
+    _plant_profile(p, results)
     earlier = planter(results, "20261119T120000Z-plant0", NOW - timedelta(days=1), template_from=real_results,
                       git_commit="abcdef0123")
     for row in _real_rows(real_results):
         earlier.case(model=row["model"], threads=row["threads"], samples_ns=samples(row["median_ms"] * 1.1, seed=3))
     return results
+
+
+def _plant_profile(p, results: Path) -> None:
+    """A profiled case (--profile) and its nodes in the ops table, one of them named like markup."""
+    from bench.results import layout
+
+    row = p.case(model="profiled", runner="right", samples_ns=samples(0.2, seed=7), accuracy_ok=True, profile_runs=5,
+                 profile_ops=2, profile_total_ms=0.19, profile_coverage=0.95, profile_agrees=True)
+    common = {"run_id": p.run_id, "case_key": row["case_key"], "model": "profiled", "runner": "right"}
+    layout.write_ops(results, p.run_id, p.started, p.index - 1, [
+        {**common, "rank": 1, "node": XSS_MODEL, "op_type": "Convolution", "median_ms": 0.15, "share": 0.79},
+        {**common, "rank": 2, "node": "relu", "op_type": "Relu", "median_ms": 0.04, "share": 0.21}])
 
 
 def _real_rows(results: Path) -> list[dict]:
@@ -156,7 +169,11 @@ def test_tables_behind_the_charts(report):
     assert "fp16" in this_machine["cpu_precision_features"]  # "fp16: FLAG" or "no fp16, ...": recorded either way
     dist = read_csv(report / "distribution.csv")
     assert all(float(r["p0_ms"]) <= float(r["p50_ms"]) <= float(r["p100_ms"]) for r in dist)
-    assert len(read_csv(report / "cases.csv")) == 4 + 13  # the real keys (also in the earlier run) + planted
+    assert len(read_csv(report / "cases.csv")) == 4 + 14  # the real keys (also in the earlier run) + planted
+    top = read_csv(report / "ops_top.csv")
+    assert [(r["node"], r["share"]) for r in top] == [(XSS_MODEL, "0.79"), ("relu", "0.21")]
+    assert [r["shares"] for r in read_csv(report / "op_types.csv")] == ["Conv 79% on right fp32 t1",
+                                                                        "Activation 21% on right fp32 t1"]
     tasks = read_csv(report / "task_accuracy.csv")
     assert [(t["model"], t["precision"], t["task_metric"], float(t["task_value"])) for t in tasks] == [
         ("ocr", "fp32", "exact_match", 0.875), ("ocr", "int8", "exact_match", 0.86)]
@@ -175,7 +192,7 @@ def test_trend_lines_never_join_machines():
 def test_one_run_only(planted):
     cases = data.load(Location.resolve(planted), run_id="20261119T120000Z-plant0").cases
     assert len(cases) == 4 and {c["run_id"] for c in cases} == {"20261119T120000Z-plant0"}
-    assert len(data.load(Location.resolve(planted)).cases) == 17
+    assert len(data.load(Location.resolve(planted)).cases) == 18
 
 
 def test_missing_columns_and_empty_views_degrade_to_notes(tmp_path):
@@ -184,7 +201,7 @@ def test_missing_columns_and_empty_views_degrade_to_notes(tmp_path):
     (tmp_path / "old" / "cases" / "run_id=r0").mkdir(parents=True)
     pq.write_table(old, tmp_path / "old" / "cases" / "run_id=r0" / "a.parquet")
     (tmp_path / "empty").mkdir()
-    for name, empty in (("old", 12), ("empty", len(FIGURES))):  # old rows: no accuracy, so no pick either
+    for name, empty in (("old", 13), ("empty", len(FIGURES))):  # old rows: no accuracy, so no pick either
         files = build_report(tmp_path / name, tmp_path / f"{name}-out")
         page = files.index.read_text()
         assert sorted(re.findall(r'<figure id="([^"]+)"', page)) == sorted(FIGURES)
@@ -212,22 +229,34 @@ def _case(i: int) -> dict:
             "accuracy_ok": i % 5 != 0, "accuracy_reason": long}
 
 
+def _op_tables(cases: list[dict]) -> tuple[views.Table, views.Table]:
+    """Every case profiled, each with 20 long-named nodes of 20 op types."""
+    from bench.report import ops
+
+    rows = [{"run_id": None, "case_key": c["case_key"], "rank": k + 1, "node": f"node{k}" + "y" * 1000,
+             "op_type": f"Op{k}" + "z" * 1000, "kernel": "k" * 1000, "op_precision": "fp32", "median_ms": 1.0,
+             "share": 0.05} for c in cases[:100] for k in range(20)]
+    return ops.op_families(cases, rows), ops.top_ops(cases, rows)
+
+
 def test_summary_is_bounded_by_construction():
     cases = [_case(i) for i in range(5000)]
     picks = scenarios.scenario_table(cases)
     text = summary_markdown(cases, views.winners(cases), views.wrong_outputs(cases), views.failures(cases), "all",
                             views.winners_by_precision(cases), views.int8_speedup(cases), picks,
-                            scenarios.cross_machine(picks))
+                            scenarios.cross_machine(picks), None, _op_tables(cases))
     assert len(text.encode()) < LIMIT_BYTES < 1 << 20
+    assert text.count("more op families") == text.count("more profiled ops") == 1
     assert text.count("more winners") == text.count("more wrong outputs") == text.count("more failed cases") == 1
     assert text.count("more scenario picks") == 1
     tables = [line for line in text.splitlines() if line.startswith("| ")]
-    assert len(tables) <= 8 * (MAX_ROWS + 1) + MAX_MACHINES  # the matrices: MAX_ROWS models in all
+    assert len(tables) <= 9 * (MAX_ROWS + 1) + MAX_MACHINES  # the matrices: MAX_ROWS models in all
     assert text.count("more models") == 1
     assert "<b>" not in text
     pipes = {len(re.findall(r"(?<!\\)\|", line)) for line in tables}  # escaped pipes stay inside their cell
-    # scenarios: 12 columns, winners: 10, wrong: 5, failed: 4, per precision: 7, int8: 12 (INT8_SHOWN)
-    assert pipes <= {13, 11, 6, 5, 8}
+    # scenarios: 12 columns, winners: 10, wrong: 5, failed: 4, per precision: 7, int8: 12 (INT8_SHOWN), op families: 2,
+    # top ops: 8
+    assert pipes <= {13, 11, 6, 5, 8, 3, 9}
     assert {13, 11, 6, 5} <= pipes
 
 
