@@ -223,6 +223,9 @@ class LoadGenRun:
     driver_ceiling_qps: float | None  # a no-op model through the same driver: the most QPS bench itself can drive
     summary_log: str
     detail_log: str
+
+
+@dataclass(frozen=True)
 class OpTime:
     """One node's time in one profiled inference, as the runtime's own profiler reported it (``Runner.profile``).
     ``kernel``: what ran it where the profiler says (ORT's provider, OpenVINO's exec_type, MNN's backend);

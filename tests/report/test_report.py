@@ -244,7 +244,7 @@ def test_summary_is_bounded_by_construction():
     picks = scenarios.scenario_table(cases)
     text = summary_markdown(cases, views.winners(cases), views.wrong_outputs(cases), views.failures(cases), "all",
                             views.winners_by_precision(cases), views.int8_speedup(cases), picks,
-                            scenarios.cross_machine(picks), None, _op_tables(cases))
+                            scenarios.cross_machine(picks), None, op_tables=_op_tables(cases))
     assert len(text.encode()) < LIMIT_BYTES < 1 << 20
     assert text.count("more op families") == text.count("more profiled ops") == 1
     assert text.count("more winners") == text.count("more wrong outputs") == text.count("more failed cases") == 1
