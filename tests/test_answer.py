@@ -46,7 +46,7 @@ def test_a_block_per_machine_a_row_per_model_and_each_absent_runner_once():
     assert cells[("a", "realtime 1 thread")] == ("ort fp32", "1 ms +100%")  # 2.0 / 1.0 - 1, CIs apart
     assert cells[("b", "realtime 1 thread")] == ("ort fp32", "3 ms")  # ov: wrong, never a runner-up
     assert cells[("a", "realtime all cores")] == ("-", "(1 thread only)")
-    assert cells[("a", "server throughput")] == ("-", "(not measured)")
+    assert cells[("a", "server at p99 bound")] == ("-", "(not measured)")
     assert cells[("a", "edge memory")][0] == "ort fp32 t1"
     assert "1 wrong outputs (timed, flagged, never picked)" in lines[-2]
     assert lines[-1].startswith("full table and charts: bench report --results results")
@@ -58,7 +58,7 @@ def test_ties_say_so_and_every_scenario_has_its_column():
     lines = answer_lines(rows, "results")
     cells = grid(lines)
     assert cells[("m", "realtime 1 thread")] == ("ort fp32", "1 ms = ov fp32")
-    assert {title for _, title in cells} == {"realtime 1 thread", "realtime all cores", "server throughput",
+    assert {title for _, title in cells} == {"realtime 1 thread", "realtime all cores", "server at p99 bound",
                                              "edge memory", "cold start", "accuracy first"}
     assert "  on ?:" in lines  # rows that name no machine and no runs row: the table's "?"
 

@@ -105,7 +105,7 @@ DERIVED = {
     # Chart kinds that are no table's name (render.jobs), the deployment scenarios (scenarios.TIE_WITHIN),
     # precisions (views.int8_speedup) and matplotlib's colour map
     "ecdf": "chart", "resources": "chart", "throughput": "chart",
-    "server throughput": "scenario", "memory-bound edge": "scenario", "cold start": "scenario",
+    "server at p99 bound": "scenario", "memory-bound edge": "scenario", "cold start": "scenario",
     "fp32": "precision", "int8": "precision",
     "tab10": "matplotlib's ten-colour map (charts.runner_colors)",
     # keys inside the runs table's vulkan_devices JSON (bench.vulkan), shown by views.environment

@@ -55,12 +55,12 @@ def test_each_scenario_picks_its_best():
         case("ov", median=0.5, batch=1, scenario="throughput", throughput_per_s=2000.0),
     ]
     got = by_scenario(cases)
-    assert list(got) == ["realtime, 1 thread", "realtime, all cores", "server throughput", "memory-bound edge",
+    assert list(got) == ["realtime, 1 thread", "realtime, all cores", "server at p99 bound", "memory-bound edge",
                          "cold start", "accuracy first"]
     assert got["realtime, 1 thread"]["pick"] == "ov fp32 t1 b1" and got["realtime, 1 thread"]["value"] == 1.5
     assert got["realtime, all cores"]["pick"] == "ov fp32 t4 b1" and "4 threads" in got["realtime, all cores"]["rule"]
-    assert got["server throughput"]["pick"] == "ort fp32 t1 b8" and got["server throughput"]["unit"] == "items/s"
-    assert got["server throughput"]["margin_pct"] == 25.0  # 5000 / 4000 - 1
+    assert got["server at p99 bound"]["pick"] == "ort fp32 t1 b8" and got["server at p99 bound"]["unit"] == "items/s"
+    assert got["server at p99 bound"]["margin_pct"] == 25.0  # 5000 / 4000 - 1
     assert got["memory-bound edge"]["pick"] == "mnn int8 t1 b1"  # 1.6 ms is within 10% of ov's 1.5
     assert got["cold start"]["pick"] == "ort fp32 t1 b1" and got["cold start"]["runner_up"] == "mnn int8 t1 b1"
     assert got["accuracy first"]["pick"] == "ov fp32 t4 b1"  # every fp32 row has 1 - cosine = 1e-5: the fastest
@@ -136,7 +136,7 @@ def test_rows_without_samples_are_read_once_and_only_where_the_cis_leave_the_tie
 def test_throughput_ties_within_two_percent(other, verdict):
     cases = [case("ort", scenario="throughput", throughput_per_s=1000.0),
              case("ov", scenario="throughput", throughput_per_s=other)]
-    row = by_scenario(cases)["server throughput"]
+    row = by_scenario(cases)["server at p99 bound"]
     assert row["verdict"] == verdict and row["margin_pct"] == pytest.approx((1000 / other - 1) * 100, abs=1e-4)
     assert "2%" in row["rule"]
 
@@ -151,7 +151,7 @@ def test_the_server_column_ranks_loadgen_valid_qps_at_one_p99_bound_over_the_asy
     cases = [case("queue", scenario="throughput", throughput_per_s=9000.0),  # no bound held: not a server number
              server("ort", 800.0), server("ov", 600.0), server("fast", 950.0, valid=False),
              server("loose", 2000.0, bound=500.0)]  # a looser bound than the one most rows share
-    row = by_scenario(cases)["server throughput"]
+    row = by_scenario(cases)["server at p99 bound"]
     assert (row["runner"], row["value"], row["runner_up"]) == ("ort", 800.0, "ov fp32 t1 b1")
     assert "LoadGen-VALID server QPS x batch at p99 <= 50 ms" in row["rule"]
 

@@ -62,7 +62,7 @@ def sections(d: data.ReportData, t: dict[str, views.Table], baseline: str,
                 body=matrix_html(matrix.matrices(t["scenarios"], d.cases, d.runs)), csv=["matrix.csv"],
                 nodata="no case passed its tolerance"),
         Section("fig-scenarios", "Every scenario pick, with its runner-up",
-                "Per model (and machine): realtime on one core and on all cores, server throughput, a memory-bound "
+                "Per model (and machine): realtime on one core and on all cores, server at p99 bound, a memory-bound "
                 "edge box, cold start, accuracy first; each pick against the best of another runtime, 'tie' where "
                 "the two cannot be told apart. Only cases that matched the fp32 reference compete. "
                 + t["scenarios"].note + " Picks link to their case in All cases.",

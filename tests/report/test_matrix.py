@@ -18,8 +18,8 @@ from bench.results import store
 GPU_BOX = "x86-gpu: Intel Xeon Platinum 8480+ + NVIDIA H100 80GB HBM3"
 GPU_ID = "feedface0badc0de"
 LONG = "a_model_whose_name_goes_on_" * 4 + "and_on"  # must wrap inside its cell, never widen the page
-SCENARIO_HEADS = ["model", "realtime 1 thread", "realtime all cores", "server throughput", "edge memory", "cold start",
-                  "accuracy first"]
+SCENARIO_HEADS = ["model", "realtime 1 thread", "realtime all cores", "server at p99 bound", "edge memory",
+                  "cold start", "accuracy first"]
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +149,7 @@ def test_matrix_csv_has_the_same_shape(report):
     assert set(gpu) == {"cnn", "wrong", LONG} and {r["machine"] for r in gpu.values()} == {"x86-gpu"}
     assert gpu["cnn"]["realtime 1 thread"] == "onnxruntime fp32 1 ms +50%"
     assert gpu["wrong"]["cold start"] == "(no passing case)"
-    assert gpu[LONG]["server throughput"] == "(not measured)"
+    assert gpu[LONG]["server at p99 bound"] == "(not measured)"
 
 
 # --- the layout's rules, on rows with known numbers -------------------------------------------------------
@@ -171,7 +171,7 @@ def test_an_empty_cell_says_why():
     cells = {model: {c.scenario: c for c in row} for model, row in m.rows}
     assert cells["a"]["realtime, 1 thread"].runner == "ort"
     assert cells["a"]["realtime, all cores"].empty == matrix.NO_PASS  # run at 4 threads, timed out
-    assert cells["a"]["server throughput"].empty == matrix.NOT_MEASURED
+    assert cells["a"]["server at p99 bound"].empty == matrix.NOT_MEASURED
     assert {c.empty for c in cells["b"].values()} == {matrix.NO_PASS}
     assert {c.empty for c in cells["c"].values()} == {matrix.NOT_RANKED}
 
