@@ -127,7 +127,9 @@ class LiteRTRunner(Runner):
         self._tasks_before = _tasks()
         # XNNPACK is applied as the default delegate when the tensors are allocated (prepare)
         self.interpreter = Interpreter(model_path=str(artifact), num_threads=self.case.threads)
-        self._types = Counter(np.dtype(t["dtype"]).name for t in self.interpreter.get_tensor_details())
+        details = self.interpreter.get_tensor_details()
+        self._types = Counter(np.dtype(t["dtype"]).name for t in details)
+        self._tensor_names = {t["index"]: t["name"] for t in details}
         if self.case.precision == "int8" and not any(self._types[t] for t in INTEGER_TYPES):
             raise Unsupported(f"the int8 .tflite holds no integer tensor ({dict(self._types)}): the quantizer "
                               "annotated nothing, so an int8 row would be a float row")
@@ -155,9 +157,15 @@ class LiteRTRunner(Runner):
             return {name: tensors[f"output_{leaf}"] for name, leaf in self.export["output_leaves"].items()}
         io = graph_io(self._onnx)
         onnx_names = list(io.inputs if kind == "inputs" else io.outputs)
+        # tf2onnx keeps TF's tensor names ("StatefulPartitionedCall:2"), which the .tflite's tensors carry too, while
+        # its signature names the outputs anew ("contour"): the tensors' own names first, exactly
+        own = {self._tensor_names[index]: index for index in tensors.values()}
+        if all(n in own for n in onnx_names):
+            return {n: own[n] for n in onnx_names}
         by_base = {_base(n): n for n in names}
-        if all(_base(n) in by_base for n in onnx_names):
-            return {n: tensors[by_base[_base(n)]] for n in onnx_names}
+        bases = [_base(n) for n in onnx_names]
+        if len(by_base) == len(names) and len(set(bases)) == len(bases) and all(b in by_base for b in bases):
+            return {n: tensors[by_base[b]] for n, b in zip(onnx_names, bases, strict=True)}
         if len(onnx_names) != len(names):
             raise Unsupported(f"the shipped .tflite has {len(names)} {kind}, the ONNX file {len(onnx_names)}")
         return dict(zip(onnx_names, tensors.values(), strict=True))  # in the order the file lists them
