@@ -19,6 +19,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -176,6 +177,16 @@ def run_converter_with_account(cmd: list[str], timeout_s: float, folder: Path, c
             said = json.loads(error.read_text())
             raise type(exc)(said["message"], ops=said["ops"]) from None  # an interrupted one stays so
         raise
+
+
+def run_case_converter(case: Case, module: str, src: Path, folder: Path, *extra: str) -> str:
+    """bench's own converter module run as ``python -m MODULE CASE_JSON SRC OUT_DIR [EXTRA...]`` in a scratch folder,
+    with the case's converter deadline; its account (error.json) is the reason when it fails."""
+    with tempfile.TemporaryDirectory() as work:
+        case_file = Path(work) / "case.json"
+        case_file.write_text(case.to_json())
+        cmd = [sys.executable, "-m", module, str(case_file), str(src), str(folder), *extra]
+        return run_converter_with_account(cmd, converter_deadline(case), folder, cwd=Path(work))
 
 
 def excerpt(text: str, count: int = MESSAGE_LINES) -> str:

@@ -12,10 +12,8 @@ delegate took, which output is which), or ``error.json`` (message and ops) and e
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import operator
 import sys
-import traceback
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -26,8 +24,8 @@ from bench.case import Case
 from bench.execution.calibration import at_batch, calibration_inputs
 from bench.execution.convert import ConversionFailed
 from bench.execution.inputs import make_inputs
+from bench.runners.pytorch.child import bridge_module, converter_main, first_line, output_leaves
 from bench.runners.pytorch.conversion import BRIDGE, source_module
-from bench.runners.pytorch.runner import graph_io
 
 # XNNPACK's own recommended int8 recipe: symmetric int8, weights per output channel, activations per tensor.
 INT8_OPTIONS = {"quantizer": "XNNPACKQuantizer (PT2E: prepare_pt2e / convert_pt2e)",
@@ -64,19 +62,6 @@ def delegation(edge: Any) -> dict[str, Any]:
             "delegated_op_kinds": dict(sorted(delegated.items())), "quantize_ops": quantized}
 
 
-def _output_leaves(module: torch.nn.Module, args: tuple, path: Path) -> dict[str, int]:
-    """Graph output name -> its index among the program's flat outputs (the pytree leaves of the module's
-    result: onnx2torch returns one value per producing node, a tuple for a node with several outputs)."""
-    _, layout = graph_io(path)
-    with torch.no_grad():
-        result = module(*args)
-    leaves = torch.utils._pytree.tree_leaves(result)
-    per_node = (result,) if len({n for _, n, _ in layout}) == 1 else tuple(result)
-    where = {id(leaf): i for i, leaf in enumerate(leaves)}
-    return {name: where[id(per_node[node] if index is None else per_node[node][index])]
-            for name, node, index in layout}
-
-
 def _quantized(module: torch.nn.Module, args: tuple, case: Case, names: list[str]) -> torch.nn.Module:
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer,
@@ -104,7 +89,7 @@ def lower(case: Case, src: Path, out: Path) -> dict[str, Any]:
         # only now: it imports onnx2torch, which needs convert_model's torchvision placeholder in place first
         from bench.runners.executorch.static import bake_constant_shapes
 
-        leaves, baked = _output_leaves(module, args, src), bake_constant_shapes(module)
+        leaves, baked = output_leaves(module, args, src), bake_constant_shapes(module)
     else:  # the factory's result, flattened as the program's outputs are
         leaves, baked = {name: i for i, name in enumerate(source.output_names)}, []
     if case.precision == "int8":
@@ -112,8 +97,8 @@ def lower(case: Case, src: Path, out: Path) -> dict[str, Any]:
     try:
         program = torch.export.export(module, args)
     except Exception as exc:  # torch.export raises many kinds (UserError, GuardOnDataDependentSymNode, ...)
-        where = _onnx2torch_module(exc.__traceback__)
-        raise ConversionFailed(f"torch.export failed{_in_bridge(where)}: {type(exc).__name__}: {_first_line(exc)}",
+        where = bridge_module(exc.__traceback__)
+        raise ConversionFailed(f"torch.export failed{_in_bridge(where)}: {type(exc).__name__}: {first_line(exc)}",
                                ops=[where] if where else []) from None
     edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
     facts = delegation(edge)
@@ -122,43 +107,13 @@ def lower(case: Case, src: Path, out: Path) -> dict[str, Any]:
             "conversion_report": report, "executorch": importlib.metadata.version("executorch")}
 
 
-def _onnx2torch_module(tb: Any) -> str | None:
-    """The innermost onnx2torch module being traced when export failed (say OnnxSlice, whose forward calls
-    .numpy() on its inputs), from the frames' ``self``."""
-    found = None
-    while tb is not None:
-        owner = tb.tb_frame.f_locals.get("self")
-        if isinstance(owner, torch.nn.Module) and type(owner).__module__.startswith("onnx2torch."):
-            found = type(owner).__name__
-        tb = tb.tb_next
-    return found
-
-
 def _in_bridge(where: str | None) -> str:
     """Where an export failed when onnx2torch's module was the one traced: the bridge's failure, not ExecuTorch's."""
     return f" in {where}, a module of onnx2torch (the ONNX -> PyTorch bridge, not ExecuTorch)" if where else ""
 
 
-def _first_line(exc: Exception) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0][:400] if lines else "(no message)"
-
-
 def main(argv: list[str]) -> int:
-    case, src, out = Case.from_json(Path(argv[0]).read_text()), Path(argv[1]), Path(argv[2])
-    torch.set_num_threads(max(1, case.threads))
-    try:
-        facts = lower(case, src, out)
-    except Exception as exc:  # torch.export, quantization and lowering raise many kinds: the row says which
-        where = None if isinstance(exc, ConversionFailed) else _onnx2torch_module(exc.__traceback__)
-        failed = exc if isinstance(exc, ConversionFailed) else ConversionFailed(
-            f"ExecuTorch lowering failed{_in_bridge(where)}: {type(exc).__name__}: "
-            f"{_first_line(exc)}", ops=[where] if where else [])
-        (out / "error.json").write_text(json.dumps({"message": str(failed), "ops": failed.ops}))
-        traceback.print_exc(limit=8)
-        return 1
-    (out / "lowering.json").write_text(json.dumps(facts, indent=1, sort_keys=True))
-    return 0
+    return converter_main(argv, lower, "lowering.json", lambda where: f"ExecuTorch lowering failed{_in_bridge(where)}")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +22,7 @@ from bench.execution.calibration import CALIBRATION_SAMPLES, calibration_inputs,
 from bench.execution.convert import (
     Conversion,
     cached_artifact,
-    converter_deadline,
-    run_converter_with_account,
+    run_case_converter,
 )
 from bench.plugin import Runner, Unsupported
 from bench.runners.executorch.lower import INT8_OPTIONS
@@ -57,12 +54,7 @@ class ExecuTorchRunner(Runner):
         """Export and lower in a subprocess with a deadline; the .pte and its lowering facts are cached."""
 
         def produce(folder: Path) -> None:
-            with tempfile.TemporaryDirectory() as work:
-                case_file = Path(work) / "case.json"
-                case_file.write_text(self.case.to_json())
-                cmd = [sys.executable, "-m", "bench.runners.executorch.lower", str(case_file), str(onnx_path),
-                       str(folder)]
-                run_converter_with_account(cmd, converter_deadline(self.case), folder, cwd=Path(work))
+            run_case_converter(self.case, "bench.runners.executorch.lower", onnx_path, folder)
 
         conversion = Conversion("executorch", importlib.metadata.version("executorch"), self._options())
         folder, self.conversion = cached_artifact(self.case, conversion, produce)

@@ -13,9 +13,7 @@ bridge's, not LiteRT's.
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import sys
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ from bench.case import Case
 from bench.execution.calibration import at_batch, calibration_inputs
 from bench.execution.convert import ConversionFailed
 from bench.execution.inputs import make_inputs
-from bench.runners.executorch.lower import _first_line, _onnx2torch_module, _output_leaves
+from bench.runners.pytorch.child import bridge_module, converter_main, first_line, output_leaves
 from bench.runners.pytorch.conversion import BRIDGE as ONNX2TORCH
 from bench.runners.pytorch.conversion import SourceModule, source_module
 
@@ -67,7 +65,7 @@ def convert(case: Case, src: Path, out: Path) -> dict[str, Any]:
         # only now: it imports onnx2torch, which needs convert_model's torchvision placeholder in place first
         from bench.runners.executorch.static import bake_constant_shapes
 
-        leaves, baked = _output_leaves(module, args, src), bake_constant_shapes(module)
+        leaves, baked = output_leaves(module, args, src), bake_constant_shapes(module)
     else:  # the factory's result, flattened as the converted file's outputs are
         leaves, baked = {name: i for i, name in enumerate(source.output_names)}, []
     quant_config = None
@@ -76,31 +74,22 @@ def convert(case: Case, src: Path, out: Path) -> dict[str, Any]:
     try:
         edge = litert_torch.convert(module, args, quant_config=quant_config)
     except Exception as exc:  # torch.export and the lowering raise many kinds: the row says whose failure it is
-        where = _onnx2torch_module(exc.__traceback__)
+        where = bridge_module(exc.__traceback__)
         whose = (f"{BRIDGE} made a module ({where}) that litert-torch's torch.export cannot trace, not LiteRT's "
                  "failure" if where else "litert-torch failed")
-        raise ConversionFailed(f"{whose}: {type(exc).__name__}: {_first_line(exc)}",
+        raise ConversionFailed(f"{whose}: {type(exc).__name__}: {first_line(exc)}",
                                ops=[where] if where else []) from None
     edge.export(str(out / "model.tflite"))
     return {"input_names": names, "output_leaves": leaves, "made_static": baked, "conversion_report": report,
             "litert_torch": importlib.metadata.version("litert-torch")}
 
 
+def _failed(where: str | None) -> str:
+    return f"LiteRT conversion failed{f' in {where} (a module of {BRIDGE})' if where else ''}"
+
+
 def main(argv: list[str]) -> int:
-    case, src, out = Case.from_json(Path(argv[0]).read_text()), Path(argv[1]), Path(argv[2])
-    torch.set_num_threads(max(1, case.threads))
-    try:
-        facts = convert(case, src, out)
-    except Exception as exc:  # the row says which step failed and whose it was
-        where = None if isinstance(exc, ConversionFailed) else _onnx2torch_module(exc.__traceback__)
-        failed = exc if isinstance(exc, ConversionFailed) else ConversionFailed(
-            f"LiteRT conversion failed{f' in {where} (a module of {BRIDGE})' if where else ''}: "
-            f"{type(exc).__name__}: {_first_line(exc)}", ops=[where] if where else [])
-        (out / "error.json").write_text(json.dumps({"message": str(failed), "ops": failed.ops}))
-        traceback.print_exc(limit=8)
-        return 1
-    (out / "export.json").write_text(json.dumps(facts, indent=1, sort_keys=True))
-    return 0
+    return converter_main(argv, convert, "export.json", _failed)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,6 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
-import sys
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -26,8 +24,7 @@ from bench.execution.calibration import CALIBRATION_SAMPLES, calibration_inputs,
 from bench.execution.convert import (
     Conversion,
     cached_artifact,
-    converter_deadline,
-    run_converter_with_account,
+    run_case_converter,
 )
 from bench.execution.graph import graph_io
 from bench.plugin import Runner, Unsupported
@@ -108,12 +105,7 @@ class LiteRTRunner(Runner):
             return path
 
         def produce(folder: Path) -> None:
-            with tempfile.TemporaryDirectory() as work:
-                case_file = Path(work) / "case.json"
-                case_file.write_text(self.case.to_json())
-                cmd = [sys.executable, "-m", "bench.runners.litert.convert", str(case_file), str(onnx_path),
-                       str(folder)]
-                run_converter_with_account(cmd, converter_deadline(self.case), folder, cwd=Path(work))
+            run_case_converter(self.case, "bench.runners.litert.convert", onnx_path, folder)
 
         conversion = Conversion("litert-torch", importlib.metadata.version("litert-torch"), self._options())
         folder, self.conversion = cached_artifact(self.case, conversion, produce)

@@ -25,7 +25,6 @@ TELEMETRY_BLOCKED = "openvino_telemetry" in sys.modules and sys.modules["openvin
 
 import importlib.metadata  # noqa: E402
 import re  # noqa: E402
-import tempfile  # noqa: E402
 from collections import Counter  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -48,9 +47,8 @@ from bench.execution.convert import (  # noqa: E402
     Conversion,
     ConversionFailed,
     cached_artifact,
-    converter_deadline,
     first_lines,
-    run_converter_with_account,
+    run_case_converter,
 )
 from bench.plugin import Runner, Unsupported  # noqa: E402
 from bench.runners.openvino.recipe import recipe_for  # noqa: E402
@@ -149,13 +147,9 @@ class OpenVinoRunner(Runner):
                    "static_input_shapes": {s.name: list(s.shape_at(self.case.batch)) for s in self.case.model.inputs}}
 
         def produce(folder: Path) -> None:
-            with tempfile.TemporaryDirectory() as work:
-                case_file = Path(work) / "case.json"
-                case_file.write_text(self.case.to_json())
-                cmd = [sys.executable, "-m", "bench.runners.openvino.quantize", str(case_file), str(onnx_path),
-                       str(folder), recipe.model_type or "default", recipe.preset]
-                # the quantizer's own account (error.json) is the row's reason: the frontend's words, not a traceback
-                run_converter_with_account(cmd, converter_deadline(self.case), folder, cwd=Path(work))
+            # the quantizer's own account (error.json) is the row's reason: the frontend's words, not a traceback
+            run_case_converter(self.case, "bench.runners.openvino.quantize", onnx_path, folder,
+                               recipe.model_type or "default", recipe.preset)
 
         conversion = Conversion("nncf", importlib.metadata.version("nncf"), options)
         folder, self.conversion = cached_artifact(self.case, conversion, produce)
