@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from bench.results import store
+from bench.results.uri import Location
 
 pytestmark = pytest.mark.slow
 FULL = os.environ.get("BENCH_MEASURE_FULL") == "1"
@@ -33,7 +34,7 @@ def _first_run(folder: Path, *flags: str) -> tuple[float, dict[str, str]]:
     started = time.monotonic()
     subprocess.run(cmd, check=True, capture_output=True, timeout=7200)
     seconds = time.monotonic() - started
-    rows = store.query(folder / "results", "SELECT case_key, status FROM cases").to_pylist()
+    rows = store.query(Location.resolve(folder / "results"), "SELECT case_key, status FROM cases").to_pylist()
     return seconds, {r["case_key"]: r["status"] for r in rows}
 
 

@@ -66,7 +66,8 @@ def verdicts(records: list[dict]) -> dict[str, tuple[str, str]]:
 
 
 def test_the_answer_the_page_the_summary_and_a_frame_call_the_same_ties(ties, report):
-    rows = store.read_cases(ties, run_id=RUN).to_pylist()  # what the run holds at its end: samples included
+    loc = Location.resolve(ties)
+    rows = store.read_cases(loc, run_id=RUN).to_pylist()  # what the run holds at its end: samples included
     lines = answer_lines(rows, str(ties))
     assert any(line.startswith("  twins: 1 thread alpha fp32 1 ms = beta fp32") for line in lines), lines
     assert any(line.startswith("  apart: 1 thread alpha fp32 1 ms +20%") for line in lines), lines
