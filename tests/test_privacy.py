@@ -1,6 +1,6 @@
-"""Nothing leaves the machine: a run across every installed runner, quantizers included, with a fresh HOME and
-none of the opt-outs in its environment (CI=true alone would silence ONNX Runtime), writes no vendor file under
-HOME and connects to nothing but loopback, under strace. bench itself must switch the telemetry off."""
+"""Nothing leaves the machine: a run of each installed runner, quantizers included, with one fresh HOME and none
+of the opt-outs in its environment (CI=true alone would silence ONNX Runtime), writes no vendor file under HOME
+and connects to nothing but loopback, under strace. bench itself must switch the telemetry off."""
 
 from __future__ import annotations
 
