@@ -27,7 +27,7 @@ from bench.results.uri import Location
 
 # What a user may name the results by: a folder, a URI, or a Location. It is resolved once, where the user gives it
 # (bench.cli's --results, bench.results.load, bench.report.build_report), and the store's functions (store.query,
-# write_case, compaction, the summary) take the Location that gives.
+# write_case, compaction, the summary) take the Location resolved there.
 Results = str | Path | Location
 
 # Each table's hive partition columns, in path order; they are columns of the rows too (date is derived).
