@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from bench.results import layout, runs_cache, store, summary
 from bench.results.schema import CASE_SCHEMA, SCHEMA_VERSION
+from bench.results.uri import Location
 
 CASES_PER_RUN = 913
 SAMPLES = 256
@@ -149,7 +150,7 @@ def write_history(results: Path, rows: int, seed: int = 0, machine_count: int = 
             target = results / layout.run_folder(run_id, when) / layout.COMPACTED
             target.parent.mkdir(parents=True, exist_ok=True)
             pq.write_table(table, target, compression="zstd")
-            layout.write_run(results, run_id, {
+            layout.write_run(Location.resolve(results), run_id, {
                 "run_id": run_id, "timestamp": when, "suite": "server", "status": "complete",
                 "cases_planned": ids.num_rows, "cases_written": ids.num_rows, "machine_id": machine_id,
                 "machine_label": label, "cpu_model": cpu, "git_commit": f"{night:040x}",
@@ -157,7 +158,7 @@ def write_history(results: Path, rows: int, seed: int = 0, machine_count: int = 
             })
             runs.append(run_id)
             files += 1
-    summary.update(results)  # as compaction keeps it, run by run
+    summary.update(Location.resolve(results))  # as compaction keeps it, run by run
     loc = layout.location(results)
     runs_cache.update(loc, store.finished_infos(loc, "runs"))
     first = [r for r in runs if r.endswith(fleet[0][0][-4:])]
@@ -184,8 +185,9 @@ def write_one_night(results: Path, run_id: str, when: datetime, seed: int = 1) -
     rng = np.random.default_rng(seed)
     ids = pa.Table.from_pylist(case_identities())
     table = _cases_table(ids, run_id, when, rng, rng.lognormal(0.0, 1.0, ids.num_rows), sampled=True)
+    loc = Location.resolve(results)
     for index, row in enumerate(table.to_pylist()):
-        layout.write_case(results, run_id, when, index, {k: v for k, v in row.items() if k != "schema_version"})
+        layout.write_case(loc, run_id, when, index, {k: v for k, v in row.items() if k != "schema_version"})
     return table.num_rows
 
 
@@ -193,7 +195,7 @@ def write_one_night(results: Path, run_id: str, when: datetime, seed: int = 1) -
 
 def list_runs(results: Path, base: str, new: str, out: Path) -> int:
     sql = "SELECT run_id, timestamp, machine_id, machine_label, status FROM runs ORDER BY timestamp"
-    return store.query(results, sql).num_rows
+    return store.query(Location.resolve(results), sql).num_rows
 
 
 def compare(results: Path, base: str, new: str, out: Path) -> int:

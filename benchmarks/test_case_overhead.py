@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from bench.results import store
+from bench.results.uri import Location
 
 pytestmark = pytest.mark.slow
 FULL = os.environ.get("BENCH_MEASURE_FULL") == "1"
@@ -46,7 +47,8 @@ def _table(rows: list[dict]) -> str:
 
 def test_every_executed_case_says_where_its_time_went(tmp_path):
     _run(tmp_path / "results", tmp_path / "cache")
-    rows = store.query(tmp_path / "results", f"SELECT case_key, wall_s, {', '.join(PHASES)} FROM cases "
+    loc = Location.resolve(tmp_path / "results")
+    rows = store.query(loc, f"SELECT case_key, wall_s, {', '.join(PHASES)} FROM cases "
                        "WHERE status = 'ok'").to_pylist()
     assert rows
     for r in rows:

@@ -3,9 +3,10 @@ time, bench/ahead.py) and without (``--no-convert-ahead``: each case converts in
 another). Both runs start from an empty cache of their own, so both convert everything. Printed (``-s``) for
 docs/PERFORMANCE.md and kept in the benchmark's extra_info; asserted only on both runs answering the same cases.
 
-Short mode (CI): the tiny models on the converting CPU runners (ONNX Runtime's int8, ncnn, MNN) at the mobile
-suite's precisions and thread counts. ``BENCH_MEASURE_FULL=1``: the mobile suite itself (about 13 minutes without
-the pass on a quiet 2-core machine: run it there, never beside other work).
+Short mode (CI): tiny_cnn on the converting CPU runners (ONNX Runtime's int8, ncnn, MNN) at the mobile suite's
+precisions, one thread (each converter once; two models at both thread counts took 64 s of CI for the same
+check). ``BENCH_MEASURE_FULL=1``: the mobile suite itself (about 13 minutes without the pass on a quiet 2-core
+machine: run it there, never beside other work).
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from pathlib import Path
 import pytest
 
 from bench.results import store
+from bench.results.uri import Location
 
 pytestmark = pytest.mark.slow
 FULL = os.environ.get("BENCH_MEASURE_FULL") == "1"
-SHORT = ["--models", "tiny_cnn,tiny_mlp", "--runners", "onnxruntime,ncnn,mnn"]
+SHORT = ["--models", "tiny_cnn", "--runners", "onnxruntime,ncnn,mnn", "--threads", "1"]
 
 
 def _first_run(folder: Path, *flags: str) -> tuple[float, dict[str, str]]:
@@ -32,7 +34,7 @@ def _first_run(folder: Path, *flags: str) -> tuple[float, dict[str, str]]:
     started = time.monotonic()
     subprocess.run(cmd, check=True, capture_output=True, timeout=7200)
     seconds = time.monotonic() - started
-    rows = store.query(folder / "results", "SELECT case_key, status FROM cases").to_pylist()
+    rows = store.query(Location.resolve(folder / "results"), "SELECT case_key, status FROM cases").to_pylist()
     return seconds, {r["case_key"]: r["status"] for r in rows}
 
 

@@ -19,6 +19,7 @@ import pytest
 
 from bench.models.zoo import load_manifest, materialize
 from bench.results import store
+from bench.results.uri import Location
 
 pytestmark = pytest.mark.slow
 FULL = os.environ.get("BENCH_MEASURE_FULL") == "1"
@@ -36,7 +37,8 @@ def bench_run(cache: Path, results: Path, *args: str) -> list[dict]:
     env = {**os.environ, "BENCH_CACHE_DIR": str(cache)}
     cmd = [sys.executable, "-m", "bench", "run", "--results", str(results), *args]
     subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=1800)
-    return store.read_cases(results, ["case_key", "median_ms", "stop_reason", "wall_s", "cv", "status"]).to_pylist()
+    loc = Location.resolve(results)
+    return store.read_cases(loc, ["case_key", "median_ms", "stop_reason", "wall_s", "cv", "status"]).to_pylist()
 
 
 def report(name: str, **numbers) -> None:

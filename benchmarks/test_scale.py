@@ -29,6 +29,7 @@ from scale import OPERATIONS, History, write_history, write_one_night
 
 from bench.results import store
 from bench.results.compaction import compact_run
+from bench.results.uri import Location
 
 pytestmark = pytest.mark.slow
 ROWS = int(os.environ.get("BENCH_SCALE_ROWS", "20000"))
@@ -78,11 +79,12 @@ def test_compaction(benchmark, tmp_path):
     results = tmp_path / "results"
     run_id, when = "20270101T020000Z-0001", datetime(2027, 1, 1, 2, tzinfo=timezone.utc)
     rows = write_one_night(results, run_id, when)
-    store.write_run(results, run_id, {"run_id": run_id, "timestamp": when, "status": "complete"})
+    loc = Location.resolve(results)
+    store.write_run(loc, run_id, {"run_id": run_id, "timestamp": when, "status": "complete"})
     sql = "SELECT count(*) AS n, median(median_ms) AS m FROM cases"
-    per_case_s, before = timed(lambda: store.query(results, sql).to_pylist())
-    done = benchmark.pedantic(compact_run, args=(results, run_id, when), rounds=1, iterations=1)
-    compacted_s, after = timed(lambda: store.query(results, sql).to_pylist())
+    per_case_s, before = timed(lambda: store.query(loc, sql).to_pylist())
+    done = benchmark.pedantic(compact_run, args=(loc, run_id, when), rounds=1, iterations=1)
+    compacted_s, after = timed(lambda: store.query(loc, sql).to_pylist())
     assert done.files == rows and before == after and before[0]["n"] == rows
     benchmark.extra_info.update(rows=rows, read_per_case_s=per_case_s, read_compacted_s=compacted_s)
     print(f"\ncompaction: {rows} case files -> 1 in {benchmark.stats.stats.median:.2f} s; reading the run took "

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.results.uri import Location
+
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
@@ -70,7 +72,8 @@ def run_cases(cache_dir, tmp_path):
         for spec in extra_specs:
             registry.register(spec)
         planned = plan(suite, "test", Overrides(), registry, cache_dir, cpu=plan_cpu)
-        return execute(planned, tmp_path / "results", RunInfo.new("test", []), registry, stream=io.StringIO(),
+        results = Location.resolve(tmp_path / "results")
+        return execute(planned, results, RunInfo.new("test", []), registry, stream=io.StringIO(),
                        options=RunOptions(convert_ahead=convert_ahead))
 
     return run

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from bench.execution.accuracy import TOLERANCES, compare
+from bench.results.uri import Location
 
 REF = {"y": np.linspace(-1, 1, 1000).astype(np.float32)}
 
@@ -89,5 +90,6 @@ def test_an_output_name_with_a_nul_is_not_flagged_wrong(bench_cli, tmp_path):
     done = bench_cli("run", "--model", "nul.onnx", "--runners", "onnxruntime", "--precisions", "fp32",
                      "--threads", "1", "--scenarios", "latency", "--results", "out")
     assert done.returncode == 0, done.stderr
-    rows = store.read_cases(tmp_path / "out", ["status", "accuracy_ok", "accuracy_reason"]).to_pylist()
+    loc = Location.resolve(tmp_path / "out")
+    rows = store.read_cases(loc, ["status", "accuracy_ok", "accuracy_reason"]).to_pylist()
     assert rows == [{"status": "ok", "accuracy_ok": True, "accuracy_reason": ""}]

@@ -17,6 +17,7 @@ from bench import envinfo
 from bench.ahead import conversion_jobs
 from bench.plan import Overrides, plan
 from bench.registry import Registry
+from bench.results.uri import Location
 from bench.run import RunInfo, RunOptions, execute
 from bench.runners.onnxruntime import SPEC as ORT
 from bench.suite import Suite, TimingConfig
@@ -33,7 +34,7 @@ def _planned(registry: Registry, runners: list[str], cache: Path, models=("tiny_
 
 def _run(registry: Registry, planned, results: Path, convert_ahead: bool = True) -> tuple[list[dict], str]:
     shown = io.StringIO()
-    rows = execute(planned, results, RunInfo.new("ahead", []), registry, stream=shown,
+    rows = execute(planned, Location.resolve(results), RunInfo.new("ahead", []), registry, stream=shown,
                    options=RunOptions(convert_ahead=convert_ahead))
     return sorted(rows, key=lambda r: r["case_key"]), shown.getvalue()
 
@@ -153,12 +154,13 @@ from bench.registry import Registry
 from bench.run import Interrupted, RunInfo, execute
 from bench.runners.onnxruntime import SPEC as ORT
 from bench.suite import Suite, TimingConfig
+from bench.results.uri import Location
 registry = Registry([ORT, fake_runners.CONVERSION_HANGS])
 suite = Suite(name="ahead", models=["tiny_mlp", "tiny_cnn"], runners=["conversion_hangs"], threads=[1],
               timeout_s=300, timing=TimingConfig(warmup_time_s=0.01, min_time_s=0.05, max_time_s=0.3))
 planned = plan(suite, "ahead", Overrides(), registry, Path(sys.argv[1]))
 try:
-    execute(planned, sys.argv[2], RunInfo.new("ahead", []), registry, stream=io.StringIO())
+    execute(planned, Location.resolve(sys.argv[2]), RunInfo.new("ahead", []), registry, stream=io.StringIO())
 except Interrupted as exc:
     sys.exit(exc.exit_code)
 """

@@ -14,6 +14,7 @@ import pytest
 
 from bench.cache import open_cache
 from bench.results import store
+from bench.results.uri import Location
 
 FAST = str(Path(__file__).parent / "fixtures" / "fast.toml")
 NOBODY = 65534
@@ -81,7 +82,7 @@ def test_a_planted_reference_is_removed_and_rebuilt_not_used(bench_cli, tmp_path
     reference = _plant_wrong_reference(tmp_path / "cache", how)
     done = bench_cli(*args, "--results", "second")
     assert done.returncode == 0, done.stderr
-    [row] = store.read_cases(tmp_path / "second", ["status", "accuracy_ok"]).to_pylist()
+    [row] = store.read_cases(Location.resolve(tmp_path / "second"), ["status", "accuracy_ok"]).to_pylist()
     assert row == {"status": "ok", "accuracy_ok": True}  # against a rebuilt reference, not the planted one
     removed = reference.parent.name if how == "world_writable_folder" else f"reference/{reference.name}"
     assert f"model cache: removed {removed} (" in done.stderr and "not trusted" in done.stderr, done.stderr

@@ -12,6 +12,7 @@ from onnx import TensorProto, helper
 from bench import telemetry
 from bench.cpu import Cpu
 from bench.results import store
+from bench.results.uri import Location
 from bench.runners.openvino import SPEC as OPENVINO
 
 FAST = str(__import__("pathlib").Path(__file__).parent / "fixtures" / "fast.toml")
@@ -21,7 +22,7 @@ def test_smoke_suite_end_to_end(bench_cli, tmp_path):
     done = bench_cli("run", "--suite", "smoke", "--results", "out")
     assert done.returncode == 0, done.stderr
     assert "[4/4]" in done.stdout and "cases" in done.stdout
-    rows = store.read_cases(tmp_path / "out").to_pylist()
+    rows = store.read_cases(Location.resolve(tmp_path / "out")).to_pylist()
     assert [r["status"] for r in rows] == ["ok"] * 4
     for r in rows:
         assert r["median_ci_low_ms"] <= r["median_ms"] <= r["median_ci_high_ms"]
@@ -31,7 +32,7 @@ def test_smoke_suite_end_to_end(bench_cli, tmp_path):
         assert r["threads_used"] == r["threads"] and r["precision_used"] == "fp32"
         assert r["cold_start_ms"] >= r["first_inference_ms"] > 0
         assert r["runner_version"] and r["timed_region"]
-    runs = store.query(tmp_path / "out", "SELECT * FROM runs").to_pylist()
+    runs = store.query(Location.resolve(tmp_path / "out"), "SELECT * FROM runs").to_pylist()
     assert len(runs) == 1 and runs[0]["run_id"] == rows[0]["run_id"] and runs[0]["cores_logical"] >= 1
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from bench.results import store
 from bench.results.compaction import Compacted, compact_all, compact_run
+from bench.results.uri import Location
 
 NOW = datetime(2026, 11, 26, tzinfo=timezone.utc)
 FOLDER = "cases/date=2026-11-26/run_id=r1"
@@ -20,9 +21,10 @@ def row(key: str, **extra):
 
 
 def a_run(results, status: str, keys=("a", "b", "c")) -> None:
+    loc = Location.resolve(results)
     for index, key in enumerate(keys):
-        store.write_case(results, "r1", NOW, index, row(key, timestamp=NOW + timedelta(seconds=index)))
-    store.write_run(results, "r1", {"run_id": "r1", "timestamp": NOW, "status": status})
+        store.write_case(loc, "r1", NOW, index, row(key, timestamp=NOW + timedelta(seconds=index)))
+    store.write_run(loc, "r1", {"run_id": "r1", "timestamp": NOW, "status": status})
 
 
 def names(results) -> list[str]:
@@ -30,25 +32,26 @@ def names(results) -> list[str]:
 
 
 def keys(results) -> list[str]:
-    return store.read_cases(results, ["case_key"]).column("case_key").to_pylist()
+    return store.read_cases(Location.resolve(results), ["case_key"]).column("case_key").to_pylist()
 
 
 def test_only_complete_runs_are_compacted(tmp_path):
     a_run(tmp_path, "interrupted")  # --resume will add per-case files to it: leave it alone
-    assert compact_all(tmp_path) == Compacted(runs=0, files=0)
+    assert compact_all(Location.resolve(tmp_path)) == Compacted(runs=0, files=0)
     assert names(tmp_path) == ["00000-a.parquet", "00001-b.parquet", "00002-c.parquet"]
-    store.write_run(tmp_path, "r1", {"run_id": "r1", "timestamp": NOW, "status": "complete"})
-    assert compact_all(tmp_path) == Compacted(runs=1, files=3)
+    store.write_run(Location.resolve(tmp_path), "r1", {"run_id": "r1", "timestamp": NOW, "status": "complete"})
+    assert compact_all(Location.resolve(tmp_path)) == Compacted(runs=1, files=3)
     assert names(tmp_path) == [store.COMPACTED] and keys(tmp_path) == ["a", "b", "c"]
-    assert compact_all(tmp_path) == Compacted(runs=0, files=0)  # nothing left to do
+    assert compact_all(Location.resolve(tmp_path)) == Compacted(runs=0, files=0)  # nothing left to do
 
 
 def test_a_compaction_killed_before_deleting_leaves_one_visible_copy(tmp_path):
     a_run(tmp_path, "complete")
-    merged = store.read_cases(tmp_path).drop_columns(["date"])
-    store.write_at(store.location(tmp_path), f"{FOLDER}/{store.COMPACTED}", merged)  # step 2 done, then killed
+    merged = store.read_cases(Location.resolve(tmp_path)).drop_columns(["date"])
+    store.write_at(Location.resolve(tmp_path), f"{FOLDER}/{store.COMPACTED}", merged)  # step 2 done, then killed
     assert len(names(tmp_path)) == 4 and keys(tmp_path) == ["a", "b", "c"]  # never six rows
-    assert compact_all(tmp_path) == Compacted(runs=1, files=3)  # the next compaction deletes the copies
+    loc = Location.resolve(tmp_path)
+    assert compact_all(loc) == Compacted(runs=1, files=3)  # the next compaction deletes the copies
     assert names(tmp_path) == [store.COMPACTED] and keys(tmp_path) == ["a", "b", "c"]
 
 
@@ -59,7 +62,7 @@ def test_a_reader_whose_files_were_compacted_away_reads_again(tmp_path, monkeypa
 
     def compaction_between_listing_and_reading(*args, **kwargs):
         if not calls:
-            compact_run(tmp_path, "r1", NOW)  # deletes the files this reader has just listed
+            compact_run(Location.resolve(tmp_path), "r1", NOW)  # deletes the files this reader has just listed
         calls.append(args[1])
         return real_sql(*args, **kwargs)
 
@@ -72,7 +75,7 @@ def test_older_schema_files_keep_their_values_and_rows_keep_their_order(tmp_path
     a_run(tmp_path, "complete", keys=("b", "c"))
     old = pa.table({"run_id": ["r1"], "case_key": ["a"], "median_ms": [2.0], "timestamp": [NOW - timedelta(1)]})
     pq.write_table(old, tmp_path / FOLDER / "00009-old.parquet")
-    compact_run(tmp_path, "r1", NOW)
+    compact_run(Location.resolve(tmp_path), "r1", NOW)
     got = pq.read_table(tmp_path / FOLDER / store.COMPACTED)
     assert got.column("case_key").to_pylist() == ["a", "b", "c"]  # by timestamp
     assert got.column("median_ms").to_pylist() == [2.0, 1.0, 1.0] and got.column("status").to_pylist()[0] is None
@@ -100,7 +103,7 @@ def test_a_failed_compaction_warns_once_without_the_noise_hint(tmp_path, monkeyp
     monkeypatch.setattr(run_module, "compact_run", refuse)
     out = io.StringIO()
     info = run_module.RunInfo.new("test", [])
-    run_module._compact(store.location(tmp_path), info, Display(0, out))
+    run_module._compact(Location.resolve(tmp_path), info, Display(0, out))
     text = out.getvalue()
     assert f"warning: could not compact run {info.run_id}" in text and "bench compact` retries" in text
     assert "--strict" not in text and "noisy" not in text  # that hint is for noise warnings only
@@ -111,7 +114,7 @@ def test_a_file_of_a_newer_schema_is_never_merged_away(tmp_path, capsys):
     newer = pq.read_table(tmp_path / FOLDER / "00001-b.parquet")
     newer = newer.append_column("energy_joules", pa.array([0.25]))  # a column a later bench added
     pq.write_table(newer, tmp_path / FOLDER / "00001-b.parquet")
-    assert compact_all(tmp_path) == Compacted(runs=0, files=0)
+    assert compact_all(Location.resolve(tmp_path)) == Compacted(runs=0, files=0)
     err = capsys.readouterr().err
     assert "00001-b.parquet has columns this bench does not know (energy_joules)" in err
     assert names(tmp_path) == ["00000-a.parquet", "00001-b.parquet", "00002-c.parquet"]  # nothing lost
@@ -126,12 +129,12 @@ def test_a_reader_sees_every_row_once_while_many_runs_are_compacted(tmp_path):
     for r in range(40):
         run_id = f"r{r:02d}"
         for index in range(8):
-            store.write_case(tmp_path, run_id, NOW, index, {**row(f"k{index}"), "run_id": run_id})
-        store.write_run(tmp_path, run_id, {"run_id": run_id, "timestamp": NOW, "status": "complete"})
+            store.write_case(Location.resolve(tmp_path), run_id, NOW, index, {**row(f"k{index}"), "run_id": run_id})
+        store.write_run(Location.resolve(tmp_path), run_id, {"run_id": run_id, "timestamp": NOW, "status": "complete"})
     compact = subprocess.Popen([sys.executable, "-m", "bench", "compact", "--results", str(tmp_path)])
     counts = []
     while compact.poll() is None or not counts:
-        counts.append(store.read_cases(tmp_path, ["case_key"]).num_rows)
+        counts.append(store.read_cases(Location.resolve(tmp_path), ["case_key"]).num_rows)
     assert compact.wait() == 0
     assert set(counts) == {320}, sorted(set(counts))  # never a row missing or twice, never an error
     assert len(list(tmp_path.rglob("compacted.parquet"))) == 40
@@ -164,13 +167,14 @@ def test_compaction_merges_and_deletes_only_files_bench_wrote(tmp_path, capsys, 
     planted = tmp_path / FOLDER / foreign
     planted.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.table({"run_id": ["r1"], "case_key": ["d"], "timestamp": [NOW], "median_ms": [1.0]}), planted)
-    assert compact_run(tmp_path, "r1", NOW) == Compacted(runs=1, files=3)  # as a run completes
+    assert compact_run(Location.resolve(tmp_path), "r1", NOW) == Compacted(runs=1, files=3)  # as a run completes
     assert planted.exists(), "a file bench did not write was deleted"
     compacted = pq.read_table(tmp_path / FOLDER / store.COMPACTED).column("case_key").to_pylist()
     assert compacted == ["a", "b", "c"]
     assert f"bench compact: left alone 1 file(s) bench did not write: {planted}\n" in capsys.readouterr().err
-    store.write_case(tmp_path, "r1", NOW, 5, row("e"))  # a later per-case file: `bench compact` merges it alone
-    assert compact_all(tmp_path) == Compacted(runs=1, files=1)
+    loc = Location.resolve(tmp_path)
+    store.write_case(loc, "r1", NOW, 5, row("e"))  # a later per-case file: `bench compact` merges it alone
+    assert compact_all(Location.resolve(tmp_path)) == Compacted(runs=1, files=1)
     assert planted.exists()
     assert sorted(pq.read_table(tmp_path / FOLDER / store.COMPACTED).column("case_key").to_pylist()) == [*"abce"]
 
@@ -180,6 +184,6 @@ def test_a_bench_like_folder_elsewhere_is_not_compacted(tmp_path, capsys):
     planted = tmp_path / "cases/mirror/runs/run_id=r1/00000-x.parquet"  # named like bench's, in no run folder
     planted.parent.mkdir(parents=True)
     pq.write_table(pa.table({"run_id": ["r1"], "case_key": ["x"], "timestamp": [NOW]}), planted)
-    assert compact_all(tmp_path) == Compacted(runs=1, files=3)
+    assert compact_all(Location.resolve(tmp_path)) == Compacted(runs=1, files=3)
     assert planted.exists() and not (planted.parent / store.COMPACTED).exists()
     assert str(planted) in capsys.readouterr().err

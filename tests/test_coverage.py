@@ -16,7 +16,7 @@ def write(results, index, model, runner, precision, status, accuracy_ok=None, er
     row = {"run_id": "r1", "timestamp": NOW, "case_key": key, "model": model, "runner": runner, "device": "cpu",
            "precision": precision, "batch": 1, "threads": 1, "scenario": "latency", "status": status,
            "accuracy_ok": accuracy_ok, "error": error, "median_ms": 1.0 if status == "ok" else None}
-    store.write_case(results, "r1", NOW, index, row)
+    store.write_case(Location.resolve(results), "r1", NOW, index, row)
 
 
 def test_matrix_shows_each_outcome(tmp_path, bench_cli):

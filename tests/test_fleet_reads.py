@@ -34,10 +34,10 @@ def _row(key: str, run_id: str, when: datetime, rng: np.random.Generator, ok: bo
 
 
 def _run(root: Path, run_id: str, when: datetime, machine: tuple[str, str], rows: list[dict]) -> None:
-    store.write_run(root, run_id, {"run_id": run_id, "timestamp": when, "status": "complete",
-                                   "machine_id": machine[0], "machine_label": machine[1]})
+    store.write_run(Location.resolve(root), run_id, {"run_id": run_id, "timestamp": when, "status": "complete",
+                                                     "machine_id": machine[0], "machine_label": machine[1]})
     for i, row in enumerate(rows):
-        store.write_case(root, run_id, when, i, row)
+        store.write_case(Location.resolve(root), run_id, when, i, row)
 
 
 @pytest.fixture(scope="module")
@@ -54,14 +54,15 @@ def history(tmp_path_factory) -> Path:
             _run(root, run_id, when, machine, rows)
     # a run of night 0 resumed on night 5: its one new row is that key's latest on its machine
     old = f"{START:%Y%m%dT%H%M%SZ}-m0001"
-    store.write_case(root, old, START, 99, _row(KEYS[0], old, START + timedelta(days=5), rng, ok=True))
+    loc = Location.resolve(root)
+    store.write_case(loc, old, START, 99, _row(KEYS[0], old, START + timedelta(days=5), rng, ok=True))
     return root
 
 
 def _old_key_runs(results: Path, run_id: str | None) -> tuple[list[str], list[str]]:
     """The report's choice of runs as two scans and a join against the runs files (the code before)."""
     where, params = ("WHERE c.run_id = ?", [run_id]) if run_id else ("", [])
-    rows = store.query(results, f"""
+    rows = store.query(Location.resolve(results), f"""
         WITH latest AS (
             SELECT DISTINCT coalesce(arg_max(c.run_id, c.timestamp), any_value(c.run_id)) AS run_id
             FROM cases c {store.MACHINE_JOIN} {where} GROUP BY c.case_key, {store.MACHINE}),
@@ -74,7 +75,7 @@ def _old_key_runs(results: Path, run_id: str | None) -> tuple[list[str], list[st
 
 
 def _runs_table(results: Path):
-    return store.query(results, f"SELECT {store.column_list(data.RUN_FIELDS)} FROM runs")
+    return store.query(Location.resolve(results), f"SELECT {store.column_list(data.RUN_FIELDS)} FROM runs")
 
 
 @pytest.mark.parametrize("run_id", [None, f"{START:%Y%m%dT%H%M%SZ}-m0001", "no-such-run"])
@@ -96,21 +97,23 @@ def _sorted(table) -> list[dict]:
 def test_a_runs_files_only_give_its_rows(history, monkeypatch, lookups):
     monkeypatch.setattr(store, "MAX_LOOKUPS", lookups)
     runs = [r["run_id"] for r in _runs_table(history).to_pylist()]
+    loc = Location.resolve(history)
     for wanted in ([runs[0]], runs[3:5], [runs[-1], "no-such-run"], ["../runs"], runs):
         sql = f"SELECT * FROM cases WHERE run_id IN ({', '.join('?' for _ in wanted)})"
-        assert _sorted(store.query(history, sql, wanted, run_ids=wanted)) == _sorted(store.query(history, sql, wanted))
+        assert _sorted(store.query(loc, sql, wanted, run_ids=wanted)) == _sorted(store.query(loc, sql, wanted))
         sql = "SELECT * FROM runs WHERE run_id = ?"
-        assert store.query(history, sql, wanted[:1], run_ids=wanted).to_pylist() == \
-            store.query(history, sql, wanted[:1]).to_pylist()
+        assert store.query(loc, sql, wanted[:1], run_ids=wanted).to_pylist() == \
+            store.query(loc, sql, wanted[:1]).to_pylist()
 
 
 def test_a_given_runs_table_joins_as_the_runs_files_do(history):
     sql = "SELECT c.case_key, c.run_id, {machine} AS machine FROM cases c {join} ORDER BY 2, 1"
     given = {"run_machines": _runs_table(history).select(["run_id", "machine_id", "machine_label"])}
-    joined = store.query(history, sql.format(machine=store.MACHINE, join=store.machine_join("run_machines")),
+    loc = Location.resolve(history)
+    joined = store.query(loc, sql.format(machine=store.MACHINE, join=store.machine_join("run_machines")),
                          given=given)
-    assert joined.to_pylist() == store.query(history, sql.format(machine=store.MACHINE,
-                                                                 join=store.MACHINE_JOIN)).to_pylist()
+    assert joined.to_pylist() == store.query(loc, sql.format(machine=store.MACHINE,
+                                                 join=store.MACHINE_JOIN)).to_pylist()
     assert {r["machine"] for r in joined.to_pylist()} == {"x86", "arm"}
 
 
@@ -136,7 +139,7 @@ def test_compare_of_two_runs_reads_them_only(history, tmp_path):
     assert base.env["machine_id"] == new.env["machine_id"] == "m0001" and len(new.cases) == len(KEYS)
     assert {c["run_id"] for c in base.cases.values()} == {runs[-2]}
     with pytest.raises(compare.UserError, match="neither a results folder nor a run id"):
-        compare.resolve("no-such-run", history)
+        compare.resolve("no-such-run", loc)
 
 
 @pytest.mark.slow
@@ -158,8 +161,8 @@ def test_the_summary_of_compacted_runs_chooses_as_a_scan_does(history, tmp_path)
     from bench.results import compaction, summary
 
     root = shutil.copytree(history, tmp_path / "results")
-    assert compaction.compact_all(root).runs == 12  # compaction keeps the summary (compact_all, compact_run)
-    loc = store.location(root)
+    loc = Location.resolve(root)
+    assert compaction.compact_all(loc).runs == 12  # compaction keeps the summary (compact_all, compact_run)
 
     def same() -> summary.Summary | None:
         runs = _runs_table(root)
@@ -174,13 +177,14 @@ def test_the_summary_of_compacted_runs_chooses_as_a_scan_does(history, tmp_path)
     later = START + timedelta(days=9)  # a run not compacted yet: scanned beside the summary
     _run(root, "later-m0003", later, MACHINES[2], [_row(k, "later-m0003", later, rng, ok=True) for k in KEYS[:2]])
     assert same() is not None
-    assert summary.update(root) == 0  # only compacted files are summarised
+    assert summary.update(Location.resolve(root)) == 0  # only compacted files are summarised
     when = START + timedelta(days=1, minutes=5)  # a run's machine renamed: the summary is stale
-    store.write_run(root, f"{when:%Y%m%dT%H%M%SZ}-m0002", {"run_id": f"{when:%Y%m%dT%H%M%SZ}-m0002", "timestamp": when,
+    loc = Location.resolve(root)
+    store.write_run(loc, f"{when:%Y%m%dT%H%M%SZ}-m0002", {"run_id": f"{when:%Y%m%dT%H%M%SZ}-m0002", "timestamp": when,
                                                            "status": "complete", "machine_id": "m0002",
                                                            "machine_label": "x86-b"})
     assert same() is None
     gone = store.visible_files(loc, "cases")[0]  # a covered file deleted: the summary is stale
     loc.fs.delete_file(gone)
     assert same() is None
-    assert summary.update(root) == 11 and same() is not None  # rebuilt from the files there are
+    assert summary.update(Location.resolve(root)) == 11 and same() is not None  # rebuilt from the files there are

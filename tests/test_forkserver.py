@@ -20,6 +20,7 @@ from bench.forkserver import ForkRequest, ForkServer, available
 from bench.launcher import run_worker
 from bench.plan import Overrides, plan
 from bench.registry import Registry
+from bench.results.uri import Location
 from bench.run import RunInfo, execute
 from bench.runners.onnxruntime import SPEC as ORT
 from bench.suite import load_suite
@@ -105,7 +106,7 @@ def test_a_server_that_never_answers_is_killed_and_the_run_spawns_its_workers(ca
     suite = load_suite(str(FIXTURES / "fast.toml"))
     planned = plan(suite, "fast.toml", Overrides(runners=["onnxruntime"]), Registry([ORT]), cache_dir)
     start = time.monotonic()
-    rows = execute(planned, tmp_path, RunInfo.new("fast", []), Registry([ORT]), stream=io.StringIO())
+    rows = execute(planned, Location.resolve(tmp_path), RunInfo.new("fast", []), Registry([ORT]), stream=io.StringIO())
     assert rows and all(r["status"] == "ok" for r in rows), rows
     assert time.monotonic() - start < 60  # one missed deadline (2 s), not the 300 s the server would take to exit
 

@@ -13,6 +13,7 @@ from bench.launcher import _interpret
 from bench.plan import Overrides, plan
 from bench.registry import Registry
 from bench.results import store
+from bench.results.uri import Location
 from bench.run import RunInfo, execute
 from bench.runners.onnxruntime import SPEC as ORT
 from bench.suite import load_suite
@@ -25,7 +26,7 @@ def run_with(specs, cache_dir: Path, results: Path, timeout_s: float = 60):
     names = [s.name for s in specs] + ["onnxruntime"]
     suite = load_suite(str(FIXTURES / "fast.toml"))
     planned = plan(suite, "fast.toml", Overrides(runners=names, timeout_s=timeout_s), registry, cache_dir)
-    rows = execute(planned, results, RunInfo.new("fast", []), registry, stream=io.StringIO())
+    rows = execute(planned, Location.resolve(results), RunInfo.new("fast", []), registry, stream=io.StringIO())
     return {r["runner"]: r for r in rows}
 
 
@@ -38,7 +39,7 @@ def test_crash_exit_and_bad_output_are_rows_and_the_run_goes_on(fakes, cache_dir
     assert rows["raises"]["status"] == "error" and "FancyOp" in rows["raises"]["error"]
     assert "RuntimeError" in rows["raises"]["stderr_tail"]
     assert rows["onnxruntime"]["status"] == "ok"  # the good case after the bad ones still ran
-    stored = store.read_cases(tmp_path, ["runner", "status"]).to_pylist()
+    stored = store.read_cases(Location.resolve(tmp_path), ["runner", "status"]).to_pylist()
     assert sorted(r["status"] for r in stored) == ["bad_output", "crashed", "error", "error", "ok"]
 
 
@@ -112,7 +113,8 @@ def test_memory_cap_makes_an_oom_row_not_a_timeout(fakes, cache_dir, tmp_path):
     suite = load_suite(str(FIXTURES / "fast.toml"))
     overrides = Overrides(runners=["hogs", "onnxruntime"], max_memory_mb=2048, timeout_s=60)
     planned = plan(suite, "fast.toml", overrides, registry, cache_dir)
-    rows = {r["runner"]: r for r in execute(planned, tmp_path, RunInfo.new("fast", []), registry, io.StringIO())}
+    results = Location.resolve(tmp_path)
+    rows = {r["runner"]: r for r in execute(planned, results, RunInfo.new("fast", []), registry, io.StringIO())}
     assert rows["hogs"]["status"] == "oom", rows["hogs"]
     assert rows["onnxruntime"]["status"] == "ok"  # the same cap leaves room for a real case
 
@@ -122,7 +124,7 @@ def test_a_failure_under_the_memory_cap_says_the_cap_was_in_force(fakes, cache_d
     suite = load_suite(str(FIXTURES / "fast.toml"))
     overrides = Overrides(runners=["gives_up"], max_memory_mb=2048, timeout_s=60)
     planned = plan(suite, "fast.toml", overrides, registry, cache_dir)
-    [row] = execute(planned, tmp_path, RunInfo.new("fast", []), registry, io.StringIO())
+    [row] = execute(planned, Location.resolve(tmp_path), RunInfo.new("fast", []), registry, io.StringIO())
     assert row["status"] == "error" and "arena could not grow" in row["error"]  # its own words, not called oom
     assert "under --max-memory 2048 MB" in row["error"] and "a failed allocation can end this way" in row["error"]
 

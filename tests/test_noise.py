@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bench import noise
 from bench.results import store
+from bench.results.uri import Location
 
 FAST = str(Path(__file__).parent / "fixtures" / "fast.toml")
 
@@ -29,7 +30,8 @@ def test_a_spinning_process_is_named_and_strict_refuses(bench_cli, tmp_path):
         assert not (tmp_path / "out").exists()
         done = bench_cli("run", "--suite", FAST, "--results", "out")
         assert done.returncode == 0 and "warning: busy processes" in done.stdout
-        warnings = store.query(tmp_path / "out", "SELECT noise_warnings FROM runs").to_pylist()[0]["noise_warnings"]
+        loc = Location.resolve(tmp_path / "out")
+        warnings = store.query(loc, "SELECT noise_warnings FROM runs").to_pylist()[0]["noise_warnings"]
         assert any("busy processes" in w for w in warnings)
     finally:
         spinner.kill()

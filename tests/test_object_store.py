@@ -113,39 +113,41 @@ def bench_s3(env: dict[str, str], cwd: Path, cache_dir: Path, *args: str) -> sub
 # --- the store on S3, in this process ---------------------------------------------------------------------
 
 def test_store_round_trip_on_s3(s3):
-    written = store.write_case(s3, "r1", NOW, 0, row("a/1"))
-    store.write_case(s3, "r1", NOW, 1, row("b/2", batch=8))
-    store.write_run(s3, "r1", {"run_id": "r1", "timestamp": NOW, "machine_id": "m1"})
+    written = store.write_case(Location.resolve(s3), "r1", NOW, 0, row("a/1"))
+    store.write_case(Location.resolve(s3), "r1", NOW, 1, row("b/2", batch=8))
+    store.write_run(Location.resolve(s3), "r1", {"run_id": "r1", "timestamp": NOW, "machine_id": "m1"})
     assert written == f"{s3}/cases/date=2026-11-26/run_id=r1/00000-a_1.parquet"
-    t = store.read_cases(s3).sort_by("case_key")
+    t = store.read_cases(Location.resolve(s3)).sort_by("case_key")
     assert t.column("case_key").to_pylist() == ["a/1", "b/2"] and t.column("batch").to_pylist() == [None, 8]
     assert t.schema.field("samples_ns").type == pa.list_(pa.int64())
-    assert store.read_cases(s3, ["case_key"], run_id="other").num_rows == 0
-    assert store.query(s3, "SELECT machine_id FROM runs").to_pylist() == [{"machine_id": "m1"}]
-    assert store.has_table(s3, "runs") and store.exists(s3) and not store.exists(f"{s3}-nothing-here")
+    assert store.read_cases(Location.resolve(s3), ["case_key"], run_id="other").num_rows == 0
+    assert store.query(Location.resolve(s3), "SELECT machine_id FROM runs").to_pylist() == [{"machine_id": "m1"}]
+    loc = Location.resolve(s3)
+    assert store.has_table(loc, "runs") and store.exists(loc)
+    assert not store.exists(Location.resolve(f"{s3}-nothing-here"))
 
 
 def test_older_files_merge_and_temp_objects_are_invisible_on_s3(s3):
-    store.write_case(s3, "r1", NOW, 0, row("new"))
+    store.write_case(Location.resolve(s3), "r1", NOW, 0, row("new"))
     loc = Location.resolve(s3)
     old = pa.table({"run_id": ["r0"], "case_key": ["old"], "median_ms": [2.0], "batch": pa.array([4], pa.int64())})
     store.write_table_atomic(old, f"{s3}/cases/date=2026-11-25/run_id=r0/old.parquet")
     with loc.fs.open_output_stream(loc.path("cases/date=2026-11-26/run_id=r1/.00001-b.parquet.7.tmp")) as f:
         f.write(b"PAR1 half an object")
-    t = store.read_cases(s3, ["case_key", "batch", "status"])
+    t = store.read_cases(Location.resolve(s3), ["case_key", "batch", "status"])
     assert sorted(t.to_pylist(), key=lambda r: r["case_key"]) == [
         {"case_key": "new", "batch": None, "status": "ok"}, {"case_key": "old", "batch": 4, "status": None}]
 
 
 def test_a_row_that_fails_to_serialize_leaves_no_object(s3):
-    store.write_case(s3, "r1", NOW, 0, row("a"))
+    store.write_case(Location.resolve(s3), "r1", NOW, 0, row("a"))
     with pytest.raises(pa.ArrowInvalid):
-        store.write_case(s3, "r1", NOW, 1, row("b", batch="not an int"))
+        store.write_case(Location.resolve(s3), "r1", NOW, 1, row("b", batch="not an int"))
     assert list(objects(s3)) == ["cases/date=2026-11-26/run_id=r1/00000-a.parquet"]
 
 
 def test_written_objects_are_complete_parquet_files(s3):
-    store.write_case(s3, "r1", NOW, 0, row("a", samples_ns=list(range(100_000))))
+    store.write_case(Location.resolve(s3), "r1", NOW, 0, row("a", samples_ns=list(range(100_000))))
     (name, data), = objects(s3).items()
     assert pq.read_table(pa.BufferReader(data)).column("samples_ns").to_pylist()[0][-1] == 99_999
 
@@ -160,10 +162,11 @@ def test_run_report_and_compare_on_s3_keep_credentials_out(s3, s3_env, tmp_path,
     assert first.returncode == 0, first.stderr
     second = bench_s3(s3_env, tmp_path, cache_dir, "run", "--suite", FAST, "--results", results)
     assert second.returncode == 0, second.stderr
-    runs = store.query(results, "SELECT run_id, machine_label, command FROM runs ORDER BY timestamp").to_pylist()
+    loc = Location.resolve(results)
+    runs = store.query(loc, "SELECT run_id, machine_label, command FROM runs ORDER BY timestamp").to_pylist()
     assert len(runs) == 2 and runs[0]["machine_label"] == "x86-test"
     assert runs[0]["command"].endswith(f"--results {results} --machine-label x86-test")
-    cases = store.read_cases(results, ["run_id", "status"]).to_pylist()
+    cases = store.read_cases(Location.resolve(results), ["run_id", "status"]).to_pylist()
     assert [c["status"] for c in cases] == ["ok", "ok"] and {c["run_id"] for c in cases} == {r["run_id"] for r in runs}
     stored = objects(results)
     assert all(name.endswith(".parquet") and not Path(name).name.startswith(".") for name in stored)
@@ -236,21 +239,21 @@ def test_missing_bucket_is_one_line(s3_env, tmp_path, cache_dir):
 
 def test_file_uri_is_the_local_store(tmp_path):
     uri = (tmp_path / "out").as_uri()
-    written = store.write_case(uri, "r1", NOW, 0, row("a"))
+    written = store.write_case(Location.resolve(uri), "r1", NOW, 0, row("a"))
     assert written == f"{uri}/cases/date=2026-11-26/run_id=r1/00000-a.parquet"
-    assert store.read_cases(tmp_path / "out", ["case_key"]).to_pylist() == [{"case_key": "a"}]
-    assert store.read_cases(uri, ["case_key"]).to_pylist() == [{"case_key": "a"}]
+    assert store.read_cases(Location.resolve(tmp_path / "out"), ["case_key"]).to_pylist() == [{"case_key": "a"}]
+    assert store.read_cases(Location.resolve(uri), ["case_key"]).to_pylist() == [{"case_key": "a"}]
     assert Location.resolve(uri).local == tmp_path / "out"  # so writes take the temp file + fsync + rename path
 
 
 def test_a_complete_run_compacts_into_one_object(s3):
     for index, key in enumerate(("a", "b")):
-        store.write_case(s3, "r1", NOW, index, row(key))
-    store.write_run(s3, "r1", {"run_id": "r1", "timestamp": NOW, "status": "complete"})
-    assert compact_all(s3) == Compacted(runs=1, files=2)
+        store.write_case(Location.resolve(s3), "r1", NOW, index, row(key))
+    store.write_run(Location.resolve(s3), "r1", {"run_id": "r1", "timestamp": NOW, "status": "complete"})
+    assert compact_all(Location.resolve(s3)) == Compacted(runs=1, files=2)
     assert sorted(n for n in objects(s3) if n.startswith("cases/")) == [
         f"cases/date=2026-11-26/run_id=r1/{store.COMPACTED}"]
-    assert store.read_cases(s3, ["case_key"]).column("case_key").to_pylist() == ["a", "b"]
+    assert store.read_cases(Location.resolve(s3), ["case_key"]).column("case_key").to_pylist() == ["a", "b"]
 
 
 def test_store_defaults_bound_the_waits_and_keep_what_the_user_set():

@@ -101,8 +101,9 @@ def test_results_are_resolved_once_where_the_user_names_them(tmp_path, monkeypat
            "device": "cpu", "precision": "fp32", "batch": 1, "threads": 1, "scenario": "latency", "status": "ok",
            "accuracy_ok": True, "median_ms": 1.0, "median_ci_low_ms": 0.9, "median_ci_high_ms": 1.1, "min_ms": 0.8,
            "p99_ms": 1.2}
-    store.write_case(tmp_path, "r1", now, 0, row)
-    store.write_run(tmp_path, "r1", {"run_id": "r1", "timestamp": now, "suite": "s", "status": "complete"})
+    store.write_case(Location.resolve(tmp_path), "r1", now, 0, row)
+    loc = Location.resolve(tmp_path)
+    store.write_run(loc, "r1", {"run_id": "r1", "timestamp": now, "suite": "s", "status": "complete"})
     resolved: list[object] = []
     resolve = Location.resolve.__func__  # type: ignore[attr-defined]
 

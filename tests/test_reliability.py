@@ -19,6 +19,7 @@ from bench.launcher import CASE_DIR_PREFIX, remove_stale_case_dirs
 from bench.plan import Overrides, plan
 from bench.registry import Registry
 from bench.results import store
+from bench.results.uri import Location
 from bench.suite import load_suite
 
 FAST = str(Path(__file__).parent / "fixtures" / "fast.toml")
@@ -43,7 +44,7 @@ def wait_for_rows(results: Path, count: int, timeout_s: float = 120) -> None:
 
 
 def only_run_id(results: Path) -> str:
-    return store.query(results, "SELECT run_id FROM runs").column("run_id").to_pylist()[0]
+    return store.query(Location.resolve(results), "SELECT run_id FROM runs").column("run_id").to_pylist()[0]
 
 
 def test_sigkill_keeps_finished_rows_and_resume_finishes_without_duplicates(tmp_path, cache_dir, bench_cli):
@@ -52,14 +53,14 @@ def test_sigkill_keeps_finished_rows_and_resume_finishes_without_duplicates(tmp_
     proc.kill()
     proc.communicate()
     results = tmp_path / "out"
-    before = store.read_cases(results, ["case_key", "status"]).to_pylist()
+    before = store.read_cases(Location.resolve(results), ["case_key", "status"]).to_pylist()
     assert 1 <= len(before) < 4 and all(r["status"] == "ok" for r in before)
     run_id = only_run_id(results)
     done = bench_cli("run", "--resume", run_id, "--results", "out")
     assert done.returncode == 0, done.stderr
-    keys = store.read_cases(results, ["case_key"], run_id=run_id).column("case_key").to_pylist()
+    keys = store.read_cases(Location.resolve(results), ["case_key"], run_id=run_id).column("case_key").to_pylist()
     assert len(keys) == 4 == len(set(keys))
-    run = store.query(results, "SELECT status, cases_written FROM runs").to_pylist()[0]
+    run = store.query(Location.resolve(results), "SELECT status, cases_written FROM runs").to_pylist()[0]
     assert run == {"status": "complete", "cases_written": 4}
     assert not list(Path(tempfile.gettempdir()).glob(f"{CASE_DIR_PREFIX}*.{proc.pid}-*"))  # the killed run's, swept
 
@@ -92,8 +93,9 @@ def test_sigterm_reaps_the_worker_keeps_rows_and_marks_the_run(tmp_path, cache_d
     time.sleep(0.2)
     assert not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
     results = tmp_path / "out"
-    assert store.query(results, "SELECT status FROM runs").column("status").to_pylist() == ["interrupted"]
-    assert store.read_cases(results, ["status"]).num_rows >= 1
+    loc = Location.resolve(results)
+    assert store.query(loc, "SELECT status FROM runs").column("status").to_pylist() == ["interrupted"]
+    assert store.read_cases(Location.resolve(results), ["status"]).num_rows >= 1
     assert not [f for f in results.rglob("*") if f.is_file() and f.name.startswith(".")]
 
 
@@ -106,13 +108,13 @@ def test_resume_refuses_plan_flags_and_unknown_runs(bench_cli):
 
 def test_unwritable_results_location_is_one_clear_error_and_keeps_earlier_results(tmp_path, bench_cli):
     assert bench_cli("run", "--suite", FAST, "--results", "out").returncode == 0
-    before = store.read_cases(tmp_path / "out").num_rows
+    before = store.read_cases(Location.resolve(tmp_path / "out")).num_rows
     (tmp_path / "out" / "runs").rename(tmp_path / "runs-moved")
     (tmp_path / "out" / "runs").write_text("a file where a folder must go")  # writes there now fail
     done = bench_cli("run", "--suite", FAST, "--results", "out")
     assert done.returncode == 2 and "cannot write results to out" in done.stderr
     assert done.stderr.count("\n") == 1
-    assert store.read_cases(tmp_path / "out").num_rows == before
+    assert store.read_cases(Location.resolve(tmp_path / "out")).num_rows == before
 
 
 @pytest.mark.slow  # real runs, ~10-30 s
@@ -127,7 +129,7 @@ def test_resume_refuses_a_plan_that_is_no_longer_the_runs(bench_cli, tmp_path):
     done = bench_cli("run", "--resume", run_id, "--results", "out")
     assert done.returncode == 2 and f"--resume {run_id}: its plan differs from the run's" in done.stderr, done.stderr
     assert done.stderr.count("\n") == 1
-    rows = store.read_cases(tmp_path / "out", ["case_key"]).column("case_key").to_pylist()
+    rows = store.read_cases(Location.resolve(tmp_path / "out"), ["case_key"]).column("case_key").to_pylist()
     assert rows == ["tiny_mlp/onnxruntime/cpu/fp32/b1/t1/latency"]  # nothing of the other plan was run
 
 
@@ -147,7 +149,8 @@ def test_resume_refuses_a_run_of_another_machine(bench_cli, tmp_path):
     assert f"--resume {run_id}: the run belongs to machine 0123456789abcdef (" in done.stderr
     assert "resume it on that machine" in done.stderr
     # before: the run was taken over, its environment rewritten with this machine's
-    assert store.query(tmp_path / "out", "SELECT machine_id FROM runs").column(0).to_pylist() == ["0123456789abcdef"]
+    loc = Location.resolve(tmp_path / "out")
+    assert store.query(loc, "SELECT machine_id FROM runs").column(0).to_pylist() == ["0123456789abcdef"]
 
 
 def test_a_run_stopped_by_an_error_is_marked_failed_not_running(cache_dir, tmp_path, monkeypatch):
@@ -165,8 +168,8 @@ def test_a_run_stopped_by_an_error_is_marked_failed_not_running(cache_dir, tmp_p
     monkeypatch.setattr(run_module, "_run_one", second_case_fails)
     info = run_module.RunInfo.new("fast", [])
     with pytest.raises(OSError):
-        run_module.execute(planned, tmp_path, info, Registry.default(), stream=io.StringIO())
-    run = store.query(tmp_path, "SELECT status, cases_written FROM runs").to_pylist()
+        run_module.execute(planned, Location.resolve(tmp_path), info, Registry.default(), stream=io.StringIO())
+    run = store.query(Location.resolve(tmp_path), "SELECT status, cases_written FROM runs").to_pylist()
     assert run == [{"status": "failed", "cases_written": 1}]  # and its first row is kept
 
 
@@ -186,7 +189,7 @@ def test_a_damaged_fp32_reference_is_rebuilt_not_trusted(bench_cli, tmp_path, da
             np.savez(reference, **{k: np.zeros_like(v) for k, v in data.items()})
     done = bench_cli(*args, "--results", "second")
     assert done.returncode == 0, done.stderr
-    [row] = store.read_cases(tmp_path / "second", ["status", "accuracy_ok"]).to_pylist()
+    [row] = store.read_cases(Location.resolve(tmp_path / "second"), ["status", "accuracy_ok"]).to_pylist()
     assert row == {"status": "ok", "accuracy_ok": True}  # against a rebuilt reference
 
 
@@ -239,5 +242,5 @@ def test_a_full_disk_stop_names_the_run_and_how_to_resume_it(tiny_disk, cache_di
     filler.unlink()
     done = bench_cli("run", "--resume", run_id, "--results", str(results))
     assert done.returncode == 0, done.stderr
-    assert store.query(results, "SELECT status, cases_written FROM runs").to_pylist() == [
+    assert store.query(Location.resolve(results), "SELECT status, cases_written FROM runs").to_pylist() == [
         {"status": "complete", "cases_written": 1}]

@@ -15,6 +15,7 @@ import bench.results as r
 from bench.errors import UserError
 from bench.report.scenarios import cross_machine, scenario_table
 from bench.results import store
+from bench.results.uri import Location
 
 NOW = datetime(2026, 3, 1, tzinfo=timezone.utc)
 
@@ -261,16 +262,17 @@ def test_memory_compares_speed_at_the_same_thread_count():
 
 def write_history(results) -> None:
     """Machine A: r1, then r2 re-runs ort (faster after a fix). Machine B: r3, where ov wins."""
+    loc = Location.resolve(results)
     for run_id, label, hours in (("r1", "A", 0), ("r2", "A", 1), ("r3", "B", 2)):
-        store.write_run(results, run_id, {"run_id": run_id, "timestamp": NOW + timedelta(hours=hours),
-                                          "machine_label": label, "machine_id": f"id-{label}", "status": "complete"})
+        store.write_run(loc, run_id, {"run_id": run_id, "timestamp": NOW + timedelta(hours=hours),
+                                      "machine_label": label, "machine_id": f"id-{label}", "status": "complete"})
     rows = [("r1", 0, case("ort", median=2.0)), ("r1", 0, case("ov", median=1.0)), ("r2", 1, case("ort", median=0.5)),
             ("r3", 2, case("ort", median=3.0)), ("r3", 2, case("ov", median=1.0, accuracy_ok=None))]
     rows.append(("r3", 2, case("ov", median=1.5, model="n")))
     for index, (run_id, hours, row) in enumerate(rows):
         when = NOW + timedelta(hours=hours)
         row = {**row, "run_id": run_id, "timestamp": when + timedelta(seconds=index), "samples_ns": samples(1.0)}
-        store.write_case(results, run_id, when, index, row)
+        store.write_case(loc, run_id, when, index, row)
 
 
 def test_load_reads_real_parquet_latest_per_case_and_machine(tmp_path):

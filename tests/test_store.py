@@ -24,42 +24,42 @@ def row(key: str, **extra):
 
 
 def test_round_trip_keeps_types_and_samples(tmp_path):
-    store.write_case(tmp_path, "r1", NOW, 0, row("a/1"))
-    store.write_case(tmp_path, "r1", NOW, 1, row("b/2", batch=8, accuracy_ok=False))
-    t = store.read_cases(tmp_path)
+    store.write_case(Location.resolve(tmp_path), "r1", NOW, 0, row("a/1"))
+    store.write_case(Location.resolve(tmp_path), "r1", NOW, 1, row("b/2", batch=8, accuracy_ok=False))
+    t = store.read_cases(Location.resolve(tmp_path))
     assert t.num_rows == 2
     assert t.schema.field("batch").type == pa.int32() and t.schema.field("samples_ns").type == pa.list_(pa.int64())
     assert t.column("samples_ns").to_pylist()[0] == [1, 2, 3]
     assert t.column("schema_version").to_pylist() == [1, 1]
-    assert store.read_cases(tmp_path, ["case_key"], run_id="r1").num_rows == 2
-    assert store.read_cases(tmp_path, ["case_key"], run_id="other").num_rows == 0
+    assert store.read_cases(Location.resolve(tmp_path), ["case_key"], run_id="r1").num_rows == 2
+    assert store.read_cases(Location.resolve(tmp_path), ["case_key"], run_id="other").num_rows == 0
 
 
 def test_unknown_columns_are_refused(tmp_path):
     with pytest.raises(KeyError, match="not_a_column"):
-        store.write_case(tmp_path, "r1", NOW, 0, row("a", not_a_column=1))
+        store.write_case(Location.resolve(tmp_path), "r1", NOW, 0, row("a", not_a_column=1))
 
 
 def test_files_of_older_schemas_merge_by_column_name(tmp_path):
-    store.write_case(tmp_path, "r1", NOW, 0, row("new"))
+    store.write_case(Location.resolve(tmp_path), "r1", NOW, 0, row("new"))
     old = pa.table({"run_id": ["r0"], "case_key": ["old"], "median_ms": [2.0], "timestamp": [NOW]})
     pq.write_table(old, tmp_path / "cases" / "date=2026-11-26" / "run_id=r1" / "old.parquet")
-    t = store.read_cases(tmp_path, ["case_key", "median_ms", "status"])
+    t = store.read_cases(Location.resolve(tmp_path), ["case_key", "median_ms", "status"])
     assert sorted(t.column("case_key").to_pylist()) == ["new", "old"]
 
 
 def test_half_written_files_are_invisible(tmp_path):
-    store.write_case(tmp_path, "r1", NOW, 0, row("a"))
+    store.write_case(Location.resolve(tmp_path), "r1", NOW, 0, row("a"))
     partition = tmp_path / "cases" / "date=2026-11-26" / "run_id=r1"
     (partition / ".00001-b.parquet.123.tmp").write_bytes(b"PAR1 half a file")
-    assert store.read_cases(tmp_path).num_rows == 1
+    assert store.read_cases(Location.resolve(tmp_path)).num_rows == 1
 
 
 def test_failed_write_leaves_no_file_and_keeps_earlier_rows(tmp_path):
-    store.write_case(tmp_path, "r1", NOW, 0, row("a"))
+    store.write_case(Location.resolve(tmp_path), "r1", NOW, 0, row("a"))
     with pytest.raises(pa.ArrowInvalid):
-        store.write_case(tmp_path, "r1", NOW, 1, row("b", batch="not an int"))
-    assert store.read_cases(tmp_path).num_rows == 1
+        store.write_case(Location.resolve(tmp_path), "r1", NOW, 1, row("b", batch="not an int"))
+    assert store.read_cases(Location.resolve(tmp_path)).num_rows == 1
     assert all(not f.name.startswith(".") for f in tmp_path.rglob("*") if f.is_file())
 
 
@@ -68,12 +68,23 @@ def test_every_column_is_documented_with_a_unit_slot():
     assert all(c.description for c in CASE_COLUMNS)
 
 
+def test_the_store_takes_a_location_resolved_once_and_says_so_when_given_a_folder(tmp_path):
+    """A folder is resolved where a user names it (bench.cli's --results, bench.results.load); a store function
+    handed one instead says what to do in one line, not an AttributeError from deep in a read."""
+    for call in (lambda: store.query(tmp_path, "SELECT 1"), lambda: store.exists(str(tmp_path)),
+                 lambda: store.has_table(tmp_path, "cases")):
+        with pytest.raises(TypeError, match=r"^expected a Location, got PosixPath|^expected a Location, got str"):
+            call()
+    assert not store.exists(Location.resolve(tmp_path / "nothing"))
+
+
 # --- many machines, many nights: one dataset ---------------------------------------------------------------
 
 def night(results, run_id: str, machine_id: str, label: str, when: datetime, median_ms: float) -> None:
-    store.write_run(results, run_id, {"run_id": run_id, "timestamp": when, "machine_id": machine_id, "suite": "server",
-                                      "machine_label": label, "cpu_model": "Same CPU @ 2.0GHz", "status": "complete"})
-    store.write_case(results, run_id, when, 0, row("m/cpu/fp32", run_id=run_id, timestamp=when, median_ms=median_ms))
+    loc = Location.resolve(results)
+    store.write_run(loc, run_id, {"run_id": run_id, "timestamp": when, "machine_id": machine_id, "suite": "server",
+                                  "machine_label": label, "cpu_model": "Same CPU @ 2.0GHz", "status": "complete"})
+    store.write_case(loc, run_id, when, 0, row("m/cpu/fp32", run_id=run_id, timestamp=when, median_ms=median_ms))
 
 
 def test_results_of_two_machines_of_one_model_merge_and_stay_distinguishable(tmp_path):
@@ -86,7 +97,7 @@ def test_results_of_two_machines_of_one_model_merge_and_stay_distinguishable(tmp
     merged = tmp_path / "fleet"
     for part in "abc":
         shutil.copytree(tmp_path / part, merged, dirs_exist_ok=True)  # file names never collide: run_id is in them
-    trends = store.query(merged, """
+    trends = store.query(Location.resolve(merged), """
         SELECT r.machine_id, r.machine_label, list(c.median_ms ORDER BY c.date) AS medians
         FROM cases c JOIN runs r USING (run_id) GROUP BY ALL ORDER BY r.machine_id""").to_pylist()
     assert trends == [
@@ -95,10 +106,11 @@ def test_results_of_two_machines_of_one_model_merge_and_stay_distinguishable(tmp
         {"machine_id": "machine-c", "machine_label": "arm64", "medians": [3.0]},
     ]
     # what the nightly compares: each machine with its own previous night, never with its twin
-    pairs = store.previous_and_latest(merged)
+    pairs = store.previous_and_latest(Location.resolve(merged))
     assert pairs == [{"machine_id": "machine-a", "machine_label": "x86-avx512", "suite": "server", "base": "a1",
                       "new": "a2"}]
-    one_night = store.read_cases(merged, ["run_id"], run_id="b1")  # partition pruning: only b1's file is read
+    loc = Location.resolve(merged)
+    one_night = store.read_cases(loc, ["run_id"], run_id="b1")  # partition pruning: only b1's file is read
     assert one_night.column("run_id").to_pylist() == ["b1"]
 
 
@@ -124,11 +136,12 @@ def test_local_locations_keep_paths_and_everything_else_is_a_uri(tmp_path):
     assert loc.local == Path("results") and loc.join("runs/x.parquet") == Path("results/runs/x.parquet")
     assert str(loc) == "results" and loc.root == str(Path("results").absolute())
     expected = tmp_path / "cases" / "date=2026-11-26" / "run_id=r" / "00003-a_b_c.parquet"
-    assert store.case_file(tmp_path, "r", NOW, 3, "a/b c") == expected
+    assert store.case_file(Location.resolve(tmp_path), "r", NOW, 3, "a/b c") == expected
     s3 = Location.resolve("s3://bucket/prefix/?region=eu-west-1")
     assert s3.root == "bucket/prefix" and not s3.local and s3.object_store
     assert s3.join("runs/x.parquet") == "s3://bucket/prefix/runs/x.parquet?region=eu-west-1"
-    assert not store.exists(tmp_path / "nothing") and not store.has_table(tmp_path / "nothing", "cases")
+    loc = Location.resolve(tmp_path / "nothing")
+    assert not store.exists(loc) and not store.has_table(loc, "cases")
 
 
 def test_a_remote_filesystem_with_folders_writes_a_temp_name_then_moves(tmp_path):
@@ -146,26 +159,28 @@ def test_a_remote_filesystem_with_folders_writes_a_temp_name_then_moves(tmp_path
 def test_duckdb_reads_the_standard_layout_itself_and_pyarrow_reads_the_rest(tmp_path):
     glob_like = tmp_path / "nightly[1]*"  # DuckDB would expand these characters as a glob
     for results in (tmp_path / "plain", glob_like):
-        store.write_case(results, "r1", NOW, 0, row("a"))
-        store.write_run(results, "r1", {"run_id": "r1", "timestamp": NOW, "status": "complete"})
+        store.write_case(Location.resolve(results), "r1", NOW, 0, row("a"))
+        store.write_run(Location.resolve(results), "r1", {"run_id": "r1", "timestamp": NOW, "status": "complete"})
     stray = tmp_path / "plain" / "cases" / "run_id=r0"  # no date= folder: DuckDB refuses to mix partition layouts
     stray.mkdir(parents=True)
     pq.write_table(pa.table({"case_key": ["b"], "run_id": ["r0"], "timestamp": [NOW]}), stray / "b.parquet")
 
     def native(results, table):
-        loc = store.location(results)
+        loc = Location.resolve(results)
         return store._readable_natively(loc, table, store._files(loc, table))
 
     assert native(tmp_path / "plain", "runs")
     assert not native(tmp_path / "plain", "cases") and not native(glob_like, "cases")
-    assert store.query(tmp_path / "plain", "SELECT case_key, date FROM cases ORDER BY case_key").to_pylist() == [
+    loc = Location.resolve(tmp_path / "plain")
+    assert store.query(loc, "SELECT case_key, date FROM cases ORDER BY case_key").to_pylist() == [
         {"case_key": "a", "date": NOW.date()}, {"case_key": "b", "date": None}]
     sql = "SELECT c.case_key, c.date, r.status FROM cases c JOIN runs r USING (run_id)"
-    assert store.query(glob_like, sql).to_pylist() == [{"case_key": "a", "date": NOW.date(), "status": "complete"}]
+    loc = Location.resolve(glob_like)
+    assert store.query(loc, sql).to_pylist() == [{"case_key": "a", "date": NOW.date(), "status": "complete"}]
 
 
 def _plant_bad_files(results: Path) -> Path:
-    folder = Path(store.case_file(results, "junk", NOW, 0, "x")).parent
+    folder = Path(store.case_file(Location.resolve(results), "junk", NOW, 0, "x")).parent
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "00001-empty.parquet").write_bytes(b"")
     (folder / "00002-garbage.parquet").write_bytes(bytes(range(256)) * 12)
@@ -174,9 +189,9 @@ def _plant_bad_files(results: Path) -> Path:
 
 
 def test_bad_files_are_named_and_left_out_by_every_reader(tmp_path, capsys, bench_cli):
-    store.write_case(tmp_path, "r1", NOW, 0, row("a/1", accuracy_ok=True))
+    store.write_case(Location.resolve(tmp_path), "r1", NOW, 0, row("a/1", accuracy_ok=True))
     _plant_bad_files(tmp_path)
-    assert store.read_cases(tmp_path, ["case_key"]).to_pylist() == [{"case_key": "a/1"}]
+    assert store.read_cases(Location.resolve(tmp_path), ["case_key"]).to_pylist() == [{"case_key": "a/1"}]
     err = capsys.readouterr().err
     assert "skipped 3 unreadable cases file(s)" in err and "00001-empty.parquet" in err and "no case_key" in err
     for args in (["coverage"], ["report", "--out", str(tmp_path / "page")]):
@@ -186,11 +201,12 @@ def test_bad_files_are_named_and_left_out_by_every_reader(tmp_path, capsys, benc
 
 
 def test_another_tools_parquet_alone_adds_no_ghost_rows(tmp_path):
-    store.write_case(tmp_path, "r1", NOW, 0, row("a/1"))
-    folder = Path(store.case_file(tmp_path, "junk", NOW, 0, "x")).parent
+    store.write_case(Location.resolve(tmp_path), "r1", NOW, 0, row("a/1"))
+    folder = Path(store.case_file(Location.resolve(tmp_path), "junk", NOW, 0, "x")).parent
     folder.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.table({"model": ["ghost"], "median_ms": [0.0]}), folder / "00009-foreign.parquet")
-    assert store.read_cases(tmp_path, ["case_key", "model"]).to_pylist() == [{"case_key": "a/1", "model": "m"}]
+    loc = Location.resolve(tmp_path)
+    assert store.read_cases(loc, ["case_key", "model"]).to_pylist() == [{"case_key": "a/1", "model": "m"}]
 
 
 PLANT = """
@@ -199,8 +215,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from bench.results import store
 from bench.results.schema import CASE_SCHEMA
+from bench.results.uri import Location
 
-results, mode = Path(sys.argv[1]), sys.argv[2]
+results, mode = Location.resolve(Path(sys.argv[1])), sys.argv[2]
 store.write_case(results, "r1", datetime(2026, 11, 26, tzinfo=timezone.utc), 0, {"run_id": "r1", "case_key": "real"})
 shared = Path(os.environ["TMPDIR"], f"bench-schema-{os.getuid()}")
 shared.mkdir(mode=0o700)

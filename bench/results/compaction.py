@@ -121,9 +121,8 @@ def _folders(loc: Location, files: list[str]) -> dict[str, list[str]]:
     return folders
 
 
-def compact_run(results: layout.Results, run_id: str, started: datetime) -> Compacted:
+def compact_run(loc: Location, run_id: str, started: datetime) -> Compacted:
     """Compact one complete run (``bench run`` calls this as a run completes)."""
-    loc = layout.location(results)
     folder = layout.run_folder(run_id, started)
     deleted = compact_folder(loc, folder, store.finished_files(loc, folder))
     _summarise(loc)
@@ -148,9 +147,8 @@ def _complete_runs(loc: Location) -> set[str]:
     return {r["run_id"] for r in rows}
 
 
-def compact_all(results: layout.Results) -> Compacted:
+def compact_all(loc: Location) -> Compacted:
     """Compact every complete run that still has per-case files (``bench compact``); other runs are left alone."""
-    loc = layout.location(results)
     complete = _complete_runs(loc)
     runs = files = 0
     for folder, paths in _folders(loc, store.finished_files(loc, "cases")).items():

@@ -25,9 +25,9 @@ from bench.files import write_atomic
 from bench.results.schema import CASE_SCHEMA, OP_SCHEMA, RUN_SCHEMA, SCHEMA_VERSION
 from bench.results.uri import Location
 
-# What a script or a test may give the store's public functions (store.query, write_case, ...): a folder, a URI, or a
-# Location. Bench's own code resolves it once where a user gives it (bench.cli's --results, bench.results.load,
-# bench.report.build_report) and hands a Location on.
+# What a user may name the results by: a folder, a URI, or a Location. It is resolved once, where the user gives it
+# (bench.cli's --results, bench.results.load, bench.report.build_report), and the store's functions (store.query,
+# write_case, compaction, the summary) take the Location resolved there.
 Results = str | Path | Location
 
 # Each table's hive partition columns, in path order; they are columns of the rows too (date is derived).
@@ -118,24 +118,24 @@ def _case_relative(run_id: str, started: datetime, index: int, case_key: str, ta
     return f"{run_folder(run_id, started, table)}/{index:05d}-{safe_key}.parquet"
 
 
-def case_file(results: Results, run_id: str, started: datetime, index: int, case_key: str) -> Path | str:
+def case_file(loc: Location, run_id: str, started: datetime, index: int, case_key: str) -> Path | str:
     """Where a case's row goes: a Path under a local folder, else a URI."""
-    return location(results).join(_case_relative(run_id, started, index, case_key))
+    return loc.join(_case_relative(run_id, started, index, case_key))
 
 
-def write_case(results: Results, run_id: str, started: datetime, index: int, row: dict[str, Any]) -> Path | str:
+def write_case(loc: Location, run_id: str, started: datetime, index: int, row: dict[str, Any]) -> Path | str:
     relative = _case_relative(run_id, started, index, row["case_key"])
-    return write_at(location(results), relative, _one_row(CASE_SCHEMA, row))
+    return write_at(loc, relative, _one_row(CASE_SCHEMA, row))
 
 
-def write_ops(results: Results, run_id: str, started: datetime, index: int, rows: list[dict[str, Any]]) -> Path | str:
+def write_ops(loc: Location, run_id: str, started: datetime, index: int, rows: list[dict[str, Any]]) -> Path | str:
     """A profiled case's nodes (``bench.results.rows.op_rows``), in one file named like its case file, under ops/."""
     relative = _case_relative(run_id, started, index, rows[0]["case_key"], "ops")
-    return write_at(location(results), relative, _rows(OP_SCHEMA, rows))
+    return write_at(loc, relative, _rows(OP_SCHEMA, rows))
 
 
-def write_run(results: Results, run_id: str, row: dict[str, Any]) -> Path | str:
-    return write_at(location(results), f"runs/run_id={run_id}/run.parquet", _one_row(RUN_SCHEMA, row))
+def write_run(loc: Location, run_id: str, row: dict[str, Any]) -> Path | str:
+    return write_at(loc, f"runs/run_id={run_id}/run.parquet", _one_row(RUN_SCHEMA, row))
 
 
 def visible(relative: str) -> bool:

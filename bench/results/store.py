@@ -36,7 +36,7 @@ from bench.cache import ownership_problem
 from bench.errors import UserError
 from bench.files import first_line
 from bench.results import layout, runs_cache
-from bench.results.layout import IGNORED_PREFIXES, PARTITIONS, Results, is_compacted, location
+from bench.results.layout import IGNORED_PREFIXES, PARTITIONS, is_compacted
 from bench.results.schema import CASE_SCHEMA, OP_SCHEMA, RUN_SCHEMA
 from bench.results.uri import Location
 
@@ -62,9 +62,18 @@ MACHINE = "coalesce(m.machine_label, m.machine_id)"
 GLOB_CHARACTERS = "*?[{"  # DuckDB's read_parquet expands these even in a list of paths
 
 
-def exists(results: Results) -> bool:
+def exists(loc: Location) -> bool:
     """The results root exists (a folder, or a prefix with objects under it)."""
-    return location(results).is_dir()
+    return _given(loc).is_dir()
+
+
+def _given(loc: Location) -> Location:
+    """The store reads a Location, resolved once where a user named the results (``Location.resolve``); a folder
+    given here is a caller's mistake, said as such rather than as an AttributeError deep in a read."""
+    if not isinstance(loc, Location):
+        raise TypeError(f"expected a Location, got {type(loc).__name__} {loc!r}: resolve it once with "
+                        "bench.results.uri.Location.resolve (bench.results.load takes a folder or URI)")
+    return loc
 
 
 # --- reading ---------------------------------------------------------------------------------------------
@@ -181,8 +190,8 @@ def _run_files(loc: Location, table: str, run_ids: Sequence[str]) -> list[str] |
 MAX_LOOKUPS = 2_000
 
 
-def has_table(results: Results, table: str) -> bool:
-    return bool(_files(location(results), table))
+def has_table(loc: Location, table: str) -> bool:
+    return bool(_files(_given(loc), table))
 
 
 def _full_schema(table: str) -> pa.Schema:
@@ -393,7 +402,7 @@ def _sql(loc: Location, listed: dict[str, list[str]], sql: str, params: list[Any
         con.close()
 
 
-def query(results: Results, sql: str, params: list[Any] | None = None, *, run_ids: Sequence[str] | None = None,
+def query(loc: Location, sql: str, params: list[Any] | None = None, *, run_ids: Sequence[str] | None = None,
           given: Mapping[str, pa.Table] | None = None) -> pa.Table:
     """Run SQL over the dataset; ``cases`` and ``runs`` are views over all of its files (empty if none).
 
@@ -408,7 +417,7 @@ def query(results: Results, sql: str, params: list[Any] | None = None, *, run_id
     file's footer is read and the ones that are no parquet of the table (0 bytes, garbage, a foreign schema)
     are left out and named.
     """
-    loc = location(results)
+    _given(loc)
     tables = [table for table in SCHEMAS if re.search(rf"\b{table}\b", sql)]  # list only what the SQL reads
 
     def files(table: str) -> list[str]:
@@ -466,18 +475,17 @@ def column_list(columns: Iterable[str]) -> str:
     return ", ".join(f'"{c}"' for c in columns)
 
 
-def read_cases(results: Results, columns: list[str] | None = None, run_id: str | None = None) -> pa.Table:
+def read_cases(loc: Location, columns: list[str] | None = None, run_id: str | None = None) -> pa.Table:
     select = column_list(columns) if columns else "*"
     where, params = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
-    return query(results, f"SELECT {select} FROM cases {where} ORDER BY timestamp", params)
+    return query(loc, f"SELECT {select} FROM cases {where} ORDER BY timestamp", params)
 
 
-def previous_and_latest(results: Results) -> list[dict[str, Any]]:
+def previous_and_latest(loc: Location) -> list[dict[str, Any]]:
     """Per machine (machine_id) and suite: its latest complete run and the one before, as ``base`` and ``new``.
 
     What a nightly compares: each machine against its own previous night, never against another machine.
     """
-    loc = location(results)
     if not has_table(loc, "runs"):
         return []
     sql = """

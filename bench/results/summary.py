@@ -82,12 +82,11 @@ def uncovered_runs(loc: Location, files: list[str], summary: Summary) -> list[st
     return sorted({f.rsplit("/", 2)[-2].partition("=")[2] for f in files if loc.relative(f) not in summary.covered})
 
 
-def update(results: layout.Results, check_machines: bool = False) -> int:
+def update(loc: Location, check_machines: bool = False) -> int:
     """Fold every compacted file not yet covered into the summary; returns how many files were added. The
     files are read here through pyarrow (never through store.query, which a compaction may be running under).
     ``check_machines`` (``bench compact``): first drop a summary whose runs' machines are named otherwise now,
     which costs a read of every runs file; a reader checks that anyway, and falls back to scanning."""
-    loc = layout.location(results)
     files = store.visible_files(loc, "cases")
     listed = {loc.relative(f) for f in files}
     old = read(loc)

@@ -12,6 +12,7 @@ from bench.models.builders.resnet import build_resnet50
 from bench.models.builders.tiny import build_tiny_cnn
 from bench.models.builders.transformer import build_vit_tiny_16_224
 from bench.models.macs import ModelCost, count_cost
+from bench.results.uri import Location
 
 
 def _weight(name: str, *shape: int) -> onnx.TensorProto:
@@ -212,5 +213,5 @@ def test_a_count_past_int64_runs_and_writes_its_row(bench_cli, tmp_path):
     done = bench_cli("run", "--model", "huge.onnx", "--runners", "onnxruntime", "--precisions", "fp32",
                      "--threads", "1", "--scenarios", "latency", "--results", "out")
     assert done.returncode == 0, done.stderr  # was: OverflowError in the row writer after the case ran, 0 rows
-    rows = store.read_cases(tmp_path / "out", ["status", "model_macs", "achieved_gflops"]).to_pylist()
+    rows = store.read_cases(Location.resolve(tmp_path / "out"), ["status", "model_macs", "achieved_gflops"]).to_pylist()
     assert rows == [{"status": "ok", "model_macs": None, "achieved_gflops": None}]

@@ -18,6 +18,7 @@ from bench.errors import UserError
 from bench.models.user import user_model
 from bench.plan import Overrides, plan
 from bench.registry import Registry
+from bench.results.uri import Location
 from bench.run import RunInfo, execute
 from bench.suite import Suite, TimingConfig
 
@@ -57,7 +58,8 @@ def fast_suite(runners: list[str]) -> Suite:
 
 def run_user_model(path: Path, cache: Path, results: Path, runners: list[str]) -> list[dict]:
     planned = plan(fast_suite(runners), "model", Overrides(user_model=path), Registry.default(), cache)
-    return execute(planned, results, RunInfo.new("model", []), Registry.default(), stream=io.StringIO())
+    return execute(planned, Location.resolve(results), RunInfo.new("model", []), Registry.default(),
+                   stream=io.StringIO())
 
 
 def test_external_data_is_part_of_the_models_identity(tmp_path):
@@ -144,7 +146,8 @@ def test_a_model_replaced_during_a_run_does_not_poison_the_cache(tmp_path):
     cache, runners = tmp_path / "cache", ["onnxruntime", "mnn"]
     planned = plan(fast_suite(runners), "model", Overrides(user_model=path), Registry.default(), cache)
     matmul_model(path, scale=3.0)  # replaced after planning, before any worker ran
-    rows = execute(planned, tmp_path / "out", RunInfo.new("model", []), Registry.default(), stream=io.StringIO())
+    rows = execute(planned, Location.resolve(tmp_path / "out"), RunInfo.new("model", []), Registry.default(),
+                   stream=io.StringIO())
     assert {r["model_sha256"] for r in rows} == {hashlib.sha256(original).hexdigest()}
     path.write_bytes(original)  # the original again: its reference and MNN's cached conversion must be its own
     again = run_user_model(path, cache, tmp_path / "out", runners)

@@ -9,6 +9,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from bench.errors import UserError
 from bench.models.user import parse_shapes, user_model
+from bench.results.uri import Location
 
 
 def dynamic_model(path, external: bool = False):
@@ -96,7 +97,7 @@ def test_a_shape_the_model_rejects_is_an_error_row(bench_cli, tmp_path):
     done = bench_cli("run", "--suite", "smoke", "--model", str(path), "--shape", "x:1x3x5", "--threads", "1",
                      "--results", "out")
     assert done.returncode == 0, done.stderr
-    row = store.read_cases(tmp_path / "out", ["status", "error", "median_ms"]).to_pylist()[0]
+    row = store.read_cases(Location.resolve(tmp_path / "out"), ["status", "error", "median_ms"]).to_pylist()[0]
     assert row["status"] == "error" and row["median_ms"] is None and row["error"]
 
 
@@ -130,5 +131,5 @@ def test_a_model_name_at_the_filesystems_limit_just_runs(bench_cli, tmp_path):
     done = bench_cli("run", "--suite", "smoke", "--model", str(path), "--shape", "x:1x3x4", "--runners", "onnxruntime",
                      "--precisions", "fp32,int8", "--threads", "1", "--scenarios", "latency", "--results", "out")
     assert done.returncode == 0, done.stderr
-    rows = store.read_cases(tmp_path / "out", ["precision", "status", "error"]).to_pylist()
+    rows = store.read_cases(Location.resolve(tmp_path / "out"), ["precision", "status", "error"]).to_pylist()
     assert sorted((r["precision"], r["status"]) for r in rows) == [("fp32", "ok"), ("int8", "ok")], rows

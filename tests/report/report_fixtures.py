@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 from bench.results import store
+from bench.results.uri import Location
 
 CHROMIUM_INSTALL = "apt-get update && apt-get install -y chromium"
 
@@ -45,9 +46,9 @@ def copy_results(real: Path, target: Path) -> Path:
 
 def template(results: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """A real case row (ok, tiny_mlp, 1 thread) and its run's row, to plant variations of."""
-    cases = store.read_cases(results).to_pylist()
+    cases = store.read_cases(Location.resolve(results)).to_pylist()
     case = next(c for c in cases if c["model"] == "tiny_mlp" and c["threads"] == 1)
-    run = store.query(results, "SELECT * FROM runs WHERE run_id = ?", [case["run_id"]]).to_pylist()[0]
+    run = store.query(Location.resolve(results), "SELECT * FROM runs WHERE run_id = ?", [case["run_id"]]).to_pylist()[0]
     return case, run
 
 
@@ -78,7 +79,7 @@ class Planter:
     def __post_init__(self) -> None:
         run = {**self.run, **self.env, "run_id": self.run_id, "timestamp": self.started}
         run.pop("schema_version", None)
-        store.write_run(self.results, self.run_id, run)
+        store.write_run(Location.resolve(self.results), self.run_id, run)
 
     def case(self, failed: tuple[str, str | None] | None = None, **changes: Any) -> dict[str, Any]:
         """Plant an ok row like the template with ``changes``; or, with ``failed=(status, error)``, a failed one."""
@@ -92,7 +93,7 @@ class Planter:
         row["case_key"] = changes.get("case_key") or "/".join(str(p) for p in parts)
         row.pop("schema_version", None)
         row.pop("date", None)  # hive partition columns come back on read; they are not schema columns
-        store.write_case(self.results, self.run_id, self.started, self.index, row)
+        store.write_case(Location.resolve(self.results), self.run_id, self.started, self.index, row)
         self.index += 1
         return row
 

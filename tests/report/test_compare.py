@@ -20,6 +20,7 @@ from bench.options import threshold
 from bench.report.change import ALPHA, bootstrap_medians, classify
 from bench.report.compare import Threshold
 from bench.results import store
+from bench.results.uri import Location
 
 A = "tiny_mlp/onnxruntime/cpu/fp32/b1/t1/latency"
 B = "tiny_cnn/onnxruntime/cpu/fp32/b1/t1/latency"
@@ -208,7 +209,7 @@ def test_new_and_missing_cases(real_results, tmp_path, capsys):
 
 def test_run_ids_in_one_results_folder(real_results, tmp_path, capsys):
     results = copy_results(real_results, tmp_path / "results")
-    real_run = store.query(results, "SELECT run_id FROM runs").to_pylist()[0]["run_id"]
+    real_run = store.query(Location.resolve(results), "SELECT run_id FROM runs").to_pylist()[0]["run_id"]
     make_set(results, real_results, "later", {"tiny_mlp": {"ms": 50.0, "seed": 1}}, days=30)
     assert main(["compare", real_run, real_run, "--results", str(results)]) == 0
     same = capsys.readouterr().out

@@ -79,7 +79,7 @@ def _plant_profile(p, results: Path) -> None:
 def _real_rows(results: Path) -> list[dict]:
     from bench.results import store
 
-    return store.read_cases(results, ["model", "threads", "median_ms"]).to_pylist()
+    return store.read_cases(Location.resolve(results), ["model", "threads", "median_ms"]).to_pylist()
 
 
 @pytest.fixture(scope="module")

@@ -67,7 +67,8 @@ def verdicts(records: list[dict]) -> dict[str, tuple[str, str]]:
 
 
 def test_the_answer_the_page_the_summary_and_a_frame_call_the_same_ties(ties, report):
-    rows = store.read_cases(ties, run_id=RUN).to_pylist()  # what the run holds at its end: samples included
+    loc = Location.resolve(ties)
+    rows = store.read_cases(loc, run_id=RUN).to_pylist()  # what the run holds at its end: samples included
     lines = answer_lines(rows, str(ties))
     cells = grid(lines)
     assert cells[("twins", "realtime 1 thread")] == ("alpha fp32", "1 ms = beta fp32"), lines

@@ -8,6 +8,7 @@ import pytest
 from onnx import helper, save
 
 from bench.results import store
+from bench.results.uri import Location
 
 USER_SUITE = """
 name = "{runner}-user-model"
@@ -47,7 +48,7 @@ def run_user_model(bench_cli):
         results = path.with_name("results")
         done = bench_cli("run", "--suite", str(suite), "--model", str(path), "--results", str(results), *args)
         assert done.returncode == 0, done.stderr
-        rows = store.read_cases(results).to_pylist()
+        rows = store.read_cases(Location.resolve(results)).to_pylist()
         assert len(rows) == 1
         return rows[0]
 

@@ -21,6 +21,7 @@ from bench.models.zoo import load_manifest, model_ref
 from bench.plan import Overrides, plan
 from bench.registry import Registry
 from bench.results import store
+from bench.results.uri import Location
 from bench.runners.mnn import SPEC
 from bench.suite import Suite
 
@@ -187,7 +188,7 @@ def test_a_refused_conversion_is_cached_for_the_next_case_and_run_until_retry_fa
         done = bench_cli("run", "--suite", str(suite), "--model", str(path), "--results", str(results),
                          "--no-convert-ahead", *args)
         assert done.returncode == 0, done.stderr
-        return sorted(store.read_cases(results).to_pylist(), key=lambda r: r["threads"])
+        return sorted(store.read_cases(Location.resolve(results)).to_pylist(), key=lambda r: r["threads"])
 
     first, second = run()  # two thread counts, one conversion: the second case reuses the first's failure
     records = [r for r in (cache_dir / "artifacts" / "mnn").glob("*.failed.json") if "ForTheFailure" in r.read_text()]

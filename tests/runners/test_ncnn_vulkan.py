@@ -10,6 +10,7 @@ import os
 import pytest
 
 from bench import vulkan
+from bench.results.uri import Location
 from bench.runners.mnn import SPEC as MNN
 from bench.runners.ncnn import SPEC
 
@@ -55,7 +56,7 @@ def test_the_runs_table_and_the_listing_name_each_vulkan_device(run_cases, tmp_p
     run_cases(["ncnn"], ["tiny_mlp"], devices=["vulkan"])
     from bench.results import store
 
-    runs = store.query(tmp_path / "results", "SELECT vulkan_devices FROM runs").to_pylist()
+    runs = store.query(Location.resolve(tmp_path / "results"), "SELECT vulkan_devices FROM runs").to_pylist()
     recorded = json.loads(runs[0]["vulkan_devices"])
     assert [d["name"] for d in recorded] == [d["name"] for d in DEVICES]
     assert {"vendor", "type", "software", "api_version", "driver_version", "heap_budget_mb"} <= set(recorded[0])

@@ -19,6 +19,7 @@ import pytest
 from runner_checks import int8_checked
 
 from bench.cpu import REFERENCE_CPUS, Cpu
+from bench.results.uri import Location
 from bench.runners.openvino import SPEC
 
 pytestmark = pytest.mark.skipif(not SPEC.available().ok, reason=f"openvino unavailable: {SPEC.available().reason}")
@@ -298,7 +299,7 @@ def test_a_quantization_that_did_nothing_is_not_an_int8_row(tmp_path, save_graph
                      "[timing]\nmin_time_s = 0.05\nmax_time_s = 0.2\n")
     done = bench_cli("run", "--suite", str(suite), "--model", str(path), "--results", str(tmp_path / "r"))
     assert done.returncode == 0, done.stderr
-    [row] = store.read_cases(tmp_path / "r").to_pylist()
+    [row] = store.read_cases(Location.resolve(tmp_path / "r")).to_pylist()
     assert row["status"] == "unsupported" and "ran no int8 convolution or matmul" in row["error"], row["error"]
     assert row.get("median_ms") is None and row.get("precision_used") is None
 

@@ -20,6 +20,7 @@ from bench.models.zoo import load_manifest
 from bench.nvidia import cuda_device, gpu_models
 from bench.plan import Overrides, plan
 from bench.registry import Registry
+from bench.results.uri import Location
 from bench.run import RunInfo, execute
 from bench.runners.tensorrt import SPEC, strongly_typed_only
 from bench.runners.tensorrt.layers import layer_precisions, parser_failure, precision_problem
@@ -38,7 +39,7 @@ def run_suite(cache_dir, tmp_path, **fields) -> list[dict]:
                      "timing": TimingConfig(warmup_time_s=0.05, min_time_s=0.2, max_time_s=1.0), **fields})
     reg = Registry.default()
     planned = plan(suite, "test", Overrides(), reg, cache_dir)
-    return execute(planned, tmp_path / "results", RunInfo.new("test", []), reg, stream=io.StringIO())
+    return execute(planned, Location.resolve(tmp_path / "results"), RunInfo.new("test", []), reg, stream=io.StringIO())
 
 
 # ---- everywhere ----------------------------------------------------------------------------------------------
