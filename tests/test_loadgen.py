@@ -10,6 +10,7 @@ import pytest
 
 from bench.errors import UserError
 from bench.results import store
+from bench.results.uri import Location
 from bench.suite import parse_suite
 
 pytest.importorskip("mlperf_loadgen")
@@ -48,7 +49,7 @@ def rows(tmp_path_factory) -> dict[str, dict]:
     done = subprocess.run([sys.executable, "-m", "bench", "run", "--suite", "suite.toml", "--results", "results"],
                           cwd=folder, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    return {r["scenario"]: r for r in store.read_cases(folder / "results").to_pylist()}
+    return {r["scenario"]: r for r in store.read_cases(Location.resolve(folder / "results")).to_pylist()}
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ from bench.registry import Registry
 from bench.report.ops import family, moved_ops
 from bench.results import store
 from bench.results.rows import PROFILE_MARGIN
+from bench.results.uri import Location
 
 # The runtimes with a profiler bench drives; each one installed here is profiled (the others are skipped)
 PROFILED = ("onnxruntime", "openvino", "mnn", "tvm", "pytorch")
@@ -69,8 +70,8 @@ def profiled_run(bench_cli, folder: Path, runners: list[str]) -> tuple[dict[str,
     done = bench_cli("run", "--suite", str(suite), "--model", str(model), "--results", str(results), "--profile",
                      timeout=600)
     assert done.returncode == 0, done.stderr
-    cases = {r["runner"]: r for r in store.read_cases(results).to_pylist()}
-    return cases, store.query(results, "SELECT * FROM ops").to_pylist()
+    cases = {r["runner"]: r for r in store.read_cases(Location.resolve(results)).to_pylist()}
+    return cases, store.query(Location.resolve(results), "SELECT * FROM ops").to_pylist()
 
 
 def test_profile_gives_op_tables_whose_sum_is_the_case_median(bench_cli, tmp_path):
@@ -121,10 +122,11 @@ def test_the_suite_key_profiles_and_compare_names_the_ops_that_moved(bench_cli, 
         suite.write_text(text.replace("min_time_s = 0.3", "min_time_s = 0.05"))
         done = bench_cli("run", "--suite", str(suite), "--results", str(results))
         assert done.returncode == 0, done.stderr
-    runs = [r["run_id"] for r in store.query(results, "SELECT run_id FROM runs ORDER BY timestamp").to_pylist()]
-    profiled = store.query(results, "SELECT DISTINCT run_id FROM ops").column(0).to_pylist()
+    loc = Location.resolve(results)
+    runs = [r["run_id"] for r in store.query(loc, "SELECT run_id FROM runs ORDER BY timestamp").to_pylist()]
+    profiled = store.query(loc, "SELECT DISTINCT run_id FROM ops").column(0).to_pylist()
     assert sorted(profiled) == sorted(runs[:2])
-    plain = store.read_cases(results, run_id=runs[2]).to_pylist()[0]
+    plain = store.read_cases(Location.resolve(results), run_id=runs[2]).to_pylist()[0]
     assert plain["profile_ms"] is None and plain["profile_ops"] is None
     compared = bench_cli("compare", runs[0], runs[1], "--results", str(results), "--threshold", "500%")
     assert "### Ops that moved most" in compared.stdout and "Conv" in compared.stdout, compared.stdout

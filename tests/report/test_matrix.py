@@ -14,6 +14,7 @@ from test_scenarios import case
 
 from bench.report import matrix, scenarios
 from bench.results import store
+from bench.results.uri import Location
 
 GPU_BOX = "x86-gpu: Intel Xeon Platinum 8480+ + NVIDIA H100 80GB HBM3"
 GPU_ID = "feedface0badc0de"
@@ -54,7 +55,8 @@ def report(planted, tmp_path_factory) -> Path:
 
 
 def this_machine(results: Path) -> dict:
-    return next(r for r in store.query(results, "SELECT * FROM runs").to_pylist() if r["machine_id"] != GPU_ID)
+    runs = store.query(Location.resolve(results), "SELECT * FROM runs").to_pylist()
+    return next(r for r in runs if r["machine_id"] != GPU_ID)
 
 
 # --- the browser: the matrix first, readable at 1280 px ---------------------------------------------------

@@ -71,7 +71,7 @@ def _plant_profile(p, results: Path) -> None:
     row = p.case(model="profiled", runner="right", samples_ns=samples(0.2, seed=7), accuracy_ok=True, profile_runs=5,
                  profile_ops=2, profile_total_ms=0.19, profile_coverage=0.95, profile_agrees=True)
     common = {"run_id": p.run_id, "case_key": row["case_key"], "model": "profiled", "runner": "right"}
-    layout.write_ops(results, p.run_id, p.started, p.index - 1, [
+    layout.write_ops(Location.resolve(results), p.run_id, p.started, p.index - 1, [
         {**common, "rank": 1, "node": XSS_MODEL, "op_type": "Convolution", "median_ms": 0.15, "share": 0.79},
         {**common, "rank": 2, "node": "relu", "op_type": "Relu", "median_ms": 0.04, "share": 0.21}])
 

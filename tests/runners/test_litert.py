@@ -25,6 +25,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from runner_checks import int8_checked
 
+from bench.results.uri import Location
 from bench.runners.litert import CONVERTER_NEEDS, SPEC
 
 pytestmark = pytest.mark.skipif(not SPEC.available().ok, reason=f"litert unavailable: {SPEC.available().reason}")
@@ -145,8 +146,8 @@ def _run_with_alternate(tmp_path: Path, cache_dir: Path, onnx_path: Path, tflite
     planned = plan(suite, "test", Overrides(user_model=onnx_path), registry, cache_dir)  # the model, not tiny_cnn
     planned = [dataclasses.replace(p, case=dataclasses.replace(
         p.case, model=dataclasses.replace(p.case.model, alternates=(("tflite", str(tflite)),)))) for p in planned]
-    rows = execute(planned, tmp_path / "results", RunInfo.new("test", []), registry, stream=io.StringIO(),
-                   options=RunOptions(convert_ahead=False))
+    rows = execute(planned, Location.resolve(tmp_path / "results"), RunInfo.new("test", []), registry,
+                   stream=io.StringIO(), options=RunOptions(convert_ahead=False))
     assert len(rows) == 1
     return rows[0]
 
