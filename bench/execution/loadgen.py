@@ -72,6 +72,8 @@ class Driver:
 
     def _serve(self, slot: int) -> None:
         clock, complete, response = time.perf_counter_ns, self._lg.QuerySamplesComplete, self._lg.QuerySampleResponse
+        # no timeout: close() ends each thread with a None, and the case's own deadline (the launcher's pidfd) bounds
+        # the whole worker, these daemon threads included
         while (item := self._queue.get()) is not None:
             sample_id, issued = item
             start = clock()

@@ -21,11 +21,9 @@ from typing import Any
 import torch
 
 from bench.case import Case
-from bench.execution.calibration import at_batch, calibration_inputs
 from bench.execution.convert import ConversionFailed
-from bench.execution.inputs import make_inputs
-from bench.runners.pytorch.child import bridge_module, converter_main, first_line, output_leaves
-from bench.runners.pytorch.conversion import BRIDGE, source_module
+from bench.runners.pytorch.child import bridge_module, calibrate, converter_main, first_line, traceable
+from bench.runners.pytorch.conversion import source_module
 
 # XNNPACK's own recommended int8 recipe: symmetric int8, weights per output channel, activations per tensor.
 INT8_OPTIONS = {"quantizer": "XNNPACKQuantizer (PT2E: prepare_pt2e / convert_pt2e)",
@@ -71,9 +69,7 @@ def _quantized(module: torch.nn.Module, args: tuple, case: Case, names: list[str
 
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
     prepared = prepare_pt2e(torch.export.export(module, args).module(), quantizer)
-    for sample in calibration_inputs(case):
-        batch = at_batch(sample, case)
-        prepared(*[torch.from_numpy(batch[name]) for name in names])
+    calibrate(prepared, case, names)
     return convert_pt2e(prepared)
 
 
@@ -82,20 +78,12 @@ def lower(case: Case, src: Path, out: Path) -> dict[str, Any]:
     from executorch.exir import to_edge_transform_and_lower
 
     source = source_module(case.model, src)  # the user's factory, or onnx2torch's bridge
-    module, report, names = source.module.eval(), source.report, source.input_names
-    inputs = make_inputs(case.model.inputs, case.batch, case.seed)
-    args = tuple(torch.from_numpy(inputs[name]) for name in names)
-    if source.origin == BRIDGE:
-        # only now: it imports onnx2torch, which needs convert_model's torchvision placeholder in place first
-        from bench.runners.executorch.static import bake_constant_shapes
-
-        leaves, baked = output_leaves(module, args, src), bake_constant_shapes(module)
-    else:  # the factory's result, flattened as the program's outputs are
-        leaves, baked = {name: i for i, name in enumerate(source.output_names)}, []
+    t = traceable(source, case, src)
+    module = t.module
     if case.precision == "int8":
-        module = _quantized(module, args, case, names)
+        module = _quantized(module, t.args, case, t.names)
     try:
-        program = torch.export.export(module, args)
+        program = torch.export.export(module, t.args)
     except Exception as exc:  # torch.export raises many kinds (UserError, GuardOnDataDependentSymNode, ...)
         where = bridge_module(exc.__traceback__)
         raise ConversionFailed(f"torch.export failed{_in_bridge(where)}: {type(exc).__name__}: {first_line(exc)}",
@@ -103,8 +91,8 @@ def lower(case: Case, src: Path, out: Path) -> dict[str, Any]:
     edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
     facts = delegation(edge)
     (out / "model.pte").write_bytes(edge.to_executorch().buffer)
-    return {**facts, "input_names": names, "output_leaves": leaves, "made_static": baked,
-            "conversion_report": report, "executorch": importlib.metadata.version("executorch")}
+    return {**facts, "input_names": t.names, "output_leaves": t.leaves, "made_static": t.made_static,
+            "conversion_report": t.report, "executorch": importlib.metadata.version("executorch")}
 
 
 def _in_bridge(where: str | None) -> str:

@@ -20,11 +20,8 @@ from typing import Any
 import torch
 
 from bench.case import Case
-from bench.execution.calibration import at_batch, calibration_inputs
 from bench.execution.convert import ConversionFailed
-from bench.execution.inputs import make_inputs
-from bench.runners.pytorch.child import bridge_module, converter_main, first_line, output_leaves
-from bench.runners.pytorch.conversion import BRIDGE as ONNX2TORCH
+from bench.runners.pytorch.child import bridge_module, calibrate, converter_main, first_line, traceable
 from bench.runners.pytorch.conversion import SourceModule, source_module
 
 BRIDGE = "the ONNX -> PyTorch bridge (onnx2torch)"
@@ -37,9 +34,7 @@ def _quantized(module: torch.nn.Module, args: tuple, case: Case, names: list[str
 
     quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
     prepared = prepare_pt2e(torch.export.export(module, args).module(), quantizer)
-    for sample in calibration_inputs(case):
-        batch = at_batch(sample, case)
-        prepared(*[torch.from_numpy(batch[name]) for name in names])
+    calibrate(prepared, case, names)
     return convert_pt2e(prepared, fold_quantize=False), QuantConfig(pt2e_quantizer=quantizer)
 
 
@@ -58,21 +53,13 @@ def convert(case: Case, src: Path, out: Path) -> dict[str, Any]:
     source = _source(case, src)
     import litert_torch  # after the bridge: a model it refuses costs no jax import
 
-    module, report, names = source.module.eval(), source.report, source.input_names
-    inputs = make_inputs(case.model.inputs, case.batch, case.seed)
-    args = tuple(torch.from_numpy(inputs[name]) for name in names)
-    if source.origin == ONNX2TORCH:
-        # only now: it imports onnx2torch, which needs convert_model's torchvision placeholder in place first
-        from bench.runners.executorch.static import bake_constant_shapes
-
-        leaves, baked = output_leaves(module, args, src), bake_constant_shapes(module)
-    else:  # the factory's result, flattened as the converted file's outputs are
-        leaves, baked = {name: i for i, name in enumerate(source.output_names)}, []
+    t = traceable(source, case, src)
+    module = t.module
     quant_config = None
     if case.precision == "int8":
-        module, quant_config = _quantized(module, args, case, names)
+        module, quant_config = _quantized(module, t.args, case, t.names)
     try:
-        edge = litert_torch.convert(module, args, quant_config=quant_config)
+        edge = litert_torch.convert(module, t.args, quant_config=quant_config)
     except Exception as exc:  # torch.export and the lowering raise many kinds: the row says whose failure it is
         where = bridge_module(exc.__traceback__)
         whose = (f"{BRIDGE} made a module ({where}) that litert-torch's torch.export cannot trace, not LiteRT's "
@@ -80,7 +67,8 @@ def convert(case: Case, src: Path, out: Path) -> dict[str, Any]:
         raise ConversionFailed(f"{whose}: {type(exc).__name__}: {first_line(exc)}",
                                ops=[where] if where else []) from None
     edge.export(str(out / "model.tflite"))
-    return {"input_names": names, "output_leaves": leaves, "made_static": baked, "conversion_report": report,
+    return {"input_names": t.names, "output_leaves": t.leaves, "made_static": t.made_static,
+            "conversion_report": t.report,
             "litert_torch": importlib.metadata.version("litert-torch")}
 
 

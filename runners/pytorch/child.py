@@ -8,13 +8,17 @@ import json
 import sys
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from bench.case import Case
+from bench.execution.calibration import at_batch, calibration_inputs
 from bench.execution.convert import ConversionFailed
+from bench.execution.inputs import make_inputs
+from bench.runners.pytorch.conversion import BRIDGE, SourceModule
 from bench.runners.pytorch.runner import graph_io
 
 
@@ -29,6 +33,40 @@ def output_leaves(module: torch.nn.Module, args: tuple, path: Path) -> dict[str,
     where = {id(leaf): i for i, leaf in enumerate(leaves)}
     return {name: where[id(per_node[node] if index is None else per_node[node][index])]
             for name, node, index in layout}
+
+
+@dataclass
+class Traceable:
+    """A source module made ready for torch.export at the case's inputs: its example arguments, which of the
+    program's flat outputs is which graph output, and the constant shapes made static (the bridge's modules)."""
+
+    module: torch.nn.Module
+    report: dict[str, Any]
+    names: list[str]  # the inputs, in the order the module takes them
+    args: tuple
+    leaves: dict[str, int]
+    made_static: list[str]
+
+
+def traceable(source: SourceModule, case: Case, src: Path) -> Traceable:
+    module, names = source.module.eval(), source.input_names
+    inputs = make_inputs(case.model.inputs, case.batch, case.seed)
+    args = tuple(torch.from_numpy(inputs[name]) for name in names)
+    if source.origin == BRIDGE:
+        # only now: it imports onnx2torch, which needs convert_model's torchvision placeholder in place first
+        from bench.runners.executorch.static import bake_constant_shapes
+
+        leaves, baked = output_leaves(module, args, src), bake_constant_shapes(module)
+    else:  # the factory's result, flattened as the program's outputs are
+        leaves, baked = {name: i for i, name in enumerate(source.output_names)}, []
+    return Traceable(module, source.report, names, args, leaves, baked)
+
+
+def calibrate(prepared: Callable[..., Any], case: Case, names: list[str]) -> None:
+    """A PT2E-prepared module through the shared calibration set (every int8 quantizer's, its hash on the row)."""
+    for sample in calibration_inputs(case):
+        batch = at_batch(sample, case)
+        prepared(*[torch.from_numpy(batch[name]) for name in names])
 
 
 def bridge_module(tb: Any) -> str | None:
