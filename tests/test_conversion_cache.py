@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
+from bench.cache import sha256_file
 from bench.case import Case, InputSpec, ModelRef
+from bench.execution import convert
 from bench.execution.convert import (
     FAILED_SUFFIX,
     Conversion,
@@ -116,3 +119,21 @@ def test_an_unreadable_record_is_ignored_and_replaced(tmp_path):
         cached_artifact(case, conversion, converter)
     assert converter.calls == 2 and "cached" not in str(again.value)
     assert json.loads(record.read_text())["message"] == str(again.value)
+
+
+
+def test_an_unchanged_artifact_is_not_hashed_again_and_a_rewritten_one_is_rebuilt(tmp_path, monkeypatch):
+    """A case finds its artifact by its files' stat as they were when last verified; a file rewritten in place with
+    the same size and its mtime set back is still caught (its ctime moved) and the artifact made again."""
+    case, conversion, made = _case(tmp_path), Conversion("conv", "1.0", {}), Converter("pass")
+    folder, _ = cached_artifact(case, conversion, made)
+    hashed: list[Path] = []
+    monkeypatch.setattr(convert, "sha256_file", lambda path: hashed.append(path) or sha256_file(path))
+    _, again = cached_artifact(case, conversion, made)
+    assert again.cached and made.calls == 1 and hashed == []
+    model = folder / "model.bin"
+    before = model.stat()
+    model.write_bytes(b"corrupted")  # as long as b"converted"
+    os.utime(model, ns=(before.st_atime_ns, before.st_mtime_ns))
+    _, rebuilt = cached_artifact(case, conversion, made)
+    assert not rebuilt.cached and made.calls == 2 and model.read_bytes() == b"converted"

@@ -2,7 +2,10 @@
 
 Artifacts live in the shared cache under ``artifacts/<runner>/<key>/``, where the key hashes the model's
 sha256, the converter's name and version, and the conversion options. A finished artifact folder holds a
-``MANIFEST.json`` with the sha256 of every file; a folder whose files no longer match is rebuilt. A conversion
+``MANIFEST.json`` with the sha256 of every file; a folder whose files no longer match is rebuilt. Hashing every
+file again for every case cost a run 25 s (a case per runtime, thread count and precision re-read its artifact),
+so ``VERIFIED.json`` keeps each file's size, mtime, ctime and inode as they were when its hash last matched: while
+they are the same the hash is not recomputed (a write, a copy or a ``touch`` changes the ctime). A conversion
 the converter refused is recorded beside it, as ``<key>.failed.json``, and the next case of that key is the same
 ``conversion_failed`` row without running the converter again (``bench run --retry-failed`` forgets the records);
 a converter stopped by something other than the model (its deadline, a kill, memory, a full disk) is never
@@ -48,6 +51,7 @@ NOT_THE_MODEL = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal
 MACHINE_TROUBLE = re.compile(r"No space left on device|ENOSPC|Disk quota exceeded|MemoryError|std::bad_alloc|"
                              r"Cannot allocate memory|out of memory", re.IGNORECASE)
 FAILED_SUFFIX = ".failed.json"
+VERIFIED = "VERIFIED.json"  # each file's stat as it was when its sha256 last matched MANIFEST.json
 
 
 def artifact_key(case: Case, converter: str, version: str, options: dict[str, Any]) -> str:
@@ -61,9 +65,35 @@ def _intact(folder: Path) -> bool:
         return False
     try:
         files = json.loads(manifest.read_text())
-        return all(sha256_file(folder / name) == digest for name, digest in files.items())
+        if _unchanged_since_verified(folder, files):
+            return True
+        if not all(sha256_file(folder / name) == digest for name, digest in files.items()):
+            return False
     except (OSError, ValueError):
         return False
+    _record_verified(folder, files)
+    return True
+
+
+def _stat(path: Path) -> list[int]:
+    # ctime as well as mtime: a process can set a file's mtime back, never its ctime
+    s = path.stat()
+    return [s.st_size, s.st_mtime_ns, s.st_ctime_ns, s.st_ino]
+
+
+def _unchanged_since_verified(folder: Path, files: dict[str, str]) -> bool:
+    try:
+        verified = json.loads((folder / VERIFIED).read_text())
+        return set(verified) == set(files) and all(_stat(folder / name) == verified[name] for name in files)
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def _record_verified(folder: Path, files: dict[str, str]) -> None:
+    try:
+        write_text_atomic(folder / VERIFIED, json.dumps({name: _stat(folder / name) for name in files}))
+    except OSError:  # a read-only cache: the next case hashes again, nothing worse
+        pass
 
 
 def cached_artifact(
@@ -85,6 +115,7 @@ def cached_artifact(
         if not files or any((tmp / n).stat().st_size == 0 for n in files):
             raise ConversionFailed("the converter reported success but wrote no usable files")
         (tmp / "MANIFEST.json").write_text(json.dumps(files, indent=1))
+        _record_verified(tmp, files)  # just hashed; a rename of their folder leaves the files' stat as it is
         _move_into_place(tmp, folder)
     except ConversionFailed as exc:
         if not isinstance(exc, ConverterInterrupted) and not MACHINE_TROUBLE.search(str(exc)):
