@@ -4,12 +4,15 @@ Progress counts the cases that execute, with an ETA from those done; the planned
 (unsupported, unavailable) are written as rows but not printed unless ``verbose``. The run ends with
 ``bench.report.answer`` (one screen); ``verbose`` adds the full table and every case key.
 The bar refreshes only when a case starts or ends: no display thread wakes up beside a timed worker.
+When a model's last case has run, its picks are printed at once (``expect``): a long run's first answer comes
+with its first model, not at the end.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections import Counter, defaultdict
 from typing import Any
 
 from rich.console import Console
@@ -67,8 +70,17 @@ class Display:
             TimeRemainingColumn(), console=self.console, auto_refresh=False,
         )
         self.task = self.progress.add_task("", total=total)
+        self.left: Counter[str] = Counter()  # per model, its cases still to run (expect)
+        self.rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.runs: list[dict[str, Any]] | None = None
         if self.live:
             self.progress.start()
+
+    def expect(self, models: list[str], runs: list[dict[str, Any]] | None) -> None:
+        """``models``: the model of every case about to run (skipped ones included); each model's picks are printed
+        when its last row arrives. ``runs``: the run's row, as for ``close``. An emulated run's ranks nothing."""
+        self.left = Counter(models)
+        self.runs = runs
 
     def recount(self, total: int) -> None:
         """The cases that will execute, after some became unavailable before timing (a release's environment)."""
@@ -95,6 +107,10 @@ class Display:
             self.progress.update(self.task, description=printable(key), refresh=True)
 
     def finished(self, row: dict[str, Any]) -> None:
+        self._progress(row)
+        self._answer_when_done(row)
+
+    def _progress(self, row: dict[str, Any]) -> None:
         if row["status"] in SKIPPED:  # planned as impossible: a row, not progress
             if self.verbose:
                 self._print(f"[skipped] {row['case_key']}  {row['status']}  ({(row.get('error') or '')[:160]})")
@@ -109,6 +125,17 @@ class Display:
         self._print(line)
         if self.live:
             self.progress.update(self.task, advance=1, refresh=True)
+
+    def _answer_when_done(self, row: dict[str, Any]) -> None:
+        from bench.report.answer import model_line
+
+        model = str(row["model"])
+        if not self.left[model]:  # not expected (expect not called): the answer comes at the end only
+            return
+        self.rows[model].append(row)
+        self.left[model] -= 1
+        if not self.left[model] and any(r["status"] not in SKIPPED for r in self.rows[model]):
+            self._print(model_line(model, self.rows.pop(model), self.runs))
 
     def _eta(self) -> str:
         left = (time.monotonic() - self.started_at) / self.done * (self.total - self.done)

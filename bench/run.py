@@ -235,6 +235,9 @@ def execute(
         with ForkServer() as server:  # each case still gets a process of its own: see bench.forkserver
             planned, environments = prepare(planned, done, registry, display.note)  # the version axis's, untimed
             display.recount(sum(1 for p in planned if not p.skip_status and p.case.key not in done))
+            if not env["emulated"]:  # an emulated run ranks nothing (see the end)
+                display.expect([p.case.model.name for p in planned if p.case.key not in done],
+                               [{**env, "run_id": run.run_id}])
             ensure_references(planned, server)
             ahead = (convert_ahead(planned, done, registry, server, display.note) if options.convert_ahead
                      else AheadConversions({}))

@@ -102,3 +102,23 @@ def test_a_figure_far_above_the_measured_peak_is_flagged():
     cases = [case("ort", achieved_gflops=7279.0), case("ov", achieved_gflops=90.0)]
     flags = {r["runner"]: r["flag"] for r in views.efficiency(cases, runs).records()}
     assert flags["ov"] == "" and flags["ort"].startswith("7279% of the measured fp32 peak")
+
+
+def test_each_models_picks_are_printed_when_its_last_case_has_run():
+    """A long run's first answer comes with its first model: the line right after that model's last case, with the
+    picks the closing screen gives it; a model none of whose cases ran prints nothing."""
+    import io
+
+    from bench.progress import Display
+
+    rows = [case("ort", median=1.0, model="a"), case("ov", median=2.0, model="a"), case("ort", median=3.0, model="b"),
+            case("ov", median=1.0, model="b", accuracy_ok=False), skipped("trt", "unavailable", "x", model="c")]
+    out = io.StringIO()
+    display = Display(4, out)
+    display.expect([str(r["model"]) for r in rows], None)
+    for row in rows:
+        display.finished(row)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 6 and lines[2].startswith("a done: realtime 1 thread ort fp32 1 ms +100% | ")
+    assert lines[5].startswith("b done: realtime 1 thread ort fp32 3 ms | ")  # the wrong ov row never picked
+    assert grid(answer_lines(rows, "results"))[("a", "realtime 1 thread")] == ("ort fp32", "1 ms +100%")

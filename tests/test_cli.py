@@ -51,7 +51,9 @@ def test_a_run_ends_with_the_answer_and_verbose_restores_the_detail(bench_cli):
     lines = done.stdout.splitlines()
     progress = [line for line in lines if line.startswith("[")]
     assert len(progress) == 2 and progress[0].startswith("[1/2] ")  # only the cases that execute
-    screen = lines[lines.index(progress[-1]) + 1:]
+    picks = lines[lines.index(progress[-1]) + 1]  # the model's picks as soon as its last case ran, then the screen
+    assert picks.startswith("tiny_mlp done: realtime 1 thread onnxruntime fp32 "), picks
+    screen = lines[lines.index(progress[-1]) + 2:]
     assert len(screen) < 40 and not any("/tensorrt/" in line for line in done.stdout.splitlines())
     assert screen[0].startswith("4 cases, 2 run: ")
     assert "  tensorrt ran nothing: tensorrt has no device 'cpu' (it has cuda)" in screen  # once, not per case

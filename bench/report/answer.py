@@ -112,3 +112,15 @@ def _problems(rows: list[Row]) -> list[str]:
     parts += [f"{failed} failed (conversion, error, crash, timeout, oom)"] if failed else []
     parts += [f"{unstable} unstable timings (cv > 10% or CI not reached)"] if unstable else []
     return ["; ".join(parts)]
+
+
+def model_line(model: str, rows: list[Row], runs: list[Row] | None = None) -> str:
+    """One model's picks as soon as its last case has run (``rows``: that model's rows of the run), on one line:
+    the first answer a long run gives, the closing screen's matrix row for it being the same picks."""
+    labelled = with_runner_labels([dict(r) for r in rows])
+    cells = [c for m in matrix.matrices(scenarios.scenario_table(labelled, runs), labelled, runs)
+             for name, row in m.rows if name == model for c in row if not c.empty]
+    if not cells:
+        return f"{model} done: no correct row, so no pick"
+    return f"{model} done: " + " | ".join(f"{matrix.SHORT.get(c.scenario, c.scenario)} {_who(c)} {_how(c)}".rstrip()
+                                     for c in cells)
