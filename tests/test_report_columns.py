@@ -3,7 +3,8 @@
 The report works on plain dicts keyed by column name (``bench.report.views.Row``): a misspelled name there reads
 None, and a chart says "no data" or a table shows "?" instead of failing. So this test parses bench/report/ and
 collects every name used as a column: ``row["name"]``, ``row.get("name")`` / ``row.pop("name")``, the strings of a
-column list (a tuple or list of strings assigned to a name ending in cols, columns, keys or fields), and the
+column list (a tuple or list of strings assigned to a name ending in cols, columns, keys or fields, or the fields
+of a typed row's dataclass such a name is made of: ``COLUMNS = tuple(f.name for f in fields(ScenarioPick))``), and the
 strings given to a report function's or dataclass's ``key``, ``column``, ``keys`` or ``columns`` parameter
 (``_by(rows, "model")``, ``Table("latency", cols, rows)``, ``table.select(("model", "runner"))``). Each must be a
 column of bench/results/schema.py, the name of one of the report's tables (the ``name`` of a ``Table(...)``), or a
@@ -153,6 +154,17 @@ def _arguments(call: ast.Call, wanted: dict[str, int]) -> Iterator[ast.AST]:
         yield from (k.value for k in call.keywords if k.arg == name)
 
 
+def _row_fields(tree: ast.Module, value: ast.AST) -> Iterator[ast.Constant]:
+    """The fields of each dataclass of ``tree`` that ``value`` gives to ``fields(...)``, as column names (its line)."""
+    classes = {n.name: n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)}
+    for call in ast.walk(value):
+        if isinstance(call, ast.Call) and _callee(call) == "fields" and call.args:
+            row = classes.get(getattr(call.args[0], "id", ""))
+            for field in row.body if row else ():
+                if isinstance(field, ast.AnnAssign) and isinstance(field.target, ast.Name):
+                    yield ast.Constant(field.target.id, lineno=field.lineno)
+
+
 def _uses(tree: ast.Module, takes_columns: dict[str, dict[str, int]]) -> Iterator[ast.Constant]:
     """Every string constant ``tree`` uses as a column name (see the module's docstring)."""
     for node in ast.walk(tree):
@@ -167,6 +179,7 @@ def _uses(tree: ast.Module, takes_columns: dict[str, dict[str, int]]) -> Iterato
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             if any(isinstance(t, ast.Name) and COLUMN_LIST.search(t.id) for t in targets):
                 yield from _strings(node.value)
+                yield from _row_fields(tree, node.value)
 
 
 def _table_names(trees: list[ast.Module]) -> set[str]:
@@ -223,6 +236,7 @@ def test_a_misspelled_column_fails(tmp_path):
     one.mkdir()
     takers = "def _by(records, key): ...\nclass Table:\n    name: str\n    columns: tuple\n"  # as in views.py
     for line in ('x = row["medain_ms"]', 'x = row.pop("medain_ms")', 'cols = ("model", "medain_ms")',
-                 'x = _by(rows, "medain_ms")', 'x = _by(rows, key="medain_ms")', 't = Table("t", ("medain_ms",))'):
+                 'x = _by(rows, "medain_ms")', 'x = _by(rows, key="medain_ms")', 't = Table("t", ("medain_ms",))',
+                 'class Pick:\n    medain_ms: float\nCOLUMNS = tuple(f.name for f in fields(Pick))'):
         (one / "mod.py").write_text(f"{takers}{line}\n")
         assert set(used_names(one)) - known_names(one) == {"medain_ms"}, line

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,7 +15,8 @@ import pytest
 
 import bench.results as r
 from bench.errors import UserError
-from bench.report.scenarios import cross_machine, scenario_table
+from bench.report import matrix
+from bench.report.scenarios import COLUMNS, SHOWN, ScenarioPick, cross_machine, picks, scenario_table
 from bench.results import store
 from bench.results.uri import Location
 
@@ -212,6 +215,47 @@ def test_two_machines_give_a_table_each_and_a_cross_machine_view():
 def test_cross_machine_of_one_machine_says_there_is_nothing_to_compare():
     cross = cross_machine(scenario_table([case("ort"), case("ov")]))
     assert cross.rows == [] and "one machine" in cross.note
+
+
+# --- the table's rows, typed ------------------------------------------------------------------------------
+
+def test_the_table_rows_are_typed_picks_whose_fields_are_its_columns():
+    """COLUMNS are ScenarioPick's fields, in order (they cannot drift apart), and ``picks`` gives the rows back
+    typed: what the table, its CSV and its frame hold is what its consumers read by attribute."""
+    cases, runs = two_machines()
+    table = scenario_table(cases, runs)
+    assert COLUMNS == tuple(f.name for f in dataclasses.fields(ScenarioPick))
+    got = picks(table)
+    assert [dataclasses.asdict(p) for p in got] == table.records()
+    one = next(p for p in got if p.machine == "arm-box" and p.model == "m" and p.scenario == "realtime, 1 thread")
+    assert (one.pick, one.runner_up, one.verdict, one.margin_pct) == ("ort fp32 t1 b1", "ov fp32 t1 b1", "clear", 100.0)
+    with pytest.raises(AttributeError):
+        one.margin_pc  # noqa: B018 (a misspelling is an error, where a dict's .get read None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        one.verdict = "tie"  # type: ignore[misc]
+
+
+def test_the_consumers_read_the_table_as_picks():
+    """The matrix (the page's, summary.md's and the terminal's answer) and the cross-machine view go through
+    ``picks``: a table that is not the scenario table (a ``select`` of it) is refused in one line, not read as
+    dicts whose missing keys read None."""
+    cases, runs = two_machines()
+    shown = scenario_table(cases, runs).select(SHOWN)
+    for consumer in (lambda t: matrix.matrices(t, cases, runs), cross_machine, picks):
+        with pytest.raises(ValueError, match="not a scenario table"):
+            consumer(shown)
+
+
+def test_mypy_rejects_a_misspelled_pick_attribute(tmp_path):
+    """The point of typed rows: a consumer's misspelled column is caught before it runs (CI runs mypy on bench/)."""
+    snippet = tmp_path / "consumer.py"
+    snippet.write_text("from bench.report.scenarios import picks, scenario_table\n\n"
+                       "print([p.margin_pc for p in picks(scenario_table([]))])\n")
+    run = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "cache"),
+                          "--follow-imports=silent", str(snippet)], capture_output=True, text=True, timeout=300,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert '"ScenarioPick" has no attribute "margin_pc"; maybe "margin_pct"?' in run.stdout
 
 
 # --- accuracy first and memory ----------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.report import scenarios, views
+from bench.report.scenarios import ScenarioPick
 from bench.report.views import Row
 
 # A scenario's column header; a scenario the table gains later is shown under its own name.
@@ -78,12 +79,12 @@ def matrices(table: views.Table, cases: list[Row], runs: list[Row] | None = None
     order of first appearance, machines by name. A machine none of whose rows may be ranked (an emulated run's) has
     none: the table's note says why (:func:`not_ranked`)."""
     by_run = {r.get("run_id"): r for r in runs or ()}
-    records = table.records()
-    columns = _columns(records)
-    picks = {(r["machine"], r["model"], r["scenario"]): r for r in records}
+    made_picks = scenarios.picks(table)
+    columns = _columns(made_picks)
+    picks = {(p.machine, p.model, p.scenario): p for p in made_picks}
     groups = views._group([{**c, "machine": scenarios._machine(c, by_run)} for c in cases], ("machine", "model"))
     if not groups:  # rows made without cases (a table alone): its own machines and models
-        groups = {(r["machine"], r["model"]): [] for r in records}
+        groups = {(p.machine, p.model): [] for p in made_picks}
     titles = _titles(sorted({m for m, _ in groups}, key=str), runs or [])
     made = []
     for machine in sorted(titles, key=lambda m: (titles[m], str(m))):  # by what the reader sees
@@ -153,36 +154,36 @@ def machine_title(run: Row) -> str:
 
 # --- one cell --------------------------------------------------------------------------------------------
 
-def _columns(records: list[Row]) -> tuple[str, ...]:
+def _columns(picks: list[ScenarioPick]) -> tuple[str, ...]:
     """The table's scenarios in its own order, any scenario it has that SCENARIOS does not name after them."""
-    extra = tuple(dict.fromkeys(r["scenario"] for r in records if r["scenario"] not in scenarios.SCENARIOS))
+    extra = tuple(dict.fromkeys(p.scenario for p in picks if p.scenario not in scenarios.SCENARIOS))
     return (*scenarios.SCENARIOS, *extra)
 
 
-def _cell(record: Row | None, scenario: str, group: list[Row], by_run: dict[Any, Row]) -> Cell:
-    if record is None:
+def _cell(pick: ScenarioPick | None, scenario: str, group: list[Row], by_run: dict[Any, Row]) -> Cell:
+    if pick is None:
         return Cell(scenario, empty=_why_empty(scenario, group, by_run))
-    lead = {"tie": "tie", "only one": "only one"}.get(record["verdict"]) or _margin(record)
-    up = " ".join(str(record["runner_up"]).split()[:2]) if record.get("runner_up") else ""  # its runner, precision
-    return Cell(scenario, str(record["runner"]), str(record["precision"]), record["value"], record["unit"], lead, up,
-                _detail(record), record.get("pick_case_key"))
+    lead = {"tie": "tie", "only one": "only one"}.get(pick.verdict) or _margin(pick)
+    up = " ".join(str(pick.runner_up).split()[:2]) if pick.runner_up else ""  # its runner, precision
+    return Cell(scenario, str(pick.runner), str(pick.precision), pick.value, pick.unit, lead, up, _detail(pick),
+                pick.pick_case_key)
 
 
-def _margin(record: Row) -> str:
-    margin = record.get("margin_pct")
+def _margin(pick: ScenarioPick) -> str:
+    margin = pick.margin_pct
     if margin is None:
         return ""
-    if record["scenario"] == "accuracy first":
+    if pick.scenario == "accuracy first":
         return f"+{margin:.2g} pt"  # percentage points of loss
     return f"+{margin:.0f}%" if margin >= 1 else f"+{margin:.1f}%"
 
 
-def _detail(record: Row) -> str:
+def _detail(pick: ScenarioPick) -> str:
     """Threads and batch where the scenario leaves them open (realtime, 1 thread fixes both)."""
-    if record["scenario"] == "realtime, 1 thread":
+    if pick.scenario == "realtime, 1 thread":
         return ""
-    batch = f" b{record['batch']}" if record["batch"] != 1 else ""  # batch 1 unless said
-    return f"t{record['threads']}{batch}"
+    batch = f" b{pick.batch}" if pick.batch != 1 else ""  # batch 1 unless said
+    return f"t{pick.threads}{batch}"
 
 
 def _why_empty(scenario: str, group: list[Row], by_run: dict[Any, Row]) -> str:

@@ -43,7 +43,7 @@ import math
 import statistics
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from bench.report import views
@@ -59,9 +59,37 @@ TIE_WITHIN = {"server at p99 bound": 0.02, "memory-bound edge": 0.02, "cold star
 # ~1e-6 for fp16 and ~1e-4 for bf16, so 1e-6 keeps fp32 apart from the reduced precisions.
 ACCURACY_TIE = {0: 0.001, 1: 1e-6}
 LATENCY_TIE = f"tie when the 95% CIs of the medians overlap or Mann-Whitney p >= {ALPHA} on the raw samples"
-COLUMNS = ("machine", "model", "scenario", "pick", "runner", "precision", "threads", "batch", "value", "unit",
-           "runner_up", "runner_up_value", "margin_pct", "verdict", "p_value", "like_for_like", "rule",
-           "pick_case_key", "runner_up_case_key")
+
+
+@dataclass(frozen=True)
+class ScenarioPick:
+    """One row of the scenario table: a scenario's pick for one model on one machine, its runner-up and the lead.
+
+    The table's columns are these fields, in this order (``COLUMNS``); its consumers read its rows back as picks
+    (:func:`picks`), so a misspelled name is an attribute mypy rejects, not a dict key that reads None."""
+
+    machine: str
+    model: str
+    scenario: str  # one of SCENARIOS
+    pick: str  # the pick in words: "ort fp32 t1 b1 @cuda" (``_label``)
+    runner: str | None  # (None only for a hand-made row without it: bench's rows always name both)
+    precision: str | None
+    threads: int | None
+    batch: int | None
+    value: float | None  # the number the scenario ranks, in ``unit``
+    unit: str
+    runner_up: str | None  # the best row of another runner, in words; None: the only runner
+    runner_up_value: float | None
+    margin_pct: float | None  # how much better the pick is (percentage points for accuracy first)
+    verdict: str  # "clear", "tie" or "only one"
+    p_value: float | None  # the rank test's, where it ran
+    like_for_like: str
+    rule: str
+    pick_case_key: str | None
+    runner_up_case_key: str | None
+
+
+COLUMNS = tuple(f.name for f in fields(ScenarioPick))  # the table's, CSV's and frame's columns: the fields, in order
 # What a reader of the table is shown (the page and summary.md), before the case keys its cells link to
 SHOWN = ("machine", "model", "scenario", "pick", "value", "unit", "runner_up", "runner_up_value", "margin_pct",
          "verdict", "like_for_like")
@@ -125,9 +153,21 @@ def scenario_table(cases: list[Row], runs: list[Row] | None = None, samples: Sam
                                                      key=lambda kv: tuple(str(k) for k in kv[0]))
                for contest in _contests(group)]
     p_values = _rank_tests([d for d in decided if d.open], samples)
-    rows = [_table_row(d, p_values.get(id(d))) for d in decided]
+    rows = [_as_row(_table_row(d, p_values.get(id(d)))) for d in decided]
     notes = _emulated_note(emulated) + software_note(software)
     return views.Table("scenarios", COLUMNS, rows, notes + NOTE)  # first: summaries cut notes
+
+
+def picks(table: views.Table) -> list[ScenarioPick]:
+    """The rows of a scenario table (``scenario_table``'s, not a ``select`` of it) as typed picks."""
+    if table.columns != COLUMNS:
+        raise ValueError(f"not a scenario table: columns {table.columns}, expected {COLUMNS}")
+    return [ScenarioPick(*row) for row in table.rows]
+
+
+def _as_row(pick: ScenarioPick) -> tuple:
+    """The pick as a row of the table, its fields in COLUMNS' order (not ``astuple``: that deep-copies)."""
+    return tuple(getattr(pick, name) for name in COLUMNS)
 
 
 def _emulated(case: Row, by_run: dict[Any, Row]) -> bool:
@@ -156,17 +196,17 @@ def software_note(software: list[Row]) -> str:
 def cross_machine(table: views.Table) -> views.Table:
     """Which runtime and precision wins each model's scenario on each machine: one column per machine, and
     ``same_everywhere`` when every machine has the same pick. Empty (with a note) for one machine."""
-    records = table.records()
-    machines = sorted({r["machine"] for r in records}, key=str)
+    made = picks(table)
+    machines = sorted({p.machine for p in made}, key=str)
     cols = ("model", "scenario", *machines, "same_everywhere")
     if len(machines) < 2:
         return views.Table("cross_machine", cols, [], "one machine: nothing to compare across machines")
-    picks = {(r["model"], r["scenario"], r["machine"]): r for r in records}
-    keys = sorted({(r["model"], r["scenario"]) for r in records}, key=lambda k: (str(k[0]), SCENARIOS.index(k[1])))
+    by_key = {(p.model, p.scenario, p.machine): p for p in made}
+    keys = sorted({(p.model, p.scenario) for p in made}, key=lambda k: (str(k[0]), SCENARIOS.index(k[1])))
     rows = []
     for model, scenario in keys:
-        found = [picks.get((model, scenario, m)) for m in machines]
-        winners = {(r["runner"], r["precision"]) for r in found if r}
+        found = [by_key.get((model, scenario, m)) for m in machines]
+        winners = {(p.runner, p.precision) for p in found if p}
         same = len(winners) == 1 and all(found)
         rows.append((model, scenario, *(_cell(r) for r in found), same))
     return views.Table("cross_machine", cols, rows, "a pick marked (tie) is within noise of another runtime")
@@ -182,15 +222,18 @@ def _decide(machine: str, model: str, contest: Contest) -> Decided:
     return Decided(machine, model, contest, pick, up, margin, contest.tie(pick, up, margin) if up else False)
 
 
-def _table_row(d: Decided, p: float | None) -> tuple:
+def _table_row(d: Decided, p: float | None) -> ScenarioPick:
     """``p``: the rank test's, where it ran (an open latency lead whose rows both have samples)."""
     contest, pick, up = d.contest, d.pick, d.up
     tie = d.tie or (p is not None and p >= ALPHA)
-    verdict = "only one" if up is None else "tie" if tie else "clear"
-    return (d.machine, d.model, contest.scenario, _label(pick), pick.get("runner"), pick.get("precision"),
-            pick.get("threads"), pick.get("batch"), _sig(contest.value(pick)), contest.unit,
-            _label(up) if up else None, _sig(contest.value(up)) if up else None, _sig(d.margin), verdict, _sig(p),
-            _like_for_like(contest, pick, up), contest.rule, pick.get("case_key"), up.get("case_key") if up else None)
+    return ScenarioPick(
+        machine=d.machine, model=d.model, scenario=contest.scenario, pick=_label(pick), runner=pick.get("runner"),
+        precision=pick.get("precision"), threads=pick.get("threads"), batch=pick.get("batch"),
+        value=_sig(contest.value(pick)), unit=contest.unit, runner_up=_label(up) if up else None,
+        runner_up_value=_sig(contest.value(up)) if up else None, margin_pct=_sig(d.margin),
+        verdict="only one" if up is None else "tie" if tie else "clear", p_value=_sig(p),
+        like_for_like=_like_for_like(contest, pick, up), rule=contest.rule, pick_case_key=pick.get("case_key"),
+        runner_up_case_key=up.get("case_key") if up else None)
 
 
 def _like_for_like(contest: Contest, pick: Row, up: Row | None) -> str:
@@ -205,10 +248,10 @@ def _label(case: Row) -> str:
     return f"{views._who(case)} t{case.get('threads')} b{case.get('batch')}{where}"
 
 
-def _cell(record: Row | None) -> str:
-    if record is None:
+def _cell(pick: ScenarioPick | None) -> str:
+    if pick is None:
         return ""
-    return f"{record['runner']} {record['precision']}" + (" (tie)" if record["verdict"] == "tie" else "")
+    return f"{pick.runner} {pick.precision}" + (" (tie)" if pick.verdict == "tie" else "")
 
 
 def _machine(case: Row, by_run: dict[Any, Row]) -> str:
