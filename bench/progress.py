@@ -81,6 +81,7 @@ class Display:
         when its last row arrives. ``runs``: the run's row, as for ``close``. An emulated run's ranks nothing."""
         self.left = Counter(models)
         self.runs = runs
+        self.started_at = time.monotonic()  # the ETA from here: what came before (a release's environment) is done
 
     def recount(self, total: int) -> None:
         """The cases that will execute, after some became unavailable before timing (a release's environment)."""

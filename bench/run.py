@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from bench import envinfo, noise, thermal
-from bench.ahead import AheadConversions, convert_ahead
+from bench.ahead import AheadConversions, Slots, by_model, convert_ahead
 from bench.environments import Environments, prepare, release_of
 from bench.errors import UserError
 from bench.execution.parity import reference_ok, reference_path
@@ -232,16 +232,18 @@ def execute(
     previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGTERM, signal.SIGINT)}
     rows: list[dict[str, Any]] = []
     try:
-        with ForkServer() as server:  # each case still gets a process of its own: see bench.forkserver
+        # each case still gets a process of its own (bench.forkserver); the pass's slots have a server each
+        with ForkServer() as server, Slots(server) as slots:
             planned, environments = prepare(planned, done, registry, display.note)  # the version axis's, untimed
             display.recount(sum(1 for p in planned if not p.skip_status and p.case.key not in done))
             if not env["emulated"]:  # an emulated run ranks nothing (see the end)
                 display.expect([p.case.model.name for p in planned if p.case.key not in done],
                                [{**env, "run_id": run.run_id}])
             ensure_references(planned, server)
-            ahead = (convert_ahead(planned, done, registry, server, display.note) if options.convert_ahead
-                     else AheadConversions({}))
-            rows = _run_cases(planned, results, run, registry, display, done, options, server, ahead, environments)
+            for model in by_model(planned):  # its artifacts made, then its cases timed: its answer comes early
+                ahead = (convert_ahead(model, done, registry, slots, display.note) if options.convert_ahead
+                         else AheadConversions({}))
+                rows += _run_cases(model, results, run, registry, display, done, options, server, ahead, environments)
     except Interrupted:
         _write_run(results, run, env, "interrupted", len(planned), len(finished_keys(results, run.run_id)))
         display.interrupted(run.run_id, str(results))

@@ -14,7 +14,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from bench import envinfo
-from bench.ahead import conversion_jobs
+from bench.ahead import Slots, conversion_jobs, convert_ahead
+from bench.forkserver import ForkServer
 from bench.plan import Overrides, plan
 from bench.registry import Registry
 from bench.results.uri import Location
@@ -44,20 +45,22 @@ def _events(tmp_path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def test_each_artifact_is_made_once_ahead_several_at_a_time_and_nothing_is_timed_meanwhile(fakes, tmp_path):
+def test_each_models_artifacts_are_made_ahead_of_its_cases_and_nothing_is_timed_meanwhile(fakes, tmp_path):
     registry = Registry([ORT, fakes.CONVERTS_SLOWLY])
     planned = _planned(registry, ["converts_slowly"], tmp_path / "cache", models=("tiny_mlp", "tiny_cnn"))
     rows, shown = _run(registry, planned, tmp_path / "results")
 
-    assert "converting 2 artifacts ahead of timing" in shown and "2 made" in shown, shown
+    assert "tiny_mlp: converting 1 artifact ahead of timing" in shown and shown.count(" 1 made") == 2, shown
     events = _events(tmp_path)
     starts = [e for e in events if e["event"] == "convert" and e["phase"] == "start"]
     ends = [e for e in events if e["event"] == "convert" and e["phase"] == "end"]
     prepares = [e for e in events if e["event"] == "prepare"]
-    assert sorted(e["model"] for e in starts) == ["tiny_cnn", "tiny_mlp"]  # once per artifact, not per case
-    assert len(prepares) == 4 and min(e["time"] for e in prepares) > max(e["time"] for e in ends)
-    if envinfo.cpus_allowed() >= 2:  # two at a time: each started before the other ended
-        assert max(e["time"] for e in starts) < min(e["time"] for e in ends)
+    assert [e["model"] for e in starts] == ["tiny_mlp", "tiny_cnn"]  # once per artifact, not per case; plan order
+    assert len(prepares) == 4
+    for start, end in zip(starts, ends, strict=True):  # no case timed while a conversion ran
+        assert not any(start["time"] <= e["time"] <= end["time"] for e in prepares)
+    first, second = ([e["time"] for e in prepares if e["model"] == m] for m in ("tiny_mlp", "tiny_cnn"))
+    assert max(first) < starts[1]["time"] < min(second)  # the first model's cases before the next one converts
     assert {e["pid"] for e in starts}.isdisjoint(e["pid"] for e in prepares)  # workers of their own
     for row in rows:
         assert row["status"] == "ok", row
@@ -66,8 +69,23 @@ def test_each_artifact_is_made_once_ahead_several_at_a_time_and_nothing_is_timed
     assert len(by_model) == 2 and all(r["conversion_ahead_ms"] == by_model[r["model"]] for r in rows)
 
     again, shown = _run(registry, planned, tmp_path / "again")  # the next run: all in the cache, nothing made
-    assert "0 made, 2 already cached" in shown
+    assert shown.count("0 made, 1 already cached") == 2
     assert all(r["conversion_cached"] is True and r.get("conversion_ahead_ms") is None for r in again)
+
+
+def test_the_pass_makes_several_artifacts_at_a_time_each_once(fakes, tmp_path):
+    registry = Registry([ORT, fakes.CONVERTS_SLOWLY])
+    planned = _planned(registry, ["converts_slowly"], tmp_path / "cache", models=("tiny_mlp", "tiny_cnn"))
+    said: list[str] = []
+    with ForkServer() as server, Slots(server, 2) as slots:
+        made = convert_ahead(planned, set(), registry, slots, said.append)
+    assert said[0] == f"tiny_mlp, tiny_cnn: converting 2 artifacts ahead of timing, {len(slots.servers)} at a time"
+    assert [m.status for m in made.made.values()] == ["ok", "ok"] and "2 made" in said[1]
+    starts = [e["time"] for e in _events(tmp_path) if e["event"] == "convert" and e["phase"] == "start"]
+    ends = [e["time"] for e in _events(tmp_path) if e["event"] == "convert" and e["phase"] == "end"]
+    assert len(starts) == 2
+    if len(slots.servers) == 2:  # two slots unless this machine cannot fork workers (then one at a time)
+        assert max(starts) < min(ends)
 
 
 def test_without_the_pass_each_case_converts_in_its_own_worker(fakes, tmp_path):
@@ -145,22 +163,29 @@ def test_real_converters_ahead_mnn_and_ncnn_and_a_refusal_said_by_every_case(tmp
         assert "(cached failure from " in row["error"]
 
 
+# The pass alone, two conversions at once (one per model: a run makes one model's artifacts at a time), with the
+# run's SIGTERM handler
 RUN_HANGING = """
-import io, sys
+import signal, sys
 from pathlib import Path
 import fake_runners
+from bench.ahead import Slots, convert_ahead
+from bench.forkserver import ForkServer
 from bench.plan import Overrides, plan
 from bench.registry import Registry
-from bench.run import Interrupted, RunInfo, execute
+from bench.run import Interrupted
 from bench.runners.onnxruntime import SPEC as ORT
 from bench.suite import Suite, TimingConfig
-from bench.results.uri import Location
 registry = Registry([ORT, fake_runners.CONVERSION_HANGS])
 suite = Suite(name="ahead", models=["tiny_mlp", "tiny_cnn"], runners=["conversion_hangs"], threads=[1],
               timeout_s=300, timing=TimingConfig(warmup_time_s=0.01, min_time_s=0.05, max_time_s=0.3))
 planned = plan(suite, "ahead", Overrides(), registry, Path(sys.argv[1]))
+def stop(signum, frame):
+    raise Interrupted(signum)
+signal.signal(signal.SIGTERM, stop)
 try:
-    execute(planned, Location.resolve(sys.argv[2]), RunInfo.new("ahead", []), registry, stream=io.StringIO())
+    with ForkServer() as server, Slots(server, 2) as slots:
+        convert_ahead(planned, set(), registry, slots, print)
 except Interrupted as exc:
     sys.exit(exc.exit_code)
 """
