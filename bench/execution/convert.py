@@ -2,10 +2,10 @@
 
 Artifacts live in the shared cache under ``artifacts/<runner>/<key>/``, where the key hashes the model's
 sha256, the converter's name and version, and the conversion options. A finished artifact folder holds a
-``MANIFEST.json`` with the sha256 of every file; a folder whose files no longer match is rebuilt. Hashing every
-file again for every case cost a run 25 s (a case per runtime, thread count and precision re-read its artifact),
-so ``VERIFIED.json`` keeps each file's size, mtime, ctime and inode as they were when its hash last matched: while
-they are the same the hash is not recomputed (a write, a copy or a ``touch`` changes the ctime). A conversion
+``MANIFEST.json`` with the sha256 of every file; a folder whose files no longer match is rebuilt. Each case used
+to hash its artifact's files again (MNN fp32 12 ms a case, more for a large model); ``VERIFIED.json`` keeps each
+file's size, mtime, ctime and inode as they were when its hash last matched, and while they are the same the hash
+is not recomputed (a write, a copy or a ``touch`` changes the ctime). A conversion
 the converter refused is recorded beside it, as ``<key>.failed.json``, and the next case of that key is the same
 ``conversion_failed`` row without running the converter again (``bench run --retry-failed`` forgets the records);
 a converter stopped by something other than the model (its deadline, a kill, memory, a full disk) is never
