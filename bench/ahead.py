@@ -17,9 +17,9 @@ and the case converts again in its own worker. Cases share an artifact when they
 reads (``NOT_CONVERTED``); a spec's ``converted_precisions`` leaves out the cases that convert nothing.
 
 Each slot has a fork server of its own (a server forks one worker at a time): the run's, and one more per extra
-slot, kept for the whole run (``Slots``). One whose server fails stops taking conversions: those left are made by
-their cases, as without the pass. Interrupted, the pass kills the workers in flight, process group and all, before
-it lets the interruption through.
+slot, ended after each pass so that nothing of it stays beside a timed case (``Slots``). One whose server fails
+stops taking conversions: those left are made by their cases, as without the pass. Interrupted, the pass kills the
+workers in flight, process group and all, before it lets the interruption through.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def by_model(planned: Sequence[PlannedCase]) -> Iterator[list[PlannedCase]]:
 
 class Slots:
     """Where the pass's conversions run: the run's fork server and one more per extra slot, as many as the run may
-    use CPUs, kept for the whole run (the pass runs once per model)."""
+    use CPUs (the pass runs once per model)."""
 
     def __init__(self, server: ForkServer, count: int | None = None) -> None:
         count = max(1, count or envinfo.cpus_allowed())
@@ -125,7 +125,12 @@ class Slots:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for server in self.servers[1:]:  # the run's own server is the run's to close
+        self.rest()
+
+    def rest(self) -> None:
+        """End the extra slots' servers (the run's own is the run's to close): between passes nothing of the pass's
+        stays beside a timed case; each starts again on its next conversion."""
+        for server in self.servers[1:]:
             server.close()
 
 
@@ -141,7 +146,10 @@ def convert_ahead(
     say(f"{models}: converting {len(jobs)} artifact{'s' * (len(jobs) != 1)} ahead of timing, "
         f"{len(servers)} at a time")
     started = time.monotonic()
-    outcomes = _in_order(jobs, servers[0]) if len(servers) == 1 else _in_parallel(jobs, servers)
+    try:
+        outcomes = _in_order(jobs, servers[0]) if len(servers) == 1 else _in_parallel(jobs, servers)
+    finally:
+        slots.rest()
     made = {artifact_signature(job): _made(outcome) for job, outcome in zip(jobs, outcomes, strict=True)}
     say(_summary(made, time.monotonic() - started))
     return AheadConversions(made)

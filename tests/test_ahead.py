@@ -79,6 +79,7 @@ def test_the_pass_makes_several_artifacts_at_a_time_each_once(fakes, tmp_path):
     said: list[str] = []
     with ForkServer() as server, Slots(server, 2) as slots:
         made = convert_ahead(planned, set(), registry, slots, said.append)
+        assert all(extra.pid is None for extra in slots.servers[1:])  # no server of the pass idles beside a case
     assert said[0] == f"tiny_mlp, tiny_cnn: converting 2 artifacts ahead of timing, {len(slots.servers)} at a time"
     assert [m.status for m in made.made.values()] == ["ok", "ok"] and "2 made" in said[1]
     starts = [e["time"] for e in _events(tmp_path) if e["event"] == "convert" and e["phase"] == "start"]
