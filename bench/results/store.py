@@ -111,15 +111,34 @@ def _local_infos(loc: Location, relative: str) -> list[pafs.FileInfo]:
     infos = []
     for folder, dirs, files in walked:
         links += [f"{folder}/{d}" for d in dirs if os.path.islink(f"{folder}/{d}")]
-        for name in files:
-            info = os.lstat(f"{folder}/{name}")
-            if stat.S_ISLNK(info.st_mode):
-                links.append(f"{folder}/{name}")
-            elif stat.S_ISREG(info.st_mode):
-                infos.append(pafs.FileInfo(f"{folder}/{name}", pafs.FileType.File, size=info.st_size,
-                                           mtime_ns=info.st_mtime_ns))
+        infos += _folder_infos(folder, files, links)
     _name_links(links)
     return infos
+
+
+def _folder_infos(folder: str, names: list[str], links: list[str]) -> list[pafs.FileInfo]:
+    """The regular files among ``names`` in ``folder`` (links appended to ``links``). A file deleted between the
+    folder's listing and its stat was compacted away, and a compaction writes its merged file before it deletes
+    any: the folder is listed again, and the merged file is in it then."""
+    for _ in range(MAX_RELISTS + 1):
+        found, linked = [], []
+        try:
+            for name in names:
+                info = os.lstat(f"{folder}/{name}")
+                if stat.S_ISLNK(info.st_mode):
+                    linked.append(f"{folder}/{name}")
+                elif stat.S_ISREG(info.st_mode):
+                    found.append(pafs.FileInfo(f"{folder}/{name}", pafs.FileType.File, size=info.st_size,
+                                               mtime_ns=info.st_mtime_ns))
+        except FileNotFoundError:
+            try:
+                names = [e.name for e in os.scandir(folder) if not e.is_dir(follow_symlinks=False)]
+            except FileNotFoundError:  # the folder itself is gone: it has no files
+                return []
+            continue
+        links += linked
+        return found
+    raise OSError(f"files under {folder} kept vanishing while it was listed {MAX_RELISTS + 1} times")
 
 
 def _raise(exc: OSError) -> None:
