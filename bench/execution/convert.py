@@ -220,6 +220,17 @@ def run_case_converter(case: Case, module: str, src: Path, folder: Path, *extra:
         return run_converter_with_account(cmd, converter_deadline(case), folder, cwd=Path(work))
 
 
+def cached_by_case_converter(case: Case, conversion: Conversion, module: str, src: Path,
+                             *extra: str) -> tuple[Path, Conversion]:
+    """``cached_artifact`` for ``case``, made (when absent) by bench's converter ``module`` in a subprocess
+    (:func:`run_case_converter`)."""
+
+    def produce(folder: Path) -> None:
+        run_case_converter(case, module, src, folder, *extra)
+
+    return cached_artifact(case, conversion, produce)
+
+
 def excerpt(text: str, count: int = MESSAGE_LINES) -> str:
     """The first lines and the last: converters echo their options first and say what failed last."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]

@@ -19,11 +19,7 @@ from executorch.extension.pybindings import portable_lib
 from executorch.runtime import Runtime
 
 from bench.execution.calibration import CALIBRATION_SAMPLES, calibration_inputs, calibration_sha256
-from bench.execution.convert import (
-    Conversion,
-    cached_artifact,
-    run_case_converter,
-)
+from bench.execution.convert import Conversion, cached_by_case_converter
 from bench.plugin import Runner, Unsupported
 from bench.runners.executorch.lower import INT8_OPTIONS
 from bench.runners.pytorch.conversion import PREPARE
@@ -53,11 +49,9 @@ class ExecuTorchRunner(Runner):
     def convert(self, onnx_path: Path) -> Path:
         """Export and lower in a subprocess with a deadline; the .pte and its lowering facts are cached."""
 
-        def produce(folder: Path) -> None:
-            run_case_converter(self.case, "bench.runners.executorch.lower", onnx_path, folder)
-
         conversion = Conversion("executorch", importlib.metadata.version("executorch"), self._options())
-        folder, self.conversion = cached_artifact(self.case, conversion, produce)
+        folder, self.conversion = cached_by_case_converter(self.case, conversion, "bench.runners.executorch.lower",
+                                                           onnx_path)
         self.lowering = json.loads((folder / "lowering.json").read_text())
         return folder / "model.pte"
 

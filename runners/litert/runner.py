@@ -21,11 +21,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from bench.cache import sha256_file
 from bench.execution.calibration import CALIBRATION_SAMPLES, calibration_inputs, calibration_sha256
-from bench.execution.convert import (
-    Conversion,
-    cached_artifact,
-    run_case_converter,
-)
+from bench.execution.convert import Conversion, cached_by_case_converter
 from bench.execution.graph import graph_io
 from bench.plugin import Runner, Unsupported
 from bench.runners.litert import INT8_OPTIONS, shipped_tflite
@@ -104,11 +100,9 @@ class LiteRTRunner(Runner):
             self.export: dict[str, Any] | None = None
             return path
 
-        def produce(folder: Path) -> None:
-            run_case_converter(self.case, "bench.runners.litert.convert", onnx_path, folder)
-
         conversion = Conversion("litert-torch", importlib.metadata.version("litert-torch"), self._options())
-        folder, self.conversion = cached_artifact(self.case, conversion, produce)
+        folder, self.conversion = cached_by_case_converter(self.case, conversion, "bench.runners.litert.convert",
+                                                           onnx_path)
         self.export = json.loads((folder / "export.json").read_text())
         return folder / "model.tflite"
 

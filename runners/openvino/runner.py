@@ -46,9 +46,8 @@ from bench.execution.calibration import CALIBRATION_SAMPLES, calibration_inputs,
 from bench.execution.convert import (  # noqa: E402
     Conversion,
     ConversionFailed,
-    cached_artifact,
+    cached_by_case_converter,
     first_lines,
-    run_case_converter,
 )
 from bench.plugin import Runner, Unsupported  # noqa: E402
 from bench.runners.openvino.recipe import recipe_for  # noqa: E402
@@ -146,13 +145,10 @@ class OpenVinoRunner(Runner):
                    "openvino": importlib.metadata.version("openvino"),  # the IR is saved at the case's shapes:
                    "static_input_shapes": {s.name: list(s.shape_at(self.case.batch)) for s in self.case.model.inputs}}
 
-        def produce(folder: Path) -> None:
-            # the quantizer's own account (error.json) is the row's reason: the frontend's words, not a traceback
-            run_case_converter(self.case, "bench.runners.openvino.quantize", onnx_path, folder,
-                               recipe.model_type or "default", recipe.preset)
-
         conversion = Conversion("nncf", importlib.metadata.version("nncf"), options)
-        folder, self.conversion = cached_artifact(self.case, conversion, produce)
+        # the quantizer's own account (error.json) is the row's reason: the frontend's words, not a traceback
+        folder, self.conversion = cached_by_case_converter(self.case, conversion, "bench.runners.openvino.quantize",
+                                                           onnx_path, recipe.model_type or "default", recipe.preset)
         return folder / "model.xml"
 
     def load(self, artifact: Path) -> None:
